@@ -1,0 +1,29 @@
+# Onsite: `make run` starts the platform, `make test` runs every test.
+GO ?= go
+BIN := bin/onsite
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
+
+.PHONY: run build test test-short bench lint sim demo clean
+
+run: ## start Onsite (embedded mode unless DATABASE_URL / REDIS_URL are set)
+	$(GO) run ./cmd/onsite serve
+
+build:
+	$(GO) build -o $(BIN) ./cmd/onsite
+
+test: ## every test, on PostgreSQL and SQLite, against real Redis
+	$(GO) test -count=1 -timeout 20m ./...
+
+test-short:
+	$(GO) test -count=1 -short ./...
+
+bench: ## the benchmarks behind docs/benchmarks.md
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./geo ./dispatch
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+clean:
+	rm -rf bin data

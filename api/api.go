@@ -1,0 +1,182 @@
+// Package api serves the ops dashboard's HTTP routes. A handler binds, calls one service method and encodes.
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/onsite/onsite/dispatch"
+	"github.com/onsite/onsite/internal/errs"
+	"github.com/onsite/onsite/internal/httpx"
+	"github.com/onsite/onsite/technicians"
+)
+
+// Handler holds what the ops routes call.
+type Handler struct {
+	techs    *technicians.Service
+	dispatch *dispatch.Service
+}
+
+// New returns the ops handler.
+func New(techs *technicians.Service, d *dispatch.Service) *Handler {
+	return &Handler{techs: techs, dispatch: d}
+}
+
+type newSkill struct {
+	Code string `json:"code"`
+	Name string `json:"name"`
+}
+
+func (h *Handler) createSkill(c echo.Context) error {
+	var in newSkill
+	if err := httpx.Bind(c, &in); err != nil {
+		return err
+	}
+	sk, err := h.techs.CreateSkill(c.Request().Context(), in.Code, in.Name)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, sk)
+}
+
+func (h *Handler) listSkills(c echo.Context) error {
+	skills, err := h.techs.ListSkills(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, httpx.List(skills))
+}
+
+func (h *Handler) createTechnician(c echo.Context) error {
+	var in technicians.NewTechnician
+	if err := httpx.Bind(c, &in); err != nil {
+		return err
+	}
+	t, err := h.techs.Create(c.Request().Context(), in)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, t)
+}
+
+func (h *Handler) listTechnicians(c echo.Context) error {
+	limit, err := httpx.QueryInt(c, "limit", 100, 1, 500)
+	if err != nil {
+		return err
+	}
+	offset, err := httpx.QueryInt(c, "offset", 0, 0, 1_000_000)
+	if err != nil {
+		return err
+	}
+	list, err := h.techs.List(c.Request().Context(), technicians.Filter{
+		DutyStatus: c.QueryParam("status"), Skill: c.QueryParam("skill"), Query: c.QueryParam("q"),
+		Limit: limit, Offset: offset,
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, httpx.List(list))
+}
+
+func (h *Handler) getTechnician(c echo.Context) error {
+	t, err := h.techs.Get(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, t)
+}
+
+type certifyBody struct {
+	CertifiedAt *time.Time `json:"certified_at"`
+	ExpiresAt   *time.Time `json:"expires_at"`
+}
+
+func (h *Handler) certify(c echo.Context) error {
+	var in certifyBody
+	if err := httpx.Bind(c, &in); err != nil {
+		return err
+	}
+	if in.ExpiresAt == nil {
+		return errs.InvalidField("expires_at", "expires_at is required")
+	}
+	cert, err := h.techs.Certify(c.Request().Context(), c.Param("id"), c.Param("skill"), in.CertifiedAt, *in.ExpiresAt)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, cert)
+}
+
+func (h *Handler) revoke(c echo.Context) error {
+	if err := h.techs.Revoke(c.Request().Context(), c.Param("id"), c.Param("skill")); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+type shiftsBody struct {
+	Shifts *[]technicians.ShiftInput `json:"shifts"`
+}
+
+func (h *Handler) setShifts(c echo.Context) error {
+	var in shiftsBody
+	if err := httpx.Bind(c, &in); err != nil {
+		return err
+	}
+	if in.Shifts == nil {
+		return errs.InvalidField("shifts", "shifts is required (an empty list removes every shift)")
+	}
+	t, err := h.techs.SetShifts(c.Request().Context(), c.Param("id"), *in.Shifts)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, t)
+}
+
+type suspendBody struct {
+	Suspended *bool `json:"suspended"`
+}
+
+func (h *Handler) suspend(c echo.Context) error {
+	var in suspendBody
+	if err := httpx.Bind(c, &in); err != nil {
+		return err
+	}
+	if in.Suspended == nil {
+		return errs.InvalidField("suspended", "suspended is required")
+	}
+	t, err := h.techs.Suspend(c.Request().Context(), c.Param("id"), *in.Suspended)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, t)
+}
+
+func (h *Handler) listRequests(c echo.Context) error {
+	states, err := dispatch.ParseStates(c.QueryParam("state"))
+	if err != nil {
+		return err
+	}
+	limit, err := httpx.QueryInt(c, "limit", 100, 1, 500)
+	if err != nil {
+		return err
+	}
+	offset, err := httpx.QueryInt(c, "offset", 0, 0, 1_000_000)
+	if err != nil {
+		return err
+	}
+	list, err := h.dispatch.List(c.Request().Context(), dispatch.ListFilter{States: states, Limit: limit, Offset: offset})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, httpx.List(list))
+}
+
+func (h *Handler) requestEvents(c echo.Context) error {
+	evs, err := h.dispatch.Events(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, httpx.List(evs))
+}

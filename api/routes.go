@@ -1,0 +1,26 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/onsite/onsite/internal/auth"
+	"github.com/onsite/onsite/internal/httpx"
+)
+
+// Routes lists every ops route with the roles allowed to call it.
+func (h *Handler) Routes() []httpx.Route {
+	ops := httpx.Roles(auth.Ops)
+	return []httpx.Route{
+		{Method: http.MethodPost, Path: "/v1/skills", Roles: ops, Handler: h.createSkill},
+		{Method: http.MethodGet, Path: "/v1/skills", Roles: httpx.Roles(auth.Ops, auth.Technician, auth.Customer, auth.Machine), Handler: h.listSkills},
+		{Method: http.MethodPost, Path: "/v1/technicians", Roles: ops, Handler: h.createTechnician},
+		{Method: http.MethodGet, Path: "/v1/technicians", Roles: ops, Handler: h.listTechnicians},
+		{Method: http.MethodGet, Path: "/v1/technicians/:id", Roles: ops, Handler: h.getTechnician},
+		{Method: http.MethodPut, Path: "/v1/technicians/:id/certifications/:skill", Roles: ops, Handler: h.certify},
+		{Method: http.MethodDelete, Path: "/v1/technicians/:id/certifications/:skill", Roles: ops, Handler: h.revoke},
+		{Method: http.MethodPut, Path: "/v1/technicians/:id/shifts", Roles: ops, Handler: h.setShifts},
+		{Method: http.MethodPut, Path: "/v1/technicians/:id/suspension", Roles: ops, Handler: h.suspend},
+		{Method: http.MethodGet, Path: "/v1/requests", Roles: ops, Handler: h.listRequests},
+		{Method: http.MethodGet, Path: "/v1/requests/:id/events", Roles: ops, Handler: h.requestEvents},
+	}
+}

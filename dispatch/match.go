@@ -1,0 +1,194 @@
+package dispatch
+
+import (
+	"cmp"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/onsite/onsite/geo"
+)
+
+// This file is part of the pure core: it imports only the standard library
+// and geo, takes time as a value, and runs the same in the server and the
+// simulator.
+
+// Interval is a working period.
+type Interval struct {
+	Start, End time.Time
+}
+
+// Candidate is what matching knows of a technician.
+type Candidate struct {
+	TechnicianID string
+	Position     geo.Point
+	HasPosition  bool
+	Traveller    geo.Traveller
+	RadiusKm     float64
+	CertifiedAt  time.Time // of the request's skill; zero when not certified
+	CertExpires  time.Time
+	Available    bool // on duty, not busy, not suspended
+	ActiveJobs   int
+	Capacity     int
+	Shifts       []Interval // none means no shift restriction
+	Rating       float64    // 0..5, 0 when unrated
+	IdleSince    time.Time
+	OffersSent   int
+	Accepted     int
+	Excluded     bool // declined or dropped this request, or has an offer for it already
+}
+
+// Job is what matching knows of a request.
+type Job struct {
+	ID       string
+	Skill    string
+	Place    geo.Point
+	Deadline time.Time // the SLA deadline (or window end)
+}
+
+// Ineligibility reasons, returned by Eligible.
+const (
+	ReasonOK            = ""
+	ReasonNoCert        = "no current certification"
+	ReasonUnavailable   = "not available"
+	ReasonAtCapacity    = "at capacity"
+	ReasonOutsideShift  = "outside shift"
+	ReasonOutsideRadius = "outside travel radius"
+	ReasonExcluded      = "declined, dropped or already offered"
+	ReasonNoPosition    = "no known position"
+)
+
+// Eligible applies the hard rules of DESIGN.md; it returns ReasonOK or why not.
+func Eligible(j Job, c Candidate, now time.Time) string {
+	switch {
+	case c.Excluded:
+		return ReasonExcluded
+	case c.CertExpires.IsZero() || now.Before(c.CertifiedAt) || !now.Before(c.CertExpires):
+		return ReasonNoCert
+	case !c.Available:
+		return ReasonUnavailable
+	case c.ActiveJobs >= c.Capacity:
+		return ReasonAtCapacity
+	case !inShift(c.Shifts, now):
+		return ReasonOutsideShift
+	case !c.HasPosition:
+		return ReasonNoPosition
+	case geo.DistanceM(c.Position, j.Place) > c.RadiusKm*1000:
+		return ReasonOutsideRadius
+	}
+	return ReasonOK
+}
+
+func inShift(shifts []Interval, t time.Time) bool {
+	if len(shifts) == 0 {
+		return true
+	}
+	for _, s := range shifts {
+		if !t.Before(s.Start) && t.Before(s.End) {
+			return true
+		}
+	}
+	return false
+}
+
+// Scored is an eligible candidate with its prediction and score parts.
+type Scored struct {
+	Candidate
+	DistanceM    float64
+	ETA          time.Duration
+	Arrival      time.Time
+	OnTimeChance float64 // chance of accepting and arriving before the deadline
+	AcceptRate   float64 // learned, smoothed
+	IdleFor      time.Duration
+}
+
+// etaBucket treats arrivals this close as equal, so that chance of meeting
+// the deadline, rating and idle time can break the tie.
+const etaBucket = 2 * time.Minute
+
+// acceptRate is the technician's smoothed acceptance rate: a newcomer counts
+// as 3 of 4 offers accepted until their own record outweighs it.
+func acceptRate(c Candidate) float64 {
+	return (float64(c.Accepted) + 3) / (float64(c.OffersSent) + 4)
+}
+
+// onTimeChance is the chance a technician accepts and arrives by the
+// deadline: the acceptance rate times a logistic in the slack (σ ≈ 5 min, so
+// arriving exactly at the deadline is an even chance).
+func onTimeChance(rate float64, arrival, deadline time.Time) float64 {
+	if deadline.IsZero() {
+		return rate
+	}
+	slack := deadline.Sub(arrival).Minutes()
+	return rate / (1 + math.Exp(-slack/5))
+}
+
+// Rank keeps the eligible candidates and orders them: predicted arrival first
+// (within 2-minute buckets), then chance of meeting the deadline, rating, and
+// longest idle first. It does not modify cands.
+func Rank(j Job, cands []Candidate, eta geo.ETA, now time.Time) []Scored {
+	out := make([]Scored, 0, len(cands))
+	for _, c := range cands {
+		if Eligible(j, c, now) != ReasonOK {
+			continue
+		}
+		d := eta.Estimate(c.Position, j.Place, c.Traveller)
+		arrival := now.Add(d)
+		rate := acceptRate(c)
+		idle := time.Duration(0)
+		if !c.IdleSince.IsZero() && now.After(c.IdleSince) {
+			idle = now.Sub(c.IdleSince)
+		}
+		out = append(out, Scored{
+			Candidate: c, DistanceM: geo.DistanceM(c.Position, j.Place), ETA: d, Arrival: arrival,
+			OnTimeChance: onTimeChance(rate, arrival, j.Deadline), AcceptRate: rate, IdleFor: idle,
+		})
+	}
+	slices.SortStableFunc(out, compareScored)
+	return out
+}
+
+func compareScored(a, b Scored) int {
+	if c := cmp.Compare(a.ETA/etaBucket, b.ETA/etaBucket); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(b.OnTimeChance, a.OnTimeChance); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(b.Rating, a.Rating); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(b.IdleFor, a.IdleFor); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.TechnicianID, b.TechnicianID)
+}
+
+// AtRisk reports whether even the best candidate misses the deadline (or
+// there is none).
+func AtRisk(j Job, ranked []Scored) bool {
+	if j.Deadline.IsZero() {
+		return false
+	}
+	if len(ranked) == 0 {
+		return true
+	}
+	best := ranked[0].Arrival
+	for _, s := range ranked[1:] {
+		if s.Arrival.Before(best) {
+			best = s.Arrival
+		}
+	}
+	return best.After(j.Deadline)
+}
+
+// ReachKm is how far a search needs to look: no one farther could arrive
+// before the deadline at maxSpeedKmh on roads detour× longer, capped at maxKm.
+// A request already past its deadline searches up to maxKm.
+func ReachKm(j Job, now time.Time, maxSpeedKmh, detour, maxKm float64) float64 {
+	if j.Deadline.IsZero() || !j.Deadline.After(now) {
+		return maxKm
+	}
+	km := j.Deadline.Sub(now).Hours() * maxSpeedKmh / math.Max(detour, 1)
+	return math.Min(km, maxKm)
+}

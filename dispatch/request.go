@@ -1,0 +1,159 @@
+// Package dispatch owns service requests, offers and their audit events: the
+// request state machine, candidate matching and ranking (a pure core in
+// request.go, match.go, strategy.go) and the service that applies them in one
+// transaction each (service.go).
+package dispatch
+
+import (
+	"time"
+
+	"github.com/onsite/onsite/geo"
+	"github.com/onsite/onsite/internal/errs"
+)
+
+// State is where a request is in its lifecycle.
+type State string
+
+// Request states (DESIGN.md "Request lifecycle").
+const (
+	Scheduled   State = "scheduled"
+	Searching   State = "searching"
+	Assigned    State = "assigned"
+	EnRoute     State = "en_route"
+	OnSite      State = "on_site"
+	Completed   State = "completed"
+	Cancelled   State = "cancelled"
+	Unfulfilled State = "unfulfilled"
+)
+
+// States lists every state, for validation of filters.
+var States = []State{Scheduled, Searching, Assigned, EnRoute, OnSite, Completed, Cancelled, Unfulfilled}
+
+// Action is what happens to a request.
+type Action string
+
+// Actions that move a request between states.
+const (
+	StartSearch Action = "start_search" // window start − lead time reached
+	Assign      Action = "assign"       // an offer accepted, or ops assigned by hand
+	Depart      Action = "en_route"     // the technician sets off
+	Arrive      Action = "arrive"       // the technician is on site
+	Complete    Action = "complete"     // the work is done
+	Drop        Action = "drop"         // the technician gives the job back
+	Unassign    Action = "unassign"     // ops takes the job away to re-dispatch it
+	Cancel      Action = "cancel"       // customer or ops
+	GiveUp      Action = "give_up"      // no one found by the give-up time
+	Reopen      Action = "reopen"       // ops searches again for an unfulfilled request
+)
+
+var transitions = map[State]map[Action]State{
+	Scheduled:   {StartSearch: Searching, Cancel: Cancelled, Assign: Assigned},
+	Searching:   {Assign: Assigned, Cancel: Cancelled, GiveUp: Unfulfilled},
+	Assigned:    {Depart: EnRoute, Arrive: OnSite, Drop: Searching, Unassign: Searching, Cancel: Cancelled},
+	EnRoute:     {Arrive: OnSite, Drop: Searching, Unassign: Searching, Cancel: Cancelled},
+	OnSite:      {Complete: Completed},
+	Unfulfilled: {Reopen: Searching, Cancel: Cancelled, Assign: Assigned},
+}
+
+// Next returns the state that action leads to from s, or a conflict error
+// when the action is not allowed there.
+func Next(s State, a Action) (State, error) {
+	if next, ok := transitions[s][a]; ok {
+		return next, nil
+	}
+	return s, errs.ConflictReason("illegal_transition", "cannot %s a request that is %s", actionVerb(a), s)
+}
+
+func actionVerb(a Action) string {
+	switch a {
+	case StartSearch:
+		return "start searching for"
+	case Depart:
+		return "set off to"
+	case Arrive:
+		return "arrive at"
+	case GiveUp:
+		return "give up"
+	}
+	return string(a)
+}
+
+// Live reports whether a technician is bound to a request in state s.
+func (s State) Live() bool { return s == Assigned || s == EnRoute || s == OnSite }
+
+// Open reports whether a request in s may still be served.
+func (s State) Open() bool { return s != Completed && s != Cancelled && s != Unfulfilled }
+
+// Mode is how the customer wants the service.
+type Mode string
+
+// Modes.
+const (
+	ASAP   Mode = "asap"
+	Window Mode = "window"
+)
+
+// Request is a service request ("job" in the technician app).
+type Request struct {
+	ID             string     `json:"id" gorm:"primaryKey"`
+	CustomerID     string     `json:"customer_id"`
+	CreatedBy      string     `json:"created_by"`
+	IdempotencyKey *string    `json:"-"`
+	BodyHash       *string    `json:"-"`
+	SkillCode      string     `json:"skill"`
+	Lat            float64    `json:"lat"`
+	Lng            float64    `json:"lng"`
+	Cell           geo.Cell   `json:"cell"`
+	Address        string     `json:"address"`
+	Notes          string     `json:"notes"`
+	Mode           Mode       `json:"mode"`
+	WindowStart    *time.Time `json:"window_start"`
+	WindowEnd      *time.Time `json:"window_end"`
+	State          State      `json:"state"`
+	SLADeadline    *time.Time `json:"sla_deadline"`
+	GiveUpAt       *time.Time `json:"give_up_at"`
+	AtRisk         bool       `json:"at_risk"`
+	TechnicianID   *string    `json:"technician_id"`
+	EtaAt          *time.Time `json:"eta_at"`
+	Outcome        *string    `json:"outcome"`
+	Visits         int        `json:"visits"`
+	CancelReason   *string    `json:"cancel_reason"`
+	CreatedAt      time.Time  `json:"created_at"`
+	UpdatedAt      time.Time  `json:"updated_at"`
+	SearchingAt    *time.Time `json:"searching_at"`
+	AssignedAt     *time.Time `json:"assigned_at"`
+	EnRouteAt      *time.Time `json:"en_route_at"`
+	OnSiteAt       *time.Time `json:"on_site_at"`
+	CompletedAt    *time.Time `json:"completed_at"`
+	CancelledAt    *time.Time `json:"cancelled_at"`
+	UnfulfilledAt  *time.Time `json:"unfulfilled_at"`
+}
+
+// Place returns where the service is wanted.
+func (r Request) Place() geo.Point { return geo.Point{Lat: r.Lat, Lng: r.Lng} }
+
+// stampColumn is the column that records when a request entered a state.
+var stampColumn = map[State]string{
+	Searching: "searching_at", Assigned: "assigned_at", EnRoute: "en_route_at", OnSite: "on_site_at",
+	Completed: "completed_at", Cancelled: "cancelled_at", Unfulfilled: "unfulfilled_at",
+}
+
+// Event is one append-only audit record of what happened to a request.
+type Event struct {
+	ID        string    `json:"id" gorm:"primaryKey"`
+	RequestID string    `json:"request_id"`
+	Type      string    `json:"type"`
+	ActorRole string    `json:"actor_role"`
+	ActorID   string    `json:"actor_id"`
+	Data      string    `json:"-"`
+	At        time.Time `json:"at"`
+}
+
+// Actor is who caused a change: a role and an id ("system" for Onsite itself).
+type Actor struct {
+	Role string
+	ID   string
+}
+
+// System is Onsite acting on its own (timers, the matcher).
+var System = Actor{Role: "system", ID: "onsite"}

@@ -1,0 +1,72 @@
+package dispatch
+
+import (
+	"testing"
+
+	"github.com/onsite/onsite/internal/errs"
+)
+
+func TestNext(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		from State
+		act  Action
+		want State
+		ok   bool
+	}{
+		{Scheduled, StartSearch, Searching, true},
+		{Searching, Assign, Assigned, true},
+		{Assigned, Depart, EnRoute, true},
+		{EnRoute, Arrive, OnSite, true},
+		{Assigned, Arrive, OnSite, true},
+		{OnSite, Complete, Completed, true},
+		{Assigned, Drop, Searching, true},
+		{EnRoute, Drop, Searching, true},
+		{Searching, GiveUp, Unfulfilled, true},
+		{Unfulfilled, Reopen, Searching, true},
+		{Searching, Cancel, Cancelled, true},
+		{EnRoute, Cancel, Cancelled, true},
+		{OnSite, Cancel, OnSite, false},
+		{Completed, Cancel, Completed, false},
+		{Cancelled, Cancel, Cancelled, false},
+		{Searching, Complete, Searching, false},
+		{Searching, Depart, Searching, false},
+		{Assigned, Assign, Assigned, false},
+		{OnSite, Drop, OnSite, false},
+		{Completed, Reopen, Completed, false},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.from)+"/"+string(tt.act), func(t *testing.T) {
+			got, err := Next(tt.from, tt.act)
+			if tt.ok != (err == nil) || got != tt.want {
+				t.Fatalf("Next(%s, %s) = %s, %v", tt.from, tt.act, got, err)
+			}
+			if err != nil && errs.CodeOf(err) != errs.Conflict {
+				t.Fatalf("error code = %s, want conflict", errs.CodeOf(err))
+			}
+		})
+	}
+}
+
+// FuzzNext checks that no sequence of actions leaves the known states or
+// leaves a final state.
+func FuzzNext(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3, 4})
+	actions := []Action{StartSearch, Assign, Depart, Arrive, Complete, Drop, Unassign, Cancel, GiveUp, Reopen}
+	f.Fuzz(func(t *testing.T, seq []byte) {
+		s := Searching
+		for _, b := range seq {
+			next, err := Next(s, actions[int(b)%len(actions)])
+			if err != nil {
+				if next != s {
+					t.Fatalf("failed transition changed state %s → %s", s, next)
+				}
+				continue
+			}
+			if s == Completed || s == Cancelled {
+				t.Fatalf("left final state %s", s)
+			}
+			s = next
+		}
+	})
+}

@@ -1,0 +1,453 @@
+package dispatch
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/onsite/onsite/geo"
+	"github.com/onsite/onsite/internal/db"
+	"github.com/onsite/onsite/internal/errs"
+	"github.com/onsite/onsite/technicians"
+)
+
+// Config holds the dispatch settings.
+type Config struct {
+	SLA           time.Duration // promise for ASAP requests
+	GiveUp        time.Duration // searching longer than this after creation → unfulfilled
+	WindowLead    time.Duration // windowed requests start searching this long before the window
+	OfferStrategy string        // sequential or wave
+	OfferTimeout  time.Duration
+	WaveSize      int
+	MaxSearchKm   float64
+	ETA           geo.ETA
+}
+
+// Service applies the dispatch rules, one transaction per method.
+type Service struct {
+	db  *db.DB
+	cfg Config
+	now func() time.Time
+}
+
+// NewService returns a Service; now is the clock.
+func NewService(d *db.DB, cfg Config, now func() time.Time) *Service {
+	if cfg.ETA == nil {
+		cfg.ETA = geo.DefaultETA()
+	}
+	return &Service{db: d, cfg: cfg, now: func() time.Time { return db.UTC(now()) }}
+}
+
+// Caller is who asks, for ownership checks: ops sees everything, a customer
+// or machine only requests of its customer, a technician only its jobs.
+type Caller struct {
+	Role    string
+	Subject string
+}
+
+func (c Caller) actor() Actor { return Actor{Role: c.Role, ID: c.Subject} }
+
+// TimeWindow is a time slot the customer chose.
+type TimeWindow struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+}
+
+// NewRequest is what a customer or machine sends to ask for a service.
+type NewRequest struct {
+	Skill   string      `json:"skill"`
+	Lat     *float64    `json:"lat"`
+	Lng     *float64    `json:"lng"`
+	Address string      `json:"address"`
+	Notes   string      `json:"notes"`
+	Window  *TimeWindow `json:"window"`
+}
+
+const maxWindowAhead = 90 * 24 * time.Hour
+
+func (n NewRequest) validate(now time.Time) error {
+	if strings.TrimSpace(n.Skill) == "" {
+		return errs.InvalidField("skill", "skill is required")
+	}
+	if n.Lat == nil {
+		return errs.InvalidField("lat", "lat is required")
+	}
+	if n.Lng == nil {
+		return errs.InvalidField("lng", "lng is required")
+	}
+	if err := geo.Validate(geo.Point{Lat: *n.Lat, Lng: *n.Lng}, "lat", "lng"); err != nil {
+		return err
+	}
+	if len(n.Address) > 500 {
+		return errs.InvalidField("address", "address is longer than 500 characters")
+	}
+	if len(n.Notes) > 2000 {
+		return errs.InvalidField("notes", "notes are longer than 2000 characters")
+	}
+	if w := n.Window; w != nil {
+		switch {
+		case w.Start.IsZero():
+			return errs.InvalidField("window.start", "window.start is required")
+		case w.End.IsZero():
+			return errs.InvalidField("window.end", "window.end is required")
+		case !w.End.After(w.Start):
+			return errs.InvalidField("window.end", "window.end must be after window.start")
+		case !w.End.After(now):
+			return errs.InvalidField("window.end", "window.end must be in the future")
+		case w.Start.After(now.Add(maxWindowAhead)):
+			return errs.InvalidField("window.start", "window.start is more than 90 days ahead")
+		case w.End.Sub(w.Start) > 24*time.Hour:
+			return errs.InvalidField("window.end", "a window lasts at most 24 hours")
+		}
+	}
+	return nil
+}
+
+// Created is the outcome of Create: the request, and whether it is the first
+// result of an earlier call with the same idempotency key.
+type Created struct {
+	Request  Request
+	Replayed bool
+}
+
+// Create stores a new request. With an idempotency key, a retry returns the
+// first request and creates nothing; the same key with a different body is a
+// conflict.
+func (s *Service) Create(ctx context.Context, c Caller, idemKey string, n NewRequest) (Created, error) {
+	now := s.now()
+	if len(idemKey) > 200 {
+		return Created{}, errs.InvalidField("Idempotency-Key", "Idempotency-Key is longer than 200 characters")
+	}
+	if c.Role == "machine" && idemKey == "" {
+		return Created{}, errs.InvalidField("Idempotency-Key", "machine customers must send an Idempotency-Key header")
+	}
+	if err := n.validate(now); err != nil {
+		return Created{}, err
+	}
+	var hash *string
+	var key *string
+	if idemKey != "" {
+		body, _ := json.Marshal(n)
+		sum := sha256.Sum256(body)
+		h := hex.EncodeToString(sum[:])
+		hash, key = &h, &idemKey
+		if prev, ok, err := s.byIdempotencyKey(ctx, c.Subject, idemKey); err != nil {
+			return Created{}, err
+		} else if ok {
+			return replay(prev, h)
+		}
+	}
+	place := geo.Point{Lat: *n.Lat, Lng: *n.Lng}
+	r := Request{
+		ID: db.NewID(), CustomerID: c.Subject, CreatedBy: c.Role, IdempotencyKey: key, BodyHash: hash,
+		SkillCode: n.Skill, Lat: place.Lat, Lng: place.Lng, Cell: geo.CellOf(place, geo.CityResolution),
+		Address: strings.TrimSpace(n.Address), Notes: strings.TrimSpace(n.Notes), CreatedAt: now, UpdatedAt: now,
+	}
+	if n.Window == nil {
+		r.Mode, r.State = ASAP, Searching
+		r.SearchingAt = &now
+		deadline := now.Add(s.cfg.SLA)
+		giveUp := now.Add(s.cfg.GiveUp)
+		r.SLADeadline, r.GiveUpAt = &deadline, &giveUp
+	} else {
+		start, end := db.UTC(n.Window.Start), db.UTC(n.Window.End)
+		r.Mode, r.WindowStart, r.WindowEnd = Window, &start, &end
+		r.SLADeadline, r.GiveUpAt = &end, &end
+		r.State = Scheduled
+		if !start.Add(-s.cfg.WindowLead).After(now) {
+			r.State, r.SearchingAt = Searching, &now
+		}
+	}
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := mustExist(tx, &technicians.Skill{}, "code", n.Skill); err != nil {
+			return errs.InvalidField("skill", "unknown skill %q", n.Skill)
+		}
+		if err := tx.Clauses(clause.OnConflict{DoNothing: true}).
+			Create(&customer{ID: c.Subject, CreatedAt: now}).Error; err != nil {
+			return fmt.Errorf("ensure customer: %w", err)
+		}
+		if err := tx.Create(&r).Error; err != nil {
+			return err
+		}
+		data := map[string]any{"skill": r.SkillCode, "mode": r.Mode, "cell": r.Cell.String()}
+		if err := appendEvent(tx, r.ID, "created", c.actor(), data, now); err != nil {
+			return err
+		}
+		return s.afterStateChange(tx, &r, now)
+	})
+	if db.IsDuplicate(err) && key != nil {
+		// A concurrent retry with the same key won the insert.
+		prev, ok, lookErr := s.byIdempotencyKey(ctx, c.Subject, idemKey)
+		if lookErr == nil && ok {
+			return replay(prev, *hash)
+		}
+	}
+	if err != nil {
+		if _, isDomain := errs.As(err); isDomain {
+			return Created{}, err
+		}
+		return Created{}, fmt.Errorf("create request: %w", err)
+	}
+	return Created{Request: r}, nil
+}
+
+func replay(prev Request, hash string) (Created, error) {
+	if prev.BodyHash == nil || *prev.BodyHash != hash {
+		return Created{}, errs.ConflictReason("idempotency_key_reused", "this Idempotency-Key was already used with a different request body")
+	}
+	return Created{Request: prev, Replayed: true}, nil
+}
+
+func (s *Service) byIdempotencyKey(ctx context.Context, customerID, key string) (Request, bool, error) {
+	var r Request
+	err := s.db.WithContext(ctx).Where("customer_id = ? AND idempotency_key = ?", customerID, key).First(&r).Error
+	if db.IsNotFound(err) {
+		return Request{}, false, nil
+	}
+	if err != nil {
+		return Request{}, false, fmt.Errorf("find request by idempotency key: %w", err)
+	}
+	return r, true, nil
+}
+
+type customer struct {
+	ID        string `gorm:"primaryKey"`
+	CreatedAt time.Time
+}
+
+func (customer) TableName() string { return "customers" }
+
+func mustExist(tx *gorm.DB, model any, column, value string) error {
+	var n int64
+	if err := tx.Model(model).Where(column+" = ?", value).Count(&n).Error; err != nil {
+		return err
+	}
+	if n == 0 {
+		return errs.NotFoundf("%s not found", value)
+	}
+	return nil
+}
+
+// Get returns a request the caller may see.
+func (s *Service) Get(ctx context.Context, c Caller, id string) (Request, error) {
+	r, err := load(s.db.WithContext(ctx), id)
+	if err != nil {
+		return Request{}, err
+	}
+	if !mayRead(c, r) {
+		return Request{}, errs.NotFoundf("request %s not found", id)
+	}
+	return r, nil
+}
+
+func mayRead(c Caller, r Request) bool {
+	switch c.Role {
+	case "ops":
+		return true
+	case "customer", "machine":
+		return r.CustomerID == c.Subject
+	case "technician":
+		return r.TechnicianID != nil && *r.TechnicianID == c.Subject
+	}
+	return false
+}
+
+func load(tx *gorm.DB, id string) (Request, error) {
+	var r Request
+	err := tx.Where("id = ?", id).First(&r).Error
+	if db.IsNotFound(err) {
+		return Request{}, errs.NotFoundf("request %s not found", id)
+	}
+	if err != nil {
+		return Request{}, fmt.Errorf("load request %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// ListFilter narrows List.
+type ListFilter struct {
+	States     []State
+	CustomerID string
+	Limit      int
+	Offset     int
+}
+
+// ParseStates reads a comma-separated list of states.
+func ParseStates(s string) ([]State, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []State
+	for _, part := range strings.Split(s, ",") {
+		st := State(strings.TrimSpace(part))
+		if !slices.Contains(States, st) {
+			return nil, errs.InvalidField("state", "unknown state %q", part)
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// List returns requests, newest first.
+func (s *Service) List(ctx context.Context, f ListFilter) ([]Request, error) {
+	q := s.db.WithContext(ctx).Model(&Request{})
+	if len(f.States) > 0 {
+		q = q.Where("state IN ?", f.States)
+	}
+	if f.CustomerID != "" {
+		q = q.Where("customer_id = ?", f.CustomerID)
+	}
+	limit := f.Limit
+	if limit <= 0 || limit > 500 {
+		limit = 100
+	}
+	out := []Request{}
+	if err := q.Order("created_at DESC, id DESC").Limit(limit).Offset(f.Offset).Find(&out).Error; err != nil {
+		return nil, fmt.Errorf("list requests: %w", err)
+	}
+	return out, nil
+}
+
+// EventView is an event as ops reads it, with its data decoded.
+type EventView struct {
+	Event
+	Data map[string]any `json:"data"`
+}
+
+// Events returns a request's audit trail, oldest first.
+func (s *Service) Events(ctx context.Context, id string) ([]EventView, error) {
+	if _, err := load(s.db.WithContext(ctx), id); err != nil {
+		return nil, err
+	}
+	var evs []Event
+	if err := s.db.WithContext(ctx).Where("request_id = ?", id).Order("id").Find(&evs).Error; err != nil {
+		return nil, fmt.Errorf("list events of %s: %w", id, err)
+	}
+	out := make([]EventView, len(evs))
+	for i, e := range evs {
+		out[i] = EventView{Event: e}
+		_ = json.Unmarshal([]byte(e.Data), &out[i].Data)
+	}
+	return out, nil
+}
+
+// appendEvent writes an audit event inside tx (invariant 4).
+func appendEvent(tx *gorm.DB, requestID, typ string, a Actor, data map[string]any, now time.Time) error {
+	body := "{}"
+	if data != nil {
+		b, err := json.Marshal(data)
+		if err != nil {
+			return fmt.Errorf("encode event: %w", err)
+		}
+		body = string(b)
+	}
+	e := Event{ID: db.NewID(), RequestID: requestID, Type: typ, ActorRole: a.Role, ActorID: a.ID, Data: body, At: now}
+	if err := tx.Create(&e).Error; err != nil {
+		return fmt.Errorf("append %s event: %w", typ, err)
+	}
+	return nil
+}
+
+// transition moves r by action with a conditional update on its current
+// state, so a concurrent change makes this one fail instead of both winning.
+// set holds extra columns to write. It records the event.
+func transition(tx *gorm.DB, r *Request, a Action, actor Actor, set map[string]any, data map[string]any, now time.Time) error {
+	next, err := Next(r.State, a)
+	if err != nil {
+		return err
+	}
+	updates := map[string]any{"state": next, "updated_at": now}
+	if col, ok := stampColumn[next]; ok {
+		updates[col] = now
+	}
+	for k, v := range set {
+		updates[k] = v
+	}
+	res := tx.Model(&Request{}).Where("id = ? AND state = ?", r.ID, r.State).Updates(updates)
+	if res.Error != nil {
+		return fmt.Errorf("move request %s to %s: %w", r.ID, next, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return errs.ConflictReason("changed_concurrently", "request %s changed at the same time; try again", r.ID)
+	}
+	prev := r.State
+	if data == nil {
+		data = map[string]any{}
+	}
+	data["from"] = prev
+	data["to"] = next
+	if err := appendEvent(tx, r.ID, string(next), actor, data, now); err != nil {
+		return err
+	}
+	fresh, err := load(tx, r.ID)
+	if err != nil {
+		return err
+	}
+	*r = fresh
+	return nil
+}
+
+// CancelInput is the body of a cancellation.
+type CancelInput struct {
+	Reason string `json:"reason"`
+}
+
+// Cancel cancels a request before the technician is on site.
+func (s *Service) Cancel(ctx context.Context, c Caller, id string, in CancelInput) (Request, error) {
+	reason := strings.TrimSpace(in.Reason)
+	if reason == "" {
+		return Request{}, errs.InvalidField("reason", "reason is required")
+	}
+	if len(reason) > 500 {
+		return Request{}, errs.InvalidField("reason", "reason is longer than 500 characters")
+	}
+	now := s.now()
+	var out Request
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		r, err := load(tx, id)
+		if err != nil {
+			return err
+		}
+		if !mayRead(c, r) || c.Role == "technician" {
+			return errs.NotFoundf("request %s not found", id)
+		}
+		techID := r.TechnicianID
+		if err := transition(tx, &r, Cancel, c.actor(), map[string]any{"cancel_reason": reason}, map[string]any{"reason": reason}, now); err != nil {
+			return err
+		}
+		if err := s.withdrawPending(tx, r.ID, "request cancelled", now); err != nil {
+			return err
+		}
+		if techID != nil {
+			if err := endAssignment(tx, r.ID, *techID, "cancelled", now); err != nil {
+				return err
+			}
+		}
+		if err := s.afterStateChange(tx, &r, now); err != nil {
+			return err
+		}
+		out = r
+		return nil
+	})
+	if err != nil {
+		return Request{}, wrap("cancel request "+id, err)
+	}
+	return out, nil
+}
+
+// wrap adds context to unexpected errors and leaves domain errors as they are
+// (they are already meant for the client).
+func wrap(what string, err error) error {
+	if _, ok := errs.As(err); ok {
+		return err
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}

@@ -1,0 +1,184 @@
+// Package geo owns points, H3 cells, rings around a cell, distances and the
+// travel-time model. It imports no domain package.
+package geo
+
+import (
+	"math"
+
+	"github.com/uber/h3-go/v4"
+
+	"github.com/onsite/onsite/internal/errs"
+)
+
+// Resolutions used by Onsite: 8 (edge ≈ 0.46 km) for cities, 7 (edge ≈ 1.2 km)
+// for wide rural searches.
+const (
+	CityResolution  = 8
+	RuralResolution = 7
+)
+
+const earthRadiusM = 6371008.8
+
+// Point is a WGS84 position in degrees.
+type Point struct {
+	Lat float64 `json:"lat"`
+	Lng float64 `json:"lng"`
+}
+
+// Cell is an H3 cell index.
+type Cell int64
+
+// Validate checks that p is a real position; the error names latField or
+// lngField.
+func Validate(p Point, latField, lngField string) error {
+	if math.IsNaN(p.Lat) || math.IsInf(p.Lat, 0) || p.Lat < -90 || p.Lat > 90 {
+		return errs.InvalidField(latField, "latitude must be a number from -90 to 90")
+	}
+	if math.IsNaN(p.Lng) || math.IsInf(p.Lng, 0) || p.Lng < -180 || p.Lng > 180 {
+		return errs.InvalidField(lngField, "longitude must be a number from -180 to 180")
+	}
+	return nil
+}
+
+// CellOf returns the H3 cell that holds p at the given resolution. p must be
+// valid (see Validate).
+func CellOf(p Point, resolution int) Cell {
+	c, err := h3.LatLngToCell(h3.NewLatLng(p.Lat, p.Lng), resolution)
+	if err != nil {
+		// Only an invalid resolution or a non-finite point fails, both
+		// programming errors once Validate has passed.
+		panic("geo: cell of " + err.Error())
+	}
+	return Cell(c)
+}
+
+// Center returns the centre of a cell.
+func (c Cell) Center() Point {
+	ll, err := h3.CellToLatLng(h3.Cell(c))
+	if err != nil {
+		return Point{}
+	}
+	return Point{Lat: ll.Lat, Lng: ll.Lng}
+}
+
+// String is the usual hexadecimal form of the cell.
+func (c Cell) String() string { return h3.Cell(c).String() }
+
+// ParseCell reads the hexadecimal form of a cell.
+func ParseCell(s string) (Cell, bool) {
+	c := h3.CellFromString(s)
+	return Cell(c), c.IsValid()
+}
+
+// Boundary returns the corners of the cell.
+func (c Cell) Boundary() []Point {
+	b, err := h3.CellToBoundary(h3.Cell(c))
+	if err != nil {
+		return nil
+	}
+	out := make([]Point, len(b))
+	for i, ll := range b {
+		out[i] = Point{Lat: ll.Lat, Lng: ll.Lng}
+	}
+	return out
+}
+
+// Ring returns the cells exactly k steps from c (k = 0 is c itself).
+func Ring(c Cell, k int) []Cell {
+	if k == 0 {
+		return []Cell{c}
+	}
+	cells, err := h3.GridRing(h3.Cell(c), k)
+	if err != nil {
+		// Near a pentagon the fast ring fails; the disk difference does not.
+		cells = ringByDisks(h3.Cell(c), k)
+	}
+	out := make([]Cell, 0, len(cells))
+	for _, x := range cells {
+		if x != 0 {
+			out = append(out, Cell(x))
+		}
+	}
+	return out
+}
+
+func ringByDisks(c h3.Cell, k int) []h3.Cell {
+	dists, err := h3.GridDiskDistances(c, k)
+	if err != nil || len(dists) <= k {
+		return nil
+	}
+	return dists[k]
+}
+
+// Disk returns every cell within k steps of c.
+func Disk(c Cell, k int) []Cell {
+	cells, err := h3.GridDisk(h3.Cell(c), k)
+	if err != nil {
+		return nil
+	}
+	out := make([]Cell, 0, len(cells))
+	for _, x := range cells {
+		if x != 0 {
+			out = append(out, Cell(x))
+		}
+	}
+	return out
+}
+
+// centerSpacingKm is the mean distance between neighbouring cell centres.
+var centerSpacingKm = map[int]float64{6: 6.4, 7: 2.44, 8: 0.92, 9: 0.35, 10: 0.13}
+
+// RingMinDistanceKm is a lower bound on the distance from any point in the
+// centre cell to any point in ring k at the resolution: everything in ring k
+// is at least this far away. It lets a search stop widening.
+func RingMinDistanceKm(resolution, k int) float64 {
+	if k <= 1 {
+		return 0
+	}
+	// Ring k's cells have centres about k·spacing away at the closest (flat
+	// side), and each cell reaches spacing/√3 from its centre. Take a margin.
+	s := centerSpacingKm[resolution]
+	d := (float64(k)*math.Sqrt(3)/2 - 2/math.Sqrt(3)) * s * 0.9
+	return math.Max(0, d)
+}
+
+// MaxRing is the smallest k beyond which every ring is farther than km.
+func MaxRing(resolution int, km float64) int {
+	k := 1
+	for RingMinDistanceKm(resolution, k+1) <= km {
+		k++
+	}
+	return k
+}
+
+// DistanceM is the great-circle distance between a and b in metres.
+func DistanceM(a, b Point) float64 {
+	const rad = math.Pi / 180
+	lat1, lat2 := a.Lat*rad, b.Lat*rad
+	dLat := lat2 - lat1
+	dLng := (b.Lng - a.Lng) * rad
+	h := math.Sin(dLat/2)*math.Sin(dLat/2) + math.Cos(lat1)*math.Cos(lat2)*math.Sin(dLng/2)*math.Sin(dLng/2)
+	return 2 * earthRadiusM * math.Asin(math.Min(1, math.Sqrt(h)))
+}
+
+// Offset returns the point dx metres east and dy metres north of p; handy for
+// placing things in tests and the simulator.
+func Offset(p Point, dxM, dyM float64) Point {
+	const rad = math.Pi / 180
+	lat := p.Lat + dyM/earthRadiusM/rad
+	lng := p.Lng + dxM/(earthRadiusM*math.Cos(p.Lat*rad))/rad
+	return Point{Lat: lat, Lng: lng}
+}
+
+// MarshalText writes the cell in its hexadecimal form.
+func (c Cell) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
+
+// UnmarshalText reads the hexadecimal form of a cell.
+func (c *Cell) UnmarshalText(b []byte) error {
+	x, ok := ParseCell(string(b))
+	if !ok {
+		return errs.InvalidField("cell", "not a valid H3 cell: %q", string(b))
+	}
+	*c = x
+	return nil
+}

@@ -1,0 +1,129 @@
+package geo
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/onsite/onsite/internal/errs"
+)
+
+var zurich = Point{Lat: 47.3769, Lng: 8.5417}
+
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		p         Point
+		wantField string
+	}{
+		{"zurich", zurich, ""},
+		{"poles and antimeridian", Point{90, -180}, ""},
+		{"lat too big", Point{90.0001, 0}, "lat"},
+		{"lat too small", Point{-91, 0}, "lat"},
+		{"lng too big", Point{0, 180.5}, "lng"},
+		{"lat NaN", Point{math.NaN(), 0}, "lat"},
+		{"lng NaN", Point{0, math.NaN()}, "lng"},
+		{"lng Inf", Point{0, math.Inf(1)}, "lng"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := Validate(tt.p, "lat", "lng")
+			if tt.wantField == "" {
+				if err != nil {
+					t.Fatalf("unexpected error %v", err)
+				}
+				return
+			}
+			e, ok := errs.As(err)
+			if !ok || e.Code != errs.Invalid || e.Field != tt.wantField {
+				t.Fatalf("err = %v, want invalid on %s", err, tt.wantField)
+			}
+		})
+	}
+}
+
+func TestDistance(t *testing.T) {
+	t.Parallel()
+	bern := Point{Lat: 46.9480, Lng: 7.4474}
+	d := DistanceM(zurich, bern) / 1000
+	if d < 94 || d > 96 {
+		t.Fatalf("Zurich–Bern = %.1f km, want about 95", d)
+	}
+	p := Offset(zurich, 3000, 4000)
+	if d := DistanceM(zurich, p); math.Abs(d-5000) > 5 {
+		t.Fatalf("offset distance = %.1f m, want 5000", d)
+	}
+}
+
+func TestCellsAndRings(t *testing.T) {
+	t.Parallel()
+	c := CellOf(zurich, CityResolution)
+	if got, ok := ParseCell(c.String()); !ok || got != c {
+		t.Fatalf("parse(%s) = %v %v", c, got, ok)
+	}
+	seen := map[Cell]bool{}
+	for k := 0; k <= 3; k++ {
+		for _, x := range Ring(c, k) {
+			if seen[x] {
+				t.Fatalf("cell %s in two rings", x)
+			}
+			seen[x] = true
+		}
+	}
+	if len(seen) != len(Disk(c, 3)) || len(seen) != 37 {
+		t.Fatalf("rings 0..3 hold %d cells, disk %d, want 37", len(seen), len(Disk(c, 3)))
+	}
+}
+
+// TestRingMinDistanceIsALowerBound places points at many distances and checks
+// that the ring they fall in never claims to be farther than they are.
+func TestRingMinDistanceIsALowerBound(t *testing.T) {
+	t.Parallel()
+	for _, res := range []int{CityResolution, RuralResolution} {
+		origin := CellOf(zurich, res)
+		ringOf := map[Cell]int{}
+		for k := 0; k <= 40; k++ {
+			for _, x := range Ring(origin, k) {
+				ringOf[x] = k
+			}
+		}
+		for dx := -20000.0; dx <= 20000; dx += 370 {
+			for dy := -20000.0; dy <= 20000; dy += 410 {
+				p := Offset(zurich, dx, dy)
+				k, ok := ringOf[CellOf(p, res)]
+				if !ok {
+					continue
+				}
+				// any point of the origin cell, not only its centre: use zurich
+				if d := DistanceM(zurich, p) / 1000; RingMinDistanceKm(res, k) > d {
+					t.Fatalf("res %d ring %d: point %.2f km away but bound says %.2f", res, k, d, RingMinDistanceKm(res, k))
+				}
+			}
+		}
+	}
+}
+
+func TestStraightLineETA(t *testing.T) {
+	t.Parallel()
+	eta := DefaultETA()
+	to := Offset(zurich, 10000, 0) // 10 km east
+	tests := []struct {
+		name string
+		tr   Traveller
+		want time.Duration
+	}{
+		{"car default speed", Traveller{Mode: "car"}, 30 * time.Minute},            // 12.5 km at 25 km/h
+		{"own speed wins", Traveller{Mode: "car", SpeedKmh: 50}, 15 * time.Minute}, // 12.5 km at 50 km/h
+		{"bike", Traveller{Mode: "bike"}, 50 * time.Minute},                        // 12.5 km at 15 km/h
+		{"unknown mode falls back", Traveller{Mode: "boat"}, 30 * time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := eta.Estimate(zurich, to, tt.tr)
+			if diff := got - tt.want; diff < -10*time.Second || diff > 10*time.Second {
+				t.Fatalf("eta = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

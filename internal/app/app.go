@@ -1,0 +1,295 @@
+// Package app assembles Onsite: configuration → database → migrations →
+// Redis → services → HTTP. It is the one package that knows every other.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/onsite/onsite/api"
+	"github.com/onsite/onsite/dispatch"
+	"github.com/onsite/onsite/docs"
+	"github.com/onsite/onsite/internal/auth"
+	"github.com/onsite/onsite/internal/config"
+	"github.com/onsite/onsite/internal/db"
+	"github.com/onsite/onsite/internal/errs"
+	"github.com/onsite/onsite/internal/httpx"
+	mobileapi "github.com/onsite/onsite/mobile-api"
+	"github.com/onsite/onsite/technicians"
+)
+
+// App is a running Onsite node's parts.
+type App struct {
+	Config      config.Config
+	Log         *slog.Logger
+	DB          *db.DB
+	Redis       *redis.Client
+	RedisOpt    *redis.Options
+	Issuer      *auth.Issuer
+	Technicians *technicians.Service
+	Dispatch    *dispatch.Service
+	Echo        *echo.Echo
+	Routes      []httpx.Route
+
+	mini     *miniredis.Miniredis
+	registry *prometheus.Registry
+	bg       sync.WaitGroup
+	stopBG   context.CancelFunc
+}
+
+// Clock is time.Now in production.
+type Clock func() time.Time
+
+// New opens the stores, applies migrations and builds the HTTP server.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock) (_ *App, err error) {
+	a := &App{Config: cfg, Log: log, registry: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+	if cfg.Embedded() || cfg.EmbeddedRedis() {
+		log.Warn("embedded single-node mode: fine for trying Onsite on one machine, not for production",
+			"sqlite", cfg.Embedded(), "embedded_redis", cfg.EmbeddedRedis(), "data_dir", cfg.DataDir)
+	}
+	if a.DB, err = OpenDB(ctx, cfg); err != nil {
+		return nil, err
+	}
+	if err = db.Migrate(ctx, a.DB, log); err != nil {
+		return nil, err
+	}
+	bgCtx, stop := context.WithCancel(context.Background())
+	a.stopBG = stop
+	if err = a.openRedis(bgCtx); err != nil {
+		return nil, err
+	}
+	secret, err := JWTSecret(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.Issuer = auth.NewIssuer(secret)
+	a.Technicians = technicians.NewService(a.DB, now)
+	a.Dispatch = dispatch.NewService(a.DB, dispatch.Config{
+		SLA: cfg.SLA, GiveUp: cfg.GiveUp, WindowLead: cfg.WindowLead, OfferStrategy: cfg.OfferStrategy,
+		OfferTimeout: cfg.OfferTimeout, WaveSize: cfg.WaveSize, MaxSearchKm: cfg.MaxSearchKm,
+	}, now)
+	a.Routes = append(api.New(a.Technicians, a.Dispatch).Routes(), mobileapi.New(a.Technicians, a.Dispatch).Routes()...)
+	a.Echo = a.buildEcho()
+	return a, nil
+}
+
+// OpenDB opens PostgreSQL or, with no DATABASE_URL, the embedded SQLite file.
+func OpenDB(ctx context.Context, cfg config.Config) (*db.DB, error) {
+	if cfg.Embedded() {
+		return db.OpenSQLite(ctx, cfg.SQLitePath())
+	}
+	return db.OpenPostgres(ctx, cfg.DatabaseURL)
+}
+
+// JWTSecret returns the configured key or, in embedded mode, the one kept
+// under the data directory.
+func JWTSecret(cfg config.Config) ([]byte, error) {
+	if cfg.JWTSecret != "" {
+		return []byte(cfg.JWTSecret), nil
+	}
+	if !cfg.Embedded() {
+		return nil, errors.New("config: ONSITE_JWT_SECRET is required when DATABASE_URL is set")
+	}
+	return auth.LoadOrCreateSecret(cfg.DataDir)
+}
+
+func (a *App) openRedis(ctx context.Context) error {
+	if a.Config.EmbeddedRedis() {
+		m := miniredis.NewMiniRedis()
+		if err := m.StartAddr("127.0.0.1:0"); err != nil {
+			return fmt.Errorf("start embedded redis: %w", err)
+		}
+		a.mini = m
+		a.RedisOpt = &redis.Options{Addr: m.Addr()}
+		// miniredis expires keys only when told time has passed.
+		a.bg.Add(1)
+		go func() {
+			defer a.bg.Done()
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			last := time.Now()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case now := <-t.C:
+					m.FastForward(now.Sub(last))
+					last = now
+				}
+			}
+		}()
+		a.Log.Info("embedded redis-compatible server started", "addr", m.Addr())
+	} else {
+		opt, err := redis.ParseURL(a.Config.RedisURL)
+		if err != nil {
+			return fmt.Errorf("config: REDIS_URL: %w", err)
+		}
+		a.RedisOpt = opt
+	}
+	a.Redis = redis.NewClient(a.RedisOpt)
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := a.Redis.Ping(pingCtx).Err(); err != nil {
+		return fmt.Errorf("redis at %s: %w", a.RedisOpt.Addr, err)
+	}
+	return nil
+}
+
+func (a *App) buildEcho() *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = httpx.ErrorHandler(a.Log)
+	m := newHTTPMetrics(a.registry)
+	e.Use(middleware.RequestID())
+	e.Use(a.logRequests)
+	e.Use(m.middleware)
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			a.Log.Error("panic", "err", err, "stack", string(stack), "request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+			return errs.E(errs.Internal, "panic")
+		},
+	}))
+	e.Use(middleware.BodyLimit(fmt.Sprintf("%dB", a.Config.BodyLimit)))
+
+	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
+	e.GET("/readyz", a.ready)
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{})))
+	e.GET("/openapi.yaml", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", docs.OpenAPI) })
+	httpx.Register(e, a.Issuer, a.Routes)
+	return e
+}
+
+func (a *App) ready(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	checks := map[string]string{"database": "ok", "redis": "ok"}
+	ok := true
+	if err := a.DB.Ping(ctx); err != nil {
+		checks["database"], ok = err.Error(), false
+	}
+	if err := a.Redis.Ping(ctx).Err(); err != nil {
+		checks["redis"], ok = err.Error(), false
+	}
+	if !ok {
+		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "checks": checks})
+	}
+	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "checks": checks})
+}
+
+func (a *App) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		status := c.Response().Status
+		level := slog.LevelInfo
+		if status >= 500 {
+			level = slog.LevelError
+		}
+		a.Log.Log(c.Request().Context(), level, "http",
+			"method", c.Request().Method, "path", c.Request().URL.Path, "route", c.Path(), "status", status,
+			"took", time.Since(start), "request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+		return nil
+	}
+}
+
+type httpMetrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+func newHTTPMetrics(reg *prometheus.Registry) *httpMetrics {
+	m := &httpMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "onsite_http_requests_total", Help: "HTTP requests by route and status.",
+		}, []string{"method", "route", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "onsite_http_request_duration_seconds", Help: "HTTP request latency by route.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"method", "route"}),
+	}
+	reg.MustRegister(m.requests, m.latency, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *httpMetrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		route := c.Path()
+		if route == "" {
+			route = "unmatched"
+		}
+		m.requests.WithLabelValues(c.Request().Method, route, fmt.Sprint(c.Response().Status)).Inc()
+		m.latency.WithLabelValues(c.Request().Method, route).Observe(time.Since(start).Seconds())
+		return nil
+	}
+}
+
+// Serve answers HTTP on ln until ctx ends, then shuts down gracefully.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           a.Echo,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second, // streams lift it per response
+		IdleTimeout:       120 * time.Second,
+	}
+	errCh := make(chan error, 1)
+	go func() { errCh <- srv.Serve(ln) }()
+	select {
+	case err := <-errCh:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	if err := <-errCh; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http server: %w", err)
+	}
+	return nil
+}
+
+// Close stops background work and closes the stores.
+func (a *App) Close() {
+	if a.stopBG != nil {
+		a.stopBG()
+	}
+	a.bg.Wait()
+	if a.Redis != nil {
+		_ = a.Redis.Close()
+	}
+	if a.mini != nil {
+		a.mini.Close()
+	}
+	if a.DB != nil {
+		_ = a.DB.Close()
+	}
+}

@@ -1,0 +1,231 @@
+// Package config is the only reader of the environment. Load turns a list of
+// KEY=value strings into a Config or an error that names the variable.
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting Onsite reads at start.
+type Config struct {
+	Addr        string // ONSITE_ADDR: listen address
+	DataDir     string // ONSITE_DATA_DIR: SQLite file and generated secrets in embedded mode
+	DatabaseURL string // DATABASE_URL: postgres://… ; empty means the embedded SQLite file
+	RedisURL    string // REDIS_URL: redis://… ; empty means the embedded Redis-compatible server
+	JWTSecret   string // ONSITE_JWT_SECRET: HS256 key; generated under DataDir when empty in embedded mode
+	LogLevel    slog.Level
+	LogFormat   string // text or json
+	BodyLimit   int64  // ONSITE_BODY_LIMIT: bytes
+	PublicURL   string // ONSITE_PUBLIC_URL: how clients reach this service (links, callbacks)
+
+	SLA           time.Duration // ONSITE_SLA: promise for ASAP requests (60m)
+	GiveUp        time.Duration // ONSITE_GIVE_UP: after creation, a still-searching request becomes unfulfilled (default = SLA)
+	WindowLead    time.Duration // ONSITE_WINDOW_LEAD: a windowed request starts searching this long before its window
+	OfferStrategy string        // ONSITE_OFFER_STRATEGY: sequential or wave
+	OfferTimeout  time.Duration // ONSITE_OFFER_TIMEOUT: how long an offer stays open
+	WaveSize      int           // ONSITE_WAVE_SIZE: offers sent at once by the wave strategy
+	MaxSearchKm   float64       // ONSITE_MAX_SEARCH_KM: the widest candidate search
+}
+
+// Embedded reports whether Onsite runs in the single-node embedded mode for
+// the database (SQLite file).
+func (c Config) Embedded() bool { return c.DatabaseURL == "" }
+
+// EmbeddedRedis reports whether the in-process Redis-compatible server is used.
+func (c Config) EmbeddedRedis() bool { return c.RedisURL == "" }
+
+// SQLitePath is the database file used in embedded mode.
+func (c Config) SQLitePath() string { return filepath.Join(c.DataDir, "onsite.db") }
+
+type setting struct {
+	name  string
+	help  string
+	apply func(c *Config, v string) error
+}
+
+// settings lists every variable Onsite reads; Load rejects any other ONSITE_*.
+var settings = []setting{
+	{"ONSITE_ADDR", "listen address host:port", func(c *Config, v string) error {
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			return fmt.Errorf("want host:port: %w", err)
+		}
+		c.Addr = v
+		return nil
+	}},
+	{"ONSITE_DATA_DIR", "directory for the embedded database and secrets", func(c *Config, v string) error {
+		c.DataDir = v
+		return nil
+	}},
+	{"DATABASE_URL", "postgres://… (empty: embedded SQLite)", func(c *Config, v string) error {
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			return fmt.Errorf("want a postgres:// URL")
+		}
+		c.DatabaseURL = v
+		return nil
+	}},
+	{"REDIS_URL", "redis://… (empty: embedded)", func(c *Config, v string) error {
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+			return fmt.Errorf("want a redis://host:port/db URL")
+		}
+		c.RedisURL = v
+		return nil
+	}},
+	{"ONSITE_JWT_SECRET", "HS256 signing key, at least 32 bytes", func(c *Config, v string) error {
+		if len(v) < 32 {
+			return fmt.Errorf("must be at least 32 bytes long")
+		}
+		c.JWTSecret = v
+		return nil
+	}},
+	{"ONSITE_LOG_LEVEL", "debug, info, warn or error", func(c *Config, v string) error {
+		return c.LogLevel.UnmarshalText([]byte(v))
+	}},
+	{"ONSITE_LOG_FORMAT", "text or json", func(c *Config, v string) error {
+		if v != "text" && v != "json" {
+			return fmt.Errorf("want text or json")
+		}
+		c.LogFormat = v
+		return nil
+	}},
+	{"ONSITE_BODY_LIMIT", "largest request body in bytes", func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1024 {
+			return fmt.Errorf("want a number of bytes >= 1024")
+		}
+		c.BodyLimit = n
+		return nil
+	}},
+	{"ONSITE_PUBLIC_URL", "public base URL for links and callbacks", func(c *Config, v string) error {
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("want an http(s):// URL")
+		}
+		c.PublicURL = strings.TrimRight(v, "/")
+		return nil
+	}},
+	{"ONSITE_SLA", "time promised for ASAP requests", durationSetting(func(c *Config) *time.Duration { return &c.SLA })},
+	{"ONSITE_GIVE_UP", "searching longer than this after creation makes a request unfulfilled", durationSetting(func(c *Config) *time.Duration { return &c.GiveUp })},
+	{"ONSITE_WINDOW_LEAD", "a windowed request starts searching this long before its window", durationSetting(func(c *Config) *time.Duration { return &c.WindowLead })},
+	{"ONSITE_OFFER_TIMEOUT", "how long an offer stays open", durationSetting(func(c *Config) *time.Duration { return &c.OfferTimeout })},
+	{"ONSITE_OFFER_STRATEGY", "sequential or wave", func(c *Config, v string) error {
+		if v != "sequential" && v != "wave" {
+			return fmt.Errorf("want sequential or wave")
+		}
+		c.OfferStrategy = v
+		return nil
+	}},
+	{"ONSITE_WAVE_SIZE", "offers sent at once by the wave strategy", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 50 {
+			return fmt.Errorf("want a whole number from 1 to 50")
+		}
+		c.WaveSize = n
+		return nil
+	}},
+	{"ONSITE_MAX_SEARCH_KM", "widest candidate search radius in km", func(c *Config, v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(f > 0 && f <= 500) {
+			return fmt.Errorf("want a number of km in (0, 500]")
+		}
+		c.MaxSearchKm = f
+		return nil
+	}},
+}
+
+func durationSetting(field func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("want a positive duration such as 30s or 60m")
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+// Default is the configuration with nothing set.
+func Default() Config {
+	return Config{
+		Addr:          "127.0.0.1:8080",
+		DataDir:       "data",
+		LogLevel:      slog.LevelInfo,
+		LogFormat:     "text",
+		BodyLimit:     1 << 20,
+		SLA:           60 * time.Minute,
+		WindowLead:    45 * time.Minute,
+		OfferStrategy: "wave",
+		OfferTimeout:  30 * time.Second,
+		WaveSize:      3,
+		MaxSearchKm:   40,
+	}
+}
+
+// Load reads the settings from environ (KEY=value strings, as os.Environ
+// returns). A malformed value or an unknown ONSITE_* variable is an error
+// naming it.
+func Load(environ []string) (Config, error) {
+	c := Default()
+	known := make(map[string]setting, len(settings))
+	for _, s := range settings {
+		known[s.name] = s
+	}
+	var unknown []string
+	for _, kv := range environ {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			continue
+		}
+		s, isKnown := known[k]
+		if !isKnown {
+			if strings.HasPrefix(k, "ONSITE_") {
+				unknown = append(unknown, k)
+			}
+			continue
+		}
+		if v == "" {
+			continue
+		}
+		if err := s.apply(&c, v); err != nil {
+			return Config{}, fmt.Errorf("config: %s=%q: %v", k, v, err)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return Config{}, fmt.Errorf("config: unknown setting %s (known: %s)", strings.Join(unknown, ", "), strings.Join(Names(), ", "))
+	}
+	if c.GiveUp == 0 {
+		c.GiveUp = c.SLA
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = "http://" + c.Addr
+	}
+	return c, nil
+}
+
+// Names lists the variables Onsite reads.
+func Names() []string {
+	out := make([]string, len(settings))
+	for i, s := range settings {
+		out[i] = s.name
+	}
+	return out
+}
+
+// Help returns one line per setting for the README and --help.
+func Help() string {
+	var b strings.Builder
+	for _, s := range settings {
+		fmt.Fprintf(&b, "  %-22s %s\n", s.name, s.help)
+	}
+	return b.String()
+}

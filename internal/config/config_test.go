@@ -1,0 +1,60 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoad(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		env     []string
+		wantErr string
+		check   func(t *testing.T, c Config)
+	}{
+		{name: "defaults", check: func(t *testing.T, c Config) {
+			if c.Addr != "127.0.0.1:8080" || !c.Embedded() || !c.EmbeddedRedis() || c.SLA != time.Hour || c.GiveUp != time.Hour {
+				t.Errorf("unexpected defaults: %+v", c)
+			}
+		}},
+		{name: "servers", env: []string{"DATABASE_URL=postgres://u@h/db", "REDIS_URL=redis://127.0.0.1:6379/2", "ONSITE_ADDR=:9000"}, check: func(t *testing.T, c Config) {
+			if c.Embedded() || c.EmbeddedRedis() || c.Addr != ":9000" {
+				t.Errorf("unexpected: %+v", c)
+			}
+		}},
+		{name: "give up follows sla", env: []string{"ONSITE_SLA=90m"}, check: func(t *testing.T, c Config) {
+			if c.GiveUp != 90*time.Minute {
+				t.Errorf("give up = %v", c.GiveUp)
+			}
+		}},
+		{name: "unknown setting", env: []string{"ONSITE_ADRR=x"}, wantErr: "ONSITE_ADRR"},
+		{name: "bad addr", env: []string{"ONSITE_ADDR=8080"}, wantErr: "ONSITE_ADDR"},
+		{name: "bad database", env: []string{"DATABASE_URL=mysql://x"}, wantErr: "DATABASE_URL"},
+		{name: "bad redis", env: []string{"REDIS_URL=localhost"}, wantErr: "REDIS_URL"},
+		{name: "short secret", env: []string{"ONSITE_JWT_SECRET=abc"}, wantErr: "ONSITE_JWT_SECRET"},
+		{name: "bad duration", env: []string{"ONSITE_OFFER_TIMEOUT=soon"}, wantErr: "ONSITE_OFFER_TIMEOUT"},
+		{name: "bad strategy", env: []string{"ONSITE_OFFER_STRATEGY=random"}, wantErr: "ONSITE_OFFER_STRATEGY"},
+		{name: "bad level", env: []string{"ONSITE_LOG_LEVEL=loud"}, wantErr: "ONSITE_LOG_LEVEL"},
+		{name: "other variables ignored", env: []string{"HOME=/root", "PATH=/bin"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := Load(tt.env)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one naming %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.check != nil {
+				tt.check(t, c)
+			}
+		})
+	}
+}

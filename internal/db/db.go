@@ -1,0 +1,201 @@
+// Package db opens Onsite's database (PostgreSQL, or an SQLite file in
+// embedded mode) and applies the embedded migrations.
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"github.com/google/uuid"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"github.com/onsite/onsite/migrations"
+)
+
+// Dialect names the database engine.
+type Dialect string
+
+// The supported engines.
+const (
+	Postgres Dialect = "postgres"
+	SQLite   Dialect = "sqlite"
+)
+
+// DB is an open database and the engine behind it.
+type DB struct {
+	*gorm.DB
+	Dialect Dialect
+	Schema  string // the PostgreSQL search_path given in the URL, if any
+}
+
+// OpenPostgres opens PostgreSQL at url; TimeZone=UTC is added so TIMESTAMP
+// columns hold UTC.
+func OpenPostgres(ctx context.Context, rawURL string) (*DB, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	q := u.Query()
+	if q.Get("TimeZone") == "" {
+		q.Set("TimeZone", "UTC")
+	}
+	u.RawQuery = q.Encode()
+	g, err := gorm.Open(postgres.Open(u.String()), gormConfig())
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	sqlDB, err := g.DB()
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	sqlDB.SetMaxOpenConns(32)
+	sqlDB.SetMaxIdleConns(16)
+	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	if err := sqlDB.PingContext(ctx); err != nil {
+		_ = sqlDB.Close()
+		return nil, fmt.Errorf("ping postgres: %w", err)
+	}
+	return &DB{DB: g, Dialect: Postgres, Schema: q.Get("search_path")}, nil
+}
+
+// OpenSQLite opens (creating if needed) the SQLite file at path, in WAL mode
+// with a busy timeout so concurrent writers wait instead of failing. Writes
+// begin IMMEDIATE, so a transaction never has to upgrade a read lock (which
+// SQLite refuses at once with SQLITE_BUSY). Note: glebarez/go-sqlite ignores
+// _txlock when _time_format is given, so times use the driver's default
+// format (comparable as text in UTC).
+func OpenSQLite(ctx context.Context, path string) (*DB, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	dsn := "file:" + path + "?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_txlock=immediate"
+	g, err := gorm.Open(sqlite.Open(dsn), gormConfig())
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	sqlDB, err := g.DB()
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	sqlDB.SetMaxOpenConns(8)
+	if err := sqlDB.PingContext(ctx); err != nil {
+		_ = sqlDB.Close()
+		return nil, fmt.Errorf("ping sqlite: %w", err)
+	}
+	return &DB{DB: g, Dialect: SQLite}, nil
+}
+
+func gormConfig() *gorm.Config {
+	return &gorm.Config{
+		TranslateError:         true,
+		SkipDefaultTransaction: true,
+		Logger:                 logger.Discard,
+		NowFunc:                func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
+	}
+}
+
+// Close closes the connection pool.
+func (d *DB) Close() error {
+	sqlDB, err := d.DB.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
+}
+
+// Ping checks that the database answers.
+func (d *DB) Ping(ctx context.Context) error {
+	sqlDB, err := d.DB.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.PingContext(ctx)
+}
+
+// MigrateOption tunes Migrate.
+type MigrateOption func(*migrateOptions)
+
+type migrateOptions struct {
+	lockID int64
+	down   bool
+}
+
+// WithLockID sets the PostgreSQL advisory lock that keeps N processes from
+// migrating at once (tests use one per schema so they need not wait).
+func WithLockID(id int64) MigrateOption { return func(o *migrateOptions) { o.lockID = id } }
+
+// Down rolls every migration back instead of applying them.
+func Down() MigrateOption { return func(o *migrateOptions) { o.down = true } }
+
+// Migrate applies every embedded migration not yet applied.
+func Migrate(ctx context.Context, d *DB, log *slog.Logger, opts ...MigrateOption) error {
+	o := migrateOptions{lockID: lock.DefaultLockID}
+	if d.Schema != "" {
+		// Processes migrating different schemas need not wait for each other.
+		o.lockID = int64(crc32.ChecksumIEEE([]byte(d.Schema)))
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	sqlDB, err := d.DB.DB()
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	var gooseOpts []goose.ProviderOption
+	dialect := goose.DialectSQLite3
+	if d.Dialect == Postgres {
+		dialect = goose.DialectPostgres
+		locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(o.lockID), lock.WithLockTimeout(1, 300))
+		if err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		gooseOpts = append(gooseOpts, goose.WithSessionLocker(locker))
+	}
+	p, err := goose.NewProvider(dialect, sqlDB, migrations.FS, gooseOpts...)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	var results []*goose.MigrationResult
+	if o.down {
+		results, err = p.DownTo(ctx, 0)
+	} else {
+		results, err = p.Up(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	for _, r := range results {
+		log.Info("migration applied", "version", r.Source.Version, "path", r.Source.Path, "direction", r.Direction, "took", r.Duration)
+	}
+	return nil
+}
+
+// IsDuplicate reports whether err is a unique-constraint violation.
+func IsDuplicate(err error) bool { return errors.Is(err, gorm.ErrDuplicatedKey) }
+
+// IsNotFound reports whether err is GORM's record-not-found.
+func IsNotFound(err error) bool { return errors.Is(err, gorm.ErrRecordNotFound) }
+
+// Conn returns the underlying *sql.DB.
+func (d *DB) Conn() (*sql.DB, error) { return d.DB.DB() }
+
+// NewID returns a new time-ordered identifier (UUIDv7).
+func NewID() string {
+	return uuid.Must(uuid.NewV7()).String()
+}
+
+// UTC truncates t to the microsecond precision both engines keep, in UTC.
+func UTC(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }

@@ -1,0 +1,21 @@
+package mobileapi
+
+import (
+	"net/http"
+
+	"github.com/onsite/onsite/internal/auth"
+	"github.com/onsite/onsite/internal/httpx"
+)
+
+// Routes lists every app route with the roles allowed to call it.
+func (h *Handler) Routes() []httpx.Route {
+	tech := httpx.Roles(auth.Technician)
+	return []httpx.Route{
+		{Method: http.MethodGet, Path: "/v1/me", Roles: tech, Handler: h.me},
+		{Method: http.MethodPut, Path: "/v1/me/duty", Roles: tech, Handler: h.setDuty},
+		{Method: http.MethodPost, Path: "/v1/me/location", Roles: tech, Handler: h.location},
+		{Method: http.MethodPost, Path: "/v1/requests", Roles: httpx.Roles(auth.Customer, auth.Machine), Handler: h.createRequest},
+		{Method: http.MethodGet, Path: "/v1/requests/:id", Roles: httpx.Roles(auth.Customer, auth.Machine, auth.Ops), Handler: h.getRequest},
+		{Method: http.MethodPost, Path: "/v1/requests/:id/cancel", Roles: httpx.Roles(auth.Customer, auth.Machine, auth.Ops), Handler: h.cancelRequest},
+	}
+}

@@ -1,0 +1,459 @@
+package technicians
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/onsite/onsite/geo"
+	"github.com/onsite/onsite/internal/db"
+	"github.com/onsite/onsite/internal/errs"
+)
+
+// Service holds the technician rules over the database.
+type Service struct {
+	db  *db.DB
+	now func() time.Time
+}
+
+// NewService returns a Service; now is the clock (time.Now in production).
+func NewService(d *db.DB, now func() time.Time) *Service {
+	return &Service{db: d, now: func() time.Time { return db.UTC(now()) }}
+}
+
+// CreateSkill adds a skill to the catalog.
+func (s *Service) CreateSkill(ctx context.Context, code, name string) (Skill, error) {
+	code = strings.TrimSpace(code)
+	name = strings.TrimSpace(name)
+	if !ValidSkillCode(code) {
+		return Skill{}, errs.InvalidField("code", "skill code must be 2-40 lowercase letters, digits or _, starting with a letter")
+	}
+	if name == "" || len(name) > 100 {
+		return Skill{}, errs.InvalidField("name", "name must be 1-100 characters")
+	}
+	sk := Skill{Code: code, Name: name, CreatedAt: s.now()}
+	if err := s.db.WithContext(ctx).Create(&sk).Error; err != nil {
+		if db.IsDuplicate(err) {
+			return Skill{}, errs.ConflictReason("skill_exists", "skill %q already exists", code)
+		}
+		return Skill{}, fmt.Errorf("create skill %s: %w", code, err)
+	}
+	return sk, nil
+}
+
+// ListSkills returns the catalog ordered by code.
+func (s *Service) ListSkills(ctx context.Context) ([]Skill, error) {
+	var out []Skill
+	if err := s.db.WithContext(ctx).Order("code").Find(&out).Error; err != nil {
+		return nil, fmt.Errorf("list skills: %w", err)
+	}
+	return out, nil
+}
+
+// SkillExists reports whether code is in the catalog.
+func (s *Service) SkillExists(ctx context.Context, code string) (bool, error) {
+	var n int64
+	if err := s.db.WithContext(ctx).Model(&Skill{}).Where("code = ?", code).Count(&n).Error; err != nil {
+		return false, fmt.Errorf("find skill %s: %w", code, err)
+	}
+	return n > 0, nil
+}
+
+// NewTechnician is what ops gives to onboard a technician.
+type NewTechnician struct {
+	Name       string   `json:"name"`
+	Phone      string   `json:"phone"`
+	Locale     string   `json:"locale"`
+	TravelMode string   `json:"travel_mode"`
+	SpeedKmh   *float64 `json:"speed_kmh"`
+	RadiusKm   *float64 `json:"radius_km"`
+	Capacity   *int     `json:"capacity"`
+}
+
+var locales = map[string]bool{"en": true, "de": true, "fr": true, "it": true}
+
+func (n NewTechnician) build(id string, now time.Time) (Technician, error) {
+	t := Technician{
+		ID: id, Name: strings.TrimSpace(n.Name), Phone: strings.TrimSpace(n.Phone), Locale: n.Locale,
+		DutyStatus: Offline, TravelMode: n.TravelMode, SpeedKmh: 25, RadiusKm: 30, Capacity: 1,
+		CreatedAt: now, UpdatedAt: now,
+	}
+	if t.Name == "" || len(t.Name) > 100 {
+		return t, errs.InvalidField("name", "name must be 1-100 characters")
+	}
+	if !ValidPhone(t.Phone) {
+		return t, errs.InvalidField("phone", "phone must be in E.164 form, such as +41791234567")
+	}
+	if t.Locale == "" {
+		t.Locale = "en"
+	}
+	if !locales[t.Locale] {
+		return t, errs.InvalidField("locale", "locale must be en, de, fr or it")
+	}
+	if t.TravelMode == "" {
+		t.TravelMode = "car"
+	}
+	switch t.TravelMode {
+	case "car":
+	case "bike":
+		t.SpeedKmh = 15
+	case "foot":
+		t.SpeedKmh = 5
+	default:
+		return t, errs.InvalidField("travel_mode", "travel_mode must be car, bike or foot")
+	}
+	if n.SpeedKmh != nil {
+		if !(*n.SpeedKmh > 0 && *n.SpeedKmh <= 150) {
+			return t, errs.InvalidField("speed_kmh", "speed_kmh must be above 0 and at most 150")
+		}
+		t.SpeedKmh = *n.SpeedKmh
+	}
+	if n.RadiusKm != nil {
+		if !(*n.RadiusKm > 0 && *n.RadiusKm <= 500) {
+			return t, errs.InvalidField("radius_km", "radius_km must be above 0 and at most 500")
+		}
+		t.RadiusKm = *n.RadiusKm
+	}
+	if n.Capacity != nil {
+		if *n.Capacity < 1 || *n.Capacity > 10 {
+			return t, errs.InvalidField("capacity", "capacity must be from 1 to 10")
+		}
+		t.Capacity = *n.Capacity
+	}
+	return t, nil
+}
+
+// Create onboards a technician, offline and without certifications.
+func (s *Service) Create(ctx context.Context, n NewTechnician) (Technician, error) {
+	t, err := n.build(db.NewID(), s.now())
+	if err != nil {
+		return Technician{}, err
+	}
+	if err := s.db.WithContext(ctx).Omit(clause.Associations).Create(&t).Error; err != nil {
+		if db.IsDuplicate(err) {
+			return Technician{}, errs.ConflictReason("phone_taken", "a technician with phone %s already exists", t.Phone)
+		}
+		return Technician{}, fmt.Errorf("create technician: %w", err)
+	}
+	t.Certifications = []Certification{}
+	t.Shifts = []Shift{}
+	return t, nil
+}
+
+// Filter narrows List.
+type Filter struct {
+	DutyStatus string
+	Skill      string
+	Query      string // part of the name or phone
+	Limit      int
+	Offset     int
+}
+
+// List returns technicians matching f, newest first.
+func (s *Service) List(ctx context.Context, f Filter) ([]Technician, error) {
+	q := s.db.WithContext(ctx).Model(&Technician{}).Preload("Certifications").Preload("Shifts")
+	if f.DutyStatus != "" {
+		if f.DutyStatus != Offline && f.DutyStatus != Available && f.DutyStatus != Busy {
+			return nil, errs.InvalidField("status", "status must be offline, available or busy")
+		}
+		q = q.Where("duty_status = ?", f.DutyStatus)
+	}
+	if f.Skill != "" {
+		q = q.Where("id IN (SELECT technician_id FROM certifications WHERE skill_code = ? AND expires_at > ?)", f.Skill, s.now())
+	}
+	if f.Query != "" {
+		like := "%" + strings.ToLower(f.Query) + "%"
+		q = q.Where("LOWER(name) LIKE ? OR phone LIKE ?", like, like)
+	}
+	limit := f.Limit
+	if limit <= 0 || limit > 500 {
+		limit = 100
+	}
+	var out []Technician
+	if err := q.Order("created_at DESC, id DESC").Limit(limit).Offset(f.Offset).Find(&out).Error; err != nil {
+		return nil, fmt.Errorf("list technicians: %w", err)
+	}
+	return out, nil
+}
+
+// Get returns one technician with certifications and shifts.
+func (s *Service) Get(ctx context.Context, id string) (Technician, error) {
+	return get(s.db.WithContext(ctx), id)
+}
+
+func get(tx *gorm.DB, id string) (Technician, error) {
+	var t Technician
+	err := tx.Preload("Certifications", func(q *gorm.DB) *gorm.DB { return q.Order("skill_code") }).
+		Preload("Shifts", func(q *gorm.DB) *gorm.DB { return q.Order("starts_at") }).
+		Where("id = ?", id).First(&t).Error
+	if db.IsNotFound(err) {
+		return Technician{}, errs.NotFoundf("technician %s not found", id)
+	}
+	if err != nil {
+		return Technician{}, fmt.Errorf("get technician %s: %w", id, err)
+	}
+	return t, nil
+}
+
+// Certify grants or renews a skill until expiresAt.
+func (s *Service) Certify(ctx context.Context, techID, skill string, certifiedAt *time.Time, expiresAt time.Time) (Certification, error) {
+	now := s.now()
+	c := Certification{TechnicianID: techID, SkillCode: skill, CertifiedAt: now, ExpiresAt: db.UTC(expiresAt)}
+	if certifiedAt != nil {
+		c.CertifiedAt = db.UTC(*certifiedAt)
+	}
+	if expiresAt.IsZero() {
+		return Certification{}, errs.InvalidField("expires_at", "expires_at is required")
+	}
+	if !c.ExpiresAt.After(now) {
+		return Certification{}, errs.InvalidField("expires_at", "expires_at must be in the future")
+	}
+	if !c.ExpiresAt.After(c.CertifiedAt) {
+		return Certification{}, errs.InvalidField("expires_at", "expires_at must be after certified_at")
+	}
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := mustExist(tx, &Technician{}, "id", techID, "technician"); err != nil {
+			return err
+		}
+		if err := mustExist(tx, &Skill{}, "code", skill, "skill"); err != nil {
+			return err
+		}
+		return tx.Clauses(clause.OnConflict{
+			Columns:   []clause.Column{{Name: "technician_id"}, {Name: "skill_code"}},
+			DoUpdates: clause.AssignmentColumns([]string{"certified_at", "expires_at"}),
+		}).Create(&c).Error
+	})
+	if err != nil {
+		return Certification{}, fmt.Errorf("certify %s for %s: %w", techID, skill, err)
+	}
+	return c, nil
+}
+
+// Revoke removes a certification.
+func (s *Service) Revoke(ctx context.Context, techID, skill string) error {
+	res := s.db.WithContext(ctx).Where("technician_id = ? AND skill_code = ?", techID, skill).Delete(&Certification{})
+	if res.Error != nil {
+		return fmt.Errorf("revoke %s for %s: %w", skill, techID, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		if _, err := s.Get(ctx, techID); err != nil {
+			return err
+		}
+		return errs.NotFoundf("technician %s holds no certification for %s", techID, skill)
+	}
+	return nil
+}
+
+func mustExist(tx *gorm.DB, model any, column, value, what string) error {
+	var n int64
+	if err := tx.Model(model).Where(column+" = ?", value).Count(&n).Error; err != nil {
+		return err
+	}
+	if n == 0 {
+		return errs.NotFoundf("%s %s not found", what, value)
+	}
+	return nil
+}
+
+// SetDuty puts a technician on duty (available, or busy while at capacity)
+// or off duty.
+func (s *Service) SetDuty(ctx context.Context, techID, status string) (Technician, error) {
+	now := s.now()
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		t, err := get(tx, techID)
+		if err != nil {
+			return err
+		}
+		next := status
+		switch status {
+		case Offline:
+		case Available:
+			if t.Suspended {
+				return errs.ConflictReason("suspended", "technician %s is suspended and cannot go on duty", techID)
+			}
+			if t.ActiveJobs >= t.Capacity {
+				next = Busy
+			}
+		default:
+			return errs.InvalidField("status", "status must be available or offline")
+		}
+		updates := map[string]any{"duty_status": next, "updated_at": now}
+		if next == Available && t.DutyStatus != Available {
+			updates["idle_since"] = now
+		}
+		return tx.Model(&Technician{}).Where("id = ?", techID).Updates(updates).Error
+	})
+	if err != nil {
+		return Technician{}, fmt.Errorf("set duty of %s: %w", techID, err)
+	}
+	return s.Get(ctx, techID)
+}
+
+// Suspend takes a technician off duty and keeps them from going on duty;
+// Unsuspend lifts it.
+func (s *Service) Suspend(ctx context.Context, techID string, suspended bool) (Technician, error) {
+	updates := map[string]any{"suspended": suspended, "updated_at": s.now()}
+	if suspended {
+		updates["duty_status"] = Offline
+	}
+	res := s.db.WithContext(ctx).Model(&Technician{}).Where("id = ?", techID).Updates(updates)
+	if res.Error != nil {
+		return Technician{}, fmt.Errorf("suspend %s: %w", techID, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return Technician{}, errs.NotFoundf("technician %s not found", techID)
+	}
+	return s.Get(ctx, techID)
+}
+
+// Ping is one position report from a technician's phone.
+type Ping struct {
+	Lat *float64   `json:"lat"`
+	Lng *float64   `json:"lng"`
+	At  *time.Time `json:"at"`
+}
+
+// Point returns the ping's position; validate first.
+func (p Ping) Point() geo.Point { return geo.Point{Lat: *p.Lat, Lng: *p.Lng} }
+
+// maxClockSkew is how far in the future a ping's time may lie.
+const maxClockSkew = 2 * time.Minute
+
+// validate checks a ping and fills in its time.
+func (p *Ping) validate(now time.Time, field string) error {
+	if p.Lat == nil {
+		return errs.InvalidField(field+"lat", "lat is required")
+	}
+	if p.Lng == nil {
+		return errs.InvalidField(field+"lng", "lng is required")
+	}
+	if err := geo.Validate(p.Point(), field+"lat", field+"lng"); err != nil {
+		return err
+	}
+	if p.At == nil {
+		p.At = &now
+	}
+	at := db.UTC(*p.At)
+	p.At = &at
+	if at.After(now.Add(maxClockSkew)) {
+		return errs.InvalidField(field+"at", "at lies in the future")
+	}
+	return nil
+}
+
+// Located is the outcome of a position report.
+type Located struct {
+	Applied bool      `json:"applied"` // false when the ping was older than the stored position
+	Cell    geo.Cell  `json:"cell"`
+	At      time.Time `json:"at"`
+}
+
+// UpdateLocation records a position; a ping older than the stored one is
+// ignored, so out-of-order delivery never moves a technician backwards.
+func (s *Service) UpdateLocation(ctx context.Context, techID string, p Ping) (Located, error) {
+	now := s.now()
+	if err := p.validate(now, ""); err != nil {
+		return Located{}, err
+	}
+	cell := geo.CellOf(p.Point(), geo.CityResolution)
+	res := s.db.WithContext(ctx).Model(&Technician{}).
+		Where("id = ? AND (position_at IS NULL OR position_at < ?)", techID, *p.At).
+		Updates(map[string]any{"lat": *p.Lat, "lng": *p.Lng, "cell": cell, "position_at": *p.At, "updated_at": now})
+	if res.Error != nil {
+		return Located{}, fmt.Errorf("update location of %s: %w", techID, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		if _, err := s.Get(ctx, techID); err != nil {
+			return Located{}, err
+		}
+		return Located{Applied: false, Cell: cell, At: *p.At}, nil
+	}
+	return Located{Applied: true, Cell: cell, At: *p.At}, nil
+}
+
+// ShiftInput is a shift as ops enters it.
+type ShiftInput struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+}
+
+// SetShifts replaces a technician's shifts.
+func (s *Service) SetShifts(ctx context.Context, techID string, in []ShiftInput) (Technician, error) {
+	shifts := make([]Shift, 0, len(in))
+	for i, x := range in {
+		field := fmt.Sprintf("shifts[%d]", i)
+		if x.Start.IsZero() || x.End.IsZero() {
+			return Technician{}, errs.InvalidField(field, "start and end are required")
+		}
+		if !x.End.After(x.Start) {
+			return Technician{}, errs.InvalidField(field+".end", "end must be after start")
+		}
+		if x.End.Sub(x.Start) > 24*time.Hour {
+			return Technician{}, errs.InvalidField(field+".end", "a shift lasts at most 24 hours")
+		}
+		shifts = append(shifts, Shift{ID: db.NewID(), TechnicianID: techID, StartsAt: db.UTC(x.Start), EndsAt: db.UTC(x.End)})
+	}
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := mustExist(tx, &Technician{}, "id", techID, "technician"); err != nil {
+			return err
+		}
+		if err := tx.Where("technician_id = ?", techID).Delete(&Shift{}).Error; err != nil {
+			return err
+		}
+		if len(shifts) == 0 {
+			return nil
+		}
+		return tx.Create(&shifts).Error
+	})
+	if err != nil {
+		return Technician{}, fmt.Errorf("set shifts of %s: %w", techID, err)
+	}
+	return s.Get(ctx, techID)
+}
+
+// ErrNoCapacity is returned by Reserve when the technician is at capacity,
+// off duty or suspended.
+var ErrNoCapacity = errors.New("technician has no free capacity")
+
+// Reserve takes one unit of a technician's capacity inside the caller's
+// transaction. The conditional update holds invariant 2 on both engines.
+// When force is false the technician must be on duty (ops hand assignment
+// may pass force to assign an off-duty technician who agreed by phone).
+func Reserve(tx *gorm.DB, techID string, now time.Time, force bool) error {
+	q := tx.Model(&Technician{}).Where("id = ? AND active_jobs < capacity AND suspended = ?", techID, false)
+	if !force {
+		q = q.Where("duty_status = ?", Available)
+	}
+	res := q.Updates(map[string]any{
+		"active_jobs": gorm.Expr("active_jobs + 1"),
+		"duty_status": gorm.Expr("CASE WHEN active_jobs + 1 >= capacity THEN ? ELSE duty_status END", Busy),
+		"updated_at":  now,
+	})
+	if res.Error != nil {
+		return fmt.Errorf("reserve %s: %w", techID, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return ErrNoCapacity
+	}
+	return nil
+}
+
+// Release gives back one unit of capacity inside the caller's transaction; a
+// busy technician becomes available again and starts idling.
+func Release(tx *gorm.DB, techID string, now time.Time) error {
+	res := tx.Model(&Technician{}).Where("id = ? AND active_jobs > 0", techID).Updates(map[string]any{
+		"active_jobs": gorm.Expr("active_jobs - 1"),
+		"duty_status": gorm.Expr("CASE WHEN duty_status = ? THEN ? ELSE duty_status END", Busy, Available),
+		"idle_since":  now,
+		"updated_at":  now,
+	})
+	if res.Error != nil {
+		return fmt.Errorf("release %s: %w", techID, res.Error)
+	}
+	return nil
+}

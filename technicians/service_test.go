@@ -1,0 +1,191 @@
+package technicians_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/onsite/onsite/internal/db"
+	"github.com/onsite/onsite/internal/dbtest"
+	"github.com/onsite/onsite/internal/errs"
+	"github.com/onsite/onsite/technicians"
+)
+
+func newTech(t *testing.T, s *technicians.Service, phone string, capacity int) technicians.Technician {
+	t.Helper()
+	tech, err := s.Create(context.Background(), technicians.NewTechnician{Name: "Tina", Phone: phone, Capacity: &capacity})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tech
+}
+
+// TestReserveRace races 50 goroutines for a technician with capacity 2 on
+// PostgreSQL: exactly two win (invariant 2), and the technician turns busy.
+func TestReserveRace(t *testing.T) {
+	t.Parallel()
+	d := dbtest.Postgres(t)
+	s := technicians.NewService(d, time.Now)
+	ctx := context.Background()
+	tech := newTech(t, s, "+41790000001", 2)
+	if _, err := s.SetDuty(ctx, tech.ID, technicians.Available); err != nil {
+		t.Fatal(err)
+	}
+	var won, lost atomic.Int32
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := d.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+				return technicians.Reserve(tx, tech.ID, time.Now().UTC(), false)
+			})
+			switch {
+			case err == nil:
+				won.Add(1)
+			case errors.Is(err, technicians.ErrNoCapacity):
+				lost.Add(1)
+			default:
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if won.Load() != 2 || lost.Load() != 48 {
+		t.Fatalf("won %d, lost %d; want 2 and 48", won.Load(), lost.Load())
+	}
+	got, err := s.Get(ctx, tech.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ActiveJobs != 2 || got.DutyStatus != technicians.Busy {
+		t.Fatalf("after race: active %d, duty %s", got.ActiveJobs, got.DutyStatus)
+	}
+	// the database itself refuses more than capacity, whatever the caller does
+	err = d.Exec("UPDATE technicians SET active_jobs = 3 WHERE id = ?", tech.ID).Error
+	if err == nil {
+		t.Fatal("database accepted active_jobs above capacity")
+	}
+	if err := technicians.Release(d.DB, tech.ID, time.Now().UTC()); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.Get(ctx, tech.ID)
+	if got.ActiveJobs != 1 || got.DutyStatus != technicians.Available {
+		t.Fatalf("after release: active %d, duty %s", got.ActiveJobs, got.DutyStatus)
+	}
+}
+
+func TestDutyAndReserveRules(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		s := technicians.NewService(d, time.Now)
+		tech := newTech(t, s, "+41790000002", 1)
+		reserve := func(force bool) error {
+			return d.Transaction(func(tx *gorm.DB) error { return technicians.Reserve(tx, tech.ID, time.Now().UTC(), force) })
+		}
+		if err := reserve(false); !errors.Is(err, technicians.ErrNoCapacity) {
+			t.Fatalf("offline technician reserved: %v", err)
+		}
+		if _, err := s.Suspend(ctx, tech.ID, true); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.SetDuty(ctx, tech.ID, technicians.Available); errs.CodeOf(err) != errs.Conflict {
+			t.Fatalf("suspended technician went on duty: %v", err)
+		}
+		if _, err := s.Suspend(ctx, tech.ID, false); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.SetDuty(ctx, tech.ID, technicians.Available); err != nil {
+			t.Fatal(err)
+		}
+		if err := reserve(false); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := s.Get(ctx, tech.ID)
+		if got.DutyStatus != technicians.Busy {
+			t.Fatalf("at capacity but %s", got.DutyStatus)
+		}
+		// going on duty while at capacity keeps the technician busy
+		if got, _ := s.SetDuty(ctx, tech.ID, technicians.Available); got.DutyStatus != technicians.Busy {
+			t.Fatalf("duty %s", got.DutyStatus)
+		}
+	})
+}
+
+func TestLocationIgnoresStalePings(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		s := technicians.NewService(d, time.Now)
+		tech := newTech(t, s, "+41790000003", 1)
+		now := time.Now().UTC()
+		newer, older := now.Add(-10*time.Second), now.Add(-time.Minute)
+		if loc, err := s.UpdateLocation(ctx, tech.ID, technicians.Ping{Lat: ptr(47.37), Lng: ptr(8.54), At: &newer}); err != nil || !loc.Applied {
+			t.Fatalf("first ping: %+v %v", loc, err)
+		}
+		if loc, err := s.UpdateLocation(ctx, tech.ID, technicians.Ping{Lat: ptr(46.0), Lng: ptr(7.0), At: &older}); err != nil || loc.Applied {
+			t.Fatalf("stale ping applied: %+v %v", loc, err)
+		}
+		got, _ := s.Get(ctx, tech.ID)
+		if *got.Lat != 47.37 || got.Cell == nil {
+			t.Fatalf("position moved back: %v", *got.Lat)
+		}
+		if _, err := s.UpdateLocation(ctx, "nobody", technicians.Ping{Lat: ptr(1.0), Lng: ptr(1.0)}); errs.CodeOf(err) != errs.NotFound {
+			t.Fatalf("unknown technician: %v", err)
+		}
+	})
+}
+
+func TestCertificationsAndShifts(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		s := technicians.NewService(d, time.Now)
+		if _, err := s.CreateSkill(ctx, "router_replace", "Replace a router"); err != nil {
+			t.Fatal(err)
+		}
+		tech := newTech(t, s, "+41790000004", 1)
+		exp := time.Now().Add(24 * time.Hour)
+		if _, err := s.Certify(ctx, tech.ID, "router_replace", nil, exp); err != nil {
+			t.Fatal(err)
+		}
+		// renewing replaces the expiry
+		exp2 := exp.Add(24 * time.Hour)
+		if _, err := s.Certify(ctx, tech.ID, "router_replace", nil, exp2); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := s.Get(ctx, tech.ID)
+		if len(got.Certifications) != 1 || !got.Certifications[0].ExpiresAt.Equal(db.UTC(exp2)) {
+			t.Fatalf("certifications: %+v", got.Certifications)
+		}
+		list, err := s.List(ctx, technicians.Filter{Skill: "router_replace"})
+		if err != nil || len(list) != 1 {
+			t.Fatalf("list by skill: %d %v", len(list), err)
+		}
+		start := time.Now().Truncate(time.Hour)
+		if _, err := s.SetShifts(ctx, tech.ID, []technicians.ShiftInput{{Start: start, End: start.Add(8 * time.Hour)}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.SetShifts(ctx, tech.ID, []technicians.ShiftInput{{Start: start, End: start.Add(-time.Hour)}}); errs.CodeOf(err) != errs.Invalid {
+			t.Fatalf("bad shift: %v", err)
+		}
+		got, _ = s.Get(ctx, tech.ID)
+		if len(got.Shifts) != 1 || !technicians.InShift(got.Shifts, start.Add(time.Hour)) || technicians.InShift(got.Shifts, start.Add(9*time.Hour)) {
+			t.Fatalf("shifts: %+v", got.Shifts)
+		}
+		if err := s.Revoke(ctx, tech.ID, "router_replace"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Revoke(ctx, tech.ID, "router_replace"); errs.CodeOf(err) != errs.NotFound {
+			t.Fatalf("second revoke: %v", err)
+		}
+	})
+}
+
+func ptr[T any](v T) *T { return &v }
