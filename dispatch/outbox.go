@@ -30,7 +30,7 @@ const (
 // OutboxTask is a task written in the same transaction as the state change
 // that implies it; a relay hands it to asynq after commit.
 type OutboxTask struct {
-	ID        string     `gorm:"primaryKey"`
+	ID        string `gorm:"primaryKey"`
 	Kind      string
 	Payload   string
 	TaskID    string
