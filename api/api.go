@@ -180,3 +180,65 @@ func (h *Handler) requestEvents(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, httpx.List(evs))
 }
+
+func caller(c echo.Context) dispatch.Caller {
+	p := httpx.Principal(c)
+	return dispatch.Caller{Role: string(p.Role), Subject: p.Subject}
+}
+
+func (h *Handler) assign(c echo.Context) error {
+	var in dispatch.AssignInput
+	if err := httpx.Bind(c, &in); err != nil {
+		return err
+	}
+	r, err := h.dispatch.AssignByHand(c.Request().Context(), caller(c), c.Param("id"), in)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, r)
+}
+
+func (h *Handler) redispatch(c echo.Context) error {
+	r, err := h.dispatch.Redispatch(c.Request().Context(), caller(c), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, r)
+}
+
+func (h *Handler) requestOffers(c echo.Context) error {
+	offers, err := h.dispatch.OffersOf(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, httpx.List(offers))
+}
+
+func (h *Handler) candidates(c echo.Context) error {
+	limit, err := httpx.QueryInt(c, "limit", 20, 1, 100)
+	if err != nil {
+		return err
+	}
+	list, err := h.dispatch.Candidates(c.Request().Context(), c.Param("id"), limit)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, httpx.List(list))
+}
+
+func (h *Handler) kpis(c echo.Context) error {
+	now := time.Now().UTC()
+	to, err := httpx.QueryTime(c, "to", now)
+	if err != nil {
+		return err
+	}
+	from, err := httpx.QueryTime(c, "from", to.Add(-24*time.Hour))
+	if err != nil {
+		return err
+	}
+	k, err := h.dispatch.KPIs(c.Request().Context(), from, to)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, k)
+}

@@ -22,5 +22,10 @@ func (h *Handler) Routes() []httpx.Route {
 		{Method: http.MethodPut, Path: "/v1/technicians/:id/suspension", Roles: ops, Handler: h.suspend},
 		{Method: http.MethodGet, Path: "/v1/requests", Roles: ops, Handler: h.listRequests},
 		{Method: http.MethodGet, Path: "/v1/requests/:id/events", Roles: ops, Handler: h.requestEvents},
+		{Method: http.MethodGet, Path: "/v1/requests/:id/offers", Roles: ops, Handler: h.requestOffers},
+		{Method: http.MethodGet, Path: "/v1/requests/:id/candidates", Roles: ops, Handler: h.candidates},
+		{Method: http.MethodPost, Path: "/v1/requests/:id/assign", Roles: ops, Handler: h.assign},
+		{Method: http.MethodPost, Path: "/v1/requests/:id/redispatch", Roles: ops, Handler: h.redispatch},
+		{Method: http.MethodGet, Path: "/v1/kpis", Roles: ops, Handler: h.kpis},
 	}
 }

@@ -124,8 +124,8 @@ func onTimeChance(rate float64, arrival, deadline time.Time) float64 {
 }
 
 // Rank keeps the eligible candidates and orders them: predicted arrival first
-// (within 2-minute buckets), then chance of meeting the deadline, rating, and
-// longest idle first. It does not modify cands.
+// (within 2-minute buckets), then chance of meeting the deadline (within 5-point
+// buckets), rating, and longest idle first. It does not modify cands.
 func Rank(j Job, cands []Candidate, eta geo.ETA, now time.Time) []Scored {
 	out := make([]Scored, 0, len(cands))
 	for _, c := range cands {
@@ -152,7 +152,8 @@ func compareScored(a, b Scored) int {
 	if c := cmp.Compare(a.ETA/etaBucket, b.ETA/etaBucket); c != 0 {
 		return c
 	}
-	if c := cmp.Compare(b.OnTimeChance, a.OnTimeChance); c != 0 {
+	// Chances within 5 points count as equal, so rating and idle time matter.
+	if c := cmp.Compare(math.Round(b.OnTimeChance*20), math.Round(a.OnTimeChance*20)); c != 0 {
 		return c
 	}
 	if c := cmp.Compare(b.Rating, a.Rating); c != 0 {

@@ -90,17 +90,15 @@ func endAssignment(tx *gorm.DB, requestID, techID, reason string, now time.Time)
 func (s *Service) afterStateChange(tx *gorm.DB, r *Request, now time.Time) error {
 	switch r.State {
 	case Searching:
-		if err := enqueue(tx, TaskMatch, QueueCritical, fmt.Sprintf("match:%s:%d", r.ID, now.UnixNano()),
-			TaskPayload{RequestID: r.ID}, now, now); err != nil {
+		if err := enqueue(tx, TaskMatch, QueueCritical, TaskPayload{RequestID: r.ID}, now, now); err != nil {
 			return err
 		}
 		if r.GiveUpAt != nil {
-			return enqueue(tx, TaskDeadline, QueueDefault, fmt.Sprintf("deadline:%s:%d", r.ID, r.GiveUpAt.Unix()),
-				TaskPayload{RequestID: r.ID}, *r.GiveUpAt, now)
+			return enqueue(tx, TaskDeadline, QueueDefault, TaskPayload{RequestID: r.ID}, *r.GiveUpAt, now)
 		}
 	case Scheduled:
 		at := r.WindowStart.Add(-s.cfg.WindowLead)
-		return enqueue(tx, TaskStartSearch, QueueDefault, "start:"+r.ID, TaskPayload{RequestID: r.ID}, at, now)
+		return enqueue(tx, TaskStartSearch, QueueDefault, TaskPayload{RequestID: r.ID}, at, now)
 	}
 	return nil
 }

@@ -30,16 +30,17 @@ const (
 // OutboxTask is a task written in the same transaction as the state change
 // that implies it; a relay hands it to asynq after commit.
 type OutboxTask struct {
-	ID        string `gorm:"primaryKey"`
-	Kind      string
-	Payload   string
-	TaskID    string
-	Queue     string
-	ProcessAt time.Time
-	CreatedAt time.Time
-	RelayedAt *time.Time
-	Attempts  int
-	LastError *string
+	ID          string `gorm:"primaryKey"`
+	Kind        string
+	Payload     string
+	TaskID      string
+	Queue       string
+	ProcessAt   time.Time
+	CreatedAt   time.Time
+	RelayedAt   *time.Time
+	LockedUntil *time.Time
+	Attempts    int
+	LastError   *string
 }
 
 // TableName is the outbox table.
@@ -53,14 +54,15 @@ type TaskPayload struct {
 	Round     int    `json:"round,omitempty"`
 }
 
-// enqueue writes a task to the outbox inside tx. taskID makes the task unique
-// in asynq, so a relay that runs twice enqueues it once.
-func enqueue(tx *gorm.DB, kind, queue, taskID string, p TaskPayload, processAt, now time.Time) error {
+// enqueue writes a task to the outbox inside tx. The row id becomes the asynq
+// task id, so a relay that hands a row over twice enqueues it once.
+func enqueue(tx *gorm.DB, kind, queue string, p TaskPayload, processAt, now time.Time) error {
 	body, err := json.Marshal(p)
 	if err != nil {
 		return fmt.Errorf("encode %s task: %w", kind, err)
 	}
-	t := OutboxTask{ID: db.NewID(), Kind: kind, Payload: string(body), TaskID: taskID, Queue: queue,
+	id := db.NewID()
+	t := OutboxTask{ID: id, Kind: kind, Payload: string(body), TaskID: id, Queue: queue,
 		ProcessAt: db.UTC(processAt), CreatedAt: now}
 	if err := tx.Create(&t).Error; err != nil {
 		return fmt.Errorf("write %s task to outbox: %w", kind, err)

@@ -261,6 +261,18 @@ func mayRead(c Caller, r Request) bool {
 }
 
 func load(tx *gorm.DB, id string) (Request, error) {
+	return loadRequest(tx, id)
+}
+
+// lockRequest loads a request for a change. On PostgreSQL it takes the row
+// lock first, so every transaction on one request takes its locks in the same
+// order (request, offers, technician, assignment) and none can deadlock;
+// SQLite runs write transactions one at a time anyway.
+func lockRequest(tx *gorm.DB, id string) (Request, error) {
+	return loadRequest(tx.Clauses(clause.Locking{Strength: "UPDATE"}), id)
+}
+
+func loadRequest(tx *gorm.DB, id string) (Request, error) {
 	var r Request
 	err := tx.Where("id = ?", id).First(&r).Error
 	if db.IsNotFound(err) {
@@ -412,7 +424,7 @@ func (s *Service) Cancel(ctx context.Context, c Caller, id string, in CancelInpu
 	now := s.now()
 	var out Request
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		r, err := load(tx, id)
+		r, err := lockRequest(tx, id)
 		if err != nil {
 			return err
 		}
@@ -446,6 +458,9 @@ func (s *Service) Cancel(ctx context.Context, c Caller, id string, in CancelInpu
 // wrap adds context to unexpected errors and leaves domain errors as they are
 // (they are already meant for the client).
 func wrap(what string, err error) error {
+	if err == nil {
+		return nil
+	}
 	if _, ok := errs.As(err); ok {
 		return err
 	}

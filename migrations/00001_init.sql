@@ -158,6 +158,7 @@ CREATE TABLE outbox (
     process_at  TIMESTAMP NOT NULL,
     created_at  TIMESTAMP NOT NULL,
     relayed_at  TIMESTAMP,
+    locked_until TIMESTAMP,
     attempts    INTEGER NOT NULL DEFAULT 0,
     last_error  TEXT
 );

@@ -58,9 +58,16 @@ func (h *Handler) location(c echo.Context) error {
 	if err := httpx.Bind(c, &in); err != nil {
 		return err
 	}
-	loc, err := h.techs.UpdateLocation(c.Request().Context(), httpx.Principal(c).Subject, in)
+	ctx, techID := c.Request().Context(), httpx.Principal(c).Subject
+	loc, err := h.techs.UpdateLocation(ctx, techID, in)
 	if err != nil {
 		return err
+	}
+	if loc.Applied {
+		// A technician on the way has a new ETA.
+		if err := h.dispatch.TechnicianMoved(ctx, techID, in.Point()); err != nil {
+			return err
+		}
 	}
 	return c.JSON(http.StatusOK, loc)
 }
@@ -94,6 +101,90 @@ func (h *Handler) cancelRequest(c echo.Context) error {
 		return err
 	}
 	r, err := h.dispatch.Cancel(c.Request().Context(), caller(c), c.Param("id"), in)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, r)
+}
+
+func (h *Handler) myOffers(c echo.Context) error {
+	offers, err := h.dispatch.MyOffers(c.Request().Context(), httpx.Principal(c).Subject)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, httpx.List(offers))
+}
+
+func (h *Handler) myJobs(c echo.Context) error {
+	limit, err := httpx.QueryInt(c, "limit", 100, 1, 500)
+	if err != nil {
+		return err
+	}
+	jobs, err := h.dispatch.MyJobs(c.Request().Context(), httpx.Principal(c).Subject, limit)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, httpx.List(jobs))
+}
+
+func (h *Handler) accept(c echo.Context) error {
+	r, err := h.dispatch.Accept(c.Request().Context(), httpx.Principal(c).Subject, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, r)
+}
+
+func (h *Handler) decline(c echo.Context) error {
+	o, err := h.dispatch.Decline(c.Request().Context(), httpx.Principal(c).Subject, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, o)
+}
+
+func (h *Handler) enRoute(c echo.Context) error {
+	r, err := h.dispatch.Depart(c.Request().Context(), httpx.Principal(c).Subject, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, r)
+}
+
+func (h *Handler) arrived(c echo.Context) error {
+	r, err := h.dispatch.Arrive(c.Request().Context(), httpx.Principal(c).Subject, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, r)
+}
+
+type completeBody struct {
+	Outcome string `json:"outcome"`
+}
+
+func (h *Handler) complete(c echo.Context) error {
+	var in completeBody
+	if err := httpx.Bind(c, &in); err != nil {
+		return err
+	}
+	r, err := h.dispatch.Complete(c.Request().Context(), httpx.Principal(c).Subject, c.Param("id"), dispatch.JobStep{Outcome: in.Outcome})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, r)
+}
+
+type dropBody struct {
+	Reason string `json:"reason"`
+}
+
+func (h *Handler) drop(c echo.Context) error {
+	var in dropBody
+	if err := httpx.Bind(c, &in); err != nil {
+		return err
+	}
+	r, err := h.dispatch.Drop(c.Request().Context(), httpx.Principal(c).Subject, c.Param("id"), dispatch.JobStep{Reason: in.Reason})
 	if err != nil {
 		return err
 	}

@@ -24,6 +24,7 @@ const usage = `usage: onsite <command> [flags]
 
 commands:
   serve     run the HTTP API, the dashboard and the workers
+  worker    run only the task workers (outbox relay, asynq handlers, periodic sweep)
   migrate   apply database migrations and exit
   token     print a bearer token: onsite token --role ops --subject alice
 
@@ -38,6 +39,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], environ, stdout, stderr)
+	case "worker":
+		return worker(ctx, args[1:], environ, stderr)
 	case "migrate":
 		return migrate(ctx, args[1:], environ, stderr)
 	case "token":

@@ -54,6 +54,26 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	return a.Serve(ctx, ln)
 }
 
+func worker(ctx context.Context, args, environ []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(environ)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	a, err := app.New(ctx, cfg, log, time.Now)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	log.Info("onsite worker running")
+	return a.RunWorkers(ctx)
+}
+
 func migrate(ctx context.Context, args, environ []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
 	fs.SetOutput(stderr)

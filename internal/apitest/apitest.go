@@ -9,10 +9,12 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +52,8 @@ func Start(t testing.TB, engine string, redisDB int, opts ...Option) *Server {
 		"ONSITE_DATA_DIR":   filepath.Join(dir, "data"),
 		"ONSITE_JWT_SECRET": "test-secret-test-secret-test-secret!",
 		"REDIS_URL":         dbtest.RedisURL(redisDB),
+		// Servers that share a Redis DB must not take each other's tasks.
+		"ONSITE_QUEUE_PREFIX": "t" + randomSuffix() + ":",
 	}
 	if engine == "postgres" {
 		env["DATABASE_URL"] = dbtest.PostgresSchemaURL(t)
@@ -225,4 +229,8 @@ func Eventually(t testing.TB, within time.Duration, what string, cond func() boo
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+func randomSuffix() string {
+	return strconv.FormatInt(time.Now().UnixNano()%1e12, 36) + strconv.Itoa(rand.IntN(1e6))
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/onsite/onsite/internal/db"
 	"github.com/onsite/onsite/internal/errs"
 	"github.com/onsite/onsite/internal/httpx"
+	"github.com/onsite/onsite/jobs"
 	mobileapi "github.com/onsite/onsite/mobile-api"
 	"github.com/onsite/onsite/technicians"
 )
@@ -250,8 +251,36 @@ func (m *httpMetrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// Serve answers HTTP on ln until ctx ends, then shuts down gracefully.
+// Worker returns the task workers over this app's stores.
+func (a *App) Worker() *jobs.Worker {
+	return jobs.NewWorker(a.DB, a.Redis, a.Dispatch, a.Config.QueuePrefix, a.Log)
+}
+
+// RunWorkers runs the task workers until ctx ends.
+func (a *App) RunWorkers(ctx context.Context) error {
+	return a.Worker().Run(ctx)
+}
+
+// Serve answers HTTP on ln until ctx ends, then shuts down gracefully. With
+// workers enabled it runs them beside the HTTP server.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	if !a.Config.Workers {
+		return a.serveHTTP(ctx, ln)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	workerErr := make(chan error, 1)
+	go func() { workerErr <- a.RunWorkers(ctx) }()
+	err := a.serveHTTP(ctx, ln)
+	cancel()
+	if werr := <-workerErr; werr != nil && err == nil {
+		err = werr
+	}
+	return err
+}
+
+// serveHTTP answers HTTP on ln until ctx ends, then shuts down gracefully.
+func (a *App) serveHTTP(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           a.Echo,
 		ReadHeaderTimeout: 5 * time.Second,

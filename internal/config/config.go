@@ -33,6 +33,9 @@ type Config struct {
 	OfferTimeout  time.Duration // ONSITE_OFFER_TIMEOUT: how long an offer stays open
 	WaveSize      int           // ONSITE_WAVE_SIZE: offers sent at once by the wave strategy
 	MaxSearchKm   float64       // ONSITE_MAX_SEARCH_KM: the widest candidate search
+
+	Workers     bool   // ONSITE_WORKERS: run the task workers inside `onsite serve`
+	QueuePrefix string // ONSITE_QUEUE_PREFIX: put before queue names, to share one Redis between deployments
 }
 
 // Embedded reports whether Onsite runs in the single-node embedded mode for
@@ -132,6 +135,23 @@ var settings = []setting{
 		c.WaveSize = n
 		return nil
 	}},
+	{"ONSITE_WORKERS", "run the task workers inside serve (true/false)", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("want true or false")
+		}
+		c.Workers = b
+		return nil
+	}},
+	{"ONSITE_QUEUE_PREFIX", "prefix of task queue names", func(c *Config, v string) error {
+		for _, r := range v {
+			if !(r == '-' || r == '_' || r == ':' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9')) {
+				return fmt.Errorf("use letters, digits, -, _ or :")
+			}
+		}
+		c.QueuePrefix = v
+		return nil
+	}},
 	{"ONSITE_MAX_SEARCH_KM", "widest candidate search radius in km", func(c *Config, v string) error {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil || !(f > 0 && f <= 500) {
@@ -167,6 +187,7 @@ func Default() Config {
 		OfferTimeout:  30 * time.Second,
 		WaveSize:      3,
 		MaxSearchKm:   40,
+		Workers:       true,
 	}
 }
 

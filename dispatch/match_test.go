@@ -1,0 +1,258 @@
+package dispatch
+
+import (
+	"math/rand/v2"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/onsite/onsite/geo"
+)
+
+var (
+	zurich = geo.Point{Lat: 47.3769, Lng: 8.5417}
+	now    = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+)
+
+// cand returns an eligible candidate dx, dy metres from Zürich's centre.
+func cand(id string, dx, dy float64) Candidate {
+	return Candidate{
+		TechnicianID: id, Position: geo.Offset(zurich, dx, dy), HasPosition: true,
+		Traveller: geo.Traveller{Mode: "car", SpeedKmh: 25}, RadiusKm: 30,
+		CertifiedAt: now.Add(-time.Hour), CertExpires: now.Add(time.Hour), Available: true, Capacity: 1,
+	}
+}
+
+func job() Job { return Job{ID: "r1", Skill: "wifi_setup", Place: zurich, Deadline: now.Add(time.Hour)} }
+
+func TestEligible(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		edit func(c *Candidate)
+		want string
+	}{
+		{"eligible", func(c *Candidate) {}, ReasonOK},
+		{"certification expired", func(c *Candidate) { c.CertExpires = now.Add(-time.Minute) }, ReasonNoCert},
+		{"certification not yet valid", func(c *Candidate) { c.CertifiedAt = now.Add(time.Minute) }, ReasonNoCert},
+		{"not certified", func(c *Candidate) { c.CertExpires = time.Time{} }, ReasonNoCert},
+		{"off duty", func(c *Candidate) { c.Available = false }, ReasonUnavailable},
+		{"at capacity", func(c *Candidate) { c.ActiveJobs = 1 }, ReasonAtCapacity},
+		{"under capacity 2", func(c *Candidate) { c.ActiveJobs, c.Capacity = 1, 2 }, ReasonOK},
+		{"outside shift", func(c *Candidate) { c.Shifts = []Interval{{now.Add(time.Hour), now.Add(2 * time.Hour)}} }, ReasonOutsideShift},
+		{"inside shift", func(c *Candidate) { c.Shifts = []Interval{{now.Add(-time.Hour), now.Add(time.Hour)}} }, ReasonOK},
+		{"outside radius", func(c *Candidate) { c.RadiusKm = 1 }, ReasonOutsideRadius},
+		{"declined before", func(c *Candidate) { c.Excluded = true }, ReasonExcluded},
+		{"no position", func(c *Candidate) { c.HasPosition = false }, ReasonNoPosition},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := cand("a", 2000, 0)
+			tt.edit(&c)
+			if got := Eligible(job(), c, now); got != tt.want {
+				t.Fatalf("Eligible = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func ids(s []Scored) []string {
+	out := make([]string, len(s))
+	for i, x := range s {
+		out[i] = x.TechnicianID
+	}
+	return out
+}
+
+func TestRankOrder(t *testing.T) {
+	t.Parallel()
+	withRating := func(c Candidate, r float64) Candidate { c.Rating = r; return c }
+	withIdle := func(c Candidate, d time.Duration) Candidate { c.IdleSince = now.Add(-d); return c }
+	withRecord := func(c Candidate, sent, accepted int) Candidate { c.OffersSent, c.Accepted = sent, accepted; return c }
+	bike := cand("bike", 1500, 0)
+	bike.Traveller = geo.Traveller{Mode: "bike", SpeedKmh: 15}
+	tests := []struct {
+		name  string
+		j     Job
+		cands []Candidate
+		want  []string
+	}{
+		{"nearest first", job(), []Candidate{cand("far", 8000, 0), cand("near", 1000, 0), cand("mid", 4000, 0)}, []string{"near", "mid", "far"}},
+		{"faster beats nearer", job(), []Candidate{bike, cand("car", 1800, 0)}, []string{"car", "bike"}},
+		{"same arrival: likelier to accept first", job(),
+			[]Candidate{withRecord(cand("flaky", 1000, 0), 20, 2), withRecord(cand("steady", 1100, 0), 20, 19)}, []string{"steady", "flaky"}},
+		{"same arrival and record: rating", job(),
+			[]Candidate{withRating(cand("ok", 1000, 0), 4.1), withRating(cand("great", 1000, 100), 4.9)}, []string{"great", "ok"}},
+		{"all else equal: longest idle", job(),
+			[]Candidate{withIdle(cand("busy", 1000, 0), time.Minute), withIdle(cand("waiting", 1000, 0), time.Hour)}, []string{"waiting", "busy"}},
+		{"ineligible dropped", job(), []Candidate{func() Candidate { c := cand("off", 500, 0); c.Available = false; return c }(), cand("on", 3000, 0)}, []string{"on"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := ids(Rank(tt.j, tt.cands, geo.DefaultETA(), now))
+			if len(got) != len(tt.want) {
+				t.Fatalf("order %v, want %v", got, tt.want)
+			}
+			for i := range got {
+				if got[i] != tt.want[i] {
+					t.Fatalf("order %v, want %v", got, tt.want)
+				}
+			}
+		})
+	}
+}
+
+func TestAtRisk(t *testing.T) {
+	t.Parallel()
+	eta := geo.DefaultETA()
+	j := job()
+	near := Rank(j, []Candidate{cand("near", 2000, 0)}, eta, now)
+	far := Rank(j, []Candidate{cand("far", 25000, 0)}, eta, now) // 31 km of road at 25 km/h: 75 min
+	if AtRisk(j, near) {
+		t.Error("a technician 2 km away is not at risk")
+	}
+	if !AtRisk(j, far) {
+		t.Error("a technician 75 minutes away misses a 60-minute deadline")
+	}
+	if !AtRisk(j, nil) {
+		t.Error("no candidate at all is at risk")
+	}
+}
+
+func TestPlanOffers(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		strategy  string
+		timeLeft  time.Duration
+		available int
+		want      OfferPlan
+	}{
+		{"sequential with time", Sequential, 55 * time.Minute, 10, OfferPlan{1, 30 * time.Second}},
+		{"wave with time", Wave, 55 * time.Minute, 10, OfferPlan{3, 30 * time.Second}},
+		{"wave limited by candidates", Wave, 55 * time.Minute, 2, OfferPlan{2, 30 * time.Second}},
+		{"sequential near deadline widens", Sequential, 10 * time.Minute, 10, OfferPlan{3, 30 * time.Second}},
+		{"close to deadline shortens", Sequential, 5 * time.Minute, 10, OfferPlan{3, 15 * time.Second}},
+		{"past deadline", Wave, -time.Minute, 10, OfferPlan{3, 15 * time.Second}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := PlanOffers(tt.strategy, 3, 30*time.Second, tt.timeLeft, tt.available); got != tt.want {
+				t.Fatalf("plan %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestPoolSearchMatchesBruteForce checks the ring search against ranking
+// every technician, uniform and clustered, near cell edges included.
+func TestPoolSearchMatchesBruteForce(t *testing.T) {
+	t.Parallel()
+	for _, layout := range []string{"uniform", "clustered"} {
+		t.Run(layout, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(1, 2))
+			pool := NewPool(geo.CityResolution)
+			var all []Candidate
+			for i := range 3000 {
+				var dx, dy float64
+				if layout == "uniform" || i%3 == 0 {
+					dx, dy = (rng.Float64()*2-1)*12000, (rng.Float64()*2-1)*12000
+				} else {
+					hot := geo.Offset(zurich, float64(i%4)*3000-4500, float64(i%5)*1000)
+					_ = hot
+					dx, dy = float64(i%4)*3000-4500+rng.NormFloat64()*400, float64(i%5)*1000+rng.NormFloat64()*400
+				}
+				c := cand(string(rune('A'+i%26))+itoa(i), dx, dy)
+				c.Available = rng.Float64() < 0.6
+				if rng.Float64() < 0.3 {
+					c.Traveller = geo.Traveller{Mode: "bike", SpeedKmh: 15}
+				}
+				c.Rating = float64(rng.IntN(5))
+				pool.Put(c)
+				all = append(all, c)
+			}
+			eta := geo.DefaultETA()
+			mismatches := 0
+			for q := range 300 {
+				place := geo.Offset(zurich, (rng.Float64()*2-1)*10000, (rng.Float64()*2-1)*10000)
+				j := Job{ID: itoa(q), Place: place, Deadline: now.Add(time.Hour)}
+				got := ids(pool.Search(j, 10, 40, nil, eta, now))
+				want := ids(Rank(j, all, eta, now))
+				if len(want) > 10 {
+					want = want[:10]
+				}
+				if len(got) != len(want) {
+					mismatches++
+					continue
+				}
+				for i := range got {
+					if got[i] != want[i] {
+						mismatches++
+						break
+					}
+				}
+			}
+			if mismatches != 0 {
+				t.Fatalf("%d of 300 queries differ from brute force", mismatches)
+			}
+		})
+	}
+}
+
+func itoa(i int) string {
+	const digits = "0123456789"
+	if i == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; i > 0; i /= 10 {
+		b = append([]byte{digits[i%10]}, b...)
+	}
+	return string(b)
+}
+
+func TestPoolMove(t *testing.T) {
+	t.Parallel()
+	pool := NewPool(geo.CityResolution)
+	pool.Put(cand("a", 20000, 0))
+	j := job()
+	if got := pool.Search(j, 5, 10, nil, geo.DefaultETA(), now); len(got) != 0 {
+		t.Fatalf("far technician found: %v", ids(got))
+	}
+	pool.Move("a", geo.Offset(zurich, 500, 0))
+	if got := ids(pool.Search(j, 5, 10, nil, geo.DefaultETA(), now)); len(got) != 1 || got[0] != "a" {
+		t.Fatalf("moved technician not found: %v", got)
+	}
+	if got := pool.Search(j, 5, 10, func(id string) bool { return id == "a" }, geo.DefaultETA(), now); len(got) != 0 {
+		t.Fatal("excluded technician found")
+	}
+	_ = sort.Strings
+}
+
+func TestComputeKPIs(t *testing.T) {
+	t.Parallel()
+	at := func(m int) *time.Time { x := now.Add(time.Duration(m) * time.Minute); return &x }
+	fixed, parts := "fixed", "needs_parts"
+	dl := at(60)
+	reqs := []kpiRequest{
+		{Mode: ASAP, State: Completed, CreatedAt: now, SLADeadline: dl, OnSiteAt: at(20), CompletedAt: at(80), Outcome: &fixed, Visits: 1},
+		{Mode: ASAP, State: Completed, CreatedAt: now, SLADeadline: dl, OnSiteAt: at(40), CompletedAt: at(100), Outcome: &parts, Visits: 1},
+		{Mode: ASAP, State: OnSite, CreatedAt: now, SLADeadline: dl, OnSiteAt: at(70)},
+		{Mode: ASAP, State: Unfulfilled, CreatedAt: now, SLADeadline: dl},
+		{Mode: ASAP, State: Cancelled, CreatedAt: now, SLADeadline: dl},
+		{Mode: Window, State: Scheduled, CreatedAt: now},
+	}
+	k := ComputeKPIs(reqs, kpiOffers{Total: 12, Accepted: 3, Declined: 4, Expired: 3}, time.Hour, now.Add(2*time.Hour))
+	if k.Requests != 6 || k.ASAPRequests != 5 || k.Unfulfilled != 1 || k.Completed != 2 || k.Open != 2 {
+		t.Fatalf("counts: %+v", k)
+	}
+	if k.OnSiteWithin60 != 0.5 { // 2 of 4 decided (cancelled not counted)
+		t.Errorf("on site within 60 = %v, want 0.5", k.OnSiteWithin60)
+	}
+	if *k.TimeToSiteP50Seconds != 40*60 || *k.TimeToSiteP90Seconds != 70*60 {
+		t.Errorf("p50 %d p90 %d", *k.TimeToSiteP50Seconds, *k.TimeToSiteP90Seconds)
+	}
+	if k.OffersPerRequest != 2 || k.AcceptanceRate != 0.3 || k.FirstTimeFixRate != 0.5 || *k.ResolutionP50Seconds != 80*60 {
+		t.Errorf("ratios: %+v", k)
+	}
+}

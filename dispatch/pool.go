@@ -1,0 +1,159 @@
+package dispatch
+
+import (
+	"sync"
+	"time"
+
+	"github.com/onsite/onsite/geo"
+)
+
+// This file is part of the pure core: an in-process index of candidates by
+// H3 cell. The simulator uses it as its whole world; a server may use it as an
+// accelerator, correct when stale because PostgreSQL is the truth and every
+// accept is checked there.
+
+// Pool holds candidates by cell at one resolution; it is safe for
+// concurrent use.
+type Pool struct {
+	mu         sync.RWMutex
+	resolution int
+	byCell     map[geo.Cell][]*Candidate
+	cellOf     map[string]geo.Cell
+	byID       map[string]*Candidate
+	maxSpeed   float64 // the fastest traveller ever put, for search bounds
+}
+
+// NewPool returns an empty pool at the resolution.
+func NewPool(resolution int) *Pool {
+	return &Pool{resolution: resolution, byCell: map[geo.Cell][]*Candidate{}, cellOf: map[string]geo.Cell{}, byID: map[string]*Candidate{}}
+}
+
+// Len is the number of candidates held.
+func (p *Pool) Len() int {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return len(p.byID)
+}
+
+// Put adds or replaces a candidate (by TechnicianID), moving it to the cell of
+// its position.
+func (p *Pool) Put(c Candidate) {
+	cell := geo.CellOf(c.Position, p.resolution)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if old, ok := p.cellOf[c.TechnicianID]; ok {
+		p.removeFromCell(old, c.TechnicianID)
+	}
+	cp := c
+	speed := c.Traveller.SpeedKmh
+	if speed <= 0 {
+		speed = 50
+	}
+	p.maxSpeed = max(p.maxSpeed, speed)
+	p.byID[c.TechnicianID] = &cp
+	p.cellOf[c.TechnicianID] = cell
+	p.byCell[cell] = append(p.byCell[cell], &cp)
+}
+
+// Move updates a candidate's position, the hot path of location pings.
+func (p *Pool) Move(id string, to geo.Point) bool {
+	cell := geo.CellOf(to, p.resolution)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c, ok := p.byID[id]
+	if !ok {
+		return false
+	}
+	c.Position, c.HasPosition = to, true
+	if old := p.cellOf[id]; old != cell {
+		p.removeFromCell(old, id)
+		p.cellOf[id] = cell
+		p.byCell[cell] = append(p.byCell[cell], c)
+	}
+	return true
+}
+
+// Update changes a held candidate in place (availability, jobs, …).
+func (p *Pool) Update(id string, f func(c *Candidate)) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c, ok := p.byID[id]
+	if ok {
+		f(c)
+	}
+	return ok
+}
+
+// Get returns a copy of a candidate.
+func (p *Pool) Get(id string) (Candidate, bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	c, ok := p.byID[id]
+	if !ok {
+		return Candidate{}, false
+	}
+	return *c, true
+}
+
+func (p *Pool) removeFromCell(cell geo.Cell, id string) {
+	list := p.byCell[cell]
+	for i, c := range list {
+		if c.TechnicianID == id {
+			list[i] = list[len(list)-1]
+			list = list[:len(list)-1]
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(p.byCell, cell)
+	} else {
+		p.byCell[cell] = list
+	}
+}
+
+// Search walks rings outward from the job's cell and returns the best want
+// eligible candidates, ranked exactly as Rank would rank every candidate in
+// reach: once want are found it keeps walking while a ring could still hold
+// someone who arrives sooner (bounded by the fastest traveller in the pool),
+// and stops at reachKm. exclude marks technicians to skip for this job. The
+// bound assumes eta grows with distance and shrinks with speed, as
+// geo.StraightLine does.
+func (p *Pool) Search(j Job, want int, reachKm float64, exclude func(id string) bool, eta geo.ETA, now time.Time) []Scored {
+	origin := geo.CellOf(j.Place, p.resolution)
+	maxK := geo.MaxRing(p.resolution, reachKm)
+	var found []Candidate
+	p.mu.RLock()
+	fastest := geo.Traveller{Mode: "car", SpeedKmh: p.maxSpeed}
+	stopAt, bounded := maxK, false
+	for k := 0; k <= stopAt; k++ {
+		for _, cell := range geo.Ring(origin, k) {
+			for _, c := range p.byCell[cell] {
+				if exclude != nil && exclude(c.TechnicianID) {
+					continue
+				}
+				if Eligible(j, *c, now) == ReasonOK {
+					found = append(found, *c)
+				}
+			}
+		}
+		if !bounded && len(found) >= want {
+			bounded = true
+			// The want-th best arrival so far bounds how far to look.
+			ranked := Rank(j, found, eta, now)
+			bound := ranked[want-1].ETA/etaBucket*etaBucket + etaBucket
+			for k2 := k + 1; k2 <= maxK; k2++ {
+				edge := geo.Offset(j.Place, geo.RingMinDistanceKm(p.resolution, k2)*1000, 0)
+				if eta.Estimate(j.Place, edge, fastest) > bound {
+					stopAt = k2 - 1
+					break
+				}
+			}
+		}
+	}
+	p.mu.RUnlock()
+	ranked := Rank(j, found, eta, now)
+	if len(ranked) > want {
+		ranked = ranked[:want]
+	}
+	return ranked
+}

@@ -1,0 +1,156 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/onsite/onsite/dispatch"
+	"github.com/onsite/onsite/internal/db"
+	"github.com/onsite/onsite/internal/errs"
+)
+
+// TaskSweep is the periodic safety net (dispatch.Service.Sweep).
+const TaskSweep = "dispatch:sweep"
+
+// Worker runs the outbox relay, the asynq server with Onsite's handlers and
+// the periodic scheduler, until its context ends.
+type Worker struct {
+	db          *db.DB
+	redis       redis.UniversalClient
+	dispatch    *dispatch.Service
+	log         *slog.Logger
+	prefix      string
+	concurrency int
+	sweepEvery  time.Duration
+}
+
+// NewWorker returns a worker over the shared Redis client; prefix is put
+// before every queue name (so processes sharing a Redis can be kept apart).
+func NewWorker(d *db.DB, rc redis.UniversalClient, ds *dispatch.Service, prefix string, log *slog.Logger) *Worker {
+	return &Worker{db: d, redis: rc, dispatch: ds, log: log, prefix: prefix, concurrency: 10, sweepEvery: 30 * time.Second}
+}
+
+// Queues returns the queue names with their priorities.
+func (w *Worker) Queues() map[string]int {
+	return map[string]int{w.prefix + dispatch.QueueCritical: 6, w.prefix + dispatch.QueueDefault: 3, w.prefix + dispatch.QueueLow: 1}
+}
+
+// Run blocks until ctx ends, then shuts everything down in order.
+func (w *Worker) Run(ctx context.Context) error {
+	client := asynq.NewClientFromRedisClient(w.redis)
+	srv := asynq.NewServerFromRedisClient(w.redis, asynq.Config{
+		Concurrency:              w.concurrency,
+		Queues:                   w.Queues(),
+		DelayedTaskCheckInterval: time.Second,
+		ShutdownTimeout:          5 * time.Second,
+		Logger:                   asynqLogger{w.log},
+		LogLevel:                 asynq.WarnLevel,
+		RetryDelayFunc: func(n int, err error, t *asynq.Task) time.Duration {
+			return min(time.Duration(1<<min(n, 6))*time.Second, time.Minute)
+		},
+		IsFailure: func(err error) bool { return err != nil },
+	})
+	if err := srv.Start(w.mux()); err != nil {
+		return fmt.Errorf("start asynq server: %w", err)
+	}
+	sched := asynq.NewSchedulerFromRedisClient(w.redis, &asynq.SchedulerOpts{Logger: asynqLogger{w.log}, LogLevel: asynq.WarnLevel})
+	if _, err := sched.Register(fmt.Sprintf("@every %s", w.sweepEvery), asynq.NewTask(TaskSweep, nil),
+		asynq.Queue(w.prefix+dispatch.QueueLow), asynq.Unique(w.sweepEvery-time.Second), asynq.MaxRetry(0)); err != nil {
+		srv.Shutdown()
+		return fmt.Errorf("register sweep: %w", err)
+	}
+	if err := sched.Start(); err != nil {
+		srv.Shutdown()
+		return fmt.Errorf("start scheduler: %w", err)
+	}
+	relay := NewRelay(w.db, client, w.prefix, w.log)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		relay.Run(ctx)
+	}()
+	w.log.Info("workers started", "queues", w.Queues(), "concurrency", w.concurrency)
+	<-ctx.Done()
+	wg.Wait()
+	sched.Shutdown()
+	srv.Shutdown()
+	return nil
+}
+
+func (w *Worker) mux() *asynq.ServeMux {
+	mux := asynq.NewServeMux()
+	mux.HandleFunc(dispatch.TaskMatch, w.handle(func(ctx context.Context, p dispatch.TaskPayload) error {
+		_, err := w.dispatch.Match(ctx, p.RequestID)
+		return err
+	}))
+	mux.HandleFunc(dispatch.TaskOfferExpire, w.handle(func(ctx context.Context, p dispatch.TaskPayload) error {
+		err := w.dispatch.ExpireOffer(ctx, p.OfferID)
+		var early *dispatch.NotDueError
+		if errors.As(err, &early) {
+			// asynq fires to the whole second; wait out the rest here.
+			wait := time.Until(early.Due) + 10*time.Millisecond
+			if wait > 5*time.Second {
+				return err // retried later by asynq
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(wait):
+			}
+			err = w.dispatch.ExpireOffer(ctx, p.OfferID)
+		}
+		return err
+	}))
+	mux.HandleFunc(dispatch.TaskStartSearch, w.handle(func(ctx context.Context, p dispatch.TaskPayload) error {
+		return w.dispatch.StartSearch(ctx, p.RequestID)
+	}))
+	mux.HandleFunc(dispatch.TaskDeadline, w.handle(func(ctx context.Context, p dispatch.TaskPayload) error {
+		return w.dispatch.CheckDeadline(ctx, p.RequestID)
+	}))
+	mux.HandleFunc(TaskSweep, func(ctx context.Context, _ *asynq.Task) error {
+		res, err := w.dispatch.Sweep(ctx)
+		if res != (dispatch.SweepResult{}) {
+			w.log.Info("sweep repaired work", "matched", res.Matched, "expired", res.Expired, "given_up", res.GivenUp, "started", res.Started)
+		}
+		return err
+	})
+	return mux
+}
+
+// handle decodes the payload and runs f; a task for something that no longer
+// exists is dropped rather than retried.
+func (w *Worker) handle(f func(context.Context, dispatch.TaskPayload) error) asynq.HandlerFunc {
+	return func(ctx context.Context, t *asynq.Task) error {
+		var p dispatch.TaskPayload
+		if err := json.Unmarshal(t.Payload(), &p); err != nil {
+			return fmt.Errorf("%s: bad payload: %v: %w", t.Type(), err, asynq.SkipRetry)
+		}
+		err := f(ctx, p)
+		if errs.CodeOf(err) == errs.NotFound {
+			w.log.Warn("task for something that no longer exists", "type", t.Type(), "payload", string(t.Payload()))
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", t.Type(), err)
+		}
+		return nil
+	}
+}
+
+// asynqLogger sends asynq's logs to slog.
+type asynqLogger struct{ log *slog.Logger }
+
+func (l asynqLogger) Debug(args ...any) { l.log.Debug(fmt.Sprint(args...), "component", "asynq") }
+func (l asynqLogger) Info(args ...any)  { l.log.Info(fmt.Sprint(args...), "component", "asynq") }
+func (l asynqLogger) Warn(args ...any)  { l.log.Warn(fmt.Sprint(args...), "component", "asynq") }
+func (l asynqLogger) Error(args ...any) { l.log.Error(fmt.Sprint(args...), "component", "asynq") }
+func (l asynqLogger) Fatal(args ...any) { l.log.Error(fmt.Sprint(args...), "component", "asynq", "fatal", true) }
