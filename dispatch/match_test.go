@@ -23,7 +23,9 @@ func cand(id string, dx, dy float64) Candidate {
 	}
 }
 
-func job() Job { return Job{ID: "r1", Skill: "wifi_setup", Place: zurich, Deadline: now.Add(time.Hour)} }
+func job() Job {
+	return Job{ID: "r1", Skill: "wifi_setup", Place: zurich, Deadline: now.Add(time.Hour)}
+}
 
 func TestEligible(t *testing.T) {
 	t.Parallel()
