@@ -25,9 +25,8 @@ type Candidate struct {
 	HasPosition  bool
 	Traveller    geo.Traveller
 	RadiusKm     float64
-	CertifiedAt  time.Time // of the request's skill; zero when not certified
-	CertExpires  time.Time
-	Available    bool // on duty, not busy, not suspended
+	Certs        map[string]Interval // skill → certified from, until
+	Available    bool                // on duty, not busy, not suspended
 	ActiveJobs   int
 	Capacity     int
 	Shifts       []Interval // none means no shift restriction
@@ -60,15 +59,16 @@ const (
 
 // Eligible applies the hard rules of DESIGN.md; it returns ReasonOK or why not.
 func Eligible(j Job, c Candidate, now time.Time) string {
+	// Cheapest checks first: this runs for every technician a search meets.
 	switch {
 	case c.Excluded:
 		return ReasonExcluded
-	case c.CertExpires.IsZero() || now.Before(c.CertifiedAt) || !now.Before(c.CertExpires):
-		return ReasonNoCert
 	case !c.Available:
 		return ReasonUnavailable
 	case c.ActiveJobs >= c.Capacity:
 		return ReasonAtCapacity
+	case !certified(c.Certs, j.Skill, now):
+		return ReasonNoCert
 	case !inShift(c.Shifts, now):
 		return ReasonOutsideShift
 	case !c.HasPosition:
@@ -77,6 +77,11 @@ func Eligible(j Job, c Candidate, now time.Time) string {
 		return ReasonOutsideRadius
 	}
 	return ReasonOK
+}
+
+func certified(certs map[string]Interval, skill string, t time.Time) bool {
+	iv, ok := certs[skill]
+	return ok && !t.Before(iv.Start) && t.Before(iv.End)
 }
 
 func inShift(shifts []Interval, t time.Time) bool {

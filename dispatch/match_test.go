@@ -19,7 +19,7 @@ func cand(id string, dx, dy float64) Candidate {
 	return Candidate{
 		TechnicianID: id, Position: geo.Offset(zurich, dx, dy), HasPosition: true,
 		Traveller: geo.Traveller{Mode: "car", SpeedKmh: 25}, RadiusKm: 30,
-		CertifiedAt: now.Add(-time.Hour), CertExpires: now.Add(time.Hour), Available: true, Capacity: 1,
+		Certs: map[string]Interval{"wifi_setup": {now.Add(-time.Hour), now.Add(time.Hour)}}, Available: true, Capacity: 1,
 	}
 }
 
@@ -35,9 +35,15 @@ func TestEligible(t *testing.T) {
 		want string
 	}{
 		{"eligible", func(c *Candidate) {}, ReasonOK},
-		{"certification expired", func(c *Candidate) { c.CertExpires = now.Add(-time.Minute) }, ReasonNoCert},
-		{"certification not yet valid", func(c *Candidate) { c.CertifiedAt = now.Add(time.Minute) }, ReasonNoCert},
-		{"not certified", func(c *Candidate) { c.CertExpires = time.Time{} }, ReasonNoCert},
+		{"certification expired", func(c *Candidate) {
+			c.Certs = map[string]Interval{"wifi_setup": {now.Add(-time.Hour), now.Add(-time.Minute)}}
+		}, ReasonNoCert},
+		{"certification not yet valid", func(c *Candidate) {
+			c.Certs = map[string]Interval{"wifi_setup": {now.Add(time.Minute), now.Add(time.Hour)}}
+		}, ReasonNoCert},
+		{"other skill only", func(c *Candidate) {
+			c.Certs = map[string]Interval{"modem_install": {now.Add(-time.Hour), now.Add(time.Hour)}}
+		}, ReasonNoCert},
 		{"off duty", func(c *Candidate) { c.Available = false }, ReasonUnavailable},
 		{"at capacity", func(c *Candidate) { c.ActiveJobs = 1 }, ReasonAtCapacity},
 		{"under capacity 2", func(c *Candidate) { c.ActiveJobs, c.Capacity = 1, 2 }, ReasonOK},
@@ -151,6 +157,7 @@ func TestPlanOffers(t *testing.T) {
 func TestPoolSearchMatchesBruteForce(t *testing.T) {
 	t.Parallel()
 	for _, layout := range []string{"uniform", "clustered"} {
+		layout := layout
 		t.Run(layout, func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(1, 2))
 			pool := NewPool(geo.CityResolution)
@@ -177,11 +184,14 @@ func TestPoolSearchMatchesBruteForce(t *testing.T) {
 			mismatches := 0
 			for q := range 300 {
 				place := geo.Offset(zurich, (rng.Float64()*2-1)*10000, (rng.Float64()*2-1)*10000)
-				j := Job{ID: itoa(q), Place: place, Deadline: now.Add(time.Hour)}
+				j := Job{ID: itoa(q), Skill: "wifi_setup", Place: place, Deadline: now.Add(time.Hour)}
 				got := ids(pool.Search(j, 10, 40, nil, eta, now))
 				want := ids(Rank(j, all, eta, now))
 				if len(want) > 10 {
 					want = want[:10]
+				}
+				if len(want) < 10 {
+					t.Fatalf("query %d: only %d eligible, the test would prove little", q, len(want))
 				}
 				if len(got) != len(want) {
 					mismatches++

@@ -12,20 +12,27 @@ import (
 // accelerator, correct when stale because PostgreSQL is the truth and every
 // accept is checked there.
 
-// Pool holds candidates by cell at one resolution; it is safe for
+// Pool holds candidates by cell and skill at one resolution; it is safe for
 // concurrent use.
 type Pool struct {
 	mu         sync.RWMutex
 	resolution int
-	byCell     map[geo.Cell][]*Candidate
+	byCell     map[cellSkill][]*Candidate
 	cellOf     map[string]geo.Cell
 	byID       map[string]*Candidate
 	maxSpeed   float64 // the fastest traveller ever put, for search bounds
 }
 
+// cellSkill is a bucket of the index: the technicians in one cell certified
+// for one skill (a technician with two skills sits in two buckets).
+type cellSkill struct {
+	cell  geo.Cell
+	skill string
+}
+
 // NewPool returns an empty pool at the resolution.
 func NewPool(resolution int) *Pool {
-	return &Pool{resolution: resolution, byCell: map[geo.Cell][]*Candidate{}, cellOf: map[string]geo.Cell{}, byID: map[string]*Candidate{}}
+	return &Pool{resolution: resolution, byCell: map[cellSkill][]*Candidate{}, cellOf: map[string]geo.Cell{}, byID: map[string]*Candidate{}}
 }
 
 // Len is the number of candidates held.
@@ -41,8 +48,8 @@ func (p *Pool) Put(c Candidate) {
 	cell := geo.CellOf(c.Position, p.resolution)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if old, ok := p.cellOf[c.TechnicianID]; ok {
-		p.removeFromCell(old, c.TechnicianID)
+	if old, ok := p.byID[c.TechnicianID]; ok {
+		p.removeFromCell(p.cellOf[c.TechnicianID], old)
 	}
 	cp := c
 	speed := c.Traveller.SpeedKmh
@@ -52,7 +59,7 @@ func (p *Pool) Put(c Candidate) {
 	p.maxSpeed = max(p.maxSpeed, speed)
 	p.byID[c.TechnicianID] = &cp
 	p.cellOf[c.TechnicianID] = cell
-	p.byCell[cell] = append(p.byCell[cell], &cp)
+	p.addToCell(cell, &cp)
 }
 
 // Move updates a candidate's position, the hot path of location pings.
@@ -66,20 +73,23 @@ func (p *Pool) Move(id string, to geo.Point) bool {
 	}
 	c.Position, c.HasPosition = to, true
 	if old := p.cellOf[id]; old != cell {
-		p.removeFromCell(old, id)
+		p.removeFromCell(old, c)
 		p.cellOf[id] = cell
-		p.byCell[cell] = append(p.byCell[cell], c)
+		p.addToCell(cell, c)
 	}
 	return true
 }
 
-// Update changes a held candidate in place (availability, jobs, …).
+// Update changes a held candidate in place (availability, jobs, …); to
+// change its position or skills, use Move or Put.
 func (p *Pool) Update(id string, f func(c *Candidate)) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	c, ok := p.byID[id]
 	if ok {
+		pos, certs := c.Position, c.Certs
 		f(c)
+		c.Position, c.Certs = pos, certs
 	}
 	return ok
 }
@@ -95,19 +105,29 @@ func (p *Pool) Get(id string) (Candidate, bool) {
 	return *c, true
 }
 
-func (p *Pool) removeFromCell(cell geo.Cell, id string) {
-	list := p.byCell[cell]
-	for i, c := range list {
-		if c.TechnicianID == id {
-			list[i] = list[len(list)-1]
-			list = list[:len(list)-1]
-			break
-		}
+func (p *Pool) addToCell(cell geo.Cell, c *Candidate) {
+	for skill := range c.Certs {
+		k := cellSkill{cell, skill}
+		p.byCell[k] = append(p.byCell[k], c)
 	}
-	if len(list) == 0 {
-		delete(p.byCell, cell)
-	} else {
-		p.byCell[cell] = list
+}
+
+func (p *Pool) removeFromCell(cell geo.Cell, c *Candidate) {
+	for skill := range c.Certs {
+		k := cellSkill{cell, skill}
+		list := p.byCell[k]
+		for i, x := range list {
+			if x.TechnicianID == c.TechnicianID {
+				list[i] = list[len(list)-1]
+				list = list[:len(list)-1]
+				break
+			}
+		}
+		if len(list) == 0 {
+			delete(p.byCell, k)
+		} else {
+			p.byCell[k] = list
+		}
 	}
 }
 
@@ -127,7 +147,7 @@ func (p *Pool) Search(j Job, want int, reachKm float64, exclude func(id string) 
 	stopAt, bounded := maxK, false
 	for k := 0; k <= stopAt; k++ {
 		for _, cell := range geo.Ring(origin, k) {
-			for _, c := range p.byCell[cell] {
+			for _, c := range p.byCell[cellSkill{cell, j.Skill}] {
 				if exclude != nil && exclude(c.TechnicianID) {
 					continue
 				}

@@ -127,7 +127,7 @@ func loadCandidates(tx *gorm.DB, skill string, cells []geo.Cell, excluded map[st
 		c := Candidate{
 			TechnicianID: r.ID, Position: geo.Point{Lat: r.Lat, Lng: r.Lng}, HasPosition: true,
 			Traveller: geo.Traveller{Mode: r.TravelMode, SpeedKmh: r.SpeedKmh}, RadiusKm: r.RadiusKm,
-			CertifiedAt: r.CertifiedAt, CertExpires: r.ExpiresAt, Available: true,
+			Certs: map[string]Interval{skill: {Start: r.CertifiedAt, End: r.ExpiresAt}}, Available: true,
 			ActiveJobs: r.ActiveJobs, Capacity: r.Capacity, Shifts: shifts[r.ID], Rating: r.Rating,
 			OffersSent: r.OffersSent, Accepted: r.OffersAccepted, Excluded: excluded[r.ID],
 		}

@@ -1,0 +1,275 @@
+package dispatch_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/tidwall/rtree"
+	"gorm.io/gorm/clause"
+
+	"github.com/onsite/onsite/dispatch"
+	"github.com/onsite/onsite/geo"
+	"github.com/onsite/onsite/internal/db"
+	"github.com/onsite/onsite/internal/dbtest"
+	"github.com/onsite/onsite/technicians"
+)
+
+// The benchmark world of docs/PERFORMANCE.md: technicians uniform over
+// 8,350 km² (a square of 91.4 km around Zürich), 8 skills, 1–2 each, 60 %
+// available; a query asks for the 10 best for one skill at a random place.
+var benchSkills = []string{"router_replace", "wifi_setup", "modem_install", "tv_setup", "smart_home", "fiber_splice", "appliance_fix", "pc_repair"}
+
+const benchSideM = 91400.0
+
+type benchTech struct {
+	c     dispatch.Candidate
+	pos   geo.Point
+	idx   int
+	avail bool
+}
+
+func benchWorld(n int, seed uint64, at time.Time) []dispatch.Candidate {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	out := make([]dispatch.Candidate, n)
+	for i := range out {
+		p := geo.Offset(zurich, (rng.Float64()-0.5)*benchSideM, (rng.Float64()-0.5)*benchSideM)
+		certs := map[string]dispatch.Interval{benchSkills[rng.IntN(8)]: {Start: at.Add(-time.Hour), End: at.Add(24 * time.Hour)}}
+		if rng.IntN(2) == 0 {
+			certs[benchSkills[rng.IntN(8)]] = dispatch.Interval{Start: at.Add(-time.Hour), End: at.Add(24 * time.Hour)}
+		}
+		out[i] = dispatch.Candidate{
+			TechnicianID: fmt.Sprintf("t%06d", i), Position: p, HasPosition: true,
+			Traveller: geo.Traveller{Mode: "car", SpeedKmh: 20 + float64(rng.IntN(3))*5}, RadiusKm: 30,
+			Certs: certs, Available: rng.Float64() < 0.6, Capacity: 1, Rating: float64(rng.IntN(11)) / 2,
+		}
+	}
+	return out
+}
+
+type benchQuery struct {
+	place geo.Point
+	skill string
+}
+
+func benchQueries(n int, seed uint64) []benchQuery {
+	rng := rand.New(rand.NewPCG(seed, 11))
+	qs := make([]benchQuery, n)
+	for i := range qs {
+		qs[i] = benchQuery{place: geo.Offset(zurich, (rng.Float64()-0.5)*benchSideM*0.9, (rng.Float64()-0.5)*benchSideM*0.9), skill: benchSkills[rng.IntN(8)]}
+	}
+	return qs
+}
+
+// reportPercentiles adds p50 and p99 latency in µs to the benchmark output.
+func reportPercentiles(b *testing.B, ds []time.Duration) {
+	slices.Sort(ds)
+	p := func(q float64) float64 { return float64(ds[int(q*float64(len(ds)-1))].Nanoseconds()) / 1e3 }
+	b.ReportMetric(p(0.5), "p50-µs")
+	b.ReportMetric(p(0.99), "p99-µs")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkSearchInProcess is candidate search + ranking over the in-process
+// H3 cell index (dispatch.Pool), beside tidwall/rtree (the R-tree inside
+// Tile38) and brute force over the same data and queries.
+func BenchmarkSearchInProcess(b *testing.B) {
+	at := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	eta := geo.DefaultETA()
+	for _, n := range []int{10_000, 100_000} {
+		world := benchWorld(n, 1, at)
+		qs := benchQueries(4096, 2)
+		pool := dispatch.NewPool(geo.CityResolution)
+		tr := &rtree.RTreeG[int]{}
+		for i, c := range world {
+			pool.Put(c)
+			pt := [2]float64{c.Position.Lng, c.Position.Lat}
+			tr.Insert(pt, pt, i)
+		}
+		job := func(q benchQuery) dispatch.Job {
+			return dispatch.Job{ID: "q", Skill: q.skill, Place: q.place, Deadline: at.Add(time.Hour)}
+		}
+		b.Run(fmt.Sprintf("h3-index/%dk", n/1000), func(b *testing.B) {
+			ds := make([]time.Duration, 0, b.N)
+			for i := 0; b.Loop(); i++ {
+				start := time.Now()
+				got := pool.Search(job(qs[i%len(qs)]), 10, 40, nil, eta, at)
+				ds = append(ds, time.Since(start))
+				if len(got) == 0 {
+					b.Fatal("no candidates")
+				}
+			}
+			reportPercentiles(b, ds)
+		})
+		b.Run(fmt.Sprintf("rtree/%dk", n/1000), func(b *testing.B) {
+			ds := make([]time.Duration, 0, b.N)
+			for i := 0; b.Loop(); i++ {
+				q := qs[i%len(qs)]
+				j := job(q)
+				start := time.Now()
+				var found []dispatch.Candidate
+				pt := [2]float64{q.place.Lng, q.place.Lat}
+				tr.Nearby(rtree.BoxDist[float64, int](pt, pt, nil), func(_, _ [2]float64, idx int, _ float64) bool {
+					if dispatch.Eligible(j, world[idx], at) == dispatch.ReasonOK {
+						found = append(found, world[idx])
+					}
+					return len(found) < 10
+				})
+				dispatch.Rank(j, found, eta, at)
+				ds = append(ds, time.Since(start))
+			}
+			reportPercentiles(b, ds)
+		})
+		if n > 10_000 {
+			continue
+		}
+		b.Run(fmt.Sprintf("brute-force/%dk", n/1000), func(b *testing.B) {
+			ds := make([]time.Duration, 0, b.N)
+			for i := 0; b.Loop(); i++ {
+				start := time.Now()
+				dispatch.Rank(job(qs[i%len(qs)]), world, eta, at)
+				ds = append(ds, time.Since(start))
+			}
+			reportPercentiles(b, ds)
+		})
+	}
+}
+
+// BenchmarkSearchPostgres is the same search from PostgreSQL through the
+// indexed H3 cell column, as every server process runs it
+// (dispatch.Service.Candidates: exclusions, ring bands, shifts, ranking).
+func BenchmarkSearchPostgres(b *testing.B) {
+	if testing.Short() {
+		b.Skip("loads 100k technicians")
+	}
+	at := time.Now().UTC()
+	for _, n := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprintf("%dk", n/1000), func(b *testing.B) {
+			d := dbtest.Postgres(b)
+			svc, ids := loadBenchWorld(b, d, n, at)
+			ctx := context.Background()
+			ds := make([]time.Duration, 0, b.N)
+			for i := 0; b.Loop(); i++ {
+				start := time.Now()
+				got, err := svc.Candidates(ctx, ids[i%len(ids)], 10)
+				ds = append(ds, time.Since(start))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(got) == 0 {
+					b.Fatal("no candidates")
+				}
+			}
+			reportPercentiles(b, ds)
+		})
+	}
+}
+
+// loadBenchWorld writes the benchmark world into d and opens 512 requests at
+// the query places.
+func loadBenchWorld(b *testing.B, d *db.DB, n int, at time.Time) (*dispatch.Service, []string) {
+	b.Helper()
+	world := benchWorld(n, 1, at)
+	ctx := context.Background()
+	for _, s := range benchSkills {
+		d.Create(&technicians.Skill{Code: s, Name: s, CreatedAt: at})
+	}
+	techs := make([]technicians.Technician, 0, 2000)
+	certs := make([]technicians.Certification, 0, 4000)
+	flush := func() {
+		if err := d.Omit(clause.Associations).CreateInBatches(techs, 1000).Error; err != nil {
+			b.Fatal(err)
+		}
+		if err := d.CreateInBatches(certs, 2000).Error; err != nil {
+			b.Fatal(err)
+		}
+		techs, certs = techs[:0], certs[:0]
+	}
+	for i, c := range world {
+		lat, lng := c.Position.Lat, c.Position.Lng
+		cell := geo.CellOf(c.Position, geo.CityResolution)
+		duty := technicians.Offline
+		if c.Available {
+			duty = technicians.Available
+		}
+		techs = append(techs, technicians.Technician{
+			ID: c.TechnicianID, Name: c.TechnicianID, Phone: fmt.Sprintf("+4170%07d", i), Locale: "en", DutyStatus: duty,
+			Lat: &lat, Lng: &lng, Cell: &cell, PositionAt: &at, TravelMode: "car", SpeedKmh: c.Traveller.SpeedKmh,
+			RadiusKm: c.RadiusKm, Capacity: 1, Rating: c.Rating, CreatedAt: at, UpdatedAt: at,
+		})
+		for skill, iv := range c.Certs {
+			certs = append(certs, technicians.Certification{TechnicianID: c.TechnicianID, SkillCode: skill, CertifiedAt: iv.Start, ExpiresAt: iv.End})
+		}
+		if len(techs) == cap(techs) {
+			flush()
+		}
+	}
+	flush()
+	d.Exec("ANALYZE")
+	svc := dispatch.NewService(d, dispatch.Config{SLA: time.Hour, GiveUp: time.Hour, WindowLead: time.Hour,
+		OfferStrategy: dispatch.Wave, OfferTimeout: 30 * time.Second, WaveSize: 3, MaxSearchKm: 40}, time.Now)
+	var ids []string
+	for i, q := range benchQueries(512, 2) {
+		lat, lng := q.place.Lat, q.place.Lng
+		out, err := svc.Create(ctx, dispatch.Caller{Role: "customer", Subject: fmt.Sprint("c", i)}, "", dispatch.NewRequest{Skill: q.skill, Lat: &lat, Lng: &lng})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids = append(ids, out.Request.ID)
+	}
+	return svc, ids
+}
+
+// BenchmarkDispatchCycle measures accepted offers per second under
+// concurrent load on PostgreSQL: each operation opens a request, runs a
+// matching round, accepts the first offer and cancels to free the
+// technician again.
+func BenchmarkDispatchCycle(b *testing.B) {
+	d := dbtest.Postgres(b)
+	at := time.Now().UTC()
+	techs := technicians.NewService(d, time.Now)
+	ctx := context.Background()
+	if _, err := techs.CreateSkill(ctx, "wifi_setup", "Wi-Fi"); err != nil {
+		b.Fatal(err)
+	}
+	for i := range 200 {
+		capacity := 10
+		t, err := techs.Create(ctx, technicians.NewTechnician{Name: "T", Phone: fmt.Sprintf("+4179%07d", i), Capacity: &capacity})
+		if err != nil {
+			b.Fatal(err)
+		}
+		techs.Certify(ctx, t.ID, "wifi_setup", nil, at.Add(24*time.Hour))
+		techs.SetDuty(ctx, t.ID, technicians.Available)
+		p := geo.Offset(zurich, float64(i%20)*700-7000, float64(i/20)*700-3500)
+		techs.UpdateLocation(ctx, t.ID, technicians.Ping{Lat: &p.Lat, Lng: &p.Lng})
+	}
+	svc := dispatch.NewService(d, dispatch.Config{SLA: time.Hour, GiveUp: time.Hour, WindowLead: time.Hour,
+		OfferStrategy: dispatch.Sequential, OfferTimeout: 30 * time.Second, WaveSize: 1, MaxSearchKm: 40}, time.Now)
+	ops := dispatch.Caller{Role: "ops", Subject: "bench"}
+	start := time.Now()
+	b.SetParallelism(4)
+	b.RunParallel(func(pb *testing.PB) {
+		rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
+		for pb.Next() {
+			p := geo.Offset(zurich, (rng.Float64()-0.5)*14000, (rng.Float64()-0.5)*7000)
+			out, err := svc.Create(ctx, dispatch.Caller{Role: "customer", Subject: "c"}, "", dispatch.NewRequest{Skill: "wifi_setup", Lat: &p.Lat, Lng: &p.Lng})
+			if err != nil {
+				b.Fatal(err)
+			}
+			res, err := svc.Match(ctx, out.Request.ID)
+			if err != nil || len(res.Offered) == 0 {
+				b.Fatalf("match: %+v %v", res, err)
+			}
+			if _, err := svc.Accept(ctx, res.Offered[0].TechnicianID, res.Offered[0].ID); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := svc.Cancel(ctx, ops, out.Request.ID, dispatch.CancelInput{Reason: "bench"}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "accepts/s")
+}
