@@ -35,6 +35,7 @@ type Candidate struct {
 	OffersSent   int
 	Accepted     int
 	Excluded     bool // declined or dropped this request, or has an offer for it already
+	Deciding     bool // holds a pending offer for another request
 }
 
 // Job is what matching knows of a request.
@@ -55,6 +56,7 @@ const (
 	ReasonOutsideRadius = "outside travel radius"
 	ReasonExcluded      = "declined, dropped or already offered"
 	ReasonNoPosition    = "no known position"
+	ReasonDeciding      = "deciding on another offer"
 )
 
 // Eligible applies the hard rules of DESIGN.md; it returns ReasonOK or why not.
@@ -67,6 +69,8 @@ func Eligible(j Job, c Candidate, now time.Time) string {
 		return ReasonUnavailable
 	case c.ActiveJobs >= c.Capacity:
 		return ReasonAtCapacity
+	case c.Deciding:
+		return ReasonDeciding
 	case !certified(c.Certs, j.Skill, now):
 		return ReasonNoCert
 	case !inShift(c.Shifts, now):

@@ -51,6 +51,7 @@ func TestEligible(t *testing.T) {
 		{"inside shift", func(c *Candidate) { c.Shifts = []Interval{{now.Add(-time.Hour), now.Add(time.Hour)}} }, ReasonOK},
 		{"outside radius", func(c *Candidate) { c.RadiusKm = 1 }, ReasonOutsideRadius},
 		{"declined before", func(c *Candidate) { c.Excluded = true }, ReasonExcluded},
+		{"deciding on another offer", func(c *Candidate) { c.Deciding = true }, ReasonDeciding},
 		{"no position", func(c *Candidate) { c.HasPosition = false }, ReasonNoPosition},
 	}
 	for _, tt := range tests {
@@ -268,3 +269,7 @@ func TestComputeKPIs(t *testing.T) {
 		t.Errorf("ratios: %+v", k)
 	}
 }
+
+func StraightLineETAForTest() geo.StraightLine { return geo.DefaultETA() }
+
+func offset(p geo.Point, dx float64) geo.Point { return geo.Offset(p, dx, 0) }

@@ -25,6 +25,7 @@ type candidateRow struct {
 	IdleSince      *time.Time
 	OffersSent     int
 	OffersAccepted int
+	Deciding       bool
 	CertifiedAt    time.Time
 	ExpiresAt      time.Time
 }
@@ -99,18 +100,20 @@ func excludedFor(tx *gorm.DB, requestID string, now time.Time) (map[string]bool,
 
 // loadCandidates reads the technicians in cells that hold a current
 // certification for skill and are on duty with free capacity, with their
-// shifts.
+// shifts and whether they are deciding on another offer (the apps show one
+// offer at a time).
 func loadCandidates(tx *gorm.DB, skill string, cells []geo.Cell, excluded map[string]bool, now time.Time) ([]Candidate, error) {
 	if len(cells) == 0 {
 		return nil, nil
 	}
 	var rows []candidateRow
 	err := tx.Raw(`SELECT t.id, t.lat, t.lng, t.travel_mode, t.speed_kmh, t.radius_km, t.active_jobs, t.capacity,
-			t.rating, t.idle_since, t.offers_sent, t.offers_accepted, c.certified_at, c.expires_at
+			t.rating, t.idle_since, t.offers_sent, t.offers_accepted, c.certified_at, c.expires_at,
+			EXISTS (SELECT 1 FROM offers o WHERE o.technician_id = t.id AND o.state = 'pending' AND o.expires_at > ?) AS deciding
 		FROM technicians t JOIN certifications c ON c.technician_id = t.id AND c.skill_code = ?
 		WHERE t.cell IN ? AND t.duty_status = ? AND t.suspended = ? AND t.active_jobs < t.capacity
 		  AND c.certified_at <= ? AND c.expires_at > ?`,
-		skill, cells, technicians.Available, false, now, now).Scan(&rows).Error
+		now, skill, cells, technicians.Available, false, now, now).Scan(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("search candidates: %w", err)
 	}
@@ -129,7 +132,7 @@ func loadCandidates(tx *gorm.DB, skill string, cells []geo.Cell, excluded map[st
 			Traveller: geo.Traveller{Mode: r.TravelMode, SpeedKmh: r.SpeedKmh}, RadiusKm: r.RadiusKm,
 			Certs: map[string]Interval{skill: {Start: r.CertifiedAt, End: r.ExpiresAt}}, Available: true,
 			ActiveJobs: r.ActiveJobs, Capacity: r.Capacity, Shifts: shifts[r.ID], Rating: r.Rating,
-			OffersSent: r.OffersSent, Accepted: r.OffersAccepted, Excluded: excluded[r.ID],
+			OffersSent: r.OffersSent, Accepted: r.OffersAccepted, Excluded: excluded[r.ID], Deciding: r.Deciding,
 		}
 		if r.IdleSince != nil {
 			c.IdleSince = *r.IdleSince
