@@ -201,4 +201,3 @@ func pairCost(j Job, sc Scored, now time.Time) float64 {
 	}
 	return c / math.Max(sc.AcceptRate, 0.05)
 }
-
