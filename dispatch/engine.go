@@ -77,6 +77,10 @@ func (s *Service) Match(ctx context.Context, requestID string) (MatchResult, err
 				return err
 			}
 		}
+		if s.cfg.OfferStrategy == Batch {
+			res.Skipped = "waiting for the next batch"
+			return nil
+		}
 		if len(ranked) == 0 {
 			res.Skipped = "no eligible technician"
 			if r.GiveUpAt == nil || now.Add(retryEvery).Before(*r.GiveUpAt) {
@@ -155,7 +159,7 @@ type OfferReason struct {
 
 func (s *Service) offer(tx *gorm.DB, r Request, sc Scored, rank, round int, plan OfferPlan, now time.Time) (Offer, error) {
 	strategy := s.cfg.OfferStrategy
-	if plan.Size > 1 {
+	if plan.Size > 1 && strategy != Batch {
 		strategy = Wave
 	}
 	reason := OfferReason{

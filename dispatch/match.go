@@ -36,6 +36,11 @@ type Candidate struct {
 	Accepted     int
 	Excluded     bool // declined or dropped this request, or has an offer for it already
 	Deciding     bool // holds a pending offer for another request
+	// FreeAt is when a technician at capacity is predicted to finish their
+	// current job, and Queued whether they already hold a next one. With
+	// chaining, such a technician may take one next job from where they are.
+	FreeAt time.Time
+	Queued bool
 }
 
 // Job is what matching knows of a request.
@@ -44,6 +49,9 @@ type Job struct {
 	Skill    string
 	Place    geo.Point
 	Deadline time.Time // the SLA deadline (or window end)
+	// ChainWithin lets a technician at capacity who finishes within this
+	// time (and has no next job yet) be a candidate; 0 turns chaining off.
+	ChainWithin time.Duration
 }
 
 // Ineligibility reasons, returned by Eligible.
@@ -67,7 +75,7 @@ func Eligible(j Job, c Candidate, now time.Time) string {
 		return ReasonExcluded
 	case !c.Available:
 		return ReasonUnavailable
-	case c.ActiveJobs >= c.Capacity:
+	case c.ActiveJobs >= c.Capacity && !chainable(j, c, now):
 		return ReasonAtCapacity
 	case c.Deciding:
 		return ReasonDeciding
@@ -81,6 +89,19 @@ func Eligible(j Job, c Candidate, now time.Time) string {
 		return ReasonOutsideRadius
 	}
 	return ReasonOK
+}
+
+func chainable(j Job, c Candidate, now time.Time) bool {
+	return j.ChainWithin > 0 && !c.Queued && !c.FreeAt.IsZero() && c.FreeAt.Sub(now) <= j.ChainWithin
+}
+
+// startFrom is when a candidate can set off: now, or when their current job
+// ends for a chained one.
+func startFrom(c Candidate, now time.Time) time.Time {
+	if c.ActiveJobs >= c.Capacity && c.FreeAt.After(now) {
+		return c.FreeAt
+	}
+	return now
 }
 
 func certified(certs map[string]Interval, skill string, t time.Time) bool {
@@ -142,6 +163,9 @@ func Rank(j Job, cands []Candidate, eta geo.ETA, now time.Time) []Scored {
 			continue
 		}
 		d := eta.Estimate(c.Position, j.Place, c.Traveller)
+		if start := startFrom(c, now); start.After(now) {
+			d += start.Sub(now) // a chained technician first finishes their job
+		}
 		arrival := now.Add(d)
 		rate := acceptRate(c)
 		idle := time.Duration(0)

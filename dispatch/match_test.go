@@ -52,6 +52,7 @@ func TestEligible(t *testing.T) {
 		{"outside radius", func(c *Candidate) { c.RadiusKm = 1 }, ReasonOutsideRadius},
 		{"declined before", func(c *Candidate) { c.Excluded = true }, ReasonExcluded},
 		{"deciding on another offer", func(c *Candidate) { c.Deciding = true }, ReasonDeciding},
+		{"at capacity, finishing soon, no chaining", func(c *Candidate) { c.ActiveJobs, c.FreeAt = 1, now.Add(5*time.Minute) }, ReasonAtCapacity},
 		{"no position", func(c *Candidate) { c.HasPosition = false }, ReasonNoPosition},
 	}
 	for _, tt := range tests {
@@ -108,6 +109,26 @@ func TestRankOrder(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestChaining(t *testing.T) {
+	t.Parallel()
+	j := job()
+	j.ChainWithin = 15 * time.Minute
+	finishing := cand("finishing", 500, 0)
+	finishing.ActiveJobs, finishing.FreeAt = 1, now.Add(5*time.Minute)
+	late := cand("late", 300, 0)
+	late.ActiveJobs, late.FreeAt = 1, now.Add(40*time.Minute)
+	queued := cand("queued", 300, 0)
+	queued.ActiveJobs, queued.FreeAt, queued.Queued = 1, now.Add(2*time.Minute), true
+	free := cand("free", 6000, 0) // 7.5 km of road: 18 minutes
+	got := Rank(j, []Candidate{free, finishing, late, queued}, geo.DefaultETA(), now)
+	if ids := ids(got); len(ids) != 2 || ids[0] != "finishing" || ids[1] != "free" {
+		t.Fatalf("order %v, want [finishing free]", ids)
+	}
+	if eta := got[0].ETA; eta < 5*time.Minute || eta > 7*time.Minute {
+		t.Fatalf("chained ETA %v, want the 5 minutes left plus the short drive", eta)
 	}
 }
 

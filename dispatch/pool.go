@@ -18,6 +18,8 @@ type Pool struct {
 	mu         sync.RWMutex
 	resolution int
 	byCell     map[cellSkill][]*Candidate
+	buckets    map[int32]int // skill → non-empty buckets, so a search can stop when it has seen them all
+	skillIDs   map[string]int32
 	cellOf     map[string]geo.Cell
 	byID       map[string]*Candidate
 	maxSpeed   float64 // the fastest traveller ever put, for search bounds
@@ -27,12 +29,13 @@ type Pool struct {
 // for one skill (a technician with two skills sits in two buckets).
 type cellSkill struct {
 	cell  geo.Cell
-	skill string
+	skill int32
 }
 
 // NewPool returns an empty pool at the resolution.
 func NewPool(resolution int) *Pool {
-	return &Pool{resolution: resolution, byCell: map[cellSkill][]*Candidate{}, cellOf: map[string]geo.Cell{}, byID: map[string]*Candidate{}}
+	return &Pool{resolution: resolution, byCell: map[cellSkill][]*Candidate{}, buckets: map[int32]int{},
+		skillIDs: map[string]int32{}, cellOf: map[string]geo.Cell{}, byID: map[string]*Candidate{}}
 }
 
 // Len is the number of candidates held.
@@ -105,16 +108,28 @@ func (p *Pool) Get(id string) (Candidate, bool) {
 	return *c, true
 }
 
+func (p *Pool) skillID(skill string) int32 {
+	id, ok := p.skillIDs[skill]
+	if !ok {
+		id = int32(len(p.skillIDs))
+		p.skillIDs[skill] = id
+	}
+	return id
+}
+
 func (p *Pool) addToCell(cell geo.Cell, c *Candidate) {
 	for skill := range c.Certs {
-		k := cellSkill{cell, skill}
+		k := cellSkill{cell, p.skillID(skill)}
+		if len(p.byCell[k]) == 0 {
+			p.buckets[k.skill]++
+		}
 		p.byCell[k] = append(p.byCell[k], c)
 	}
 }
 
 func (p *Pool) removeFromCell(cell geo.Cell, c *Candidate) {
 	for skill := range c.Certs {
-		k := cellSkill{cell, skill}
+		k := cellSkill{cell, p.skillID(skill)}
 		list := p.byCell[k]
 		for i, x := range list {
 			if x.TechnicianID == c.TechnicianID {
@@ -125,6 +140,7 @@ func (p *Pool) removeFromCell(cell geo.Cell, c *Candidate) {
 		}
 		if len(list) == 0 {
 			delete(p.byCell, k)
+			p.buckets[k.skill]--
 		} else {
 			p.byCell[k] = list
 		}
@@ -143,11 +159,21 @@ func (p *Pool) Search(j Job, want int, reachKm float64, exclude func(id string) 
 	maxK := geo.MaxRing(p.resolution, reachKm)
 	var found []Candidate
 	p.mu.RLock()
+	skill, known := p.skillIDs[j.Skill]
+	if !known {
+		p.mu.RUnlock()
+		return nil
+	}
 	fastest := geo.Traveller{Mode: "car", SpeedKmh: p.maxSpeed}
 	stopAt, bounded := maxK, false
-	for k := 0; k <= stopAt; k++ {
+	seen, total := 0, p.buckets[skill]
+	for k := 0; k <= stopAt && seen < total; k++ {
 		for _, cell := range geo.Ring(origin, k) {
-			for _, c := range p.byCell[cellSkill{cell, j.Skill}] {
+			list := p.byCell[cellSkill{cell, skill}]
+			if len(list) > 0 {
+				seen++
+			}
+			for _, c := range list {
 				if exclude != nil && exclude(c.TechnicianID) {
 					continue
 				}

@@ -24,7 +24,8 @@ type Config struct {
 	SLA           time.Duration // promise for ASAP requests
 	GiveUp        time.Duration // searching longer than this after creation → unfulfilled
 	WindowLead    time.Duration // windowed requests start searching this long before the window
-	OfferStrategy string        // sequential or wave
+	OfferStrategy string        // batch, sequential or wave
+	BatchWindow   time.Duration // how often the batch strategy runs
 	OfferTimeout  time.Duration
 	WaveSize      int
 	MaxSearchKm   float64

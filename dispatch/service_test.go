@@ -583,3 +583,48 @@ func TestAcceptRace(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchRound: two requests and two technicians where taking the nearest
+// for the first request would leave the second without anyone in time; the
+// batch gives each a technician who makes it.
+func TestBatchRound(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		w := newWorld(t, d, dispatch.Batch, 1)
+		x := w.tech("Between", 14000) // 14 km east: nearest for A, the only one for B
+		y := w.tech("West", -3000)    // 3 km west: near A only
+		w.d.Exec("UPDATE technicians SET radius_km = 10 WHERE id = ?", y)
+		a := w.request()
+		lat, lng := geo.Offset(zurich, 20000, 0).Lat, geo.Offset(zurich, 20000, 0).Lng
+		created, err := w.svc.Create(w.ctx, dispatch.Caller{Role: "customer", Subject: "carla"}, "", dispatch.NewRequest{Skill: "wifi_setup", Lat: &lat, Lng: &lng})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := created.Request
+		if res := w.match(a.ID); len(res.Offered) != 0 || res.Skipped != "waiting for the next batch" {
+			t.Fatalf("match under batch: %+v", res)
+		}
+		res, err := w.svc.BatchRound(w.ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Waiting != 2 || len(res.Offered) != 2 {
+			t.Fatalf("batch: %+v", res)
+		}
+		got := map[string]string{}
+		for _, o := range res.Offered {
+			got[o.RequestID] = o.TechnicianID
+		}
+		if got[a.ID] != y || got[b.ID] != x {
+			t.Fatalf("batch gave A→%s B→%s, want A→%s B→%s", got[a.ID], got[b.ID], y, x)
+		}
+		// a second round while the offers are pending sends nothing
+		if res, err := w.svc.BatchRound(w.ctx, 0); err != nil || res.Waiting != 0 || len(res.Offered) != 0 {
+			t.Fatalf("second round: %+v %v", res, err)
+		}
+		offers, _ := w.svc.OffersOf(w.ctx, a.ID)
+		if offers[0].Why.Strategy != "batch" {
+			t.Fatalf("offer reason %+v", offers[0].Why)
+		}
+	})
+}

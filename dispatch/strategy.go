@@ -8,6 +8,7 @@ import "time"
 const (
 	Sequential = "sequential" // one technician at a time, cascade on decline or timeout
 	Wave       = "wave"       // the top N at once, first accept wins
+	Batch      = "batch"      // every few seconds, a least-cost assignment of waiting requests to free technicians
 )
 
 // OfferPlan says how many offers to send at once and how long each stays

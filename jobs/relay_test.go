@@ -83,29 +83,31 @@ func newServices(t *testing.T, d *db.DB) (*technicians.Service, *dispatch.Servic
 	t.Helper()
 	techs := technicians.NewService(d, time.Now)
 	svc := dispatch.NewService(d, dispatch.Config{SLA: time.Hour, GiveUp: time.Hour, WindowLead: time.Hour,
-		OfferStrategy: dispatch.Wave, OfferTimeout: time.Minute, WaveSize: 2, MaxSearchKm: 40}, time.Now)
+		OfferStrategy: dispatch.Sequential, OfferTimeout: time.Minute, WaveSize: 1, MaxSearchKm: 40}, time.Now)
 	if _, err := techs.CreateSkill(context.Background(), "wifi_setup", "Wi-Fi"); err != nil {
 		t.Fatal(err)
 	}
-	tech, err := techs.Create(context.Background(), technicians.NewTechnician{Name: "Tina", Phone: "+41790001111", Capacity: ptr(10)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// One technician per request the tests open: each holds one offer at a
+	// time.
 	ctx := context.Background()
-	if _, err := techs.Certify(ctx, tech.ID, "wifi_setup", nil, time.Now().Add(time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := techs.SetDuty(ctx, tech.ID, technicians.Available); err != nil {
-		t.Fatal(err)
-	}
-	p := geo.Offset(geo.Point{Lat: 47.3769, Lng: 8.5417}, 1000, 0)
-	if _, err := techs.UpdateLocation(ctx, tech.ID, technicians.Ping{Lat: &p.Lat, Lng: &p.Lng}); err != nil {
-		t.Fatal(err)
+	for i := range 8 {
+		tech, err := techs.Create(ctx, technicians.NewTechnician{Name: "Tina", Phone: "+4179000111" + strconv.Itoa(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := techs.Certify(ctx, tech.ID, "wifi_setup", nil, time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := techs.SetDuty(ctx, tech.ID, technicians.Available); err != nil {
+			t.Fatal(err)
+		}
+		p := geo.Offset(geo.Point{Lat: 47.3769, Lng: 8.5417}, 1000+float64(i)*200, 0)
+		if _, err := techs.UpdateLocation(ctx, tech.ID, technicians.Ping{Lat: &p.Lat, Lng: &p.Lng}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return techs, svc
 }
-
-func ptr[T any](v T) *T { return &v }
 
 func createRequest(t *testing.T, svc *dispatch.Service, n int) string {
 	t.Helper()

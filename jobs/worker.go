@@ -17,8 +17,11 @@ import (
 	"github.com/onsite/onsite/internal/errs"
 )
 
-// TaskSweep is the periodic safety net (dispatch.Service.Sweep).
-const TaskSweep = "dispatch:sweep"
+// Periodic tasks.
+const (
+	TaskSweep = "dispatch:sweep" // the safety net (dispatch.Service.Sweep)
+	TaskBatch = "dispatch:batch" // the batch strategy's round (dispatch.Service.BatchRound)
+)
 
 // Worker runs the outbox relay, the asynq server with Onsite's handlers and
 // the periodic scheduler, until its context ends.
@@ -30,7 +33,11 @@ type Worker struct {
 	prefix      string
 	concurrency int
 	sweepEvery  time.Duration
+	batchEvery  time.Duration // 0: the batch strategy is off
 }
+
+// BatchEvery turns on the batch strategy's periodic round.
+func (w *Worker) BatchEvery(d time.Duration) { w.batchEvery = d }
 
 // NewWorker returns a worker over the shared Redis client; prefix is put
 // before every queue name (so processes sharing a Redis can be kept apart).
@@ -66,6 +73,16 @@ func (w *Worker) Run(ctx context.Context) error {
 		asynq.Queue(w.prefix+dispatch.QueueLow), asynq.Unique(w.sweepEvery-time.Second), asynq.MaxRetry(0)); err != nil {
 		srv.Shutdown()
 		return fmt.Errorf("register sweep: %w", err)
+	}
+	if w.batchEvery > 0 {
+		// Unique keeps one round queued across every process; a round takes
+		// each request's lock, so an overlap cannot double-assign.
+		if _, err := sched.Register(fmt.Sprintf("@every %s", w.batchEvery), asynq.NewTask(TaskBatch, nil),
+			asynq.Queue(w.prefix+dispatch.QueueCritical), asynq.Unique(w.batchEvery), asynq.MaxRetry(0),
+			asynq.Timeout(max(w.batchEvery, 10*time.Second))); err != nil {
+			srv.Shutdown()
+			return fmt.Errorf("register batch: %w", err)
+		}
 	}
 	if err := sched.Start(); err != nil {
 		srv.Shutdown()
@@ -116,6 +133,13 @@ func (w *Worker) mux() *asynq.ServeMux {
 	mux.HandleFunc(dispatch.TaskDeadline, w.handle(func(ctx context.Context, p dispatch.TaskPayload) error {
 		return w.dispatch.CheckDeadline(ctx, p.RequestID)
 	}))
+	mux.HandleFunc(TaskBatch, func(ctx context.Context, _ *asynq.Task) error {
+		res, err := w.dispatch.BatchRound(ctx, 500)
+		if len(res.Offered) > 0 {
+			w.log.Debug("batch round", "waiting", res.Waiting, "offered", len(res.Offered))
+		}
+		return err
+	})
 	mux.HandleFunc(TaskSweep, func(ctx context.Context, _ *asynq.Task) error {
 		res, err := w.dispatch.Sweep(ctx)
 		if res != (dispatch.SweepResult{}) {

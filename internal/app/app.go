@@ -85,7 +85,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock) (_
 	a.Issuer = auth.NewIssuer(secret)
 	a.Technicians = technicians.NewService(a.DB, now)
 	a.Dispatch = dispatch.NewService(a.DB, dispatch.Config{
-		SLA: cfg.SLA, GiveUp: cfg.GiveUp, WindowLead: cfg.WindowLead, OfferStrategy: cfg.OfferStrategy,
+		SLA: cfg.SLA, GiveUp: cfg.GiveUp, WindowLead: cfg.WindowLead, OfferStrategy: cfg.OfferStrategy, BatchWindow: cfg.BatchWindow,
 		OfferTimeout: cfg.OfferTimeout, WaveSize: cfg.WaveSize, MaxSearchKm: cfg.MaxSearchKm,
 	}, now)
 	a.Routes = append(api.New(a.Technicians, a.Dispatch).Routes(), mobileapi.New(a.Technicians, a.Dispatch).Routes()...)
@@ -253,7 +253,11 @@ func (m *httpMetrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 
 // Worker returns the task workers over this app's stores.
 func (a *App) Worker() *jobs.Worker {
-	return jobs.NewWorker(a.DB, a.Redis, a.Dispatch, a.Config.QueuePrefix, a.Log)
+	w := jobs.NewWorker(a.DB, a.Redis, a.Dispatch, a.Config.QueuePrefix, a.Log)
+	if a.Config.OfferStrategy == "batch" {
+		w.BatchEvery(a.Config.BatchWindow)
+	}
+	return w
 }
 
 // RunWorkers runs the task workers until ctx ends.

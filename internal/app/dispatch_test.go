@@ -247,3 +247,24 @@ func TestAcceptRaceOverHTTP(t *testing.T) {
 		s.Must(http.StatusOK, "POST", "/v1/requests/"+req.ID+"/cancel", ops, map[string]string{"reason": "next round"}, nil)
 	}
 }
+
+// TestBatchStrategyOverHTTP runs the default strategy, batch, through the
+// periodic asynq task: a new request gets its offer from the next round.
+func TestBatchStrategyOverHTTP(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, "postgres", dbtest.RedisDBApp, apitest.Env("ONSITE_BATCH_WINDOW", "1s"))
+	if s.App.Config.OfferStrategy != "batch" {
+		t.Fatalf("default strategy %s, want batch", s.App.Config.OfferStrategy)
+	}
+	techs := onboard(t, s, 2000)
+	var req fullRequest
+	s.Must(http.StatusCreated, "POST", "/v1/requests", s.Token(auth.Customer, "carla"), map[string]any{"skill": "router_replace", "lat": 47.3769, "lng": 8.5417}, &req)
+	o := waitOffer(t, s, techs[0])
+	if o.RequestID != req.ID {
+		t.Fatalf("offer for %s", o.RequestID)
+	}
+	s.Must(http.StatusOK, "POST", "/v1/offers/"+o.ID+"/accept", s.Token(auth.Technician, techs[0]), nil, &req)
+	if req.State != "assigned" {
+		t.Fatalf("state %s", req.State)
+	}
+}

@@ -29,7 +29,8 @@ type Config struct {
 	SLA           time.Duration // ONSITE_SLA: promise for ASAP requests (60m)
 	GiveUp        time.Duration // ONSITE_GIVE_UP: after creation, a still-searching request becomes unfulfilled (default = SLA)
 	WindowLead    time.Duration // ONSITE_WINDOW_LEAD: a windowed request starts searching this long before its window
-	OfferStrategy string        // ONSITE_OFFER_STRATEGY: sequential or wave
+	OfferStrategy string        // ONSITE_OFFER_STRATEGY: batch, sequential or wave
+	BatchWindow   time.Duration // ONSITE_BATCH_WINDOW: how often the batch strategy assigns
 	OfferTimeout  time.Duration // ONSITE_OFFER_TIMEOUT: how long an offer stays open
 	WaveSize      int           // ONSITE_WAVE_SIZE: offers sent at once by the wave strategy
 	MaxSearchKm   float64       // ONSITE_MAX_SEARCH_KM: the widest candidate search
@@ -120,11 +121,19 @@ var settings = []setting{
 	{"ONSITE_GIVE_UP", "searching longer than this after creation makes a request unfulfilled", durationSetting(func(c *Config) *time.Duration { return &c.GiveUp })},
 	{"ONSITE_WINDOW_LEAD", "a windowed request starts searching this long before its window", durationSetting(func(c *Config) *time.Duration { return &c.WindowLead })},
 	{"ONSITE_OFFER_TIMEOUT", "how long an offer stays open", durationSetting(func(c *Config) *time.Duration { return &c.OfferTimeout })},
-	{"ONSITE_OFFER_STRATEGY", "sequential or wave", func(c *Config, v string) error {
-		if v != "sequential" && v != "wave" {
-			return fmt.Errorf("want sequential or wave")
+	{"ONSITE_OFFER_STRATEGY", "batch, sequential or wave", func(c *Config, v string) error {
+		if v != "sequential" && v != "wave" && v != "batch" {
+			return fmt.Errorf("want batch, sequential or wave")
 		}
 		c.OfferStrategy = v
+		return nil
+	}},
+	{"ONSITE_BATCH_WINDOW", "how often the batch strategy assigns (1s to 5m)", func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second || d > 5*time.Minute {
+			return fmt.Errorf("want a duration from 1s to 5m")
+		}
+		c.BatchWindow = d
 		return nil
 	}},
 	{"ONSITE_WAVE_SIZE", "offers sent at once by the wave strategy", func(c *Config, v string) error {
@@ -183,7 +192,8 @@ func Default() Config {
 		BodyLimit:     1 << 20,
 		SLA:           60 * time.Minute,
 		WindowLead:    45 * time.Minute,
-		OfferStrategy: "wave",
+		OfferStrategy: "batch",
+		BatchWindow:   5 * time.Second,
 		OfferTimeout:  30 * time.Second,
 		WaveSize:      3,
 		MaxSearchKm:   40,

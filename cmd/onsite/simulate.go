@@ -1,0 +1,96 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/onsite/onsite/sim"
+)
+
+func simulate(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	scenario := fs.String("scenario", "", "scenario file (YAML, see docs/simulator.md)")
+	strategy := fs.String("strategy", "all", "sequential, wave, batch or all")
+	seed := fs.Uint64("seed", 1, "first seed; runs seeds seed … seed+seeds-1")
+	seeds := fs.Int("seeds", 0, "how many seeds (default: the scenario's)")
+	out := fs.String("out", "sim-out", "directory for report.md and the charts")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *scenario == "" {
+		return fmt.Errorf("simulate: --scenario is required")
+	}
+	sc, err := sim.Load(*scenario)
+	if err != nil {
+		return err
+	}
+	if *seeds < 0 || *seeds > 1000 {
+		return fmt.Errorf("simulate: --seeds must be from 1 to 1000")
+	}
+	if *seeds > 0 {
+		sc.Seeds = *seeds
+	}
+	variants, err := sim.Variants(sc, *strategy)
+	if err != nil {
+		return fmt.Errorf("simulate: --strategy: %w", err)
+	}
+	var list []uint64
+	for i := range sc.Seeds {
+		list = append(list, *seed+uint64(i))
+	}
+	bar := newProgressBar(stderr)
+	start := time.Now()
+	summaries, bounds := sim.Compare(sc, variants, list, bar.update)
+	bar.finish()
+	report := sim.Report{Scenario: sc.Name, Seeds: list, SLA: sc.Dispatch.SLA.Duration, Summaries: summaries, Bounds: bounds,
+		Notes: []string{fmt.Sprintf("%d variants × %d seeds simulated in %s.", len(variants), len(list), time.Since(start).Round(time.Millisecond))}}
+	if err := sim.WriteReport(*out, report); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, report.Markdown())
+	fmt.Fprintf(stdout, "report written to %s\n", filepath.Join(*out, sim.ReportFile))
+	return nil
+}
+
+// progressBar draws on a terminal and stays silent otherwise.
+type progressBar struct {
+	w    io.Writer
+	tty  bool
+	last int
+}
+
+func newProgressBar(w io.Writer) *progressBar {
+	f, ok := w.(*os.File)
+	tty := false
+	if ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			tty = true
+		}
+	}
+	return &progressBar{w: w, tty: tty, last: -1}
+}
+
+func (p *progressBar) update(frac float64) {
+	if !p.tty {
+		return
+	}
+	pct := int(frac * 100)
+	if pct == p.last {
+		return
+	}
+	p.last = pct
+	n := pct * 40 / 100
+	fmt.Fprintf(p.w, "\r[%s%s] %3d%%", strings.Repeat("#", n), strings.Repeat(".", 40-n), pct)
+}
+
+func (p *progressBar) finish() {
+	if p.tty {
+		fmt.Fprintln(p.w)
+	}
+}

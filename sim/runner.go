@@ -1,0 +1,111 @@
+package sim
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Variant is one strategy configuration to compare.
+type Variant struct {
+	Name     string        // shown in the report
+	Strategy string        // sequential, wave or batch
+	Batch    time.Duration // batch window (batch only)
+	Chain    time.Duration // chaining horizon: a busy technician finishing within it may take a next job (0: off)
+}
+
+// Variants expands strategy names ("all" for every one) into what to run:
+// the batch strategy once per batch window of the scenario.
+func Variants(sc Scenario, strategy string) ([]Variant, error) {
+	names := sc.Dispatch.Strategies
+	if strategy != "" && strategy != "all" {
+		if !contains(Strategies, strategy) {
+			return nil, fmt.Errorf("unknown strategy %q (known: sequential, wave, batch, all)", strategy)
+		}
+		names = []string{strategy}
+	}
+	if len(names) == 0 {
+		names = Strategies
+	}
+	var out []Variant
+	for _, n := range names {
+		if n != "batch" {
+			out = append(out, Variant{Name: n, Strategy: n})
+			continue
+		}
+		windows := []time.Duration{sc.Dispatch.BatchWindow.Duration}
+		for _, w := range sc.Dispatch.BatchWindows {
+			if w.Duration != sc.Dispatch.BatchWindow.Duration {
+				windows = append(windows, w.Duration)
+			}
+		}
+		for _, w := range windows {
+			name := "batch"
+			if len(windows) > 1 {
+				name = fmt.Sprintf("batch-%s", w)
+			}
+			out = append(out, Variant{Name: name, Strategy: "batch", Batch: w})
+			if c := sc.Dispatch.ChainWithin.Duration; c > 0 {
+				out = append(out, Variant{Name: name + "+chain", Strategy: "batch", Batch: w, Chain: c})
+			}
+		}
+	}
+	return out, nil
+}
+
+// Compare runs every variant on every seed (and the hindsight per seed) on
+// all cores, and returns one summary per variant in order. progress, if not
+// nil, is called with the share of work done.
+func Compare(sc Scenario, variants []Variant, seeds []uint64, progress func(float64)) ([]Summary, []Bound) {
+	type job struct {
+		v    int // -1: hindsight
+		seed int
+	}
+	var jobs []job
+	for si := range seeds {
+		jobs = append(jobs, job{-1, si})
+		for vi := range variants {
+			jobs = append(jobs, job{vi, si})
+		}
+	}
+	results := make([][]Result, len(variants))
+	for i := range results {
+		results[i] = make([]Result, len(seeds))
+	}
+	bounds := make([]Bound, len(seeds))
+	var done atomic.Int64
+	work := make(chan job)
+	var wg sync.WaitGroup
+	for range max(1, runtime.GOMAXPROCS(0)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range work {
+				if j.v < 0 {
+					bounds[j.seed] = Hindsight(sc, seeds[j.seed])
+				} else {
+					v := variants[j.v]
+					results[j.v][j.seed] = runDay(newDay(sc, seeds[j.seed]), v, nil)
+				}
+				if progress != nil {
+					progress(float64(done.Add(1)) / float64(len(jobs)))
+				}
+			}
+		}()
+	}
+	for _, j := range jobs {
+		work <- j
+	}
+	close(work)
+	wg.Wait()
+	out := make([]Summary, len(variants))
+	for i, v := range variants {
+		for k := range results[i] {
+			results[i][k].Strategy = v.Name
+		}
+		out[i] = Summarise(v.Name, results[i])
+	}
+	return out, bounds
+}

@@ -1,0 +1,525 @@
+package sim
+
+import (
+	"container/heap"
+	"fmt"
+	"time"
+
+	"github.com/onsite/onsite/dispatch"
+	"github.com/onsite/onsite/geo"
+)
+
+// retryEvery is how soon a request nobody could take is searched again (as
+// in the server).
+const retryEvery = 30 * time.Second
+
+// maxSearchKm is the widest search (the server's default).
+const maxSearchKm = 40
+
+type eventKind int
+
+const (
+	evSearch eventKind = iota // a request starts searching
+	evRetry                   // search again after nobody was found
+	evAnswer                  // a technician answers an offer
+	evExpire                  // an offer's time is up
+	evArrive                  // the technician is on site
+	evDone                    // the job is finished
+	evDrop                    // the technician gives the job back
+	evGiveUp                  // the request's give-up time
+	evShift                   // a shift starts or ends
+	evBatch                   // the batch strategy's tick
+)
+
+type event struct {
+	at    time.Time
+	seq   int
+	kind  eventKind
+	req   *reqState
+	tech  *techState
+	offer *offerState
+}
+
+type eventQueue []*event
+
+func (q eventQueue) Len() int { return len(q) }
+func (q eventQueue) Less(i, j int) bool {
+	if !q[i].at.Equal(q[j].at) {
+		return q[i].at.Before(q[j].at)
+	}
+	return q[i].seq < q[j].seq
+}
+func (q eventQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *eventQueue) Push(x any)   { *q = append(*q, x.(*event)) }
+func (q *eventQueue) Pop() any {
+	old := *q
+	e := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return e
+}
+
+type techState struct {
+	*simTech
+	pos      geo.Point
+	active   int
+	freeAt   time.Time // predicted end of the current job (the dispatcher's estimate)
+	next     *reqState // a chained job taken while busy
+	deciding *offerState
+	sent     int
+	accepted int
+	idleFrom time.Time
+}
+
+type reqState struct {
+	*simRequest
+	state     dispatch.State
+	tech      *techState
+	pending   []*offerState
+	declined  map[string]bool
+	expiredAt map[string]time.Time
+	round     int
+	searching bool // in the batch queue
+	onTime    bool // an ASAP request reached within the SLA
+}
+
+type offerState struct {
+	req     *reqState
+	tech    *techState
+	open    bool
+	answer  answer
+	expires time.Time
+}
+
+// run is one strategy over one day.
+type run struct {
+	d        *day
+	strategy string
+	batch    time.Duration
+	chain    time.Duration
+	sla      time.Duration
+	eta      geo.StraightLine
+	now      time.Time
+	queue    eventQueue
+	seq      int
+	pool     *dispatch.Pool
+	techs    []*techState
+	reqs     []*reqState
+	res      Result
+	progress func(float64)
+}
+
+// Run simulates one day (drawn from seed) under one strategy. batch is the
+// batch window for the batch strategy (0: every second). progress, if not
+// nil, is called with the share of the day done.
+func Run(sc Scenario, v Variant, seed uint64, progress func(float64)) (Result, error) {
+	if !contains(Strategies, v.Strategy) {
+		return Result{}, fmt.Errorf("unknown strategy %q", v.Strategy)
+	}
+	return runDay(newDay(sc, seed), v, progress), nil
+}
+
+func runDay(d *day, v Variant, progress func(float64)) Result {
+	strategy := v.Strategy
+	r := &run{d: d, strategy: strategy, batch: v.Batch, chain: v.Chain, sla: d.sc.Dispatch.SLA.Duration, progress: progress,
+		eta: geo.StraightLine{Detour: d.sc.Behaviour.Detour}, pool: dispatch.NewPool(geo.CityResolution)}
+	r.res = Result{Strategy: v.Name, Seed: d.seed}
+	for _, t := range d.techs {
+		ts := &techState{simTech: t, pos: t.home, idleFrom: t.shiftStart}
+		r.techs = append(r.techs, ts)
+		r.pool.Put(r.candidate(ts))
+		r.schedule(t.shiftStart, evShift, nil, ts, nil)
+		r.schedule(t.shiftEnd, evShift, nil, ts, nil)
+		r.res.OnDutySeconds += t.shiftEnd.Sub(t.shiftStart).Seconds()
+	}
+	for _, q := range d.requests {
+		rs := &reqState{simRequest: q, state: dispatch.Scheduled, declined: map[string]bool{}, expiredAt: map[string]time.Time{}}
+		r.reqs = append(r.reqs, rs)
+		r.res.Requests++
+		if q.asap {
+			r.res.ASAP++
+		} else {
+			r.res.Windowed++
+		}
+		r.schedule(q.searchFrom(d.sc.Dispatch.WindowLead.Duration), evSearch, rs, nil, nil)
+	}
+	if strategy == "batch" {
+		r.schedule(d.start, evBatch, nil, nil, nil)
+	}
+	r.loop()
+	r.collect()
+	return r.res
+}
+
+func (r *run) schedule(at time.Time, kind eventKind, req *reqState, tech *techState, o *offerState) {
+	r.seq++
+	heap.Push(&r.queue, &event{at: at, seq: r.seq, kind: kind, req: req, tech: tech, offer: o})
+}
+
+// horizon is when the simulation stops: every request has met its give-up
+// time by then.
+func (r *run) horizon() time.Time {
+	return r.d.end.Add(r.d.sc.Dispatch.GiveUp.Duration + 24*time.Hour)
+}
+
+func (r *run) loop() {
+	end := r.horizon()
+	total := r.d.end.Sub(r.d.start)
+	n := 0
+	for r.queue.Len() > 0 {
+		e := heap.Pop(&r.queue).(*event)
+		if e.at.After(end) {
+			break
+		}
+		r.now = e.at
+		n++
+		if r.progress != nil && n%512 == 0 {
+			r.progress(min(1, float64(r.now.Sub(r.d.start))/float64(total)))
+		}
+		switch e.kind {
+		case evSearch:
+			r.startSearch(e.req)
+		case evRetry:
+			r.match(e.req)
+		case evAnswer:
+			r.answer(e.offer)
+		case evExpire:
+			r.expire(e.offer)
+		case evArrive:
+			r.arrive(e.req)
+		case evDone:
+			r.done(e.req)
+		case evDrop:
+			r.drop(e.req)
+		case evGiveUp:
+			r.giveUp(e.req)
+		case evShift:
+			r.pool.Update(e.tech.id, func(c *dispatch.Candidate) { *c = r.candidateNoGeo(e.tech, *c) })
+		case evBatch:
+			r.batchTick()
+		}
+	}
+	if r.progress != nil {
+		r.progress(1)
+	}
+}
+
+func (r *run) onShift(t *techState) bool {
+	return !r.now.Before(t.shiftStart) && r.now.Before(t.shiftEnd)
+}
+
+// candidate is what the dispatch core sees of a technician now.
+func (r *run) candidate(t *techState) dispatch.Candidate {
+	certs := map[string]dispatch.Interval{}
+	for _, s := range t.skills {
+		certs[s] = dispatch.Interval{Start: dayStart.Add(-24 * time.Hour), End: dayStart.Add(30 * 24 * time.Hour)}
+	}
+	return dispatch.Candidate{
+		TechnicianID: t.id, Position: t.pos, HasPosition: true, Traveller: geo.Traveller{Mode: t.mode, SpeedKmh: t.speed},
+		RadiusKm: maxSearchKm, Certs: certs, Available: r.onShift(t), ActiveJobs: t.active, Capacity: t.capacity,
+		Shifts: []dispatch.Interval{{Start: t.shiftStart, End: t.shiftEnd}}, IdleSince: t.idleFrom,
+		OffersSent: t.sent, Accepted: t.accepted, Deciding: t.deciding != nil, FreeAt: t.freeAt, Queued: t.next != nil,
+	}
+}
+
+// candidateNoGeo refreshes everything but position and skills.
+func (r *run) candidateNoGeo(t *techState, c dispatch.Candidate) dispatch.Candidate {
+	fresh := r.candidate(t)
+	fresh.Position, fresh.Certs = c.Position, c.Certs
+	return fresh
+}
+
+func (r *run) refresh(t *techState) {
+	r.pool.Update(t.id, func(c *dispatch.Candidate) { *c = r.candidateNoGeo(t, *c) })
+}
+
+func (r *run) job(q *reqState) dispatch.Job {
+	return dispatch.Job{ID: q.id, Skill: q.skill, Place: q.place, Deadline: q.deadline(r.sla), ChainWithin: r.chain}
+}
+
+func (r *run) startSearch(q *reqState) {
+	q.state = dispatch.Searching
+	r.schedule(q.deadline(r.sla).Add(r.d.sc.Dispatch.GiveUp.Duration-r.sla), evGiveUp, q, nil, nil)
+	if r.strategy == "batch" {
+		q.searching = true
+		return
+	}
+	r.match(q)
+}
+
+// exclude mirrors the server: technicians who declined or dropped this
+// request, and those whose offer for it expired in the last 10 minutes.
+func (r *run) exclude(q *reqState) func(string) bool {
+	return func(id string) bool {
+		if q.declined[id] {
+			return true
+		}
+		at, ok := q.expiredAt[id]
+		return ok && r.now.Sub(at) < 10*time.Minute
+	}
+}
+
+// ranked returns the candidates for q as the server would find them.
+func (r *run) ranked(q *reqState, want int) []dispatch.Scored {
+	j := r.job(q)
+	reach := dispatch.ReachKm(j, r.now, 60, r.eta.Detour, maxSearchKm)
+	list := r.pool.Search(j, want, reach, r.exclude(q), r.eta, r.now)
+	if dispatch.AtRisk(j, list) && reach < maxSearchKm {
+		list = r.pool.Search(j, want, maxSearchKm, r.exclude(q), r.eta, r.now)
+	}
+	return list
+}
+
+// match is one round of the sequential and wave strategies.
+func (r *run) match(q *reqState) {
+	if q.state != dispatch.Searching || len(q.pending) > 0 {
+		return
+	}
+	if r.strategy == "batch" {
+		q.searching = true
+		return
+	}
+	sc := r.d.sc.Dispatch
+	list := r.ranked(q, max(sc.WaveSize*3, 10))
+	if len(list) == 0 {
+		if r.now.Add(retryEvery).Before(q.deadline(r.sla).Add(sc.GiveUp.Duration - r.sla)) {
+			r.schedule(r.now.Add(retryEvery), evRetry, q, nil, nil)
+		}
+		return
+	}
+	plan := dispatch.PlanOffers(r.strategy, sc.WaveSize, sc.OfferTimeout.Duration, q.deadline(r.sla).Sub(r.now), len(list))
+	q.round++
+	for _, c := range list[:plan.Size] {
+		r.offer(q, r.techs[techIndex(c.TechnicianID)], plan.Timeout)
+	}
+}
+
+func techIndex(id string) int {
+	var i int
+	fmt.Sscanf(id, "t%05d", &i)
+	return i
+}
+
+func (r *run) offer(q *reqState, t *techState, timeout time.Duration) {
+	o := &offerState{req: q, tech: t, open: true, answer: r.d.answer(t.simTech, q.simRequest), expires: r.now.Add(timeout)}
+	q.pending = append(q.pending, o)
+	t.deciding = o
+	t.sent++
+	r.res.Offers++
+	r.refresh(t)
+	if o.answer.responds && o.answer.delay < timeout {
+		r.schedule(r.now.Add(o.answer.delay), evAnswer, q, t, o)
+	} else {
+		r.schedule(o.expires, evExpire, q, t, o)
+	}
+}
+
+// closeOffer ends an offer; the technician is free to be asked again.
+func (r *run) closeOffer(o *offerState) {
+	o.open = false
+	q := o.req
+	for i, p := range q.pending {
+		if p == o {
+			q.pending = append(q.pending[:i], q.pending[i+1:]...)
+			break
+		}
+	}
+	if o.tech.deciding == o {
+		o.tech.deciding = nil
+	}
+	r.refresh(o.tech)
+}
+
+func (r *run) answer(o *offerState) {
+	if !o.open {
+		return // withdrawn meanwhile
+	}
+	q, t := o.req, o.tech
+	r.closeOffer(o)
+	if !o.answer.accepts {
+		r.res.Declined++
+		q.declined[t.id] = true
+		r.match(q)
+		return
+	}
+	chained := t.active >= t.capacity
+	if q.state != dispatch.Searching || (chained && (r.chain == 0 || t.next != nil)) {
+		return // taken meanwhile: the accept fails like a 409
+	}
+	r.res.Accepted++
+	t.accepted++
+	for len(q.pending) > 0 {
+		r.closeOffer(q.pending[0]) // withdrawn: first accept wins
+	}
+	q.state, q.tech = dispatch.Assigned, t
+	if chained {
+		t.next = q // sets off when the current job is done
+		r.refresh(t)
+		return
+	}
+	r.startJob(q, t)
+}
+
+// startJob sends t on the way to q.
+func (r *run) startJob(q *reqState, t *techState) {
+	t.active++
+	travel := r.eta.Estimate(t.pos, q.place, geo.Traveller{Mode: t.mode, SpeedKmh: t.speed})
+	if r.d.answer(t.simTech, q.simRequest).drops {
+		r.refresh(t)
+		r.schedule(r.now.Add(travel/2), evDrop, q, t, nil)
+		return
+	}
+	arrival := r.now.Add(travel)
+	if !q.asap && arrival.Before(q.windowStart) {
+		arrival = q.windowStart // wait for the window
+	}
+	// The dispatcher predicts the end of the job from the mean length.
+	mean, ok := r.d.sc.Behaviour.ServiceMinutes[q.skill]
+	if !ok {
+		mean = r.d.sc.Behaviour.ServiceMinutes["default"]
+	}
+	t.freeAt = arrival.Add(time.Duration(mean * float64(time.Minute)))
+	r.refresh(t)
+	r.res.BusySeconds += travel.Seconds()
+	r.schedule(arrival, evArrive, q, t, nil)
+}
+
+func (r *run) expire(o *offerState) {
+	if !o.open {
+		return
+	}
+	r.res.Expired++
+	o.req.expiredAt[o.tech.id] = r.now
+	r.closeOffer(o)
+	r.match(o.req)
+}
+
+func (r *run) arrive(q *reqState) {
+	q.state = dispatch.OnSite
+	t := q.tech
+	t.pos = q.place
+	r.pool.Move(t.id, q.place)
+	if q.asap {
+		d := r.now.Sub(q.created)
+		r.res.TimeToSite = append(r.res.TimeToSite, d)
+		if d <= r.sla {
+			r.res.OnSiteInTime++
+			q.onTime = true
+		}
+	} else if !r.now.After(q.windowEnd) {
+		r.res.WindowOnTime++
+	}
+	r.res.BusySeconds += q.service.Seconds()
+	r.schedule(r.now.Add(q.service), evDone, q, t, nil)
+}
+
+func (r *run) done(q *reqState) {
+	q.state = dispatch.Completed
+	r.free(q.tech)
+}
+
+// free ends a technician's current job; a chained next job starts now.
+func (r *run) free(t *techState) {
+	t.active--
+	t.idleFrom, t.freeAt = r.now, time.Time{}
+	if n := t.next; n != nil {
+		t.next = nil
+		r.startJob(n, t)
+		return
+	}
+	r.refresh(t)
+}
+
+func (r *run) drop(q *reqState) {
+	t := q.tech
+	r.res.Dropped++
+	q.declined[t.id] = true
+	q.tech, q.state = nil, dispatch.Searching
+	r.free(t)
+	r.match(q)
+}
+
+func (r *run) giveUp(q *reqState) {
+	if q.state != dispatch.Searching {
+		return
+	}
+	q.state = dispatch.Unfulfilled
+	q.searching = false
+	for len(q.pending) > 0 {
+		r.closeOffer(q.pending[0])
+	}
+	r.res.Unfulfilled++
+}
+
+// batchTick solves one batch: every searching request without a pending
+// offer against the free technicians, by least-cost assignment, then one
+// offer per pair.
+func (r *run) batchTick() {
+	var jobs []dispatch.Job
+	var waiting []*reqState
+	var lists [][]dispatch.Scored
+	for _, q := range r.reqs {
+		if !q.searching || q.state != dispatch.Searching || len(q.pending) > 0 {
+			continue
+		}
+		list := r.ranked(q, 5)
+		if len(list) == 0 {
+			continue
+		}
+		jobs = append(jobs, r.job(q))
+		waiting = append(waiting, q)
+		lists = append(lists, list)
+	}
+	sc := r.d.sc.Dispatch
+	for _, p := range dispatch.AssignBatch(jobs, lists, r.now) {
+		q := waiting[p.JobIndex]
+		plan := dispatch.PlanOffers(dispatch.Sequential, 1, sc.OfferTimeout.Duration, q.deadline(r.sla).Sub(r.now), 1)
+		q.round++
+		r.offer(q, r.techs[techIndex(p.TechnicianID)], plan.Timeout)
+	}
+	every := r.batch
+	if every <= 0 {
+		every = time.Second
+	}
+	if r.now.Before(r.horizon()) && r.anyOpen() {
+		r.schedule(r.now.Add(every), evBatch, nil, nil, nil)
+	}
+}
+
+// anyOpen reports whether a request may still need dispatch.
+func (r *run) anyOpen() bool {
+	if r.now.Before(r.d.end) {
+		return true
+	}
+	for _, q := range r.reqs {
+		if q.state == dispatch.Scheduled || q.state == dispatch.Searching {
+			return true
+		}
+	}
+	return false
+}
+
+// collect fills the per-hour figures.
+func (r *run) collect() {
+	hours := map[int]*HourShare{}
+	for _, q := range r.reqs {
+		if !q.asap {
+			continue
+		}
+		h := q.created.Hour()
+		x, ok := hours[h]
+		if !ok {
+			x = &HourShare{Hour: h}
+			hours[h] = x
+		}
+		x.Requests++
+		if q.onTime {
+			x.OnTime++
+		}
+	}
+	for h := 0; h < 24; h++ {
+		if x, ok := hours[h]; ok {
+			x.Share = frac(x.OnTime, x.Requests)
+			r.res.ByHour = append(r.res.ByHour, *x)
+		}
+	}
+}

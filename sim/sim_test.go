@@ -1,0 +1,159 @@
+package sim
+
+import (
+	"math"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// tiny is one technician at the centre and two requests 5 km east, 10.5
+// minutes apart, with every random part fixed.
+const tiny = `
+name: tiny
+seeds: 1
+start_hour: 8
+hours: 2
+city: {center: {lat: 47.3769, lng: 8.5417}, radius_km: 0.001}
+technicians:
+  count: 1
+  skills: {wifi_setup: 1}
+  shifts: [{start_hour: 8, end_hour: 18, share: 1}]
+  travel: {car: {share: 1, speed_kmh: 30}}
+demand:
+  skills: {wifi_setup: 1}
+  fixed:
+    - {at_minute: 10, place: {lat: 47.3769, lng: 8.608084}, skill: wifi_setup}
+    - {at_minute: 20.5, place: {lat: 47.3769, lng: 8.608084}, skill: wifi_setup}
+behaviour:
+  accept_probability: 1
+  response_median: 60s
+  response_sigma: 0
+  no_response_share: 0
+  service_minutes: {default: 60}
+  service_sigma: 0
+  detour: 1
+dispatch:
+  sla: 60m
+  offer_timeout: 2m
+`
+
+// TestTinyScenario checks a day computed by hand: the first request (08:10)
+// gets its technician after a 1-minute answer and 10 minutes of driving (5 km
+// at 30 km/h), on site at 08:21 and busy until 09:21; the second (08:20:30)
+// is given up at its deadline 09:20:30. Knowing the answers in advance saves
+// the minute of waiting: the clairvoyant plan is on site at 08:20, free at
+// 09:20 and reaches the second request in time.
+func TestTinyScenario(t *testing.T) {
+	t.Parallel()
+	sc, err := Parse([]byte(tiny))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, strategy := range Strategies {
+		t.Run(strategy, func(t *testing.T) {
+			r, err := Run(sc, Variant{Name: strategy, Strategy: strategy}, 1, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.ASAP != 2 || r.OnSiteInTime != 1 || r.Unfulfilled != 1 || r.Accepted != 1 || r.Offers != 1 {
+				t.Fatalf("result %+v", r)
+			}
+			want := 11 * time.Minute
+			if len(r.TimeToSite) != 1 || math.Abs((r.TimeToSite[0]-want).Seconds()) > 1 {
+				t.Fatalf("time to site %v, want %v", r.TimeToSite, want)
+			}
+			if r.Share() != 0.5 {
+				t.Fatalf("share %v", r.Share())
+			}
+		})
+	}
+	b := Hindsight(sc, 1)
+	if b.ASAP != 2 || b.Clairvoyant != 2 || b.UpperBound != 2 {
+		t.Fatalf("hindsight %+v", b)
+	}
+}
+
+func TestDeterministic(t *testing.T) {
+	t.Parallel()
+	sc, err := Load("scenarios/city.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Hours = 3
+	sc.Demand.PerHour = sc.Demand.PerHour[:3]
+	variants, _ := Variants(sc, "all")
+	a, ba := Compare(sc, variants, []uint64{7, 8}, nil)
+	b, bb := Compare(sc, variants, []uint64{7, 8}, nil)
+	ra := Report{Scenario: sc.Name, Seeds: []uint64{7, 8}, SLA: time.Hour, Summaries: a, Bounds: ba}
+	rb := Report{Scenario: sc.Name, Seeds: []uint64{7, 8}, SLA: time.Hour, Summaries: b, Bounds: bb}
+	if ra.Markdown() != rb.Markdown() || ra.TimeToSiteSVG() != rb.TimeToSiteSVG() {
+		t.Fatal("the same seeds gave different reports")
+	}
+	if !reflect.DeepEqual(a[0].Runs[0].TimeToSite, b[0].Runs[0].TimeToSite) {
+		t.Fatal("the same seed gave different times")
+	}
+	c, _ := Compare(sc, variants[:1], []uint64{9}, nil)
+	if reflect.DeepEqual(a[0].Runs[0].TimeToSite, c[0].Runs[0].TimeToSite) {
+		t.Fatal("another seed gave the same day")
+	}
+}
+
+func TestShippedScenariosAreValid(t *testing.T) {
+	t.Parallel()
+	for _, f := range []string{"scenarios/city.yaml", "scenarios/regional.yaml"} {
+		if _, err := Load(f); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+func TestScenarioValidation(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		edit func(string) string
+		want string
+	}{
+		{"unknown key", func(s string) string { return s + "colour: red\n" }, "colour"},
+		{"unknown nested key", func(s string) string {
+			return strings.Replace(s, "accept_probability: 1", "accept_probability: 1\n  patience: 3", 1)
+		}, "patience"},
+		{"share above 1", func(s string) string {
+			return strings.Replace(s, "accept_probability: 1", "accept_probability: 1.5", 1)
+		}, "behaviour.accept_probability"},
+		{"negative count", func(s string) string { return strings.Replace(s, "count: 1", "count: -4", 1) }, "technicians.count"},
+		{"bad duration", func(s string) string { return strings.Replace(s, "sla: 60m", "sla: an hour", 1) }, "duration"},
+		{"shift ends before it starts", func(s string) string {
+			return strings.Replace(s, "{start_hour: 8, end_hour: 18, share: 1}", "{start_hour: 18, end_hour: 8, share: 1}", 1)
+		}, "technicians.shifts[0]"},
+		{"shares do not add up", func(s string) string { return strings.Replace(s, "{car: {share: 1,", "{car: {share: 0.5,", 1) }, "technicians.travel"},
+		{"skill nobody holds", func(s string) string {
+			return strings.Replace(s, "skills: {wifi_setup: 1}\n  fixed", "skills: {wifi_setup: 1, pc_repair: 1}\n  fixed", 1)
+		}, "demand.skills.pc_repair"},
+		{"latitude out of range", func(s string) string {
+			return strings.Replace(s, "lat: 47.3769, lng: 8.5417", "lat: 147.3769, lng: 8.5417", 1)
+		}, "city.center"},
+		{"unknown strategy", func(s string) string { return s + "  strategies: [psychic]\n" }, "psychic"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.edit(tiny)))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want one naming %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestMaxMatching(t *testing.T) {
+	t.Parallel()
+	// left 0 can take right 0 or 1, left 1 only right 0, left 2 only right 2
+	if n := maxMatching([][]int{{0, 1}, {0}, {2}}, 3); n != 3 {
+		t.Fatalf("matching %d, want 3", n)
+	}
+	if n := maxMatching([][]int{{0}, {0}, {0}}, 2); n != 1 {
+		t.Fatalf("matching %d, want 1", n)
+	}
+}
