@@ -288,6 +288,11 @@ func (s *Service) bind(tx *gorm.DB, r *Request, techID string, offerID *string, 
 		}
 		return err
 	}
+	if r.Mode == Window && r.WindowStart != nil && r.WindowStart.Add(-reminderBefore).After(now) {
+		if err := enqueue(tx, TaskRemind, QueueDefault, TaskPayload{RequestID: r.ID}, r.WindowStart.Add(-reminderBefore), now); err != nil {
+			return err
+		}
+	}
 	return s.withdrawPending(tx, r.ID, "assigned to "+techID, now)
 }
 

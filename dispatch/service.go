@@ -70,6 +70,8 @@ type NewRequest struct {
 	Address string      `json:"address"`
 	Notes   string      `json:"notes"`
 	Window  *TimeWindow `json:"window"`
+	Phone   string      `json:"phone"`  // where to text the customer about this request (E.164)
+	Locale  string      `json:"locale"` // en, de, fr or it
 }
 
 const maxWindowAhead = 90 * 24 * time.Hour
@@ -89,6 +91,12 @@ func (n NewRequest) validate(now time.Time) error {
 	}
 	if len(n.Address) > 500 {
 		return errs.InvalidField("address", "address is longer than 500 characters")
+	}
+	if n.Phone != "" && !technicians.ValidPhone(n.Phone) {
+		return errs.InvalidField("phone", "phone must be in E.164 form, such as +41791234567")
+	}
+	if n.Locale != "" && n.Locale != "en" && n.Locale != "de" && n.Locale != "fr" && n.Locale != "it" {
+		return errs.InvalidField("locale", "locale must be en, de, fr or it")
 	}
 	if len(n.Notes) > 2000 {
 		return errs.InvalidField("notes", "notes are longer than 2000 characters")
@@ -172,8 +180,20 @@ func (s *Service) Create(ctx context.Context, c Caller, idemKey string, n NewReq
 			return errs.InvalidField("skill", "unknown skill %q", n.Skill)
 		}
 		if err := tx.Clauses(clause.OnConflict{DoNothing: true}).
-			Create(&customer{ID: c.Subject, CreatedAt: now}).Error; err != nil {
+			Create(&customer{ID: c.Subject, Locale: "en", CreatedAt: now}).Error; err != nil {
 			return fmt.Errorf("ensure customer: %w", err)
+		}
+		contact := map[string]any{}
+		if n.Phone != "" {
+			contact["phone"] = n.Phone
+		}
+		if n.Locale != "" {
+			contact["locale"] = n.Locale
+		}
+		if len(contact) > 0 {
+			if err := tx.Table("customers").Where("id = ?", c.Subject).Updates(contact).Error; err != nil {
+				return fmt.Errorf("update customer contact: %w", err)
+			}
 		}
 		if err := tx.Create(&r).Error; err != nil {
 			return err
@@ -221,6 +241,7 @@ func (s *Service) byIdempotencyKey(ctx context.Context, customerID, key string) 
 
 type customer struct {
 	ID        string `gorm:"primaryKey"`
+	Locale    string
 	CreatedAt time.Time
 }
 
@@ -365,6 +386,10 @@ func appendEvent(tx *gorm.DB, requestID, typ string, a Actor, data map[string]an
 	e := Event{ID: db.NewID(), RequestID: requestID, Type: typ, ActorRole: a.Role, ActorID: a.ID, Data: body, At: now}
 	if err := tx.Create(&e).Error; err != nil {
 		return fmt.Errorf("append %s event: %w", typ, err)
+	}
+	if notifiable[typ] {
+		// The message goes with the event: same transaction, via the outbox.
+		return enqueue(tx, TaskNotify, QueueDefault, TaskPayload{EventID: e.ID, RequestID: requestID}, now, now)
 	}
 	return nil
 }

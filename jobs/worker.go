@@ -15,12 +15,15 @@ import (
 	"github.com/onsite/onsite/dispatch"
 	"github.com/onsite/onsite/internal/db"
 	"github.com/onsite/onsite/internal/errs"
+	"github.com/onsite/onsite/technicians"
 )
 
 // Periodic tasks.
 const (
-	TaskSweep = "dispatch:sweep" // the safety net (dispatch.Service.Sweep)
-	TaskBatch = "dispatch:batch" // the batch strategy's round (dispatch.Service.BatchRound)
+	TaskSweep     = "dispatch:sweep"         // the safety net (dispatch.Service.Sweep)
+	TaskBatch     = "dispatch:batch"         // the batch strategy's round (dispatch.Service.BatchRound)
+	TaskShiftEnds = "technicians:shift_ends" // off duty at the end of the shift
+	TaskStale     = "technicians:stale"      // off duty without position reports
 )
 
 // Worker runs the outbox relay, the asynq server with Onsite's handlers and
@@ -29,11 +32,22 @@ type Worker struct {
 	db          *db.DB
 	redis       redis.UniversalClient
 	dispatch    *dispatch.Service
+	techs       *technicians.Service
+	messages    *Messages
+	staleAfter  time.Duration
 	log         *slog.Logger
 	prefix      string
 	concurrency int
 	sweepEvery  time.Duration
 	batchEvery  time.Duration // 0: the batch strategy is off
+}
+
+// WithMessages turns on the SMS tasks.
+func (w *Worker) WithMessages(m *Messages) { w.messages = m }
+
+// WithTechnicians turns on the end-of-shift and stale-position tasks.
+func (w *Worker) WithTechnicians(t *technicians.Service, staleAfter time.Duration) {
+	w.techs, w.staleAfter = t, staleAfter
 }
 
 // BatchEvery turns on the batch strategy's periodic round.
@@ -82,6 +96,15 @@ func (w *Worker) Run(ctx context.Context) error {
 			asynq.Timeout(max(w.batchEvery, 10*time.Second))); err != nil {
 			srv.Shutdown()
 			return fmt.Errorf("register batch: %w", err)
+		}
+	}
+	if w.techs != nil {
+		for _, task := range []string{TaskShiftEnds, TaskStale} {
+			if _, err := sched.Register("@every 1m", asynq.NewTask(task, nil), asynq.Queue(w.prefix+dispatch.QueueLow),
+				asynq.Unique(55*time.Second), asynq.MaxRetry(0)); err != nil {
+				srv.Shutdown()
+				return fmt.Errorf("register %s: %w", task, err)
+			}
 		}
 	}
 	if err := sched.Start(); err != nil {
@@ -140,6 +163,30 @@ func (w *Worker) mux() *asynq.ServeMux {
 		}
 		return err
 	})
+	if w.messages != nil {
+		mux.HandleFunc(dispatch.TaskNotify, w.handle(func(ctx context.Context, p dispatch.TaskPayload) error {
+			return w.messages.ForEvent(ctx, p.EventID)
+		}))
+		mux.HandleFunc(dispatch.TaskRemind, w.handle(func(ctx context.Context, p dispatch.TaskPayload) error {
+			return w.messages.Remind(ctx, p.RequestID)
+		}))
+	}
+	if w.techs != nil {
+		mux.HandleFunc(TaskShiftEnds, func(ctx context.Context, _ *asynq.Task) error {
+			n, err := w.techs.EndShifts(ctx)
+			if n > 0 {
+				w.log.Info("shifts ended", "off_duty", n)
+			}
+			return err
+		})
+		mux.HandleFunc(TaskStale, func(ctx context.Context, _ *asynq.Task) error {
+			n, err := w.techs.OfflineStale(ctx, w.staleAfter)
+			if n > 0 {
+				w.log.Info("stale positions", "off_duty", n)
+			}
+			return err
+		})
+	}
 	mux.HandleFunc(TaskSweep, func(ctx context.Context, _ *asynq.Task) error {
 		res, err := w.dispatch.Sweep(ctx)
 		if res != (dispatch.SweepResult{}) {

@@ -457,3 +457,46 @@ func Release(tx *gorm.DB, techID string, now time.Time) error {
 	}
 	return nil
 }
+
+// ByPhone finds a technician by phone number.
+func (s *Service) ByPhone(ctx context.Context, phone string) (Technician, error) {
+	var t Technician
+	err := s.db.WithContext(ctx).Where("phone = ?", phone).First(&t).Error
+	if db.IsNotFound(err) {
+		return Technician{}, errs.NotFoundf("no technician with phone %s", phone)
+	}
+	if err != nil {
+		return Technician{}, fmt.Errorf("technician by phone: %w", err)
+	}
+	return t, nil
+}
+
+// EndShifts takes off duty every available technician whose shifts are all
+// elsewhere in time right now, unless they hold a live job (busy). It
+// returns how many went off duty.
+func (s *Service) EndShifts(ctx context.Context) (int64, error) {
+	now := s.now()
+	res := s.db.WithContext(ctx).Model(&Technician{}).
+		Where("duty_status = ? AND active_jobs = 0", Available).
+		Where("EXISTS (SELECT 1 FROM shifts sh WHERE sh.technician_id = technicians.id)").
+		Where("NOT EXISTS (SELECT 1 FROM shifts sh WHERE sh.technician_id = technicians.id AND sh.starts_at <= ? AND sh.ends_at > ?)", now, now).
+		Updates(map[string]any{"duty_status": Offline, "updated_at": now})
+	if res.Error != nil {
+		return 0, fmt.Errorf("end shifts: %w", res.Error)
+	}
+	return res.RowsAffected, nil
+}
+
+// OfflineStale takes off duty every available technician without a position
+// report for longer than after: an app that stopped pinging is not someone
+// to send a job to.
+func (s *Service) OfflineStale(ctx context.Context, after time.Duration) (int64, error) {
+	now := s.now()
+	res := s.db.WithContext(ctx).Model(&Technician{}).
+		Where("duty_status = ? AND active_jobs = 0 AND (position_at IS NULL OR position_at < ?)", Available, now.Add(-after)).
+		Updates(map[string]any{"duty_status": Offline, "updated_at": now})
+	if res.Error != nil {
+		return 0, fmt.Errorf("offline stale technicians: %w", res.Error)
+	}
+	return res.RowsAffected, nil
+}

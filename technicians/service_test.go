@@ -189,3 +189,48 @@ func TestCertificationsAndShifts(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestEndShiftsAndStalePositions(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		s := technicians.NewService(d, time.Now)
+		over := newTech(t, s, "+41790000010", 1)
+		working := newTech(t, s, "+41790000011", 1)
+		noShifts := newTech(t, s, "+41790000012", 1)
+		stale := newTech(t, s, "+41790000013", 1)
+		now := time.Now()
+		if _, err := s.SetShifts(ctx, over.ID, []technicians.ShiftInput{{Start: now.Add(-9 * time.Hour), End: now.Add(-time.Hour)}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.SetShifts(ctx, working.ID, []technicians.ShiftInput{{Start: now.Add(-time.Hour), End: now.Add(time.Hour)}}); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{over.ID, working.ID, noShifts.ID, stale.ID} {
+			if _, err := s.SetDuty(ctx, id, technicians.Available); err != nil {
+				t.Fatal(err)
+			}
+			at := now
+			if id == stale.ID {
+				at = now.Add(-time.Hour)
+			}
+			if _, err := s.UpdateLocation(ctx, id, technicians.Ping{Lat: ptr(47.0), Lng: ptr(8.0), At: &at}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n, err := s.EndShifts(ctx); err != nil || n != 1 {
+			t.Fatalf("end shifts: %d %v", n, err)
+		}
+		if n, err := s.OfflineStale(ctx, 15*time.Minute); err != nil || n != 1 {
+			t.Fatalf("stale: %d %v", n, err)
+		}
+		for id, want := range map[string]string{over.ID: technicians.Offline, working.ID: technicians.Available, noShifts.ID: technicians.Available, stale.ID: technicians.Offline} {
+			if got, _ := s.Get(ctx, id); got.DutyStatus != want {
+				t.Errorf("%s: %s, want %s", got.Phone, got.DutyStatus, want)
+			}
+		}
+		if got, err := s.ByPhone(ctx, "+41790000011"); err != nil || got.ID != working.ID {
+			t.Fatalf("by phone: %v", err)
+		}
+	})
+}

@@ -36,11 +36,19 @@ type Server struct {
 	client *http.Client
 }
 
-// Option changes the environment the server starts with.
-type Option func(env map[string]string)
+// Option changes the environment or the app options the server starts with.
+type Option func(o *startOptions)
+
+type startOptions struct {
+	env  map[string]string
+	opts []app.Option
+}
 
 // Env sets one variable.
-func Env(k, v string) Option { return func(env map[string]string) { env[k] = v } }
+func Env(k, v string) Option { return func(o *startOptions) { o.env[k] = v } }
+
+// With passes an app option.
+func With(opt app.Option) Option { return func(o *startOptions) { o.opts = append(o.opts, opt) } }
 
 // Start runs a server on the engine ("postgres" or "sqlite") with Redis DB
 // redisDB, stopped at cleanup.
@@ -58,8 +66,9 @@ func Start(t testing.TB, engine string, redisDB int, opts ...Option) *Server {
 	if engine == "postgres" {
 		env["DATABASE_URL"] = dbtest.PostgresSchemaURL(t)
 	}
+	so := startOptions{env: env}
 	for _, o := range opts {
-		o(env)
+		o(&so)
 	}
 	var environ []string
 	for k, v := range env {
@@ -75,7 +84,7 @@ func Start(t testing.TB, engine string, redisDB int, opts ...Option) *Server {
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, log, time.Now)
+	a, err := app.New(ctx, cfg, log, time.Now, so.opts...)
 	if err != nil {
 		cancel()
 		t.Fatal(err)

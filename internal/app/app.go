@@ -30,6 +30,7 @@ import (
 	"github.com/onsite/onsite/internal/httpx"
 	"github.com/onsite/onsite/jobs"
 	mobileapi "github.com/onsite/onsite/mobile-api"
+	"github.com/onsite/onsite/notify"
 	"github.com/onsite/onsite/technicians"
 )
 
@@ -43,6 +44,7 @@ type App struct {
 	Issuer      *auth.Issuer
 	Technicians *technicians.Service
 	Dispatch    *dispatch.Service
+	Notifier    *notify.Notifier
 	Echo        *echo.Echo
 	Routes      []httpx.Route
 
@@ -55,8 +57,23 @@ type App struct {
 // Clock is time.Now in production.
 type Clock func() time.Time
 
+// Option changes how New builds the app.
+type Option func(*options)
+
+type options struct {
+	twilioHTTP *http.Client
+}
+
+// WithTwilioHTTPClient sets the HTTP client of the Twilio sender (tests point
+// it at a local server standing in for the Twilio API).
+func WithTwilioHTTPClient(c *http.Client) Option { return func(o *options) { o.twilioHTTP = c } }
+
 // New opens the stores, applies migrations and builds the HTTP server.
-func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock) (_ *App, err error) {
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, opts ...Option) (_ *App, err error) {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
 	a := &App{Config: cfg, Log: log, registry: prometheus.NewRegistry()}
 	defer func() {
 		if err != nil {
@@ -88,9 +105,23 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock) (_
 		SLA: cfg.SLA, GiveUp: cfg.GiveUp, WindowLead: cfg.WindowLead, OfferStrategy: cfg.OfferStrategy, BatchWindow: cfg.BatchWindow,
 		OfferTimeout: cfg.OfferTimeout, WaveSize: cfg.WaveSize, MaxSearchKm: cfg.MaxSearchKm,
 	}, now)
+	a.Notifier = notify.NewNotifier(a.DB, newSender(cfg, log, o.twilioHTTP), cfg.PublicURL+"/v1/webhooks/twilio/status", log)
+	if !cfg.Twilio() {
+		log.Warn("no Twilio credentials: SMS are written to the log, not sent")
+	}
 	a.Routes = append(api.New(a.Technicians, a.Dispatch).Routes(), mobileapi.New(a.Technicians, a.Dispatch).Routes()...)
+	a.Routes = append(a.Routes, api.NewWebhooks(a.Technicians, a.Dispatch, a.Notifier, cfg.TwilioAuthToken, cfg.PublicURL).Routes()...)
 	a.Echo = a.buildEcho()
 	return a, nil
+}
+
+// newSender is Twilio when configured, the log sender otherwise.
+func newSender(cfg config.Config, log *slog.Logger, hc *http.Client) notify.Sender {
+	if !cfg.Twilio() {
+		return &notify.LogSender{Log: log}
+	}
+	return notify.NewTwilioSender(notify.TwilioConfig{AccountSID: cfg.TwilioAccountSID, AuthToken: cfg.TwilioAuthToken,
+		From: cfg.TwilioFrom, MessagingServiceSID: cfg.TwilioMessagingServiceSID, HTTPClient: hc})
 }
 
 // OpenDB opens PostgreSQL or, with no DATABASE_URL, the embedded SQLite file.
@@ -254,6 +285,8 @@ func (m *httpMetrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 // Worker returns the task workers over this app's stores.
 func (a *App) Worker() *jobs.Worker {
 	w := jobs.NewWorker(a.DB, a.Redis, a.Dispatch, a.Config.QueuePrefix, a.Log)
+	w.WithMessages(jobs.NewMessages(a.Dispatch, a.Notifier, nil))
+	w.WithTechnicians(a.Technicians, a.Config.StaleAfter)
 	if a.Config.OfferStrategy == "batch" {
 		w.BatchEvery(a.Config.BatchWindow)
 	}

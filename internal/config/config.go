@@ -35,6 +35,13 @@ type Config struct {
 	WaveSize      int           // ONSITE_WAVE_SIZE: offers sent at once by the wave strategy
 	MaxSearchKm   float64       // ONSITE_MAX_SEARCH_KM: the widest candidate search
 
+	StaleAfter time.Duration // ONSITE_STALE_AFTER: no position for this long takes a technician off duty
+
+	TwilioAccountSID          string // TWILIO_ACCOUNT_SID
+	TwilioAuthToken           string // TWILIO_AUTH_TOKEN (also checks webhook signatures)
+	TwilioFrom                string // TWILIO_FROM: sending number, or
+	TwilioMessagingServiceSID string // TWILIO_MESSAGING_SERVICE_SID
+
 	Workers     bool   // ONSITE_WORKERS: run the task workers inside `onsite serve`
 	QueuePrefix string // ONSITE_QUEUE_PREFIX: put before queue names, to share one Redis between deployments
 }
@@ -42,6 +49,9 @@ type Config struct {
 // Embedded reports whether Onsite runs in the single-node embedded mode for
 // the database (SQLite file).
 func (c Config) Embedded() bool { return c.DatabaseURL == "" }
+
+// Twilio reports whether SMS go out through Twilio (or to the log).
+func (c Config) Twilio() bool { return c.TwilioAccountSID != "" }
 
 // EmbeddedRedis reports whether the in-process Redis-compatible server is used.
 func (c Config) EmbeddedRedis() bool { return c.RedisURL == "" }
@@ -144,6 +154,32 @@ var settings = []setting{
 		c.WaveSize = n
 		return nil
 	}},
+	{"ONSITE_STALE_AFTER", "no position report for this long takes a technician off duty", durationSetting(func(c *Config) *time.Duration { return &c.StaleAfter })},
+	{"TWILIO_ACCOUNT_SID", "Twilio account (with TWILIO_AUTH_TOKEN; empty: SMS go to the log)", func(c *Config, v string) error {
+		if !strings.HasPrefix(v, "AC") {
+			return fmt.Errorf("want an account SID starting with AC")
+		}
+		c.TwilioAccountSID = v
+		return nil
+	}},
+	{"TWILIO_AUTH_TOKEN", "Twilio auth token; also verifies X-Twilio-Signature", func(c *Config, v string) error {
+		c.TwilioAuthToken = v
+		return nil
+	}},
+	{"TWILIO_FROM", "sending phone number (E.164)", func(c *Config, v string) error {
+		if !strings.HasPrefix(v, "+") {
+			return fmt.Errorf("want a number in E.164 form")
+		}
+		c.TwilioFrom = v
+		return nil
+	}},
+	{"TWILIO_MESSAGING_SERVICE_SID", "messaging service instead of TWILIO_FROM", func(c *Config, v string) error {
+		if !strings.HasPrefix(v, "MG") {
+			return fmt.Errorf("want a messaging service SID starting with MG")
+		}
+		c.TwilioMessagingServiceSID = v
+		return nil
+	}},
 	{"ONSITE_WORKERS", "run the task workers inside serve (true/false)", func(c *Config, v string) error {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -198,6 +234,7 @@ func Default() Config {
 		WaveSize:      3,
 		MaxSearchKm:   40,
 		Workers:       true,
+		StaleAfter:    15 * time.Minute,
 	}
 }
 
@@ -233,6 +270,12 @@ func Load(environ []string) (Config, error) {
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
 		return Config{}, fmt.Errorf("config: unknown setting %s (known: %s)", strings.Join(unknown, ", "), strings.Join(Names(), ", "))
+	}
+	if (c.TwilioAccountSID == "") != (c.TwilioAuthToken == "") {
+		return Config{}, fmt.Errorf("config: TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN go together")
+	}
+	if c.TwilioAccountSID != "" && c.TwilioFrom == "" && c.TwilioMessagingServiceSID == "" {
+		return Config{}, fmt.Errorf("config: TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID is required with TWILIO_ACCOUNT_SID")
 	}
 	if c.GiveUp == 0 {
 		c.GiveUp = c.SLA

@@ -38,6 +38,15 @@ func TestLoad(t *testing.T) {
 		{name: "bad strategy", env: []string{"ONSITE_OFFER_STRATEGY=random"}, wantErr: "ONSITE_OFFER_STRATEGY"},
 		{name: "bad level", env: []string{"ONSITE_LOG_LEVEL=loud"}, wantErr: "ONSITE_LOG_LEVEL"},
 		{name: "other variables ignored", env: []string{"HOME=/root", "PATH=/bin"}},
+		{name: "twilio", env: []string{"TWILIO_ACCOUNT_SID=AC1", "TWILIO_AUTH_TOKEN=t", "TWILIO_FROM=+41445550000"}, check: func(t *testing.T, c Config) {
+			if !c.Twilio() || c.TwilioFrom != "+41445550000" {
+				t.Errorf("twilio: %+v", c)
+			}
+		}},
+		{name: "twilio sid without token", env: []string{"TWILIO_ACCOUNT_SID=AC1"}, wantErr: "TWILIO_AUTH_TOKEN"},
+		{name: "twilio without sender", env: []string{"TWILIO_ACCOUNT_SID=AC1", "TWILIO_AUTH_TOKEN=t"}, wantErr: "TWILIO_FROM"},
+		{name: "bad twilio sid", env: []string{"TWILIO_ACCOUNT_SID=XX1"}, wantErr: "TWILIO_ACCOUNT_SID"},
+		{name: "bad batch window", env: []string{"ONSITE_BATCH_WINDOW=1ms"}, wantErr: "ONSITE_BATCH_WINDOW"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

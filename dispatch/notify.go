@@ -1,0 +1,190 @@
+package dispatch
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/onsite/onsite/internal/db"
+	"github.com/onsite/onsite/internal/errs"
+	"github.com/onsite/onsite/technicians"
+)
+
+// Task kinds for people-facing messages.
+const (
+	TaskRemind = "notify:remind" // a windowed appointment is near
+)
+
+// notifiable are the event types someone is told about by SMS.
+var notifiable = map[string]bool{
+	"offered": true, "assigned": true, "en_route": true, "on_site": true,
+	"completed": true, "cancelled": true, "unfulfilled": true,
+}
+
+// reminderBefore is how long before a time window the reminders go out.
+const reminderBefore = time.Hour
+
+// Contact is how to reach a person.
+type Contact struct {
+	ID     string
+	Name   string
+	Phone  string // empty when unknown
+	Locale string
+}
+
+// EventFacts is what a message about an event needs, in plain values.
+type EventFacts struct {
+	Event      Event
+	Data       map[string]any
+	Request    Request
+	Customer   Contact
+	Technician *Contact // the technician the event is about (offer) or assigned
+	Offer      *Offer
+}
+
+// FactsForEvent gathers what the messages about one event need.
+func (s *Service) FactsForEvent(ctx context.Context, eventID string) (EventFacts, error) {
+	q := s.db.WithContext(ctx)
+	var f EventFacts
+	if err := q.Where("id = ?", eventID).First(&f.Event).Error; err != nil {
+		if db.IsNotFound(err) {
+			return f, errNotFound("event", eventID)
+		}
+		return f, fmt.Errorf("load event %s: %w", eventID, err)
+	}
+	_ = json.Unmarshal([]byte(f.Event.Data), &f.Data)
+	r, err := load(q, f.Event.RequestID)
+	if err != nil {
+		return f, err
+	}
+	f.Request = r
+	if f.Customer, err = customerContact(q, r.CustomerID); err != nil {
+		return f, err
+	}
+	techID := ""
+	if r.TechnicianID != nil {
+		techID = *r.TechnicianID
+	}
+	if f.Event.Type == "offered" {
+		offerID, _ := f.Data["offer_id"].(string)
+		o, err := loadOffer(q, offerID)
+		if err != nil {
+			return f, err
+		}
+		f.Offer, techID = &o, o.TechnicianID
+	}
+	if techID != "" {
+		c, err := technicianContact(q, techID)
+		if err != nil {
+			return f, err
+		}
+		f.Technician = &c
+	}
+	return f, nil
+}
+
+// Reminder is what the reminders of a windowed appointment need; ok is false
+// when the appointment no longer needs one (cancelled, unassigned, past).
+func (s *Service) Reminder(ctx context.Context, requestID string) (f EventFacts, ok bool, err error) {
+	q := s.db.WithContext(ctx)
+	r, err := load(q, requestID)
+	if err != nil {
+		return f, false, err
+	}
+	if r.Mode != Window || r.TechnicianID == nil || (r.State != Assigned && r.State != EnRoute) {
+		return f, false, nil
+	}
+	f.Request = r
+	if f.Customer, err = customerContact(q, r.CustomerID); err != nil {
+		return f, false, err
+	}
+	c, err := technicianContact(q, *r.TechnicianID)
+	if err != nil {
+		return f, false, err
+	}
+	f.Technician = &c
+	return f, true, nil
+}
+
+func customerContact(q *gorm.DB, id string) (Contact, error) {
+	var c struct {
+		ID     string
+		Name   string
+		Phone  *string
+		Locale string
+	}
+	if err := q.Table("customers").Where("id = ?", id).First(&c).Error; err != nil {
+		return Contact{}, fmt.Errorf("load customer %s: %w", id, err)
+	}
+	out := Contact{ID: c.ID, Name: c.Name, Locale: c.Locale}
+	if c.Phone != nil {
+		out.Phone = *c.Phone
+	}
+	return out, nil
+}
+
+func technicianContact(q *gorm.DB, id string) (Contact, error) {
+	var t technicians.Technician
+	if err := q.Select("id", "name", "phone", "locale").Where("id = ?", id).First(&t).Error; err != nil {
+		return Contact{}, fmt.Errorf("load technician %s: %w", id, err)
+	}
+	return Contact{ID: t.ID, Name: t.Name, Phone: t.Phone, Locale: t.Locale}, nil
+}
+
+// AnswerNewestOffer answers a technician's newest pending offer by SMS: the
+// same atomic accept or decline as the app, so a race with the app has one
+// winner. It returns the offer answered.
+func (s *Service) AnswerNewestOffer(ctx context.Context, techID string, accept bool) (Offer, error) {
+	var o Offer
+	err := s.db.WithContext(ctx).Where("technician_id = ? AND state = ?", techID, OfferPending).
+		Order("created_at DESC").First(&o).Error
+	if db.IsNotFound(err) {
+		return Offer{}, errs.NotFoundf("no open offer")
+	}
+	if err != nil {
+		return Offer{}, fmt.Errorf("newest offer of %s: %w", techID, err)
+	}
+	if accept {
+		_, err = s.Accept(ctx, techID, o.ID)
+	} else {
+		_, err = s.Decline(ctx, techID, o.ID)
+	}
+	return o, err
+}
+
+// OfferMessageFailed falls back when an offer's SMS could not be delivered:
+// the offer ends as if unanswered (expired, so the technician is not asked
+// again at once: they never saw it) and the job goes to the next candidate,
+// with an event for ops.
+func (s *Service) OfferMessageFailed(ctx context.Context, offerID, why string) error {
+	now := s.now()
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		o, err := loadOffer(tx, offerID)
+		if err != nil {
+			return err
+		}
+		if _, err := lockRequest(tx, o.RequestID); err != nil {
+			return err
+		}
+		if err := appendEvent(tx, o.RequestID, "offer_sms_failed", System,
+			map[string]any{"offer_id": o.ID, "technician_id": o.TechnicianID, "why": why}, now); err != nil {
+			return err
+		}
+		res := tx.Model(&Offer{}).Where("id = ? AND state = ?", o.ID, OfferPending).
+			Updates(map[string]any{"state": OfferExpired, "answered_at": now})
+		if res.Error != nil {
+			return fmt.Errorf("close offer: %w", res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return nil
+		}
+		if n, err := pendingOffers(tx, o.RequestID); err != nil || n > 0 {
+			return err
+		}
+		return enqueue(tx, TaskMatch, QueueCritical, TaskPayload{RequestID: o.RequestID}, now, now)
+	})
+	return wrap("offer message failed "+offerID, err)
+}

@@ -1,0 +1,97 @@
+package jobs_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/onsite/onsite/dispatch"
+	"github.com/onsite/onsite/internal/apitest"
+	"github.com/onsite/onsite/internal/db"
+	"github.com/onsite/onsite/internal/dbtest"
+	"github.com/onsite/onsite/internal/twiliotest"
+	"github.com/onsite/onsite/jobs"
+	"github.com/onsite/onsite/notify"
+)
+
+// TestMessagesSurviveRedisStop stops Redis in the middle of a run: messages
+// for changes committed while it was down go out once it is back, and no
+// message goes out twice.
+func TestMessagesSurviveRedisStop(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		rp := startRedis(t, freePort(t))
+		_, svc := newServices(t, d)
+		tw := twiliotest.Start(t)
+		sender := notify.NewTwilioSender(notify.TwilioConfig{AccountSID: twiliotest.AccountSID, AuthToken: twiliotest.AuthToken,
+			From: twiliotest.From, HTTPClient: tw.Client()})
+		notifier := notify.NewNotifier(d, sender, "https://onsite.test/v1/webhooks/twilio/status", quiet())
+		rc := redis.NewClient(&redis.Options{Addr: rp.addr(), MaxRetries: 1, DialTimeout: 200 * time.Millisecond})
+		t.Cleanup(func() { _ = rc.Close() })
+		w := jobs.NewWorker(d, rc, svc, "", quiet())
+		w.WithMessages(jobs.NewMessages(svc, notifier, nil))
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- w.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+
+		open := func(i int) string {
+			lat, lng := 47.3769, 8.5417
+			out, err := svc.Create(context.Background(), dispatch.Caller{Role: "customer", Subject: fmt.Sprint("c", i)}, "",
+				dispatch.NewRequest{Skill: "wifi_setup", Lat: &lat, Lng: &lng, Phone: fmt.Sprintf("+4179111000%d", i)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return out.Request.ID
+		}
+		count := func(what string) int {
+			n := 0
+			for _, m := range tw.Messages() {
+				if strings.Contains(m.Get("Body"), what) {
+					n++
+				}
+			}
+			return n
+		}
+		var first []string
+		for i := range 3 {
+			first = append(first, open(i))
+		}
+		apitest.Eventually(t, 15*time.Second, "3 offer SMS", func() bool { return count("Reply YES") == 3 })
+
+		rp.stop()
+		ops := dispatch.Caller{Role: "ops", Subject: "alice"}
+		for _, id := range first {
+			if _, err := svc.Cancel(context.Background(), ops, id, dispatch.CancelInput{Reason: "customer called"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := 3; i < 5; i++ {
+			open(i)
+		}
+		time.Sleep(300 * time.Millisecond)
+		if n := count("was cancelled"); n != 0 {
+			t.Fatalf("%d messages went out while Redis was down", n)
+		}
+		rp.start()
+		apitest.Eventually(t, 30*time.Second, "the cancellations and the new offers after Redis came back", func() bool {
+			return count("was cancelled") == 3 && count("Reply YES") == 5
+		})
+		// Each stored message (one per event and recipient) reached Twilio
+		// exactly once.
+		var stored int64
+		d.Table("messages").Count(&stored)
+		if got := len(tw.Messages()); int64(got) != stored || stored != 8 {
+			t.Fatalf("Twilio got %d messages for %d stored, want 8", got, stored)
+		}
+		var queued int64
+		d.Table("messages").Where("state <> ?", notify.StateSent).Count(&queued)
+		if queued != 0 {
+			t.Fatalf("%d messages not sent", queued)
+		}
+	})
+}

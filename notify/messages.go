@@ -1,0 +1,183 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/onsite/onsite/internal/db"
+)
+
+// Message states.
+const (
+	StateQueued      = "queued"
+	StateSending     = "sending"
+	StateSent        = "sent"
+	StateDelivered   = "delivered"
+	StateUndelivered = "undelivered"
+	StateFailed      = "failed"
+)
+
+// maxAttempts bounds retries of a send that keeps failing for passing reasons.
+const maxAttempts = 8
+
+// Message is one row of the messages table.
+type Message struct {
+	ID          string `gorm:"primaryKey"`
+	DedupeKey   string
+	Kind        Kind
+	RequestID   *string
+	OfferID     *string
+	Recipient   string // technician:<id> or customer:<id>
+	ToPhone     string
+	Locale      string
+	Body        string
+	State       string
+	ProviderSID *string `gorm:"column:provider_sid"`
+	Error       *string
+	Attempts    int
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// Outgoing is a message to send, before it is stored.
+type Outgoing struct {
+	DedupeKey string // the event (or schedule) it belongs to, its kind and recipient
+	Kind      Kind
+	RequestID string
+	OfferID   string
+	Recipient string
+	To        string
+	Locale    string
+	Data      Data
+}
+
+// Notifier stores messages and sends them at most once each.
+type Notifier struct {
+	db          *db.DB
+	sender      Sender
+	callbackURL string // the status callback webhook; empty for none
+	log         *slog.Logger
+	now         func() time.Time
+}
+
+// NewNotifier returns a notifier; callbackURL is where the provider reports
+// delivery.
+func NewNotifier(d *db.DB, s Sender, callbackURL string, log *slog.Logger) *Notifier {
+	return &Notifier{db: d, sender: s, callbackURL: callbackURL, log: log, now: func() time.Time { return db.UTC(time.Now()) }}
+}
+
+// Deliver stores the messages (a message whose dedupe key exists already is
+// the same message and is not stored again) and sends every one still
+// queued. A passing failure is returned so the task is retried; a permanent
+// one is recorded.
+func (n *Notifier) Deliver(ctx context.Context, out []Outgoing) error {
+	now := n.now()
+	keys := make([]string, 0, len(out))
+	for _, o := range out {
+		body, err := Render(o.Kind, o.Locale, o.Data)
+		if err != nil {
+			return err
+		}
+		m := Message{ID: db.NewID(), DedupeKey: o.DedupeKey, Kind: o.Kind, Recipient: o.Recipient, ToPhone: o.To,
+			Locale: o.Locale, Body: body, State: StateQueued, CreatedAt: now, UpdatedAt: now}
+		if o.RequestID != "" {
+			m.RequestID = &o.RequestID
+		}
+		if o.OfferID != "" {
+			m.OfferID = &o.OfferID
+		}
+		if err := n.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&m).Error; err != nil {
+			return fmt.Errorf("store message %s: %w", o.DedupeKey, err)
+		}
+		keys = append(keys, o.DedupeKey)
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	var queued []Message
+	if err := n.db.WithContext(ctx).Where("dedupe_key IN ? AND state = ?", keys, StateQueued).Find(&queued).Error; err != nil {
+		return fmt.Errorf("load queued messages: %w", err)
+	}
+	var errs []error
+	for _, m := range queued {
+		if err := n.send(ctx, m); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// send claims a queued message (so two runs of one task cannot both send
+// it), sends it and records the outcome. A process dying between the send
+// and the record leaves the message "sending": never sent twice.
+func (n *Notifier) send(ctx context.Context, m Message) error {
+	res := n.db.WithContext(ctx).Model(&Message{}).Where("id = ? AND state = ?", m.ID, StateQueued).
+		Updates(map[string]any{"state": StateSending, "attempts": gorm.Expr("attempts + 1"), "updated_at": n.now()})
+	if res.Error != nil {
+		return fmt.Errorf("claim message %s: %w", m.ID, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return nil // another run has it
+	}
+	sid, err := n.sender.Send(ctx, SMS{To: m.ToPhone, Body: m.Body, StatusCallback: n.callbackURL})
+	update := map[string]any{"updated_at": n.now()}
+	switch {
+	case err == nil:
+		update["state"], update["provider_sid"], update["error"] = StateSent, sid, nil
+	case errors.Is(err, ErrPermanent) || m.Attempts+1 >= maxAttempts:
+		update["state"], update["error"] = StateFailed, err.Error()
+		n.log.WarnContext(ctx, "sms failed for good", "message", m.ID, "kind", m.Kind, "to", m.ToPhone, "err", err)
+	default:
+		update["state"], update["error"] = StateQueued, err.Error()
+	}
+	// The record must land even if the task's context is ending.
+	if uerr := n.db.WithContext(context.WithoutCancel(ctx)).Model(&Message{}).Where("id = ?", m.ID).Updates(update).Error; uerr != nil {
+		return fmt.Errorf("record send of %s: %w", m.ID, uerr)
+	}
+	if update["state"] == StateQueued {
+		return fmt.Errorf("send %s (attempt %d): %w", m.ID, m.Attempts+1, err)
+	}
+	return nil
+}
+
+// statusOrder keeps a late callback from moving a message backwards.
+var statusOrder = map[string]int{StateQueued: 0, StateSending: 1, StateSent: 2, StateDelivered: 3, StateUndelivered: 3, StateFailed: 3}
+
+// RecordStatus stores a delivery report from the provider and returns the
+// message (ok false when the sid is unknown).
+func (n *Notifier) RecordStatus(ctx context.Context, sid, status, errorCode string) (Message, bool, error) {
+	var m Message
+	err := n.db.WithContext(ctx).Where("provider_sid = ?", sid).First(&m).Error
+	if db.IsNotFound(err) {
+		return Message{}, false, nil
+	}
+	if err != nil {
+		return Message{}, false, fmt.Errorf("find message %s: %w", sid, err)
+	}
+	state := status
+	switch status {
+	case "accepted", "queued", "sending", "scheduled":
+		state = StateSent
+	case StateSent, StateDelivered, StateUndelivered, StateFailed:
+	default:
+		return m, true, nil // statuses Onsite does not track (read, …)
+	}
+	if statusOrder[state] <= statusOrder[m.State] && state != StateUndelivered && state != StateFailed {
+		return m, true, nil
+	}
+	upd := map[string]any{"state": state, "updated_at": n.now()}
+	if errorCode != "" {
+		upd["error"] = "provider error " + errorCode
+	}
+	if err := n.db.WithContext(ctx).Model(&Message{}).Where("id = ?", m.ID).Updates(upd).Error; err != nil {
+		return m, true, fmt.Errorf("record status of %s: %w", sid, err)
+	}
+	m.State = state
+	return m, true, nil
+}

@@ -1,0 +1,181 @@
+package notify_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/onsite/onsite/internal/db"
+	"github.com/onsite/onsite/internal/dbtest"
+	"github.com/onsite/onsite/internal/twiliotest"
+	"github.com/onsite/onsite/notify"
+)
+
+func TestTwilioSender(t *testing.T) {
+	t.Parallel()
+	f := twiliotest.Start(t)
+	s := notify.NewTwilioSender(notify.TwilioConfig{AccountSID: twiliotest.AccountSID, AuthToken: twiliotest.AuthToken, From: twiliotest.From, HTTPClient: f.Client()})
+	sid, err := s.Send(context.Background(), notify.SMS{To: "+41791234567", Body: "hello", StatusCallback: "https://onsite.test/v1/webhooks/twilio/status"})
+	if err != nil || !strings.HasPrefix(sid, "SM") {
+		t.Fatalf("send: %q %v", sid, err)
+	}
+	got := f.Messages()[0]
+	want := map[string]string{"To": "+41791234567", "From": "+41445550000", "Body": "hello", "StatusCallback": "https://onsite.test/v1/webhooks/twilio/status"}
+	for k, v := range want {
+		if got.Get(k) != v {
+			t.Errorf("%s = %q, want %q", k, got.Get(k), v)
+		}
+	}
+	f.FailWith(http.StatusBadRequest)
+	if _, err := s.Send(context.Background(), notify.SMS{To: "+4100", Body: "x"}); !errors.Is(err, notify.ErrPermanent) {
+		t.Fatalf("400 is not permanent: %v", err)
+	}
+	f.FailWith(http.StatusServiceUnavailable)
+	if _, err := s.Send(context.Background(), notify.SMS{To: "+41791234567", Body: "x"}); err == nil || errors.Is(err, notify.ErrPermanent) {
+		t.Fatalf("503 should be retried: %v", err)
+	}
+}
+
+func TestRenderEveryKindInEveryLocale(t *testing.T) {
+	t.Parallel()
+	kinds := []notify.Kind{notify.KindOffer, notify.KindAssigned, notify.KindEnRoute, notify.KindArrived, notify.KindCompleted,
+		notify.KindCancelled, notify.KindUnfulfilled, notify.KindReminder, notify.KindReminderTech, notify.KindReplyAccepted,
+		notify.KindReplyDeclined, notify.KindReplyTooLate, notify.KindReplyHelp, notify.KindReplyNoOffer, notify.KindOTP}
+	d := notify.Data{Skill: "wifi_setup", DistanceKm: "2.4", EtaMinutes: 9, ETA: "15:40", ExpiresAt: "15:33", Technician: "Tina",
+		Address: "Bahnhofstrasse 1", Link: "https://onsite.test/t/abc", Window: "14:00–16:00", Code: "123456", Reason: "changed plans"}
+	seen := map[string]bool{}
+	for _, k := range kinds {
+		for _, loc := range notify.Locales {
+			text, err := notify.Render(k, loc, d)
+			if err != nil || text == "" {
+				t.Fatalf("%s/%s: %q %v", k, loc, text, err)
+			}
+			if seen[text] {
+				t.Errorf("%s/%s repeats another text: %q", k, loc, text)
+			}
+			seen[text] = true
+		}
+	}
+	offer, _ := notify.Render(notify.KindOffer, "de", d)
+	if !strings.Contains(offer, "JA") || !strings.Contains(offer, "2.4 km") || !strings.Contains(offer, "15:33") {
+		t.Errorf("German offer: %q", offer)
+	}
+	if en, _ := notify.Render(notify.KindOffer, "xx", d); !strings.Contains(en, "Reply YES") {
+		t.Errorf("unknown locale does not fall back to English: %q", en)
+	}
+}
+
+func TestParseReply(t *testing.T) {
+	t.Parallel()
+	tests := map[string]notify.Reply{
+		"YES": notify.ReplyYes, " yes ": notify.ReplyYes, "Ja": notify.ReplyYes, "OUI!": notify.ReplyYes, "si": notify.ReplyYes, "Sì": notify.ReplyYes, "y": notify.ReplyYes,
+		"NO": notify.ReplyNo, "nein.": notify.ReplyNo, "Non": notify.ReplyNo, "n": notify.ReplyNo,
+		"maybe": notify.ReplyUnknown, "": notify.ReplyUnknown, "yes please": notify.ReplyUnknown,
+	}
+	for in, want := range tests {
+		if got := notify.ParseReply(in); got != want {
+			t.Errorf("ParseReply(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
+
+func TestReadSignedForm(t *testing.T) {
+	t.Parallel()
+	form := url.Values{"From": {"+41791234567"}, "Body": {"YES"}, "MessageSid": {"SM1"}}
+	public := "https://onsite.example.test"
+	tests := []struct {
+		name string
+		sig  string
+		ok   bool
+	}{
+		{"valid", twiliotest.Sign("token", public+"/v1/webhooks/twilio/sms", form), true},
+		{"wrong token", twiliotest.Sign("other", public+"/v1/webhooks/twilio/sms", form), false},
+		{"signed for another url", twiliotest.Sign("token", "http://127.0.0.1/v1/webhooks/twilio/sms", form), false},
+		{"missing", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, "/v1/webhooks/twilio/sms", strings.NewReader(form.Encode()))
+			r.Header.Set("X-Twilio-Signature", tt.sig)
+			got, ok, err := notify.ReadSignedForm(r, "token", public)
+			if err != nil || ok != tt.ok || got.Get("Body") != "YES" {
+				t.Fatalf("ok %v err %v form %v", ok, err, got)
+			}
+		})
+	}
+}
+
+type countingSender struct {
+	mu    sync.Mutex
+	sent  []notify.SMS
+	fails []error // returned by the first sends, in order
+}
+
+func (c *countingSender) Send(_ context.Context, m notify.SMS) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.fails) > 0 {
+		err := c.fails[0]
+		c.fails = c.fails[1:]
+		return "", err
+	}
+	c.sent = append(c.sent, m)
+	return fmt.Sprintf("SM%d", len(c.sent)), nil
+}
+
+func TestDeliverAtMostOncePerEvent(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		s := &countingSender{}
+		n := notify.NewNotifier(d, s, "https://onsite.test/status", slog.New(slog.NewTextHandler(io.Discard, nil)))
+		out := []notify.Outgoing{{DedupeKey: "ev1:assigned:customer:c1", Kind: notify.KindAssigned, Recipient: "customer:c1",
+			To: "+41791234567", Locale: "fr", Data: notify.Data{Skill: "wifi_setup", Technician: "Tina", ETA: "15:40"}}}
+		var wg sync.WaitGroup
+		for range 10 { // a task that runs ten times at once
+			wg.Add(1)
+			go func() { defer wg.Done(); _ = n.Deliver(ctx, out) }()
+		}
+		wg.Wait()
+		if len(s.sent) != 1 || !strings.Contains(s.sent[0].Body, "Tina") || s.sent[0].StatusCallback != "https://onsite.test/status" {
+			t.Fatalf("sent %+v", s.sent)
+		}
+		// a passing failure is retried, a permanent one recorded
+		s.fails = []error{errors.New("timeout")}
+		out2 := []notify.Outgoing{{DedupeKey: "ev2:en_route:customer:c1", Kind: notify.KindEnRoute, Recipient: "customer:c1", To: "+41791234567", Locale: "en"}}
+		if err := n.Deliver(ctx, out2); err == nil {
+			t.Fatal("a passing failure was not returned for a retry")
+		}
+		if err := n.Deliver(ctx, out2); err != nil || len(s.sent) != 2 {
+			t.Fatalf("retry: %v, %d sent", err, len(s.sent))
+		}
+		s.fails = []error{fmt.Errorf("bad number: %w", notify.ErrPermanent)}
+		out3 := []notify.Outgoing{{DedupeKey: "ev3:arrived:customer:c2", Kind: notify.KindArrived, Recipient: "customer:c2", To: "+4100", Locale: "en"}}
+		if err := n.Deliver(ctx, out3); err != nil {
+			t.Fatalf("a permanent failure is recorded, not retried: %v", err)
+		}
+		var m notify.Message
+		d.Where("dedupe_key = ?", "ev3:arrived:customer:c2").First(&m)
+		if m.State != notify.StateFailed || m.Error == nil {
+			t.Fatalf("message %+v", m)
+		}
+		// delivery reports move a message forward only
+		if got, ok, err := n.RecordStatus(ctx, "SM1", "delivered", ""); err != nil || !ok || got.State != notify.StateDelivered {
+			t.Fatalf("delivered: %+v %v %v", got, ok, err)
+		}
+		if got, _, _ := n.RecordStatus(ctx, "SM1", "sent", ""); got.State != notify.StateDelivered {
+			t.Fatalf("moved backwards to %s", got.State)
+		}
+		if _, ok, _ := n.RecordStatus(ctx, "SM-unknown", "failed", "30003"); ok {
+			t.Fatal("unknown sid found")
+		}
+	})
+}
