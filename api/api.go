@@ -10,6 +10,7 @@ import (
 	"github.com/onsite/onsite/dispatch"
 	"github.com/onsite/onsite/internal/errs"
 	"github.com/onsite/onsite/internal/httpx"
+	"github.com/onsite/onsite/live"
 	"github.com/onsite/onsite/technicians"
 )
 
@@ -17,11 +18,28 @@ import (
 type Handler struct {
 	techs    *technicians.Service
 	dispatch *dispatch.Service
+	pub      Publisher
 }
 
-// New returns the ops handler.
-func New(techs *technicians.Service, d *dispatch.Service) *Handler {
-	return &Handler{techs: techs, dispatch: d}
+// New returns the ops handler; pub carries technician changes to the live
+// streams.
+func New(techs *technicians.Service, d *dispatch.Service, pub Publisher) *Handler {
+	return &Handler{techs: techs, dispatch: d, pub: pub}
+}
+
+// technicianChanged answers with the technician and pushes it to the
+// dashboard's stream (best effort: the database already holds the change).
+func (h *Handler) technicianChanged(c echo.Context, status int, id string) error {
+	t, err := h.techs.Get(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	if h.pub != nil {
+		if err := h.pub.Publish(c.Request().Context(), "technician", t, live.TopicOps); err != nil {
+			c.Logger().Warn(err)
+		}
+	}
+	return c.JSON(status, t)
 }
 
 type newSkill struct {
@@ -58,7 +76,7 @@ func (h *Handler) createTechnician(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, t)
+	return h.technicianChanged(c, http.StatusCreated, t.ID)
 }
 
 func (h *Handler) listTechnicians(c echo.Context) error {
@@ -105,6 +123,9 @@ func (h *Handler) certify(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if t, err := h.techs.Get(c.Request().Context(), c.Param("id")); err == nil && h.pub != nil {
+		_ = h.pub.Publish(c.Request().Context(), "technician", t, live.TopicOps)
+	}
 	return c.JSON(http.StatusOK, cert)
 }
 
@@ -131,7 +152,7 @@ func (h *Handler) setShifts(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, t)
+	return h.technicianChanged(c, http.StatusOK, t.ID)
 }
 
 type suspendBody struct {
@@ -150,7 +171,7 @@ func (h *Handler) suspend(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, t)
+	return h.technicianChanged(c, http.StatusOK, t.ID)
 }
 
 func (h *Handler) listRequests(c echo.Context) error {

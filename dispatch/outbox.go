@@ -18,6 +18,7 @@ const (
 	TaskStartSearch = "dispatch:start_search" // a windowed request's search begins
 	TaskDeadline    = "dispatch:deadline"     // check the give-up time of a searching request
 	TaskNotify      = "notify:event"          // tell people about an event
+	TaskLive        = "live:event"            // push the change to the live streams (handled by the relay itself)
 )
 
 // Queues, by urgency.

@@ -387,8 +387,12 @@ func appendEvent(tx *gorm.DB, requestID, typ string, a Actor, data map[string]an
 	if err := tx.Create(&e).Error; err != nil {
 		return fmt.Errorf("append %s event: %w", typ, err)
 	}
+	// The live update and the message go with the event: same transaction,
+	// via the outbox.
+	if err := enqueue(tx, TaskLive, QueueCritical, TaskPayload{EventID: e.ID, RequestID: requestID}, now, now); err != nil {
+		return err
+	}
 	if notifiable[typ] {
-		// The message goes with the event: same transaction, via the outbox.
 		return enqueue(tx, TaskNotify, QueueDefault, TaskPayload{EventID: e.ID, RequestID: requestID}, now, now)
 	}
 	return nil

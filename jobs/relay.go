@@ -5,6 +5,7 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,6 +24,7 @@ import (
 // the re-enqueue is refused by asynq as a duplicate id. While Redis is down
 // rows simply wait, so a committed change always gets its task.
 type Relay struct {
+	live   func(context.Context, dispatch.TaskPayload) error // handles TaskLive rows itself
 	db     *db.DB
 	client *asynq.Client
 	prefix string
@@ -77,9 +79,14 @@ func (r *Relay) Once(ctx context.Context) (int, error) {
 	var done []string
 	var firstErr error
 	for _, row := range rows {
-		task := asynq.NewTask(row.Kind, []byte(row.Payload))
-		_, err := r.client.EnqueueContext(ctx, task, asynq.TaskID(row.TaskID), asynq.Queue(r.prefix+row.Queue),
-			asynq.ProcessAt(row.ProcessAt), asynq.MaxRetry(8), asynq.Timeout(30*time.Second))
+		var err error
+		if row.Kind == dispatch.TaskLive {
+			err = r.publish(ctx, row)
+		} else {
+			task := asynq.NewTask(row.Kind, []byte(row.Payload))
+			_, err = r.client.EnqueueContext(ctx, task, asynq.TaskID(row.TaskID), asynq.Queue(r.prefix+row.Queue),
+				asynq.ProcessAt(row.ProcessAt), asynq.MaxRetry(8), asynq.Timeout(30*time.Second))
+		}
 		if err == nil || errors.Is(err, asynq.ErrTaskIDConflict) {
 			done = append(done, row.ID)
 			continue
@@ -99,6 +106,19 @@ func (r *Relay) Once(ctx context.Context) (int, error) {
 		}
 	}
 	return len(done), firstErr
+}
+
+// publish pushes a live update straight to the streams: no task queue in
+// between, so the dashboard sees a change within one relay tick.
+func (r *Relay) publish(ctx context.Context, row dispatch.OutboxTask) error {
+	if r.live == nil {
+		return nil
+	}
+	var p dispatch.TaskPayload
+	if err := json.Unmarshal([]byte(row.Payload), &p); err != nil {
+		return nil // nothing to publish from a broken row
+	}
+	return r.live(ctx, p)
 }
 
 func (r *Relay) claim(ctx context.Context, now time.Time) ([]dispatch.OutboxTask, error) {

@@ -34,6 +34,7 @@ type Worker struct {
 	dispatch    *dispatch.Service
 	techs       *technicians.Service
 	messages    *Messages
+	live        *Live
 	staleAfter  time.Duration
 	log         *slog.Logger
 	prefix      string
@@ -41,6 +42,9 @@ type Worker struct {
 	sweepEvery  time.Duration
 	batchEvery  time.Duration // 0: the batch strategy is off
 }
+
+// WithLive turns on the live streams.
+func (w *Worker) WithLive(l *Live) { w.live = l }
 
 // WithMessages turns on the SMS tasks.
 func (w *Worker) WithMessages(m *Messages) { w.messages = m }
@@ -112,6 +116,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("start scheduler: %w", err)
 	}
 	relay := NewRelay(w.db, client, w.prefix, w.log)
+	if w.live != nil {
+		relay.live = w.live.Event
+	}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/onsite/onsite/dispatch"
 	"github.com/onsite/onsite/internal/httpx"
+	"github.com/onsite/onsite/live"
 	"github.com/onsite/onsite/technicians"
 )
 
@@ -17,11 +18,35 @@ import (
 type Handler struct {
 	techs    *technicians.Service
 	dispatch *dispatch.Service
+	hub      *live.Hub
 }
 
-// New returns the app handler.
-func New(techs *technicians.Service, d *dispatch.Service) *Handler {
-	return &Handler{techs: techs, dispatch: d}
+// New returns the app handler; hub serves and feeds the live streams.
+func New(techs *technicians.Service, d *dispatch.Service, hub *live.Hub) *Handler {
+	return &Handler{techs: techs, dispatch: d, hub: hub}
+}
+
+// technicianChanged pushes a technician to the dashboard's stream (best
+// effort: the database already holds the change).
+func (h *Handler) technicianChanged(c echo.Context, t technicians.Technician) {
+	if h.hub == nil {
+		return
+	}
+	if err := h.hub.Publish(c.Request().Context(), "technician", t, live.TopicOps); err != nil {
+		c.Logger().Warn(err)
+	}
+}
+
+func (h *Handler) myStream(c echo.Context) error {
+	return h.hub.Serve(c.Response(), c.Request(), live.TechnicianTopic(httpx.Principal(c).Subject))
+}
+
+func (h *Handler) requestStream(c echo.Context) error {
+	r, err := h.dispatch.Get(c.Request().Context(), caller(c), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return h.hub.Serve(c.Response(), c.Request(), live.RequestTopic(r.ID))
 }
 
 func caller(c echo.Context) dispatch.Caller {
@@ -42,6 +67,7 @@ func (h *Handler) setDuty(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	h.technicianChanged(c, t)
 	return c.JSON(http.StatusOK, t)
 }
 
@@ -67,6 +93,9 @@ func (h *Handler) location(c echo.Context) error {
 		// A technician on the way has a new ETA.
 		if err := h.dispatch.TechnicianMoved(ctx, techID, in.Point()); err != nil {
 			return err
+		}
+		if t, err := h.techs.Get(ctx, techID); err == nil {
+			h.technicianChanged(c, t)
 		}
 	}
 	return c.JSON(http.StatusOK, loc)

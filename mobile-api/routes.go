@@ -15,6 +15,8 @@ func (h *Handler) Routes() []httpx.Route {
 		{Method: http.MethodPut, Path: "/v1/me/duty", Roles: tech, Handler: h.setDuty},
 		{Method: http.MethodPost, Path: "/v1/me/location", Roles: tech, Handler: h.location},
 		{Method: http.MethodGet, Path: "/v1/me/offers", Roles: tech, Handler: h.myOffers},
+		{Method: http.MethodGet, Path: "/v1/me/stream", Roles: tech, QueryToken: true, Handler: h.myStream},
+		{Method: http.MethodGet, Path: "/v1/requests/:id/stream", Roles: httpx.Roles(auth.Customer, auth.Machine, auth.Ops), QueryToken: true, Handler: h.requestStream},
 		{Method: http.MethodGet, Path: "/v1/me/jobs", Roles: tech, Handler: h.myJobs},
 		{Method: http.MethodPost, Path: "/v1/offers/:id/accept", Roles: tech, Handler: h.accept},
 		{Method: http.MethodPost, Path: "/v1/offers/:id/decline", Roles: tech, Handler: h.decline},

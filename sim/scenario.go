@@ -34,8 +34,9 @@ type Scenario struct {
 
 // City is the area served: a centre and a radius.
 type City struct {
-	Center   geo.Point `yaml:"center"`
-	RadiusKm float64   `yaml:"radius_km"`
+	Center     geo.Point `yaml:"center"`
+	RadiusKm   float64   `yaml:"radius_km"`
+	Resolution int       `yaml:"resolution"` // H3 resolution of the index: 8 for cities (default), 7 for wide rural areas
 }
 
 // Technicians is the supply.
@@ -198,6 +199,12 @@ func (sc *Scenario) Validate() error {
 	}
 	if err := geo.Validate(sc.City.Center, "city.center.lat", "city.center.lng"); err != nil {
 		bad("city.center", "%v", err)
+	}
+	if sc.City.Resolution == 0 {
+		sc.City.Resolution = geo.CityResolution
+	}
+	if sc.City.Resolution != geo.CityResolution && sc.City.Resolution != geo.RuralResolution {
+		bad("city.resolution", "must be 7 or 8")
 	}
 	if !(sc.City.RadiusKm > 0 && sc.City.RadiusKm <= 300) {
 		bad("city.radius_km", "must be above 0 and at most 300")

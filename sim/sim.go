@@ -121,7 +121,7 @@ func Run(sc Scenario, v Variant, seed uint64, progress func(float64)) (Result, e
 func runDay(d *day, v Variant, progress func(float64)) Result {
 	strategy := v.Strategy
 	r := &run{d: d, strategy: strategy, batch: v.Batch, chain: v.Chain, sla: d.sc.Dispatch.SLA.Duration, progress: progress,
-		eta: geo.StraightLine{Detour: d.sc.Behaviour.Detour}, pool: dispatch.NewPool(geo.CityResolution)}
+		eta: geo.StraightLine{Detour: d.sc.Behaviour.Detour}, pool: dispatch.NewPool(d.sc.City.Resolution)}
 	r.res = Result{Strategy: v.Name, Seed: d.seed}
 	for _, t := range d.techs {
 		ts := &techState{simTech: t, pos: t.home, idleFrom: t.shiftStart}

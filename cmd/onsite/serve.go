@@ -48,9 +48,10 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	base := "http://" + ln.Addr().String()
 	log.Info("onsite is serving", "addr", ln.Addr().String(), "dashboard", base+"/", "api", base+"/v1", "openapi", base+"/openapi.yaml")
 	fmt.Fprintf(stdout, "Onsite is serving on %s\n  dashboard: %s/\n  API:       %s/v1  (OpenAPI: %s/openapi.yaml)\n", base, base, base, base)
-	if cfg.Embedded() {
-		fmt.Fprintf(stdout, "  an ops token: go run ./cmd/onsite token --role ops --subject you\n")
+	if cfg.Embedded() && cfg.OpsPassword == "" {
+		fmt.Fprintf(stdout, "  dashboard sign-in: any name, password %s (kept in %s/ops.password)\n", a.OpsPassword, cfg.DataDir)
 	}
+	fmt.Fprintf(stdout, "  an API token: go run ./cmd/onsite token --role ops --subject you\n")
 	return a.Serve(ctx, ln)
 }
 

@@ -4,6 +4,7 @@
 package apitest
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -60,6 +61,9 @@ func Start(t testing.TB, engine string, redisDB int, opts ...Option) *Server {
 		"ONSITE_DATA_DIR":   filepath.Join(dir, "data"),
 		"ONSITE_JWT_SECRET": "test-secret-test-secret-test-secret!",
 		"REDIS_URL":         dbtest.RedisURL(redisDB),
+		// Tests make many calls quickly; rate-limit tests lower these.
+		"ONSITE_RATE_LIMIT_IP":        "1000000",
+		"ONSITE_RATE_LIMIT_PRINCIPAL": "1000000",
 		// Servers that share a Redis DB must not take each other's tasks.
 		"ONSITE_QUEUE_PREFIX": "t" + randomSuffix() + ":",
 	}
@@ -213,6 +217,78 @@ func (s *Server) Must(want int, method, path, token string, body, out any, heade
 		r.Decode(s.t, out)
 	}
 	return r
+}
+
+// Status sends a request and returns only its status, closing the body at
+// once (for streams that never end).
+func (s *Server) Status(method, path, token string) int {
+	s.t.Helper()
+	req, err := http.NewRequest(method, s.URL+path, nil)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// Stream opens a Server-Sent Events stream and delivers its events until the
+// test ends.
+func (s *Server) Stream(path, token, lastEventID string) <-chan SSE {
+	s.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s.t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+path, nil)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	if lastEventID != "" {
+		req.Header.Set("Last-Event-ID", lastEventID)
+	}
+	resp, err := (&http.Client{}).Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		s.t.Fatalf("stream %s: %d %s", path, resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	out := make(chan SSE, 256)
+	go func() {
+		defer resp.Body.Close()
+		defer close(out)
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		var ev SSE
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case line == "":
+				if ev.Event != "" {
+					out <- ev
+				}
+				ev = SSE{}
+			case strings.HasPrefix(line, "id: "):
+				ev.ID = line[4:]
+			case strings.HasPrefix(line, "event: "):
+				ev.Event = line[7:]
+			case strings.HasPrefix(line, "data: "):
+				ev.Data = line[6:]
+			}
+		}
+	}()
+	return out
+}
+
+// SSE is one Server-Sent Event.
+type SSE struct {
+	ID, Event, Data string
 }
 
 // Rows counts the rows of a table.

@@ -28,7 +28,9 @@ import (
 	"github.com/onsite/onsite/internal/db"
 	"github.com/onsite/onsite/internal/errs"
 	"github.com/onsite/onsite/internal/httpx"
+	"github.com/onsite/onsite/internal/ratelimit"
 	"github.com/onsite/onsite/jobs"
+	"github.com/onsite/onsite/live"
 	mobileapi "github.com/onsite/onsite/mobile-api"
 	"github.com/onsite/onsite/notify"
 	"github.com/onsite/onsite/technicians"
@@ -45,8 +47,10 @@ type App struct {
 	Technicians *technicians.Service
 	Dispatch    *dispatch.Service
 	Notifier    *notify.Notifier
+	Hub         *live.Hub
 	Echo        *echo.Echo
 	Routes      []httpx.Route
+	OpsPassword string // the dashboard password in force
 
 	mini     *miniredis.Miniredis
 	registry *prometheus.Registry
@@ -109,7 +113,20 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, op
 	if !cfg.Twilio() {
 		log.Warn("no Twilio credentials: SMS are written to the log, not sent")
 	}
-	a.Routes = append(api.New(a.Technicians, a.Dispatch).Routes(), mobileapi.New(a.Technicians, a.Dispatch).Routes()...)
+	a.Hub = live.NewHub(a.Redis, cfg.QueuePrefix)
+	opsPassword := cfg.OpsPassword
+	if opsPassword == "" && cfg.Embedded() {
+		if opsPassword, err = auth.LoadOrCreatePassword(cfg.DataDir); err != nil {
+			return nil, err
+		}
+	}
+	if opsPassword == "" {
+		log.Warn("ONSITE_OPS_PASSWORD is not set: nobody can sign in to the dashboard")
+	}
+	a.OpsPassword = opsPassword
+	opsAPI := api.New(a.Technicians, a.Dispatch, a.Hub)
+	a.Routes = append(opsAPI.Routes(), mobileapi.New(a.Technicians, a.Dispatch, a.Hub).Routes()...)
+	a.Routes = append(a.Routes, api.NewOps(opsAPI, a.Issuer, a.Hub, opsPassword, cfg.TileURL).Routes()...)
 	a.Routes = append(a.Routes, api.NewWebhooks(a.Technicians, a.Dispatch, a.Notifier, cfg.TwilioAuthToken, cfg.PublicURL).Routes()...)
 	a.Echo = a.buildEcho()
 	return a, nil
@@ -177,6 +194,8 @@ func (a *App) openRedis(ctx context.Context) error {
 		}
 		a.RedisOpt = opt
 	}
+	// Each open live stream holds a connection in a blocking read.
+	a.RedisOpt.PoolSize = max(a.RedisOpt.PoolSize, 256)
 	a.Redis = redis.NewClient(a.RedisOpt)
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -206,7 +225,8 @@ func (a *App) buildEcho() *echo.Echo {
 	e.GET("/readyz", a.ready)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{})))
 	e.GET("/openapi.yaml", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", docs.OpenAPI) })
-	httpx.Register(e, a.Issuer, a.Routes)
+	httpx.Register(e, a.Issuer, a.Routes, ratelimit.New(a.Redis, a.Config.QueuePrefix),
+		httpx.Limits{PerIP: a.Config.RateLimitIP, PerPrincipal: a.Config.RateLimitPrincipal})
 	return e
 }
 
@@ -286,6 +306,7 @@ func (m *httpMetrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 func (a *App) Worker() *jobs.Worker {
 	w := jobs.NewWorker(a.DB, a.Redis, a.Dispatch, a.Config.QueuePrefix, a.Log)
 	w.WithMessages(jobs.NewMessages(a.Dispatch, a.Notifier, nil))
+	w.WithLive(jobs.NewLive(a.Dispatch, a.Hub))
 	w.WithTechnicians(a.Technicians, a.Config.StaleAfter)
 	if a.Config.OfferStrategy == "batch" {
 		w.BatchEvery(a.Config.BatchWindow)
@@ -325,6 +346,7 @@ func (a *App) serveHTTP(ctx context.Context, ln net.Listener) error {
 		WriteTimeout:      30 * time.Second, // streams lift it per response
 		IdleTimeout:       120 * time.Second,
 	}
+	srv.RegisterOnShutdown(a.Hub.Close) // streams would hold the shutdown up
 	errCh := make(chan error, 1)
 	go func() { errCh <- srv.Serve(ln) }()
 	select {

@@ -268,3 +268,33 @@ func TestIdempotentCreateRace(t *testing.T) {
 		})
 	}
 }
+
+// TestRateLimits: past the limit a caller gets 429 with Retry-After, per
+// signed-in caller and per address, and other callers are not affected.
+func TestRateLimits(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, "sqlite", dbtest.RedisDBApp, apitest.Env("ONSITE_RATE_LIMIT_PRINCIPAL", "5"), apitest.Env("ONSITE_RATE_LIMIT_IP", "12"))
+	alice := s.Token(auth.Ops, "alice")
+	for i := range 5 {
+		s.Must(http.StatusOK, "GET", "/v1/skills", alice, nil, nil)
+		_ = i
+	}
+	r := s.Call("GET", "/v1/skills", alice, nil)
+	if r.Status != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" || r.Err(t).Error.Code != "rate_limited" {
+		t.Fatalf("6th call: %d %q %s", r.Status, r.Header.Get("Retry-After"), r.Body)
+	}
+	s.Must(http.StatusOK, "GET", "/v1/skills", s.Token(auth.Ops, "bob"), nil, nil) // another caller
+	// the address limit covers public routes too
+	for {
+		r = s.Call("POST", "/v1/auth/ops", "", map[string]string{"name": "x", "password": "y"})
+		if r.Status == http.StatusTooManyRequests {
+			break
+		}
+		if r.Status != http.StatusUnauthorized {
+			t.Fatalf("sign-in: %d", r.Status)
+		}
+	}
+	if r.Header.Get("Retry-After") == "" {
+		t.Fatal("no Retry-After")
+	}
+}

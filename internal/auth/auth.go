@@ -139,6 +139,31 @@ func LoadOrCreateSecret(dir string) ([]byte, error) {
 	return []byte(secret), nil
 }
 
+// LoadOrCreatePassword returns the ops password kept in dir/ops.password,
+// creating a random one the first time (embedded mode).
+func LoadOrCreatePassword(dir string) (string, error) {
+	path := filepath.Join(dir, "ops.password")
+	b, err := os.ReadFile(path)
+	if err == nil && len(strings.TrimSpace(string(b))) >= 12 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("create %s: %w", dir, err)
+	}
+	raw := make([]byte, 9)
+	if _, err := rand.Read(raw); err != nil {
+		return "", fmt.Errorf("generate password: %w", err)
+	}
+	pw := hex.EncodeToString(raw)
+	if err := os.WriteFile(path, []byte(pw+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	return pw, nil
+}
+
 type ctxKey struct{}
 
 // WithPrincipal returns a context carrying p.

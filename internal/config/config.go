@@ -42,6 +42,12 @@ type Config struct {
 	TwilioFrom                string // TWILIO_FROM: sending number, or
 	TwilioMessagingServiceSID string // TWILIO_MESSAGING_SERVICE_SID
 
+	OpsPassword string // ONSITE_OPS_PASSWORD: dashboard sign-in; generated under DataDir in embedded mode
+	TileURL     string // ONSITE_TILE_URL: base-map tiles for the dashboard ({z}/{x}/{y}); empty: plain background
+
+	RateLimitIP        int // ONSITE_RATE_LIMIT_IP: calls a minute per client address (0: off)
+	RateLimitPrincipal int // ONSITE_RATE_LIMIT_PRINCIPAL: calls a minute per signed-in caller (0: off)
+
 	Workers     bool   // ONSITE_WORKERS: run the task workers inside `onsite serve`
 	QueuePrefix string // ONSITE_QUEUE_PREFIX: put before queue names, to share one Redis between deployments
 }
@@ -180,6 +186,22 @@ var settings = []setting{
 		c.TwilioMessagingServiceSID = v
 		return nil
 	}},
+	{"ONSITE_OPS_PASSWORD", "dashboard sign-in password (at least 12 characters)", func(c *Config, v string) error {
+		if len(v) < 12 {
+			return fmt.Errorf("must be at least 12 characters long")
+		}
+		c.OpsPassword = v
+		return nil
+	}},
+	{"ONSITE_TILE_URL", "base-map tile URL for the dashboard, with {z}/{x}/{y}", func(c *Config, v string) error {
+		if !strings.Contains(v, "{z}") || !strings.Contains(v, "{x}") || !strings.Contains(v, "{y}") {
+			return fmt.Errorf("want a tile URL template with {z}, {x} and {y}")
+		}
+		c.TileURL = v
+		return nil
+	}},
+	{"ONSITE_RATE_LIMIT_IP", "calls a minute per client address (0: off)", intSetting(func(c *Config) *int { return &c.RateLimitIP })},
+	{"ONSITE_RATE_LIMIT_PRINCIPAL", "calls a minute per signed-in caller (0: off)", intSetting(func(c *Config) *int { return &c.RateLimitPrincipal })},
 	{"ONSITE_WORKERS", "run the task workers inside serve (true/false)", func(c *Config, v string) error {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -207,6 +229,17 @@ var settings = []setting{
 	}},
 }
 
+func intSetting(field func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 1_000_000 {
+			return fmt.Errorf("want a whole number from 0 to 1000000")
+		}
+		*field(c) = n
+		return nil
+	}
+}
+
 func durationSetting(field func(*Config) *time.Duration) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		d, err := time.ParseDuration(v)
@@ -221,20 +254,22 @@ func durationSetting(field func(*Config) *time.Duration) func(*Config, string) e
 // Default is the configuration with nothing set.
 func Default() Config {
 	return Config{
-		Addr:          "127.0.0.1:8080",
-		DataDir:       "data",
-		LogLevel:      slog.LevelInfo,
-		LogFormat:     "text",
-		BodyLimit:     1 << 20,
-		SLA:           60 * time.Minute,
-		WindowLead:    45 * time.Minute,
-		OfferStrategy: "batch",
-		BatchWindow:   5 * time.Second,
-		OfferTimeout:  30 * time.Second,
-		WaveSize:      3,
-		MaxSearchKm:   40,
-		Workers:       true,
-		StaleAfter:    15 * time.Minute,
+		Addr:               "127.0.0.1:8080",
+		DataDir:            "data",
+		LogLevel:           slog.LevelInfo,
+		LogFormat:          "text",
+		BodyLimit:          1 << 20,
+		SLA:                60 * time.Minute,
+		WindowLead:         45 * time.Minute,
+		OfferStrategy:      "batch",
+		BatchWindow:        5 * time.Second,
+		OfferTimeout:       30 * time.Second,
+		WaveSize:           3,
+		MaxSearchKm:        40,
+		Workers:            true,
+		StaleAfter:         15 * time.Minute,
+		RateLimitIP:        1200,
+		RateLimitPrincipal: 600,
 	}
 }
 

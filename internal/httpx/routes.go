@@ -1,8 +1,12 @@
 package httpx
 
 import (
+	"context"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -13,11 +17,14 @@ import (
 // Route is one HTTP route and the roles that may call it. Public routes need
 // no token.
 type Route struct {
-	Method  string
-	Path    string // echo syntax: /v1/requests/:id
-	Roles   []auth.Role
-	Public  bool
-	Handler echo.HandlerFunc
+	Method string
+	Path   string // echo syntax: /v1/requests/:id
+	Roles  []auth.Role
+	Public bool
+	// QueryToken also accepts the token as ?access_token=… (for EventSource,
+	// which cannot set headers).
+	QueryToken bool
+	Handler    echo.HandlerFunc
 }
 
 // OpenAPIPath turns /v1/requests/:id into /v1/requests/{id}.
@@ -34,21 +41,62 @@ func (r Route) OpenAPIPath() string {
 // Allows reports whether role may call the route.
 func (r Route) Allows(role auth.Role) bool { return slices.Contains(r.Roles, role) }
 
-// Register adds the routes to e, each behind the token check for its roles.
-func Register(e *echo.Echo, issuer *auth.Issuer, routes []Route) {
+// Limiter counts calls per key.
+type Limiter interface {
+	Allow(ctx context.Context, key string, limit int) (ok bool, retryAfter time.Duration, err error)
+}
+
+// Limits are calls per minute.
+type Limits struct {
+	PerIP        int // every route, by client address
+	PerPrincipal int // authenticated routes, by role and subject
+}
+
+// Register adds the routes to e, each behind the rate limits and the token
+// check for its roles. lim may be nil (no limits).
+func Register(e *echo.Echo, issuer *auth.Issuer, routes []Route, lim Limiter, limits Limits) {
 	for _, r := range routes {
 		h := r.Handler
 		if !r.Public {
-			h = requireRoles(issuer, r)(h)
+			h = requireRoles(issuer, r, lim, limits.PerPrincipal)(h)
+		}
+		if lim != nil {
+			h = limit(lim, limits.PerIP, func(c echo.Context) string { return "ip:" + c.RealIP() })(h)
 		}
 		e.Add(r.Method, r.Path, h)
 	}
 }
 
-func requireRoles(issuer *auth.Issuer, r Route) echo.MiddlewareFunc {
+// limit answers 429 with Retry-After past n calls a minute per key. When the
+// counter cannot be reached it lets the call through (and logs): a Redis
+// outage must not take the API down.
+func limit(lim Limiter, n int, key func(echo.Context) string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if n <= 0 {
+				return next(c)
+			}
+			ok, retry, err := lim.Allow(c.Request().Context(), key(c), n)
+			if err != nil {
+				c.Logger().Warn(err)
+			}
+			if !ok {
+				c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(retry.Seconds()))))
+				return errs.E(errs.RateLimited, "too many requests; try again in %d s", int(math.Ceil(retry.Seconds())))
+			}
+			return next(c)
+		}
+	}
+}
+
+func requireRoles(issuer *auth.Issuer, r Route, lim Limiter, perPrincipal int) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			token, ok := auth.BearerToken(c.Request().Header.Get(echo.HeaderAuthorization))
+			if !ok && r.QueryToken {
+				token = c.QueryParam("access_token")
+				ok = token != ""
+			}
 			if !ok {
 				return errs.E(errs.Unauthenticated, "missing bearer token")
 			}
@@ -61,6 +109,9 @@ func requireRoles(issuer *auth.Issuer, r Route) echo.MiddlewareFunc {
 			}
 			req := c.Request()
 			c.SetRequest(req.WithContext(auth.WithPrincipal(req.Context(), p)))
+			if lim != nil {
+				return limit(lim, perPrincipal, func(echo.Context) string { return "p:" + string(p.Role) + ":" + p.Subject })(next)(c)
+			}
 			return next(c)
 		}
 	}

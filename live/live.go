@@ -1,0 +1,150 @@
+// Package live carries changes to the apps and the dashboard as Server-Sent
+// Events. Changes go into Redis streams (one per topic: ops, request:<id>,
+// technician:<id>), so a stream served by any process sees changes made by
+// any other, and a client that reconnects with Last-Event-ID resumes where it
+// left off.
+package live
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Topics.
+const (
+	TopicOps = "ops"
+)
+
+// RequestTopic is the stream of one request (customer app, tracking link).
+func RequestTopic(id string) string { return "request:" + id }
+
+// TechnicianTopic is the stream of one technician's offers and jobs.
+func TechnicianTopic(id string) string { return "technician:" + id }
+
+// Hub publishes to and reads from the streams.
+type Hub struct {
+	closing   chan struct{}
+	closeOnce sync.Once
+	rdb       redis.UniversalClient
+	prefix    string
+	maxLen    int64
+	heartbeat time.Duration
+	keep      time.Duration
+}
+
+// NewHub returns a hub; prefix keeps deployments sharing a Redis apart.
+func NewHub(rdb redis.UniversalClient, prefix string) *Hub {
+	return &Hub{closing: make(chan struct{}), rdb: rdb, prefix: prefix + "live:", maxLen: 10_000, heartbeat: 15 * time.Second, keep: 24 * time.Hour}
+}
+
+// Close ends every open stream (the server is shutting down; clients
+// reconnect elsewhere and resume).
+func (h *Hub) Close() { h.closeOnce.Do(func() { close(h.closing) }) }
+
+func (h *Hub) key(topic string) string { return h.prefix + topic }
+
+// Publish appends one event to each topic.
+func (h *Hub) Publish(ctx context.Context, event string, data any, topics ...string) error {
+	body, err := json.Marshal(data)
+	if err != nil {
+		return fmt.Errorf("live: encode %s: %w", event, err)
+	}
+	pipe := h.rdb.Pipeline()
+	for _, t := range topics {
+		k := h.key(t)
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: k, MaxLen: h.maxLen, Approx: true, Values: map[string]any{"event": event, "data": body}})
+		if t != TopicOps {
+			pipe.Expire(ctx, k, h.keep)
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("live: publish %s: %w", event, err)
+	}
+	return nil
+}
+
+var streamID = regexp.MustCompile(`^[0-9]+-[0-9]+$`)
+
+// Serve streams a topic to the client until it goes away: every event as an
+// SSE message with its stream id, a comment line as heartbeat. It resumes
+// after Last-Event-ID (header, or the last_event_id query parameter).
+func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, topic string) error {
+	last := r.Header.Get("Last-Event-ID")
+	if last == "" {
+		last = r.URL.Query().Get("last_event_id")
+	}
+	if !streamID.MatchString(last) {
+		last = "$" // only what comes from now on
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's write timeout
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("Connection", "keep-alive")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprint(w, ": connected\nretry: 2000\n\n")
+	if err := rc.Flush(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	go func() {
+		select {
+		case <-h.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	key := h.key(topic)
+	if last == "$" {
+		// "$" would race with events published between two reads: pin the
+		// current last id instead.
+		if info, err := h.rdb.XInfoStream(ctx, key).Result(); err == nil {
+			last = info.LastGeneratedID
+		} else {
+			last = "0-0"
+		}
+	}
+	lastWrite := time.Now()
+	for {
+		// go-redis does not end a blocking read when ctx is cancelled, so
+		// block briefly and look at ctx between reads.
+		res, err := h.rdb.XRead(ctx, &redis.XReadArgs{Streams: []string{key, last}, Count: 100, Block: time.Second}).Result()
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, redis.Nil):
+			if time.Since(lastWrite) < h.heartbeat {
+				continue
+			}
+			fmt.Fprint(w, ": heartbeat\n\n")
+		case err != nil:
+			// Redis is away: tell the client to come back, it resumes.
+			fmt.Fprintf(w, ": redis unavailable\n\n")
+			_ = rc.Flush()
+			return nil
+		default:
+			for _, s := range res {
+				for _, m := range s.Messages {
+					event, _ := m.Values["event"].(string)
+					data, _ := m.Values["data"].(string)
+					fmt.Fprintf(w, "id: %s\nevent: %s\ndata: %s\n\n", m.ID, event, data)
+					last = m.ID
+				}
+			}
+		}
+		lastWrite = time.Now()
+		if err := rc.Flush(); err != nil {
+			return nil
+		}
+	}
+}
