@@ -5,6 +5,9 @@
 package dispatch
 
 import (
+	"database/sql/driver"
+	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/onsite/onsite/geo"
@@ -118,6 +121,10 @@ type Request struct {
 	Outcome        *string    `json:"outcome"`
 	Visits         int        `json:"visits"`
 	CancelReason   *string    `json:"cancel_reason"`
+	Photos         Photos     `json:"photos"`
+	RatingStars    *int       `json:"rating_stars"`
+	RatingComment  *string    `json:"rating_comment"`
+	RatedAt        *time.Time `json:"rated_at"`
 	CreatedAt      time.Time  `json:"created_at"`
 	UpdatedAt      time.Time  `json:"updated_at"`
 	SearchingAt    *time.Time `json:"searching_at"`
@@ -127,6 +134,40 @@ type Request struct {
 	CompletedAt    *time.Time `json:"completed_at"`
 	CancelledAt    *time.Time `json:"cancelled_at"`
 	UnfulfilledAt  *time.Time `json:"unfulfilled_at"`
+}
+
+// Photos are links to pictures the customer attached, stored as JSON text.
+type Photos []string
+
+// Value implements driver.Valuer.
+func (p Photos) Value() (driver.Value, error) {
+	if p == nil {
+		return "[]", nil
+	}
+	b, err := json.Marshal([]string(p))
+	return string(b), err
+}
+
+// Scan implements sql.Scanner.
+func (p *Photos) Scan(v any) error {
+	var raw []byte
+	switch x := v.(type) {
+	case string:
+		raw = []byte(x)
+	case []byte:
+		raw = x
+	case nil:
+		*p = Photos{}
+		return nil
+	default:
+		return fmt.Errorf("photos: cannot scan %T", v)
+	}
+	var out []string
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return fmt.Errorf("photos: %w", err)
+	}
+	*p = out
+	return nil
 }
 
 // Place returns where the service is wanted.

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -72,6 +73,7 @@ type NewRequest struct {
 	Window  *TimeWindow `json:"window"`
 	Phone   string      `json:"phone"`  // where to text the customer about this request (E.164)
 	Locale  string      `json:"locale"` // en, de, fr or it
+	Photos  []string    `json:"photos"` // links to pictures of the problem
 }
 
 const maxWindowAhead = 90 * 24 * time.Hour
@@ -97,6 +99,15 @@ func (n NewRequest) validate(now time.Time) error {
 	}
 	if n.Locale != "" && n.Locale != "en" && n.Locale != "de" && n.Locale != "fr" && n.Locale != "it" {
 		return errs.InvalidField("locale", "locale must be en, de, fr or it")
+	}
+	if len(n.Photos) > 10 {
+		return errs.InvalidField("photos", "at most 10 photos")
+	}
+	for i, p := range n.Photos {
+		u, err := url.Parse(p)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(p) > 2000 {
+			return errs.InvalidField(fmt.Sprintf("photos[%d]", i), "a photo must be an http(s) URL")
+		}
 	}
 	if len(n.Notes) > 2000 {
 		return errs.InvalidField("notes", "notes are longer than 2000 characters")
@@ -158,7 +169,7 @@ func (s *Service) Create(ctx context.Context, c Caller, idemKey string, n NewReq
 	r := Request{
 		ID: db.NewID(), CustomerID: c.Subject, CreatedBy: c.Role, IdempotencyKey: key, BodyHash: hash,
 		SkillCode: n.Skill, Lat: place.Lat, Lng: place.Lng, Cell: geo.CellOf(place, geo.CityResolution),
-		Address: strings.TrimSpace(n.Address), Notes: strings.TrimSpace(n.Notes), CreatedAt: now, UpdatedAt: now,
+		Address: strings.TrimSpace(n.Address), Notes: strings.TrimSpace(n.Notes), Photos: Photos(n.Photos), CreatedAt: now, UpdatedAt: now,
 	}
 	if n.Window == nil {
 		r.Mode, r.State = ASAP, Searching

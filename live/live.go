@@ -71,6 +71,22 @@ func (h *Hub) Publish(ctx context.Context, event string, data any, topics ...str
 	return nil
 }
 
+// PublishEach appends one event per item to a topic, in one round trip.
+func (h *Hub) PublishEach(ctx context.Context, event string, items []any, topic string) error {
+	pipe := h.rdb.Pipeline()
+	for _, it := range items {
+		body, err := json.Marshal(it)
+		if err != nil {
+			return fmt.Errorf("live: encode %s: %w", event, err)
+		}
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: h.key(topic), MaxLen: h.maxLen, Approx: true, Values: map[string]any{"event": event, "data": body}})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("live: publish %s: %w", event, err)
+	}
+	return nil
+}
+
 var streamID = regexp.MustCompile(`^[0-9]+-[0-9]+$`)
 
 // Serve streams a topic to the client until it goes away: every event as an

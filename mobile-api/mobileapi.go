@@ -4,6 +4,7 @@
 package mobileapi
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -11,19 +12,25 @@ import (
 	"github.com/onsite/onsite/dispatch"
 	"github.com/onsite/onsite/internal/httpx"
 	"github.com/onsite/onsite/live"
+	"github.com/onsite/onsite/signin"
 	"github.com/onsite/onsite/technicians"
 )
 
 // Handler holds what the app routes call.
 type Handler struct {
-	techs    *technicians.Service
-	dispatch *dispatch.Service
-	hub      *live.Hub
+	techs     *technicians.Service
+	dispatch  *dispatch.Service
+	hub       *live.Hub
+	signin    SignIn
+	pings     *technicians.PingBuffer
+	shareKey  []byte // signs tracking links
+	publicURL string
 }
 
-// New returns the app handler; hub serves and feeds the live streams.
-func New(techs *technicians.Service, d *dispatch.Service, hub *live.Hub) *Handler {
-	return &Handler{techs: techs, dispatch: d, hub: hub}
+// New returns the app handler; hub serves and feeds the live streams, pings
+// takes position reports, shareKey signs tracking links under publicURL.
+func New(techs *technicians.Service, d *dispatch.Service, hub *live.Hub, si SignIn, pings *technicians.PingBuffer, shareKey []byte, publicURL string) *Handler {
+	return &Handler{techs: techs, dispatch: d, hub: hub, signin: si, pings: pings, shareKey: shareKey, publicURL: publicURL}
 }
 
 // technicianChanged pushes a technician to the dashboard's stream (best
@@ -84,21 +91,27 @@ func (h *Handler) location(c echo.Context) error {
 	if err := httpx.Bind(c, &in); err != nil {
 		return err
 	}
-	ctx, techID := c.Request().Context(), httpx.Principal(c).Subject
-	loc, err := h.techs.UpdateLocation(ctx, techID, in)
+	out, err := h.pings.Add(httpx.Principal(c).Subject, in)
 	if err != nil {
 		return err
 	}
-	if loc.Applied {
-		// A technician on the way has a new ETA.
-		if err := h.dispatch.TechnicianMoved(ctx, techID, in.Point()); err != nil {
-			return err
-		}
-		if t, err := h.techs.Get(ctx, techID); err == nil {
-			h.technicianChanged(c, t)
-		}
+	return c.JSON(http.StatusOK, out)
+}
+
+type pingsBody struct {
+	Pings []technicians.Ping `json:"pings"`
+}
+
+func (h *Handler) locations(c echo.Context) error {
+	var in pingsBody
+	if err := httpx.Bind(c, &in); err != nil {
+		return err
 	}
-	return c.JSON(http.StatusOK, loc)
+	out, err := h.pings.Add(httpx.Principal(c).Subject, in.Pings...)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
 }
 
 func (h *Handler) createRequest(c echo.Context) error {
@@ -117,7 +130,7 @@ func (h *Handler) createRequest(c echo.Context) error {
 }
 
 func (h *Handler) getRequest(c echo.Context) error {
-	r, err := h.dispatch.Get(c.Request().Context(), caller(c), c.Param("id"))
+	r, err := h.dispatch.View(c.Request().Context(), caller(c), c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -218,4 +231,144 @@ func (h *Handler) drop(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, r)
+}
+
+// SignIn is the phone sign-in the auth routes call.
+type SignIn interface {
+	SendCode(ctx context.Context, phone, role, ip string) (signin.CodeSent, error)
+	Verify(ctx context.Context, phone, role, code string) (signin.Tokens, error)
+	Refresh(ctx context.Context, token string) (signin.Tokens, error)
+}
+
+type otpBody struct {
+	Phone string `json:"phone"`
+	Role  string `json:"role"`
+}
+
+func (h *Handler) sendCode(c echo.Context) error {
+	var in otpBody
+	if err := httpx.Bind(c, &in); err != nil {
+		return err
+	}
+	out, err := h.signin.SendCode(c.Request().Context(), in.Phone, in.Role, c.RealIP())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusAccepted, out)
+}
+
+type tokenBody struct {
+	Phone string `json:"phone"`
+	Role  string `json:"role"`
+	Code  string `json:"code"`
+}
+
+func (h *Handler) verifyCode(c echo.Context) error {
+	var in tokenBody
+	if err := httpx.Bind(c, &in); err != nil {
+		return err
+	}
+	out, err := h.signin.Verify(c.Request().Context(), in.Phone, in.Role, in.Code)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+type refreshBody struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+func (h *Handler) refresh(c echo.Context) error {
+	var in refreshBody
+	if err := httpx.Bind(c, &in); err != nil {
+		return err
+	}
+	out, err := h.signin.Refresh(c.Request().Context(), in.RefreshToken)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (h *Handler) myRequests(c echo.Context) error {
+	limit, err := httpx.QueryInt(c, "limit", 50, 1, 500)
+	if err != nil {
+		return err
+	}
+	offset, err := httpx.QueryInt(c, "offset", 0, 0, 1_000_000)
+	if err != nil {
+		return err
+	}
+	list, err := h.dispatch.List(c.Request().Context(), dispatch.ListFilter{CustomerID: httpx.Principal(c).Subject, Limit: limit, Offset: offset})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, httpx.List(list))
+}
+
+func (h *Handler) rate(c echo.Context) error {
+	var in dispatch.RatingInput
+	if err := httpx.Bind(c, &in); err != nil {
+		return err
+	}
+	r, err := h.dispatch.Rate(c.Request().Context(), caller(c), c.Param("id"), in)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, r)
+}
+
+func (h *Handler) share(c echo.Context) error {
+	link, err := h.dispatch.Share(c.Request().Context(), caller(c), c.Param("id"), h.shareKey, h.publicURL)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, link)
+}
+
+func (h *Handler) tracked(c echo.Context) error {
+	v, err := h.dispatch.Tracked(c.Request().Context(), h.shareKey, c.Param("token"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, v)
+}
+
+func (h *Handler) trackedStream(c echo.Context) error {
+	v, err := h.dispatch.Tracked(c.Request().Context(), h.shareKey, c.Param("token"))
+	if err != nil {
+		return err
+	}
+	return h.hub.Serve(c.Response(), c.Request(), live.RequestTopic(v.ID))
+}
+
+// trackPage is the status page a tracking link opens: it reads the request
+// and follows its stream, with no account.
+const trackPage = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>Onsite – your request</title>
+<style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:2rem auto;padding:0 1rem;color:#1d2733}
+h1{font-size:1.4rem}.state{font-size:1.8rem;font-weight:600;margin:.5rem 0}.muted{color:#5b6b7b}</style></head>
+<body><h1>Your Onsite request</h1><div class="state" id="state">…</div><div id="detail" class="muted"></div>
+<script>
+const token = location.pathname.split('/').pop();
+const labels = {scheduled:'Scheduled', searching:'Finding a technician', assigned:'Technician assigned', en_route:'On the way', on_site:'Technician on site'};
+async function load() {
+  const r = await fetch('/v1/track/' + token);
+  if (!r.ok) { document.getElementById('state').textContent = 'This link has ended.'; document.getElementById('detail').textContent=''; return false; }
+  const v = await r.json();
+  document.getElementById('state').textContent = labels[v.state] || v.state;
+  const parts = [];
+  if (v.technician) parts.push(v.technician.first_name + (v.technician.rating ? ' (' + v.technician.rating.toFixed(1) + '★)' : ''));
+  if (v.eta_at) parts.push('arriving around ' + new Date(v.eta_at).toLocaleTimeString([], {hour:'2-digit', minute:'2-digit'}));
+  if (v.expected_wait) parts.push('expected wait about ' + v.expected_wait.minutes + ' min');
+  document.getElementById('detail').textContent = parts.join(' · ');
+  return true;
+}
+load().then(ok => { if (ok) { const es = new EventSource('/v1/track/' + token + '/stream'); es.addEventListener('request', load); } });
+</script></body></html>`
+
+func (h *Handler) trackedPage(c echo.Context) error {
+	return c.HTML(http.StatusOK, trackPage)
 }

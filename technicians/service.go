@@ -348,33 +348,43 @@ func (p *Ping) validate(now time.Time, field string) error {
 
 // Located is the outcome of a position report.
 type Located struct {
-	Applied bool      `json:"applied"` // false when the ping was older than the stored position
-	Cell    geo.Cell  `json:"cell"`
-	At      time.Time `json:"at"`
+	Applied    bool      `json:"applied"` // false when the ping was older than the stored position
+	Cell       geo.Cell  `json:"cell"`
+	At         time.Time `json:"at"`
+	ActiveJobs int       `json:"-"` // the technician's live jobs, so the caller knows whether ETAs move
 }
 
 // UpdateLocation records a position; a ping older than the stored one is
-// ignored, so out-of-order delivery never moves a technician backwards.
+// ignored, so out-of-order delivery never moves a technician backwards. One
+// statement does it, on the hot path of every app.
 func (s *Service) UpdateLocation(ctx context.Context, techID string, p Ping) (Located, error) {
 	now := s.now()
 	if err := p.validate(now, ""); err != nil {
 		return Located{}, err
 	}
+	return s.apply(ctx, techID, p, now)
+}
+
+func (s *Service) apply(ctx context.Context, techID string, p Ping, now time.Time) (Located, error) {
 	cell := geo.CellOf(p.Point(), geo.CityResolution)
-	res := s.db.WithContext(ctx).Model(&Technician{}).
-		Where("id = ? AND (position_at IS NULL OR position_at < ?)", techID, *p.At).
-		Updates(map[string]any{"lat": *p.Lat, "lng": *p.Lng, "cell": cell, "position_at": *p.At, "updated_at": now})
-	if res.Error != nil {
-		return Located{}, fmt.Errorf("update location of %s: %w", techID, res.Error)
+	var rows []struct{ ActiveJobs int }
+	err := s.db.WithContext(ctx).Raw(`UPDATE technicians SET lat = ?, lng = ?, cell = ?, position_at = ?, updated_at = ?
+		WHERE id = ? AND (position_at IS NULL OR position_at < ?) RETURNING active_jobs`,
+		*p.Lat, *p.Lng, cell, *p.At, now, techID, *p.At).Scan(&rows).Error
+	if err != nil {
+		return Located{}, fmt.Errorf("update location of %s: %w", techID, err)
 	}
-	if res.RowsAffected == 0 {
-		if _, err := s.Get(ctx, techID); err != nil {
+	if len(rows) == 0 {
+		if err := mustExist(s.db.WithContext(ctx), &Technician{}, "id", techID, "technician"); err != nil {
 			return Located{}, err
 		}
 		return Located{Applied: false, Cell: cell, At: *p.At}, nil
 	}
-	return Located{Applied: true, Cell: cell, At: *p.At}, nil
+	return Located{Applied: true, Cell: cell, At: *p.At, ActiveJobs: rows[0].ActiveJobs}, nil
 }
+
+// maxBatch is the most pings one batch may carry.
+const maxBatch = 500
 
 // ShiftInput is a shift as ops enters it.
 type ShiftInput struct {

@@ -234,3 +234,55 @@ func TestEndShiftsAndStalePositions(t *testing.T) {
 		}
 	})
 }
+
+func TestPingBuffer(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		s := technicians.NewService(d, time.Now)
+		a := newTech(t, s, "+41790000020", 1)
+		b := newTech(t, s, "+41790000021", 1)
+		var moved []technicians.Moved
+		buf := technicians.NewPingBuffer(d, time.Hour, func(_ context.Context, m []technicians.Moved) { moved = append(moved, m...) }, nil)
+		now := time.Now().UTC()
+		at := func(d time.Duration) *time.Time { x := now.Add(d); return &x }
+		// a batch sent out of order: the newest wins
+		got, err := buf.Add(a.ID,
+			technicians.Ping{Lat: ptr(47.1), Lng: ptr(8.1), At: at(-30 * time.Second)},
+			technicians.Ping{Lat: ptr(47.3), Lng: ptr(8.3), At: at(-10 * time.Second)},
+			technicians.Ping{Lat: ptr(47.2), Lng: ptr(8.2), At: at(-20 * time.Second)})
+		if err != nil || got.Received != 3 {
+			t.Fatalf("add: %+v %v", got, err)
+		}
+		if _, err := buf.Add(b.ID, technicians.Ping{Lat: ptr(46.0), Lng: ptr(7.0), At: at(-5 * time.Second)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := buf.Add(a.ID, technicians.Ping{Lat: ptr(99.0), Lng: ptr(8.0)}); errs.CodeOf(err) != errs.Invalid {
+			t.Fatalf("bad ping: %v", err)
+		}
+		if _, err := buf.Add(a.ID, technicians.Ping{Lat: ptr(47.0), Lng: ptr(8.0)}, technicians.Ping{Lat: ptr(47.0)}); err == nil {
+			t.Fatal("a batch with a ping without lng was taken")
+		}
+		if err := buf.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if len(moved) != 2 {
+			t.Fatalf("moved %+v", moved)
+		}
+		ga, _ := s.Get(ctx, a.ID)
+		if *ga.Lat != 47.3 || ga.Cell == nil {
+			t.Fatalf("a at %v", *ga.Lat)
+		}
+		// a ping older than the stored position is dropped at the flush
+		moved = nil
+		if _, err := buf.Add(a.ID, technicians.Ping{Lat: ptr(40.0), Lng: ptr(8.0), At: at(-time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := buf.Flush(ctx); err != nil || len(moved) != 0 {
+			t.Fatalf("stale ping written: %+v %v", moved, err)
+		}
+		if ga, _ = s.Get(ctx, a.ID); *ga.Lat != 47.3 {
+			t.Fatalf("moved backwards to %v", *ga.Lat)
+		}
+	})
+}

@@ -28,11 +28,13 @@ import (
 	"github.com/onsite/onsite/internal/db"
 	"github.com/onsite/onsite/internal/errs"
 	"github.com/onsite/onsite/internal/httpx"
+	"github.com/onsite/onsite/internal/idempotency"
 	"github.com/onsite/onsite/internal/ratelimit"
 	"github.com/onsite/onsite/jobs"
 	"github.com/onsite/onsite/live"
 	mobileapi "github.com/onsite/onsite/mobile-api"
 	"github.com/onsite/onsite/notify"
+	"github.com/onsite/onsite/signin"
 	"github.com/onsite/onsite/technicians"
 )
 
@@ -48,6 +50,7 @@ type App struct {
 	Dispatch    *dispatch.Service
 	Notifier    *notify.Notifier
 	Hub         *live.Hub
+	Pings       *technicians.PingBuffer
 	Echo        *echo.Echo
 	Routes      []httpx.Route
 	OpsPassword string // the dashboard password in force
@@ -125,11 +128,38 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, op
 	}
 	a.OpsPassword = opsPassword
 	opsAPI := api.New(a.Technicians, a.Dispatch, a.Hub)
-	a.Routes = append(opsAPI.Routes(), mobileapi.New(a.Technicians, a.Dispatch, a.Hub).Routes()...)
+	signIn := signin.NewService(a.DB, a.Issuer, a.Notifier, secret, now)
+	a.Pings = technicians.NewPingBuffer(a.DB, cfg.PingFlush, a.techniciansMoved, log)
+	a.Routes = append(opsAPI.Routes(), mobileapi.New(a.Technicians, a.Dispatch, a.Hub, signIn, a.Pings, secret, cfg.PublicURL).Routes()...)
 	a.Routes = append(a.Routes, api.NewOps(opsAPI, a.Issuer, a.Hub, opsPassword, cfg.TileURL).Routes()...)
 	a.Routes = append(a.Routes, api.NewWebhooks(a.Technicians, a.Dispatch, a.Notifier, cfg.TwilioAuthToken, cfg.PublicURL).Routes()...)
 	a.Echo = a.buildEcho()
 	return a, nil
+}
+
+// Position is what the dashboard's stream carries for a written ping.
+type Position struct {
+	ID  string    `json:"id"`
+	Lat float64   `json:"lat"`
+	Lng float64   `json:"lng"`
+	At  time.Time `json:"at"`
+}
+
+// techniciansMoved follows written positions: the ETA of live jobs, and the
+// dashboard.
+func (a *App) techniciansMoved(ctx context.Context, moved []technicians.Moved) {
+	items := make([]any, 0, len(moved))
+	for _, m := range moved {
+		if m.ActiveJobs > 0 {
+			if err := a.Dispatch.TechnicianMoved(ctx, m.TechnicianID, m.Point); err != nil {
+				a.Log.Warn("update eta", "technician", m.TechnicianID, "err", err)
+			}
+		}
+		items = append(items, Position{ID: m.TechnicianID, Lat: m.Point.Lat, Lng: m.Point.Lng, At: m.At})
+	}
+	if err := a.Hub.PublishEach(ctx, "position", items, live.TopicOps); err != nil {
+		a.Log.Warn("publish positions", "err", err)
+	}
 }
 
 // newSender is Twilio when configured, the log sender otherwise.
@@ -226,7 +256,8 @@ func (a *App) buildEcho() *echo.Echo {
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{})))
 	e.GET("/openapi.yaml", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", docs.OpenAPI) })
 	httpx.Register(e, a.Issuer, a.Routes, ratelimit.New(a.Redis, a.Config.QueuePrefix),
-		httpx.Limits{PerIP: a.Config.RateLimitIP, PerPrincipal: a.Config.RateLimitPrincipal})
+		httpx.Limits{PerIP: a.Config.RateLimitIP, PerPrincipal: a.Config.RateLimitPrincipal},
+		idempotency.NewStore(a.Redis, a.Config.QueuePrefix).Middleware)
 	return e
 }
 
@@ -322,11 +353,14 @@ func (a *App) RunWorkers(ctx context.Context) error {
 // Serve answers HTTP on ln until ctx ends, then shuts down gracefully. With
 // workers enabled it runs them beside the HTTP server.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pingsDone := make(chan struct{})
+	go func() { defer close(pingsDone); a.Pings.Run(ctx) }()
+	defer func() { cancel(); <-pingsDone }()
 	if !a.Config.Workers {
 		return a.serveHTTP(ctx, ln)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	workerErr := make(chan error, 1)
 	go func() { workerErr <- a.RunWorkers(ctx) }()
 	err := a.serveHTTP(ctx, ln)

@@ -41,6 +41,11 @@ func onboard(t *testing.T, s *apitest.Server, eastM ...float64) []string {
 		s.Must(http.StatusOK, "PUT", "/v1/me/duty", tok, map[string]string{"status": "available"}, nil)
 		// about 75 km per degree of longitude at 47° N
 		s.Must(http.StatusOK, "POST", "/v1/me/location", tok, map[string]any{"lat": 47.3769, "lng": 8.5417 + dx/75500}, nil)
+		apitest.Eventually(t, 5*time.Second, "the position to be written", func() bool {
+			var got technician
+			s.Must(http.StatusOK, "GET", "/v1/technicians/"+tech.ID, ops, nil, &got)
+			return got.Cell != ""
+		})
 		ids = append(ids, tech.ID)
 	}
 	return ids

@@ -56,7 +56,10 @@ func TestFoundationFlow(t *testing.T) {
 			s.Must(http.StatusOK, "PUT", "/v1/me/duty", techTok, map[string]string{"status": "available"}, nil)
 			s.Must(http.StatusOK, "POST", "/v1/me/location", techTok, map[string]any{"lat": 47.3769, "lng": 8.5417, "at": time.Now().UTC()}, nil)
 
-			s.Must(http.StatusOK, "GET", "/v1/technicians/"+tech.ID, ops, nil, &tech)
+			apitest.Eventually(t, 5*time.Second, "the position to be written", func() bool {
+				s.Must(http.StatusOK, "GET", "/v1/technicians/"+tech.ID, ops, nil, &tech)
+				return tech.Cell != ""
+			})
 			if tech.DutyStatus != "available" || tech.Cell == "" || len(tech.Certifications) != 1 || !tech.Certifications[0].ExpiresAt.Equal(expires) {
 				t.Fatalf("technician after onboarding: %+v", tech)
 			}

@@ -36,6 +36,7 @@ type Config struct {
 	MaxSearchKm   float64       // ONSITE_MAX_SEARCH_KM: the widest candidate search
 
 	StaleAfter time.Duration // ONSITE_STALE_AFTER: no position for this long takes a technician off duty
+	PingFlush  time.Duration // ONSITE_PING_FLUSH: position reports are written in batches this often
 
 	TwilioAccountSID          string // TWILIO_ACCOUNT_SID
 	TwilioAuthToken           string // TWILIO_AUTH_TOKEN (also checks webhook signatures)
@@ -158,6 +159,14 @@ var settings = []setting{
 			return fmt.Errorf("want a whole number from 1 to 50")
 		}
 		c.WaveSize = n
+		return nil
+	}},
+	{"ONSITE_PING_FLUSH", "how often buffered position reports are written (1ms to 5s)", func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Millisecond || d > 5*time.Second {
+			return fmt.Errorf("want a duration from 1ms to 5s")
+		}
+		c.PingFlush = d
 		return nil
 	}},
 	{"ONSITE_STALE_AFTER", "no position report for this long takes a technician off duty", durationSetting(func(c *Config) *time.Duration { return &c.StaleAfter })},

@@ -24,6 +24,9 @@ type Route struct {
 	// QueryToken also accepts the token as ?access_token=… (for EventSource,
 	// which cannot set headers).
 	QueryToken bool
+	// Idempotent routes replay their first answer to a resent
+	// Idempotency-Key instead of running again.
+	Idempotent bool
 	Handler    echo.HandlerFunc
 }
 
@@ -52,11 +55,14 @@ type Limits struct {
 	PerPrincipal int // authenticated routes, by role and subject
 }
 
-// Register adds the routes to e, each behind the rate limits and the token
-// check for its roles. lim may be nil (no limits).
-func Register(e *echo.Echo, issuer *auth.Issuer, routes []Route, lim Limiter, limits Limits) {
+// Register adds the routes to e, each behind the rate limits, the token check
+// for its roles and, for idempotent routes, idem (each may be nil).
+func Register(e *echo.Echo, issuer *auth.Issuer, routes []Route, lim Limiter, limits Limits, idem echo.MiddlewareFunc) {
 	for _, r := range routes {
 		h := r.Handler
+		if r.Idempotent && idem != nil {
+			h = idem(h)
+		}
 		if !r.Public {
 			h = requireRoles(issuer, r, lim, limits.PerPrincipal)(h)
 		}

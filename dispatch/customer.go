@@ -1,0 +1,244 @@
+package dispatch
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/onsite/onsite/geo"
+	"github.com/onsite/onsite/internal/errs"
+	"github.com/onsite/onsite/technicians"
+)
+
+// RequestView is a request as the customer app shows it.
+type RequestView struct {
+	Request
+	Technician   *TechnicianBrief `json:"technician"`
+	ExpectedWait *Wait            `json:"expected_wait"`
+}
+
+// TechnicianBrief is what a customer sees of their technician: a first name,
+// a rating, and a position only while they are on the way.
+type TechnicianBrief struct {
+	FirstName string     `json:"first_name"`
+	Rating    float64    `json:"rating"`
+	Position  *geo.Point `json:"position"`
+}
+
+// Wait is an honest expected wait while a request searches, and what it is
+// based on.
+type Wait struct {
+	Minutes             int `json:"minutes"`
+	AheadInQueue        int `json:"ahead_in_queue"`        // searching requests for the same skill nearby, older than this one
+	FreeTechniciansNear int `json:"free_technicians_near"` // eligible right now
+	BusyTechniciansNear int `json:"busy_technicians_near"` // certified, on a job nearby
+}
+
+// waitRadiusKm is "nearby" for the expected wait.
+const waitRadiusKm = 15
+
+// answerDelay is how long people typically take to answer an offer.
+const answerDelay = 2 * time.Minute
+
+// View returns what the customer app shows of a request.
+func (s *Service) View(ctx context.Context, c Caller, id string) (RequestView, error) {
+	r, err := s.Get(ctx, c, id)
+	if err != nil {
+		return RequestView{}, err
+	}
+	v := RequestView{Request: r}
+	q := s.db.WithContext(ctx)
+	if r.TechnicianID != nil {
+		var t technicians.Technician
+		if err := q.Select("id", "name", "rating", "lat", "lng").Where("id = ?", *r.TechnicianID).First(&t).Error; err != nil {
+			return v, fmt.Errorf("load technician: %w", err)
+		}
+		b := &TechnicianBrief{FirstName: firstName(t.Name), Rating: t.Rating}
+		if p, ok := t.Position(); ok && r.State == EnRoute {
+			b.Position = &p
+		}
+		v.Technician = b
+	}
+	if r.State == Searching {
+		w, err := s.expectedWait(q, r)
+		if err != nil {
+			return v, err
+		}
+		v.ExpectedWait = &w
+	}
+	return v, nil
+}
+
+func firstName(name string) string {
+	if f := strings.Fields(name); len(f) > 0 {
+		return f[0]
+	}
+	return name
+}
+
+// expectedWait: if there are more free technicians nearby than requests
+// ahead, the wait is the arrival of the one this request would get plus an
+// answer delay; otherwise it waits for busy technicians to finish (a job
+// lasts about an hour, shared by the busy ones) and then travels.
+func (s *Service) expectedWait(q *gorm.DB, r Request) (Wait, error) {
+	now := s.now()
+	var w Wait
+	cells := geo.Disk(r.Cell, geo.MaxRing(geo.CityResolution, waitRadiusKm))
+	var ahead int64
+	if err := q.Model(&Request{}).Where("state = ? AND skill_code = ? AND created_at < ? AND cell IN ?", Searching, r.SkillCode, r.CreatedAt, cells).
+		Count(&ahead).Error; err != nil {
+		return w, fmt.Errorf("wait: queue: %w", err)
+	}
+	w.AheadInQueue = int(ahead)
+	ranked, err := s.searchCandidates(q, r, int(ahead)+3, waitRadiusKm, now)
+	if err != nil {
+		return w, err
+	}
+	w.FreeTechniciansNear = len(ranked)
+	var busy int64
+	if err := q.Table("technicians t").Joins("JOIN certifications c ON c.technician_id = t.id AND c.skill_code = ? AND c.expires_at > ?", r.SkillCode, now).
+		Where("t.cell IN ? AND t.duty_status = ?", cells, technicians.Busy).Count(&busy).Error; err != nil {
+		return w, fmt.Errorf("wait: busy: %w", err)
+	}
+	w.BusyTechniciansNear = int(busy)
+	var d time.Duration
+	switch {
+	case len(ranked) > int(ahead):
+		d = ranked[ahead].ETA + answerDelay
+	case busy > 0:
+		short := int(ahead) + 1 - len(ranked)
+		d = time.Duration(float64(time.Hour)*float64(short)/float64(busy)) + 15*time.Minute
+	default:
+		d = s.cfg.SLA // nobody nearby: say the honest thing, the search is widening
+	}
+	w.Minutes = int((d + time.Minute - 1) / time.Minute)
+	return w, nil
+}
+
+// RatingInput is a customer's rating of a finished job.
+type RatingInput struct {
+	Stars   int    `json:"stars"`
+	Comment string `json:"comment"`
+}
+
+// Rate records the customer's rating of a completed request, once, and
+// folds it into the technician's average.
+func (s *Service) Rate(ctx context.Context, c Caller, id string, in RatingInput) (Request, error) {
+	if in.Stars < 1 || in.Stars > 5 {
+		return Request{}, errs.InvalidField("stars", "stars must be from 1 to 5")
+	}
+	comment := strings.TrimSpace(in.Comment)
+	if len(comment) > 1000 {
+		return Request{}, errs.InvalidField("comment", "comment is longer than 1000 characters")
+	}
+	now := s.now()
+	var out Request
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		r, err := lockRequest(tx, id)
+		if err != nil {
+			return err
+		}
+		if !mayRead(c, r) || (c.Role != "customer" && c.Role != "machine") {
+			return errNotFound("request", id)
+		}
+		if r.State != Completed || r.TechnicianID == nil {
+			return errs.ConflictReason("not_completed", "only a completed job can be rated")
+		}
+		res := tx.Model(&Request{}).Where("id = ? AND rated_at IS NULL", r.ID).
+			Updates(map[string]any{"rating_stars": in.Stars, "rating_comment": comment, "rated_at": now, "updated_at": now})
+		if res.Error != nil {
+			return fmt.Errorf("rate: %w", res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return errs.ConflictReason("already_rated", "this job was already rated")
+		}
+		if err := tx.Model(&technicians.Technician{}).Where("id = ?", *r.TechnicianID).Updates(map[string]any{
+			"rating":       gorm.Expr("(rating * rating_count + ?) / (rating_count + 1)", float64(in.Stars)),
+			"rating_count": gorm.Expr("rating_count + 1"),
+		}).Error; err != nil {
+			return fmt.Errorf("update technician rating: %w", err)
+		}
+		if err := appendEvent(tx, r.ID, "rated", c.actor(), map[string]any{"stars": in.Stars}, now); err != nil {
+			return err
+		}
+		out, err = load(tx, r.ID)
+		return err
+	})
+	if err != nil {
+		return Request{}, wrap("rate request "+id, err)
+	}
+	return out, nil
+}
+
+// ShareLink is a tracking link anyone holding it may open.
+type ShareLink struct {
+	Token     string    `json:"token"`
+	URL       string    `json:"url"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// shareTTL is how long a tracking link lives at most.
+const shareTTL = 24 * time.Hour
+
+// Share makes a signed, expiring tracking link for one open request.
+func (s *Service) Share(ctx context.Context, c Caller, id string, key []byte, publicURL string) (ShareLink, error) {
+	r, err := s.Get(ctx, c, id)
+	if err != nil {
+		return ShareLink{}, err
+	}
+	if c.Role == "ops" || c.Role == "technician" {
+		return ShareLink{}, errNotFound("request", id)
+	}
+	if r.State == Completed || r.State == Cancelled || r.State == Unfulfilled {
+		return ShareLink{}, errs.ConflictReason("closed", "a %s request cannot be shared", r.State)
+	}
+	exp := s.now().Add(shareTTL).Truncate(time.Second)
+	tok := signShare(key, r.ID, exp)
+	return ShareLink{Token: tok, URL: publicURL + "/track/" + tok, ExpiresAt: exp}, nil
+}
+
+func signShare(key []byte, id string, exp time.Time) string {
+	payload := make([]byte, 8, 8+len(id))
+	binary.BigEndian.PutUint64(payload, uint64(exp.Unix()))
+	payload = append(payload, id...)
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("track\x00"))
+	m.Write(payload)
+	return base64.RawURLEncoding.EncodeToString(payload) + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
+}
+
+// Tracked opens a tracking link: the request while it is open and the link
+// has not expired, nothing otherwise.
+func (s *Service) Tracked(ctx context.Context, key []byte, token string) (RequestView, error) {
+	gone := errs.NotFoundf("this tracking link is not valid any more")
+	p, sig, ok := strings.Cut(token, ".")
+	if !ok {
+		return RequestView{}, gone
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(p)
+	if err != nil || len(payload) <= 8 {
+		return RequestView{}, gone
+	}
+	exp := time.Unix(int64(binary.BigEndian.Uint64(payload[:8])), 0).UTC()
+	id := string(payload[8:])
+	if !hmac.Equal([]byte(signShare(key, id, exp)), []byte(p+"."+sig)) || !s.now().Before(exp) {
+		return RequestView{}, gone
+	}
+	v, err := s.View(ctx, Caller{Role: "ops"}, id)
+	if err != nil {
+		return RequestView{}, gone
+	}
+	if v.State == Completed || v.State == Cancelled || v.State == Unfulfilled {
+		return RequestView{}, gone
+	}
+	// Someone holding a link sees no notes and no customer id.
+	v.CustomerID, v.Notes, v.Photos = "", "", nil
+	return v, nil
+}

@@ -1,0 +1,299 @@
+// Package signin signs customers and technicians in by phone: a 6-digit code
+// by SMS, then an access token and a refresh token. Codes and refresh tokens
+// are stored hashed; codes expire after 5 minutes and allow 5 attempts;
+// sending is limited per phone and per address.
+package signin
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"math/big"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/onsite/onsite/internal/auth"
+	"github.com/onsite/onsite/internal/db"
+	"github.com/onsite/onsite/internal/errs"
+	"github.com/onsite/onsite/notify"
+	"github.com/onsite/onsite/technicians"
+)
+
+// Limits of the flow.
+const (
+	CodeTTL         = 5 * time.Minute
+	MaxAttempts     = 5
+	SendsPerPhone   = 3  // codes per phone per 10 minutes
+	SendsPerAddress = 10 // codes per client address per 10 minutes
+	sendWindow      = 10 * time.Minute
+	AccessTTL       = time.Hour
+	RefreshTTL      = 30 * 24 * time.Hour
+)
+
+// Sender delivers the code (the notifier).
+type Sender interface {
+	Deliver(ctx context.Context, out []notify.Outgoing) error
+}
+
+// Service runs the sign-in flow.
+type Service struct {
+	db     *db.DB
+	issuer *auth.Issuer
+	sender Sender
+	secret []byte // keys the code hashes
+	now    func() time.Time
+}
+
+// NewService returns the sign-in service; secret keys the stored hashes.
+func NewService(d *db.DB, issuer *auth.Issuer, sender Sender, secret []byte, now func() time.Time) *Service {
+	return &Service{db: d, issuer: issuer, sender: sender, secret: secret, now: func() time.Time { return db.UTC(now()) }}
+}
+
+type otpCode struct {
+	ID        string `gorm:"primaryKey"`
+	Phone     string
+	Role      string
+	CodeHash  string
+	Attempts  int
+	ExpiresAt time.Time
+	UsedAt    *time.Time
+	IP        string `gorm:"column:ip"`
+	CreatedAt time.Time
+}
+
+func (otpCode) TableName() string { return "otp_codes" }
+
+type refreshToken struct {
+	ID        string `gorm:"primaryKey"`
+	TokenHash string
+	Role      string
+	Subject   string
+	ExpiresAt time.Time
+	RevokedAt *time.Time
+	CreatedAt time.Time
+}
+
+func (refreshToken) TableName() string { return "refresh_tokens" }
+
+func parseRole(role string) (string, error) {
+	switch role {
+	case "", "customer":
+		return "customer", nil
+	case "technician":
+		return role, nil
+	}
+	return "", errs.InvalidField("role", "role must be customer or technician")
+}
+
+func (s *Service) hash(parts ...string) string {
+	m := hmac.New(sha256.New, s.secret)
+	for _, p := range parts {
+		m.Write([]byte(p))
+		m.Write([]byte{0})
+	}
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// CodeSent says how long the code lives.
+type CodeSent struct {
+	ExpiresIn int `json:"expires_in"`
+}
+
+// SendCode texts a new code to phone, within the sending limits.
+func (s *Service) SendCode(ctx context.Context, phone, role, ip string) (CodeSent, error) {
+	role, err := parseRole(role)
+	if err != nil {
+		return CodeSent{}, err
+	}
+	if !technicians.ValidPhone(phone) {
+		return CodeSent{}, errs.InvalidField("phone", "phone must be in E.164 form, such as +41791234567")
+	}
+	now := s.now()
+	locale := "en"
+	if role == "technician" {
+		var t technicians.Technician
+		err := s.db.WithContext(ctx).Select("id", "locale").Where("phone = ?", phone).First(&t).Error
+		if db.IsNotFound(err) {
+			return CodeSent{}, errs.E(errs.Forbidden, "this phone is not an onboarded technician; ask your dispatcher")
+		}
+		if err != nil {
+			return CodeSent{}, fmt.Errorf("find technician: %w", err)
+		}
+		locale = t.Locale
+	}
+	var byPhone, byIP int64
+	q := s.db.WithContext(ctx).Model(&otpCode{})
+	if err := q.Where("phone = ? AND created_at > ?", phone, now.Add(-sendWindow)).Count(&byPhone).Error; err != nil {
+		return CodeSent{}, fmt.Errorf("count codes: %w", err)
+	}
+	if err := s.db.WithContext(ctx).Model(&otpCode{}).Where("ip = ? AND created_at > ?", ip, now.Add(-sendWindow)).Count(&byIP).Error; err != nil {
+		return CodeSent{}, fmt.Errorf("count codes: %w", err)
+	}
+	if byPhone >= SendsPerPhone || byIP >= SendsPerAddress {
+		return CodeSent{}, errs.E(errs.RateLimited, "too many codes requested; wait a few minutes")
+	}
+	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
+	if err != nil {
+		return CodeSent{}, fmt.Errorf("generate code: %w", err)
+	}
+	code := fmt.Sprintf("%06d", n.Int64())
+	c := otpCode{ID: db.NewID(), Phone: phone, Role: role, CodeHash: s.hash(phone, role, code), ExpiresAt: now.Add(CodeTTL), IP: ip, CreatedAt: now}
+	if err := s.db.WithContext(ctx).Create(&c).Error; err != nil {
+		return CodeSent{}, fmt.Errorf("store code: %w", err)
+	}
+	out := []notify.Outgoing{{DedupeKey: "otp:" + c.ID, Kind: notify.KindOTP, Recipient: role + ":" + phone, To: phone, Locale: locale, Data: notify.Data{Code: code}}}
+	if err := s.sender.Deliver(ctx, out); err != nil {
+		return CodeSent{}, errs.E(errs.Unavailable, "the code could not be sent; try again")
+	}
+	return CodeSent{ExpiresIn: int(CodeTTL.Seconds())}, nil
+}
+
+// Tokens is a signed-in session.
+type Tokens struct {
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+	ExpiresIn    int    `json:"expires_in"`
+	Role         string `json:"role"`
+	Subject      string `json:"subject"`
+}
+
+// Verify checks a code and signs in: the technician with that phone, or the
+// customer (created on first sign-in).
+func (s *Service) Verify(ctx context.Context, phone, role, code string) (Tokens, error) {
+	role, err := parseRole(role)
+	if err != nil {
+		return Tokens{}, err
+	}
+	if !technicians.ValidPhone(phone) {
+		return Tokens{}, errs.InvalidField("phone", "phone must be in E.164 form")
+	}
+	if len(code) != 6 {
+		return Tokens{}, errs.InvalidField("code", "code must be 6 digits")
+	}
+	now := s.now()
+	var c otpCode
+	err = s.db.WithContext(ctx).Where("phone = ? AND role = ? AND used_at IS NULL AND expires_at > ?", phone, role, now).
+		Order("created_at DESC").First(&c).Error
+	if db.IsNotFound(err) {
+		return Tokens{}, errs.E(errs.Unauthenticated, "no valid code for this phone; ask for a new one")
+	}
+	if err != nil {
+		return Tokens{}, fmt.Errorf("find code: %w", err)
+	}
+	// Count the attempt before looking at the code, conditionally, so that
+	// parallel guesses cannot go past the limit.
+	res := s.db.WithContext(ctx).Model(&otpCode{}).Where("id = ? AND attempts < ?", c.ID, MaxAttempts).
+		Update("attempts", gorm.Expr("attempts + 1"))
+	if res.Error != nil {
+		return Tokens{}, fmt.Errorf("count attempt: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return Tokens{}, errs.E(errs.RateLimited, "too many wrong codes; ask for a new one")
+	}
+	if !hmac.Equal([]byte(c.CodeHash), []byte(s.hash(phone, role, code))) {
+		return Tokens{}, errs.E(errs.Unauthenticated, "wrong code")
+	}
+	var out Tokens
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Model(&otpCode{}).Where("id = ? AND used_at IS NULL", c.ID).Update("used_at", now)
+		if res.Error != nil {
+			return fmt.Errorf("use code: %w", res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return errs.E(errs.Unauthenticated, "this code was just used")
+		}
+		subject, err := subjectFor(tx, phone, role, now)
+		if err != nil {
+			return err
+		}
+		out, err = s.issue(tx, auth.Role(role), subject, now)
+		return err
+	})
+	if err != nil {
+		if _, ok := errs.As(err); ok {
+			return Tokens{}, err
+		}
+		return Tokens{}, fmt.Errorf("verify code: %w", err)
+	}
+	return out, nil
+}
+
+func subjectFor(tx *gorm.DB, phone, role string, now time.Time) (string, error) {
+	if role == "technician" {
+		var t technicians.Technician
+		if err := tx.Select("id").Where("phone = ?", phone).First(&t).Error; err != nil {
+			return "", errs.E(errs.Forbidden, "this phone is not an onboarded technician")
+		}
+		return t.ID, nil
+	}
+	var id string
+	err := tx.Table("customers").Where("phone = ?", phone).Order("created_at").Limit(1).Pluck("id", &id).Error
+	if err != nil {
+		return "", fmt.Errorf("find customer: %w", err)
+	}
+	if id != "" {
+		return id, nil
+	}
+	id = db.NewID()
+	if err := tx.Table("customers").Create(map[string]any{"id": id, "phone": phone, "name": "", "locale": "en", "created_at": now}).Error; err != nil {
+		return "", fmt.Errorf("create customer: %w", err)
+	}
+	return id, nil
+}
+
+func (s *Service) issue(tx *gorm.DB, role auth.Role, subject string, now time.Time) (Tokens, error) {
+	access, err := s.issuer.Issue(auth.Principal{Role: role, Subject: subject}, AccessTTL)
+	if err != nil {
+		return Tokens{}, err
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return Tokens{}, fmt.Errorf("generate refresh token: %w", err)
+	}
+	refresh := base64.RawURLEncoding.EncodeToString(raw)
+	rt := refreshToken{ID: db.NewID(), TokenHash: s.hash("refresh", refresh), Role: string(role), Subject: subject, ExpiresAt: now.Add(RefreshTTL), CreatedAt: now}
+	if err := tx.Create(&rt).Error; err != nil {
+		return Tokens{}, fmt.Errorf("store refresh token: %w", err)
+	}
+	return Tokens{AccessToken: access, RefreshToken: refresh, ExpiresIn: int(AccessTTL.Seconds()), Role: string(role), Subject: subject}, nil
+}
+
+// Refresh trades a refresh token for a new pair; the old one stops working.
+func (s *Service) Refresh(ctx context.Context, token string) (Tokens, error) {
+	if token == "" {
+		return Tokens{}, errs.InvalidField("refresh_token", "refresh_token is required")
+	}
+	now := s.now()
+	var out Tokens
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var rt refreshToken
+		err := tx.Where("token_hash = ?", s.hash("refresh", token)).First(&rt).Error
+		if db.IsNotFound(err) {
+			return errs.E(errs.Unauthenticated, "unknown refresh token")
+		}
+		if err != nil {
+			return fmt.Errorf("find refresh token: %w", err)
+		}
+		res := tx.Model(&refreshToken{}).Where("id = ? AND revoked_at IS NULL AND expires_at > ?", rt.ID, now).Update("revoked_at", now)
+		if res.Error != nil {
+			return fmt.Errorf("rotate refresh token: %w", res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return errs.E(errs.Unauthenticated, "refresh token expired or already used")
+		}
+		out, err = s.issue(tx, auth.Role(rt.Role), rt.Subject, now)
+		return err
+	})
+	if err != nil {
+		if _, ok := errs.As(err); ok {
+			return Tokens{}, err
+		}
+		return Tokens{}, fmt.Errorf("refresh: %w", err)
+	}
+	return out, nil
+}
