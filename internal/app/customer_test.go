@@ -17,8 +17,8 @@ type customerView struct {
 	CustomerID string   `json:"customer_id"`
 	Photos     []string `json:"photos"`
 	Technician *struct {
-		FirstName string   `json:"first_name"`
-		Rating    float64  `json:"rating"`
+		FirstName string                      `json:"first_name"`
+		Rating    float64                     `json:"rating"`
 		Position  *struct{ Lat, Lng float64 } `json:"position"`
 	} `json:"technician"`
 	ExpectedWait *struct {
