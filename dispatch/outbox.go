@@ -19,6 +19,7 @@ const (
 	TaskDeadline    = "dispatch:deadline"     // check the give-up time of a searching request
 	TaskNotify      = "notify:event"          // tell people about an event
 	TaskLive        = "live:event"            // push the change to the live streams (handled by the relay itself)
+	TaskWebhook     = "webhook:deliver"       // post a status change to an owner's endpoint
 )
 
 // Queues, by urgency.
@@ -49,10 +50,11 @@ func (OutboxTask) TableName() string { return "outbox" }
 
 // TaskPayload is the payload of every dispatch task.
 type TaskPayload struct {
-	RequestID string `json:"request_id,omitempty"`
-	OfferID   string `json:"offer_id,omitempty"`
-	EventID   string `json:"event_id,omitempty"`
-	Round     int    `json:"round,omitempty"`
+	RequestID  string `json:"request_id,omitempty"`
+	OfferID    string `json:"offer_id,omitempty"`
+	EventID    string `json:"event_id,omitempty"`
+	EndpointID string `json:"endpoint_id,omitempty"`
+	Round      int    `json:"round,omitempty"`
 }
 
 // enqueue writes a task to the outbox inside tx. The row id becomes the asynq

@@ -19,18 +19,19 @@ type State string
 
 // Request states (DESIGN.md "Request lifecycle").
 const (
-	Scheduled   State = "scheduled"
-	Searching   State = "searching"
-	Assigned    State = "assigned"
-	EnRoute     State = "en_route"
-	OnSite      State = "on_site"
-	Completed   State = "completed"
-	Cancelled   State = "cancelled"
-	Unfulfilled State = "unfulfilled"
+	PendingConfirmation State = "pending_confirmation" // opened by a device, waiting for its owner
+	Scheduled           State = "scheduled"
+	Searching           State = "searching"
+	Assigned            State = "assigned"
+	EnRoute             State = "en_route"
+	OnSite              State = "on_site"
+	Completed           State = "completed"
+	Cancelled           State = "cancelled"
+	Unfulfilled         State = "unfulfilled"
 )
 
 // States lists every state, for validation of filters.
-var States = []State{Scheduled, Searching, Assigned, EnRoute, OnSite, Completed, Cancelled, Unfulfilled}
+var States = []State{PendingConfirmation, Scheduled, Searching, Assigned, EnRoute, OnSite, Completed, Cancelled, Unfulfilled}
 
 // Action is what happens to a request.
 type Action string
@@ -47,15 +48,18 @@ const (
 	Cancel      Action = "cancel"       // customer or ops
 	GiveUp      Action = "give_up"      // no one found by the give-up time
 	Reopen      Action = "reopen"       // ops searches again for an unfulfilled request
+	ConfirmASAP Action = "confirm_asap" // the owner confirms a device's request, as soon as possible
+	ConfirmSlot Action = "confirm_slot" // the owner confirms it for a time window
 )
 
 var transitions = map[State]map[Action]State{
-	Scheduled:   {StartSearch: Searching, Cancel: Cancelled, Assign: Assigned},
-	Searching:   {Assign: Assigned, Cancel: Cancelled, GiveUp: Unfulfilled},
-	Assigned:    {Depart: EnRoute, Arrive: OnSite, Drop: Searching, Unassign: Searching, Cancel: Cancelled},
-	EnRoute:     {Arrive: OnSite, Drop: Searching, Unassign: Searching, Cancel: Cancelled},
-	OnSite:      {Complete: Completed},
-	Unfulfilled: {Reopen: Searching, Cancel: Cancelled, Assign: Assigned},
+	PendingConfirmation: {ConfirmASAP: Searching, ConfirmSlot: Scheduled, Cancel: Cancelled},
+	Scheduled:           {StartSearch: Searching, Cancel: Cancelled, Assign: Assigned},
+	Searching:           {Assign: Assigned, Cancel: Cancelled, GiveUp: Unfulfilled},
+	Assigned:            {Depart: EnRoute, Arrive: OnSite, Drop: Searching, Unassign: Searching, Cancel: Cancelled},
+	EnRoute:             {Arrive: OnSite, Drop: Searching, Unassign: Searching, Cancel: Cancelled},
+	OnSite:              {Complete: Completed},
+	Unfulfilled:         {Reopen: Searching, Cancel: Cancelled, Assign: Assigned},
 }
 
 // Next returns the state that action leads to from s, or a conflict error
@@ -125,6 +129,11 @@ type Request struct {
 	RatingStars    *int       `json:"rating_stars"`
 	RatingComment  *string    `json:"rating_comment"`
 	RatedAt        *time.Time `json:"rated_at"`
+	DeviceID       *string    `json:"device_id"`
+	FaultCode      *string    `json:"fault_code"`
+	Diagnostics    *string    `json:"-"`
+	Faults         int        `json:"faults"`
+	ConfirmedAt    *time.Time `json:"confirmed_at"`
 	CreatedAt      time.Time  `json:"created_at"`
 	UpdatedAt      time.Time  `json:"updated_at"`
 	SearchingAt    *time.Time `json:"searching_at"`

@@ -51,8 +51,9 @@ func NewService(d *db.DB, cfg Config, now func() time.Time) *Service {
 // Caller is who asks, for ownership checks: ops sees everything, a customer
 // or machine only requests of its customer, a technician only its jobs.
 type Caller struct {
-	Role    string
-	Subject string
+	Role        string
+	Subject     string
+	AutoConfirm bool // a machine key whose requests need no confirmation
 }
 
 func (c Caller) actor() Actor { return Actor{Role: c.Role, ID: c.Subject} }
@@ -74,6 +75,11 @@ type NewRequest struct {
 	Phone   string      `json:"phone"`  // where to text the customer about this request (E.164)
 	Locale  string      `json:"locale"` // en, de, fr or it
 	Photos  []string    `json:"photos"` // links to pictures of the problem
+
+	// Machine customers: the device, what it detected, and its diagnostics.
+	DeviceID    string          `json:"device_id"`
+	FaultCode   string          `json:"fault_code"`
+	Diagnostics json.RawMessage `json:"diagnostics"`
 }
 
 const maxWindowAhead = 90 * 24 * time.Hour
@@ -131,11 +137,13 @@ func (n NewRequest) validate(now time.Time) error {
 	return nil
 }
 
-// Created is the outcome of Create: the request, and whether it is the first
-// result of an earlier call with the same idempotency key.
+// Created is the outcome of Create: the request, whether it is the first
+// result of an earlier call with the same idempotency key, and whether a
+// device's fault was attached to its open request instead.
 type Created struct {
 	Request  Request
 	Replayed bool
+	Attached bool
 }
 
 // Create stores a new request. With an idempotency key, a retry returns the
@@ -152,6 +160,9 @@ func (s *Service) Create(ctx context.Context, c Caller, idemKey string, n NewReq
 	if err := n.validate(now); err != nil {
 		return Created{}, err
 	}
+	if err := n.validateDevice(c); err != nil {
+		return Created{}, err
+	}
 	var hash *string
 	var key *string
 	if idemKey != "" {
@@ -165,13 +176,29 @@ func (s *Service) Create(ctx context.Context, c Caller, idemKey string, n NewReq
 			return replay(prev, h)
 		}
 	}
+	if n.DeviceID != "" {
+		if att, ok, err := s.attachFault(ctx, c, n, now); err != nil || ok {
+			return att, err
+		}
+	}
 	place := geo.Point{Lat: *n.Lat, Lng: *n.Lng}
 	r := Request{
 		ID: db.NewID(), CustomerID: c.Subject, CreatedBy: c.Role, IdempotencyKey: key, BodyHash: hash,
 		SkillCode: n.Skill, Lat: place.Lat, Lng: place.Lng, Cell: geo.CellOf(place, geo.CityResolution),
 		Address: strings.TrimSpace(n.Address), Notes: strings.TrimSpace(n.Notes), Photos: Photos(n.Photos), CreatedAt: now, UpdatedAt: now,
 	}
-	if n.Window == nil {
+	if n.DeviceID != "" {
+		r.DeviceID, r.FaultCode = &n.DeviceID, nonEmpty(n.FaultCode)
+		if len(n.Diagnostics) > 0 {
+			d := string(n.Diagnostics)
+			r.Diagnostics = &d
+		}
+		r.Faults = 1
+	}
+	if c.Role == "machine" && !c.AutoConfirm && n.Window == nil {
+		// A device's request waits for its owner to say yes.
+		r.Mode, r.State = ASAP, PendingConfirmation
+	} else if n.Window == nil {
 		r.Mode, r.State = ASAP, Searching
 		r.SearchingAt = &now
 		deadline := now.Add(s.cfg.SLA)
@@ -215,6 +242,12 @@ func (s *Service) Create(ctx context.Context, c Caller, idemKey string, n NewReq
 		}
 		return s.afterStateChange(tx, &r, now)
 	})
+	if db.IsDuplicate(err) && n.DeviceID != "" {
+		// Another fault of the same device opened its request at the same time.
+		if att, ok, aerr := s.attachFault(ctx, c, n, now); aerr == nil && ok {
+			return att, nil
+		}
+	}
 	if db.IsDuplicate(err) && key != nil {
 		// A concurrent retry with the same key won the insert.
 		prev, ok, lookErr := s.byIdempotencyKey(ctx, c.Subject, idemKey)
@@ -404,9 +437,29 @@ func appendEvent(tx *gorm.DB, requestID, typ string, a Actor, data map[string]an
 		return err
 	}
 	if notifiable[typ] {
-		return enqueue(tx, TaskNotify, QueueDefault, TaskPayload{EventID: e.ID, RequestID: requestID}, now, now)
+		if err := enqueue(tx, TaskNotify, QueueDefault, TaskPayload{EventID: e.ID, RequestID: requestID}, now, now); err != nil {
+			return err
+		}
+	}
+	if hooked[typ] {
+		var endpoints []string
+		if err := tx.Raw(`SELECT w.id FROM webhook_endpoints w JOIN requests r ON r.customer_id = w.owner_id
+			WHERE r.id = ? AND w.revoked_at IS NULL`, requestID).Scan(&endpoints).Error; err != nil {
+			return fmt.Errorf("find webhook endpoints: %w", err)
+		}
+		for _, id := range endpoints {
+			if err := enqueue(tx, TaskWebhook, QueueDefault, TaskPayload{EventID: e.ID, RequestID: requestID, EndpointID: id}, now, now); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
+}
+
+// hooked are the event types owners' webhooks hear about: status changes.
+var hooked = map[string]bool{
+	"created": true, "searching": true, "scheduled": true, "assigned": true, "en_route": true, "on_site": true,
+	"completed": true, "cancelled": true, "unfulfilled": true, "fault_attached": true, "at_risk": true,
 }
 
 // transition moves r by action with a conditional update on its current

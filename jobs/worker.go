@@ -35,6 +35,7 @@ type Worker struct {
 	techs       *technicians.Service
 	messages    *Messages
 	live        *Live
+	hooks       *Hooks
 	staleAfter  time.Duration
 	log         *slog.Logger
 	prefix      string
@@ -42,6 +43,9 @@ type Worker struct {
 	sweepEvery  time.Duration
 	batchEvery  time.Duration // 0: the batch strategy is off
 }
+
+// WithHooks turns on the owners' webhook deliveries.
+func (w *Worker) WithHooks(h *Hooks) { w.hooks = h }
 
 // WithLive turns on the live streams.
 func (w *Worker) WithLive(l *Live) { w.live = l }
@@ -177,6 +181,9 @@ func (w *Worker) mux() *asynq.ServeMux {
 		mux.HandleFunc(dispatch.TaskRemind, w.handle(func(ctx context.Context, p dispatch.TaskPayload) error {
 			return w.messages.Remind(ctx, p.RequestID)
 		}))
+	}
+	if w.hooks != nil {
+		mux.HandleFunc(dispatch.TaskWebhook, w.handle(w.hooks.Deliver))
 	}
 	if w.techs != nil {
 		mux.HandleFunc(TaskShiftEnds, func(ctx context.Context, _ *asynq.Task) error {

@@ -93,6 +93,13 @@ var streamID = regexp.MustCompile(`^[0-9]+-[0-9]+$`)
 // SSE message with its stream id, a comment line as heartbeat. It resumes
 // after Last-Event-ID (header, or the last_event_id query parameter).
 func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, topic string) error {
+	return h.ServeRedacted(w, r, topic, false)
+}
+
+// ServeRedacted is Serve; with redact, events carry only their name and id
+// (for readers who may know that something changed but not what, such as a
+// tracking link, which then reads what it may see).
+func (h *Hub) ServeRedacted(w http.ResponseWriter, r *http.Request, topic string, redact bool) error {
 	last := r.Header.Get("Last-Event-ID")
 	if last == "" {
 		last = r.URL.Query().Get("last_event_id")
@@ -153,6 +160,9 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, topic string) error 
 				for _, m := range s.Messages {
 					event, _ := m.Values["event"].(string)
 					data, _ := m.Values["data"].(string)
+					if redact {
+						data = "{}"
+					}
 					fmt.Fprintf(w, "id: %s\nevent: %s\ndata: %s\n\n", m.ID, event, data)
 					last = m.ID
 				}

@@ -78,7 +78,7 @@ CREATE TABLE requests (
     mode            TEXT NOT NULL CHECK (mode IN ('asap', 'window')),
     window_start    TIMESTAMP,
     window_end      TIMESTAMP,
-    state           TEXT NOT NULL CHECK (state IN ('scheduled', 'searching', 'assigned', 'en_route', 'on_site', 'completed', 'cancelled', 'unfulfilled')),
+    state           TEXT NOT NULL CHECK (state IN ('pending_confirmation', 'scheduled', 'searching', 'assigned', 'en_route', 'on_site', 'completed', 'cancelled', 'unfulfilled')),
     sla_deadline    TIMESTAMP,
     give_up_at      TIMESTAMP,
     at_risk         BOOLEAN NOT NULL DEFAULT FALSE,

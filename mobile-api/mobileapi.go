@@ -58,7 +58,7 @@ func (h *Handler) requestStream(c echo.Context) error {
 
 func caller(c echo.Context) dispatch.Caller {
 	p := httpx.Principal(c)
-	return dispatch.Caller{Role: string(p.Role), Subject: p.Subject}
+	return dispatch.Caller{Role: string(p.Role), Subject: p.Subject, AutoConfirm: p.AutoConfirm}
 }
 
 type dutyBody struct {
@@ -125,6 +125,9 @@ func (h *Handler) createRequest(c echo.Context) error {
 	}
 	if out.Replayed {
 		c.Response().Header().Set("Idempotent-Replayed", "true")
+	}
+	if out.Attached {
+		return c.JSON(http.StatusOK, out.Request) // the fault joined the device's open request
 	}
 	return c.JSON(http.StatusCreated, out.Request)
 }
@@ -340,7 +343,7 @@ func (h *Handler) trackedStream(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return h.hub.Serve(c.Response(), c.Request(), live.RequestTopic(v.ID))
+	return h.hub.ServeRedacted(c.Response(), c.Request(), live.RequestTopic(v.ID), true)
 }
 
 // trackPage is the status page a tracking link opens: it reads the request
@@ -371,4 +374,16 @@ load().then(ok => { if (ok) { const es = new EventSource('/v1/track/' + token + 
 
 func (h *Handler) trackedPage(c echo.Context) error {
 	return c.HTML(http.StatusOK, trackPage)
+}
+
+func (h *Handler) confirm(c echo.Context) error {
+	var in dispatch.ConfirmInput
+	if err := httpx.Bind(c, &in); err != nil {
+		return err
+	}
+	r, err := h.dispatch.Confirm(c.Request().Context(), caller(c), c.Param("id"), in)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, r)
 }

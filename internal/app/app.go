@@ -32,10 +32,12 @@ import (
 	"github.com/onsite/onsite/internal/ratelimit"
 	"github.com/onsite/onsite/jobs"
 	"github.com/onsite/onsite/live"
+	"github.com/onsite/onsite/machines"
 	mobileapi "github.com/onsite/onsite/mobile-api"
 	"github.com/onsite/onsite/notify"
 	"github.com/onsite/onsite/signin"
 	"github.com/onsite/onsite/technicians"
+	"github.com/onsite/onsite/webhooks"
 )
 
 // App is a running Onsite node's parts.
@@ -51,6 +53,8 @@ type App struct {
 	Notifier    *notify.Notifier
 	Hub         *live.Hub
 	Pings       *technicians.PingBuffer
+	Machines    *machines.Service
+	Webhooks    *webhooks.Service
 	Echo        *echo.Echo
 	Routes      []httpx.Route
 	OpsPassword string // the dashboard password in force
@@ -68,7 +72,8 @@ type Clock func() time.Time
 type Option func(*options)
 
 type options struct {
-	twilioHTTP *http.Client
+	twilioHTTP  *http.Client
+	webhookHTTP *http.Client
 }
 
 // WithTwilioHTTPClient sets the HTTP client of the Twilio sender (tests point
@@ -127,11 +132,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, op
 		log.Warn("ONSITE_OPS_PASSWORD is not set: nobody can sign in to the dashboard")
 	}
 	a.OpsPassword = opsPassword
+	a.Machines = machines.NewService(a.DB, now)
+	a.Webhooks = webhooks.NewService(a.DB, o.webhookHTTP, now)
 	opsAPI := api.New(a.Technicians, a.Dispatch, a.Hub)
 	signIn := signin.NewService(a.DB, a.Issuer, a.Notifier, secret, now)
 	a.Pings = technicians.NewPingBuffer(a.DB, cfg.PingFlush, a.techniciansMoved, log)
 	a.Routes = append(opsAPI.Routes(), mobileapi.New(a.Technicians, a.Dispatch, a.Hub, signIn, a.Pings, secret, cfg.PublicURL).Routes()...)
 	a.Routes = append(a.Routes, api.NewOps(opsAPI, a.Issuer, a.Hub, opsPassword, cfg.TileURL).Routes()...)
+	a.Routes = append(a.Routes, api.NewMachineKeys(a.Machines).Routes()...)
+	a.Routes = append(a.Routes, mobileapi.NewWebhooks(a.Webhooks).Routes()...)
 	a.Routes = append(a.Routes, api.NewWebhooks(a.Technicians, a.Dispatch, a.Notifier, cfg.TwilioAuthToken, cfg.PublicURL).Routes()...)
 	a.Echo = a.buildEcho()
 	return a, nil
@@ -238,6 +247,9 @@ func (a *App) openRedis(ctx context.Context) error {
 func (a *App) buildEcho() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
+	// Client addresses (rate limits) come from the connection, not from
+	// headers a client can set; a deployment behind a proxy configures this.
+	e.IPExtractor = echo.ExtractIPDirect()
 	e.HTTPErrorHandler = httpx.ErrorHandler(a.Log)
 	m := newHTTPMetrics(a.registry)
 	e.Use(middleware.RequestID())
@@ -255,7 +267,7 @@ func (a *App) buildEcho() *echo.Echo {
 	e.GET("/readyz", a.ready)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{})))
 	e.GET("/openapi.yaml", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", docs.OpenAPI) })
-	httpx.Register(e, a.Issuer, a.Routes, ratelimit.New(a.Redis, a.Config.QueuePrefix),
+	httpx.Register(e, httpx.Auth{Issuer: a.Issuer, Keys: a.Machines}, a.Routes, ratelimit.New(a.Redis, a.Config.QueuePrefix),
 		httpx.Limits{PerIP: a.Config.RateLimitIP, PerPrincipal: a.Config.RateLimitPrincipal},
 		idempotency.NewStore(a.Redis, a.Config.QueuePrefix).Middleware)
 	return e
@@ -338,6 +350,7 @@ func (a *App) Worker() *jobs.Worker {
 	w := jobs.NewWorker(a.DB, a.Redis, a.Dispatch, a.Config.QueuePrefix, a.Log)
 	w.WithMessages(jobs.NewMessages(a.Dispatch, a.Notifier, nil))
 	w.WithLive(jobs.NewLive(a.Dispatch, a.Hub))
+	w.WithHooks(jobs.NewHooks(a.Dispatch, a.Webhooks))
 	w.WithTechnicians(a.Technicians, a.Config.StaleAfter)
 	if a.Config.OfferStrategy == "batch" {
 		w.BatchEvery(a.Config.BatchWindow)

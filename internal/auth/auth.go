@@ -47,6 +47,9 @@ func ParseRole(s string) (Role, error) {
 type Principal struct {
 	Role    Role
 	Subject string
+	// KeyID and AutoConfirm are set for a device using a machine key.
+	KeyID       string
+	AutoConfirm bool
 }
 
 type claims struct {

@@ -277,6 +277,7 @@ func Default() Config {
 		MaxSearchKm:        40,
 		Workers:            true,
 		StaleAfter:         15 * time.Minute,
+		PingFlush:          100 * time.Millisecond,
 		RateLimitIP:        1200,
 		RateLimitPrincipal: 600,
 	}

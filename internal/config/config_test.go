@@ -15,7 +15,8 @@ func TestLoad(t *testing.T) {
 		check   func(t *testing.T, c Config)
 	}{
 		{name: "defaults", check: func(t *testing.T, c Config) {
-			if c.Addr != "127.0.0.1:8080" || !c.Embedded() || !c.EmbeddedRedis() || c.SLA != time.Hour || c.GiveUp != time.Hour {
+			if c.Addr != "127.0.0.1:8080" || !c.Embedded() || !c.EmbeddedRedis() || c.SLA != time.Hour || c.GiveUp != time.Hour ||
+				c.PingFlush <= 0 || c.BatchWindow <= 0 || c.StaleAfter <= 0 || c.OfferTimeout <= 0 {
 				t.Errorf("unexpected defaults: %+v", c)
 			}
 		}},

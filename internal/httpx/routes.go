@@ -55,16 +55,27 @@ type Limits struct {
 	PerPrincipal int // authenticated routes, by role and subject
 }
 
+// KeyResolver turns an API key (not a JWT) into a principal.
+type KeyResolver interface {
+	Resolve(ctx context.Context, secret string) (auth.Principal, bool)
+}
+
+// Auth is how callers are recognised: signed tokens, and API keys.
+type Auth struct {
+	Issuer *auth.Issuer
+	Keys   KeyResolver // may be nil
+}
+
 // Register adds the routes to e, each behind the rate limits, the token check
 // for its roles and, for idempotent routes, idem (each may be nil).
-func Register(e *echo.Echo, issuer *auth.Issuer, routes []Route, lim Limiter, limits Limits, idem echo.MiddlewareFunc) {
+func Register(e *echo.Echo, a Auth, routes []Route, lim Limiter, limits Limits, idem echo.MiddlewareFunc) {
 	for _, r := range routes {
 		h := r.Handler
 		if r.Idempotent && idem != nil {
 			h = idem(h)
 		}
 		if !r.Public {
-			h = requireRoles(issuer, r, lim, limits.PerPrincipal)(h)
+			h = requireRoles(a, r, lim, limits.PerPrincipal)(h)
 		}
 		if lim != nil {
 			h = limit(lim, limits.PerIP, func(c echo.Context) string { return "ip:" + c.RealIP() })(h)
@@ -95,7 +106,7 @@ func limit(lim Limiter, n int, key func(echo.Context) string) echo.MiddlewareFun
 	}
 }
 
-func requireRoles(issuer *auth.Issuer, r Route, lim Limiter, perPrincipal int) echo.MiddlewareFunc {
+func requireRoles(a Auth, r Route, lim Limiter, perPrincipal int) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			token, ok := auth.BearerToken(c.Request().Header.Get(echo.HeaderAuthorization))
@@ -106,9 +117,16 @@ func requireRoles(issuer *auth.Issuer, r Route, lim Limiter, perPrincipal int) e
 			if !ok {
 				return errs.E(errs.Unauthenticated, "missing bearer token")
 			}
-			p, err := issuer.Verify(token)
+			p, err := a.Issuer.Verify(token)
 			if err != nil {
-				return err
+				kp, ok := auth.Principal{}, false
+				if a.Keys != nil {
+					kp, ok = a.Keys.Resolve(c.Request().Context(), token)
+				}
+				if !ok {
+					return err
+				}
+				p = kp
 			}
 			if !r.Allows(p.Role) {
 				return errs.E(errs.Forbidden, "role %s may not call %s %s", p.Role, r.Method, r.OpenAPIPath())

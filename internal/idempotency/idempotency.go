@@ -5,9 +5,11 @@ package idempotency
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"time"
@@ -71,16 +73,14 @@ func (s *Store) Middleware(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		if !ok {
-			var prev record
-			raw, err := s.rdb.Get(ctx, k).Bytes()
-			if err != nil || json.Unmarshal(raw, &prev) != nil {
-				return errs.ConflictReason("idempotency_key_in_use", "a call with this Idempotency-Key is still running; retry shortly")
+			// Another call holds the key: wait for its answer (a resend
+			// usually races the original) and give the same one.
+			prev, err := s.await(ctx, k)
+			if err != nil {
+				return err
 			}
-			switch {
-			case prev.BodyHash != hash:
+			if prev.BodyHash != hash {
 				return errs.ConflictReason("idempotency_key_reused", "this Idempotency-Key was already used with a different request body")
-			case !prev.Done:
-				return errs.ConflictReason("idempotency_key_in_use", "a call with this Idempotency-Key is still running; retry shortly")
 			}
 			c.Response().Header().Set("Idempotent-Replayed", "true")
 			return c.Blob(prev.Status, prev.Type, prev.Body)
@@ -101,6 +101,31 @@ func (s *Store) Middleware(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Logger().Warn(err)
 		}
 		return nil
+	}
+}
+
+// await reads the record under k until its call is done (at most 10 s).
+func (s *Store) await(ctx context.Context, k string) (record, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var prev record
+		raw, err := s.rdb.Get(ctx, k).Bytes()
+		if err == nil && json.Unmarshal(raw, &prev) == nil && (prev.Done || prev.BodyHash == "") {
+			return prev, nil
+		}
+		if err == nil && json.Unmarshal(raw, &prev) == nil && time.Now().After(deadline) {
+			return prev, errs.ConflictReason("idempotency_key_in_use", "a call with this Idempotency-Key is still running; retry shortly")
+		}
+		if errors.Is(err, redis.Nil) || time.Now().After(deadline) {
+			// The first call failed (its key was released) or Redis is
+			// away: tell the client to try again.
+			return prev, errs.ConflictReason("idempotency_key_in_use", "a call with this Idempotency-Key did not finish; retry")
+		}
+		select {
+		case <-ctx.Done():
+			return prev, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }
 

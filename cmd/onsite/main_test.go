@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe to read while run writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestServeEmbedded is `make run` on a fresh machine: no settings at all but
+// an address and a data directory, an SQLite file and the in-process Redis;
+// it serves, is ready, and stops cleanly.
+func TestServeEmbedded(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve"}, []string{"ONSITE_ADDR=127.0.0.1:0", "ONSITE_DATA_DIR=" + dir}, &stdout, &stderr)
+	}()
+	re := regexp.MustCompile(`serving on (http://127\.0\.0\.1:\d+)`)
+	var base string
+	deadline := time.Now().Add(30 * time.Second)
+	for base == "" {
+		if m := re.FindStringSubmatch(stdout.String()); m != nil {
+			base = m[1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not serving after 30 s; stderr:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(stdout.String(), "dashboard sign-in") || !strings.Contains(stderr.String(), "embedded single-node mode") {
+		t.Errorf("stdout %q does not show the dashboard sign-in, or the log does not say embedded mode", stdout.String())
+	}
+	resp, err := http.Get(base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("readyz %d %s", resp.StatusCode, body)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("did not stop")
+	}
+}
+
+func TestCommands(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	env := []string{"ONSITE_DATA_DIR=" + dir}
+	tests := []struct {
+		name    string
+		args    []string
+		env     []string
+		wantErr string
+		wantOut string
+	}{
+		{"no command", nil, env, "no command", ""},
+		{"unknown command", []string{"fly"}, env, "unknown command", ""},
+		{"help", []string{"help"}, env, "", "ONSITE_ADDR"},
+		{"token", []string{"token", "--role", "ops", "--subject", "alice"}, env, "", "."},
+		{"token bad role", []string{"token", "--role", "king", "--subject", "alice"}, env, "unknown role", ""},
+		{"token no subject", []string{"token", "--role", "ops"}, env, "--subject", ""},
+		{"migrate", []string{"migrate"}, env, "", ""},
+		{"bad setting", []string{"serve"}, append(env, "ONSITE_ADDR=nowhere"), "ONSITE_ADDR", ""},
+		{"unknown setting", []string{"serve"}, append(env, "ONSITE_COLOUR=red"), "ONSITE_COLOUR", ""},
+		{"simulate without scenario", []string{"simulate"}, env, "--scenario", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			err := run(context.Background(), tt.args, tt.env, &out, &errOut)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(out.String(), tt.wantOut) {
+				t.Fatalf("output %q lacks %q", out.String(), tt.wantOut)
+			}
+		})
+	}
+}
