@@ -3,7 +3,7 @@ GO ?= go
 BIN := bin/onsite
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
 
-.PHONY: run build test test-short bench lint sim sim-regional demo clean
+.PHONY: run build test test-short bench lint sim sim-regional e2e demo clean
 
 run: ## start Onsite (embedded mode unless DATABASE_URL / REDIS_URL are set)
 	$(GO) run ./cmd/onsite serve
@@ -24,6 +24,9 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+
+e2e: ## the dashboard in headless Chromium (needs Debian's chromium and npm)
+	bash e2e/run.sh
 
 sim: ## compare every dispatch strategy on the city scenario (report in sim-out/city)
 	$(GO) run ./cmd/onsite simulate --scenario sim/scenarios/city.yaml --strategy all --out sim-out/city

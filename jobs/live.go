@@ -7,17 +7,24 @@ import (
 	"github.com/onsite/onsite/dispatch"
 	"github.com/onsite/onsite/internal/errs"
 	"github.com/onsite/onsite/live"
+	"github.com/onsite/onsite/technicians"
 )
 
 // Live pushes request changes to the streams: the request to ops and to the
 // request's own stream, offers and jobs to the technician's stream.
 type Live struct {
 	dispatch *dispatch.Service
+	techs    *technicians.Service
 	hub      *live.Hub
 }
 
 // NewLive returns the live publisher.
-func NewLive(d *dispatch.Service, h *live.Hub) *Live { return &Live{dispatch: d, hub: h} }
+func NewLive(d *dispatch.Service, t *technicians.Service, h *live.Hub) *Live {
+	return &Live{dispatch: d, techs: t, hub: h}
+}
+
+// movesTechnician are the events that change a technician's duty or jobs.
+var movesTechnician = map[string]bool{"assigned": true, "completed": true, "cancelled": true, "searching": true}
 
 // OfferChange is what a technician's stream carries about an offer.
 type OfferChange struct {
@@ -50,8 +57,15 @@ func (l *Live) Event(ctx context.Context, p dispatch.TaskPayload) error {
 	if r.TechnicianID != nil {
 		techID = *r.TechnicianID
 	}
-	if techID != "" {
-		return l.hub.Publish(ctx, "job", r, live.TechnicianTopic(techID))
+	if techID == "" {
+		return nil
 	}
-	return nil
+	if movesTechnician[f.Event.Type] {
+		if t, err := l.techs.Get(ctx, techID); err == nil {
+			if err := l.hub.Publish(ctx, "technician", t, live.TopicOps); err != nil {
+				return err
+			}
+		}
+	}
+	return l.hub.Publish(ctx, "job", r, live.TechnicianTopic(techID))
 }

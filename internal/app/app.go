@@ -37,6 +37,7 @@ import (
 	"github.com/onsite/onsite/notify"
 	"github.com/onsite/onsite/signin"
 	"github.com/onsite/onsite/technicians"
+	"github.com/onsite/onsite/web"
 	"github.com/onsite/onsite/webhooks"
 )
 
@@ -267,6 +268,11 @@ func (a *App) buildEcho() *echo.Echo {
 	e.GET("/readyz", a.ready)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{})))
 	e.GET("/openapi.yaml", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", docs.OpenAPI) })
+	// The ops dashboard: the page and its static files.
+	dashboard := echo.WrapHandler(web.Handler())
+	e.GET("/", dashboard)
+	e.GET("/index.html", dashboard)
+	e.GET("/static/*", dashboard)
 	httpx.Register(e, httpx.Auth{Issuer: a.Issuer, Keys: a.Machines}, a.Routes, ratelimit.New(a.Redis, a.Config.QueuePrefix),
 		httpx.Limits{PerIP: a.Config.RateLimitIP, PerPrincipal: a.Config.RateLimitPrincipal},
 		idempotency.NewStore(a.Redis, a.Config.QueuePrefix).Middleware)
@@ -349,7 +355,7 @@ func (m *httpMetrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 func (a *App) Worker() *jobs.Worker {
 	w := jobs.NewWorker(a.DB, a.Redis, a.Dispatch, a.Config.QueuePrefix, a.Log)
 	w.WithMessages(jobs.NewMessages(a.Dispatch, a.Notifier, nil))
-	w.WithLive(jobs.NewLive(a.Dispatch, a.Hub))
+	w.WithLive(jobs.NewLive(a.Dispatch, a.Technicians, a.Hub))
 	w.WithHooks(jobs.NewHooks(a.Dispatch, a.Webhooks))
 	w.WithTechnicians(a.Technicians, a.Config.StaleAfter)
 	if a.Config.OfferStrategy == "batch" {

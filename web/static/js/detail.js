@@ -4,7 +4,7 @@
 // the request reloads its timeline and offers; technicians moving reload the
 // candidates.
 import * as api from './api.js';
-import { store, on, putRequest, techName } from './store.js';
+import { store, on, putRequest, techName, skillName } from './store.js';
 import { h, replace, toast, debounce } from './dom.js';
 import {
   stateLabel, riskReason, place, clock, clockSeconds, ago, duration, distance, pct, shortId, humanize,
@@ -76,7 +76,7 @@ export function createDetail(panel, { onClose, onFocus }) {
     replace(panel,
       h('div', { class: 'detail-head' }, h('div', { class: 'grow stack', style: 'gap:4px' }, title, badges, sub), closeBtn),
       body);
-    parts = { title, badges, facts, actions, cands, offs, tl, body };
+    parts = { title, sub, badges, facts, actions, cands, offs, tl, body };
   }
 
   function buildActions() {
@@ -102,7 +102,8 @@ export function createDetail(panel, { onClose, onFocus }) {
   function paint(r) {
     if (!parts || r.id !== id) return;
     panel.dataset.state = r.state;
-    parts.title.textContent = r.skill;
+    parts.title.textContent = skillName(r.skill);
+    parts.sub.textContent = `${r.skill} · request ${shortId(r.id)}`;
     const risk = riskReason(r);
     replace(parts.badges,
       h('span', { class: `badge st-${r.state}`, dataset: { testid: 'detail-state', state: r.state } }, stateLabel(r.state)),
@@ -110,7 +111,7 @@ export function createDetail(panel, { onClose, onFocus }) {
       h('span', { class: 'badge plain' }, r.mode === 'window' ? 'Time window' : 'ASAP'),
     );
     const deadline = deadlineOf(r);
-    const open = !['completed', 'cancelled'].includes(r.state);
+    const open = ['scheduled', 'searching', 'assigned', 'en_route'].includes(r.state);
     const tech = r.technician_id ? store.technicians.get(r.technician_id) : null;
     replace(parts.facts,
       h('dl', { class: 'facts' },
@@ -128,7 +129,7 @@ export function createDetail(panel, { onClose, onFocus }) {
         r.cancel_reason ? [h('dt', null, 'Cancelled'), h('dd', null, r.cancel_reason)] : null,
       ),
       open && deadline ? h('div', { class: 'deadline-box' }, countdownEl(deadline, r.state === 'scheduled' ? 'window' : 'sla'),
-        h('span', { class: 'muted small' }, r.state === 'scheduled' ? 'until the window starts' : 'to the 60-minute promise')) : null,
+        h('span', { class: 'muted small' }, r.state === 'scheduled' ? 'until the window starts' : 'to the deadline')) : null,
     );
     const a = parts.actions;
     a.redispatch.disabled = !can(r, 'redispatch');
@@ -196,7 +197,7 @@ export function createDetail(panel, { onClose, onFocus }) {
     }
     if (!candidates.length) {
       replace(parts.cands, h('p', { class: 'muted small', dataset: { testid: 'no-candidates' } },
-        `Nobody is eligible right now: on duty, certified for ${r?.skill ?? 'the skill'}, in range, with capacity, and not already offered this request.`));
+        `Nobody is eligible right now: on duty, certified for ${r ? skillName(r.skill) : 'the skill'}, in range, with capacity, and not already offered this request.`));
       return;
     }
     const reassign = r && ['assigned', 'en_route'].includes(r.state);

@@ -47,17 +47,18 @@ export function can(r, action) {
 
 /**
  * Why a request is at risk of missing its deadline, or '' when it is not:
- * the matcher flagged it (no one can make it), the assigned technician's
- * predicted arrival is after the deadline, or the deadline has passed with
- * nobody on site.
+ * the deadline has passed with nobody on site ('overdue'), the matcher
+ * flagged it ('no one in time': even the best candidate arrives too late),
+ * or the assigned technician's predicted arrival is after the deadline
+ * ('late ETA').
  */
 export function riskReason(r, now = Date.now()) {
   if (!BEFORE_SITE.includes(r.state)) return '';
   const deadline = ms(r.sla_deadline);
-  if (deadline !== null && deadline <= now) return 'past deadline';
-  if (r.at_risk) return r.state === 'searching' ? 'nobody can make it in time' : 'flagged at risk';
+  if (deadline !== null && deadline <= now) return 'overdue';
+  if (r.at_risk) return r.state === 'searching' ? 'no one in time' : 'flagged';
   const eta = ms(r.eta_at);
-  if (deadline !== null && eta !== null && eta > deadline) return 'arrival after deadline';
+  if (deadline !== null && eta !== null && eta > deadline) return 'late ETA';
   return '';
 }
 

@@ -2,7 +2,7 @@
 // (at-risk ones pulse), a line from each assigned technician to its request,
 // and the H3 demand/supply layer. Works without a tile server: then a light
 // graticule on a plain background.
-import { store, techName } from './store.js';
+import { store, techName, skillName } from './store.js';
 import { h, replace } from './dom.js';
 import { ACTIVE_STATES, stateLabel, riskReason, place, ago, heatStyle } from './format.js';
 
@@ -126,7 +126,7 @@ export function createMap(el, { onSelect }) {
   function reqTip(r) {
     const risk = riskReason(r);
     return h('div', null,
-      h('strong', null, r.skill), ' · ', stateLabel(r.state),
+      h('strong', null, skillName(r.skill)), ' · ', stateLabel(r.state),
       risk ? h('div', { class: 'tip-risk' }, `At risk: ${risk}`) : null,
       h('div', null, place(r)),
       r.technician_id ? h('div', null, techName(r.technician_id)) : null,
@@ -222,15 +222,24 @@ export function createMap(el, { onSelect }) {
       if (held && held.key === key) continue;
       const style = { color: st.color, weight: 1, opacity: 0.6, fillColor: st.color, fillOpacity: st.opacity };
       const tip = `${c.open_requests} open request${c.open_requests === 1 ? '' : 's'} · ${c.available_technicians} available technician${c.available_technicians === 1 ? '' : 's'}`;
-      if (held) {
-        held.polygon.setStyle(style);
-        held.polygon.setTooltipContent(tip);
+      let polygon = held?.polygon;
+      if (polygon) {
+        polygon.setStyle(style);
+        polygon.setTooltipContent(tip);
         held.key = key;
       } else {
-        const polygon = L.polygon(c.boundary, { ...style, pane: 'heat', className: `heat heat-${st.kind}` });
+        polygon = L.polygon(c.boundary, { ...style, pane: 'heat', className: 'heat' });
         polygon.bindTooltip(tip, { className: 'tip', sticky: true });
         polygon.addTo(heatLayer);
         heatCells.set(c.cell, { polygon, key });
+      }
+      const path = polygon.getElement();
+      if (path) {
+        // For tests and the curious: what the colour says.
+        path.setAttribute('class', `heat heat-${st.kind} leaflet-interactive`);
+        path.dataset.cell = c.cell;
+        path.dataset.open = String(c.open_requests);
+        path.dataset.available = String(c.available_technicians);
       }
     }
     for (const [cell, held] of heatCells) {
@@ -290,6 +299,24 @@ export function createMap(el, { onSelect }) {
     return fitAll(false);
   }
 
+  /** Pans to a point the view does not show (a request picked from a list). */
+  function reveal(lat, lng) {
+    if (typeof lat !== 'number' || typeof lng !== 'number') return;
+    if (!map.getBounds().pad(-0.05).contains([lat, lng])) map.panTo([lat, lng]);
+  }
+
+  /** H3 resolution for the layer: city cells (8) close up, wider ones (7) from afar. */
+  const heatResolution = () => (map.getZoom() >= 12 ? 8 : 7);
+  let onResolution = () => {};
+  let lastRes = heatResolution();
+  map.on('zoomend', () => {
+    const res = heatResolution();
+    if (res !== lastRes) {
+      lastRes = res;
+      onResolution(res);
+    }
+  });
+
   function focus(lat, lng) {
     userMoved = true;
     map.setView([lat, lng], Math.max(map.getZoom(), 14));
@@ -312,6 +339,11 @@ export function createMap(el, { onSelect }) {
     fitAll,
     fitOnce,
     focus,
+    reveal,
+    heatResolution,
+    onHeatResolution: (fn) => {
+      onResolution = fn;
+    },
     refreshIcons,
     invalidate: () => map.invalidateSize(),
   };

@@ -1,7 +1,7 @@
 // The queues tab: at risk, unassigned (searching and scheduled), unfulfilled,
 // and in progress. Rebuilt from the store on every change; items whose
 // content did not change keep their element.
-import { store, techName } from './store.js';
+import { store, techName, skillName } from './store.js';
 import { h, replace, reconcile } from './dom.js';
 import { UNASSIGNED_STATES, IN_PROGRESS_STATES, stateLabel, riskReason, place, ago, clock, countdown, deadlineOf, ms } from './format.js';
 
@@ -71,12 +71,11 @@ export function createQueues(panel, { onSelect }) {
 
 function version(r, now) {
   return [r.state, r.updated_at, r.at_risk, r.technician_id, r.eta_at, riskReason(r, now), techName(r.technician_id),
-    store.selected === r.id, r.address, r.skill, Math.floor(now / 60_000)].join('|');
+    store.selected === r.id, r.address, skillName(r.skill), Math.floor(now / 60_000)].join('|');
 }
 
 function item(r, now, onSelect) {
   const risk = riskReason(r, now);
-  const deadline = deadlineOf(r);
   return h('button', {
     type: 'button',
     class: `qitem st-${r.state}${risk ? ' risky' : ''}`,
@@ -85,17 +84,36 @@ function item(r, now, onSelect) {
     onclick: () => onSelect(r.id),
   },
   h('div', { class: 'qitem-top' },
-    h('span', { class: 'qitem-title' }, r.skill),
-    deadline ? countdownEl(deadline, r.state === 'scheduled' ? 'window' : 'sla') : null),
+    h('span', { class: 'qitem-title', title: r.skill }, skillName(r.skill)),
+    clockOf(r, now)),
   h('div', { class: 'qitem-sub' }, place(r) || '—'),
   h('div', { class: 'qitem-meta' },
     h('span', { class: `badge st-${r.state}`, dataset: { testid: 'state' } }, stateLabel(r.state)),
-    risk ? h('span', { class: 'badge risk', title: risk }, risk) : null,
+    risk ? h('span', { class: 'badge risk', title: `At risk: ${risk}` }, risk) : null,
     r.technician_id ? h('span', { class: 'muted' }, techName(r.technician_id)) : null,
+    r.eta_at && ['assigned', 'en_route'].includes(r.state) ? h('span', { class: 'muted' }, `ETA ${clock(r.eta_at)}`) : null,
     r.state === 'scheduled' && r.window_start
       ? h('span', { class: 'muted' }, `window ${clock(r.window_start)}–${clock(r.window_end)}`)
-      : h('span', { class: 'muted' }, ago(r.created_at, now)),
+      : r.technician_id ? null : h('span', { class: 'muted' }, ago(r.created_at, now)),
   ));
+}
+
+/** The top-right of an item: what the dispatcher watches in that state. */
+function clockOf(r, now) {
+  switch (r.state) {
+    case 'scheduled':
+      return r.window_start ? countdownEl(r.window_start, 'window') : null;
+    case 'searching':
+    case 'assigned':
+    case 'en_route':
+      return r.sla_deadline ? countdownEl(r.sla_deadline, 'sla') : null;
+    case 'on_site':
+      return h('span', { class: 'muted small nowrap' }, `on site ${ago(r.on_site_at, now).replace(/ ago$/, '')}`);
+    case 'unfulfilled':
+      return h('span', { class: 'muted small nowrap' }, `gave up ${ago(r.unfulfilled_at, now)}`);
+    default:
+      return null;
+  }
 }
 
 /** A countdown to a deadline, kept current by tickCountdowns. */

@@ -41,20 +41,29 @@ function scheduleChanged() {
   frame = typeof requestAnimationFrame === 'function' && !document.hidden ? requestAnimationFrame(run) : setTimeout(run, 50);
 }
 
+// Returns [accepted, the item held before].
 function merge(map, item) {
-  if (!item || !item.id) return false;
+  if (!item || !item.id) return [false, undefined];
   const held = map.get(item.id);
-  if (held && stamp(item) < stamp(held)) return false;
+  if (held && stamp(item) < stamp(held)) return [false, held];
   map.set(item.id, item);
-  return true;
+  return [true, held];
 }
 
+/** Keeps r unless a newer version is held; listeners get (r, previous). */
 export function putRequest(r) {
-  if (merge(store.requests, r)) emit('request', r);
+  const [ok, prev] = merge(store.requests, r);
+  if (ok) emit('request', r, prev);
+  return ok;
 }
 
 export function putTechnician(t) {
-  if (merge(store.technicians, t)) emit('technician', t);
+  const [ok, prev] = merge(store.technicians, t);
+  if (ok) emit('technician', t, prev);
+}
+
+export function skillName(code) {
+  return store.skills.find((s) => s.code === code)?.name ?? code;
 }
 
 export function setSkills(items) {
