@@ -205,30 +205,63 @@ func (s *Service) Share(ctx context.Context, c Caller, id string, key []byte, pu
 }
 
 func signShare(key []byte, id string, exp time.Time) string {
+	return signToken(key, "track", id, exp)
+}
+
+// signToken makes a signed, expiring token for one request and one purpose.
+func signToken(key []byte, purpose, id string, exp time.Time) string {
 	payload := make([]byte, 8, 8+len(id))
 	binary.BigEndian.PutUint64(payload, uint64(exp.Unix()))
 	payload = append(payload, id...)
 	m := hmac.New(sha256.New, key)
-	m.Write([]byte("track\x00"))
+	m.Write([]byte(purpose + "\x00"))
 	m.Write(payload)
 	return base64.RawURLEncoding.EncodeToString(payload) + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
+}
+
+// openToken checks a token made by signToken and returns its request id.
+func (s *Service) openToken(key []byte, purpose, token string) (string, bool) {
+	p, sig, ok := strings.Cut(token, ".")
+	if !ok {
+		return "", false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(p)
+	if err != nil || len(payload) <= 8 {
+		return "", false
+	}
+	exp := time.Unix(int64(binary.BigEndian.Uint64(payload[:8])), 0).UTC()
+	id := string(payload[8:])
+	if !hmac.Equal([]byte(signToken(key, purpose, id, exp)), []byte(p+"."+sig)) || !s.now().Before(exp) {
+		return "", false
+	}
+	return id, true
+}
+
+// ConfirmLink is the link texted to a device's owner to confirm its request.
+func ConfirmLink(key []byte, publicURL, id string, now time.Time) string {
+	return publicURL + "/confirm/" + signToken(key, "confirm", id, now.Add(shareTTL).Truncate(time.Second))
+}
+
+// ConfirmByLink confirms a device's request, as soon as possible, for whoever
+// holds the link its owner was texted.
+func (s *Service) ConfirmByLink(ctx context.Context, key []byte, token string) (Request, error) {
+	id, ok := s.openToken(key, "confirm", token)
+	if !ok {
+		return Request{}, errs.NotFoundf("this confirmation link is not valid any more")
+	}
+	r, err := load(s.db.WithContext(ctx), id)
+	if err != nil {
+		return Request{}, err
+	}
+	return s.Confirm(ctx, Caller{Role: "customer", Subject: r.CustomerID}, id, ConfirmInput{})
 }
 
 // Tracked opens a tracking link: the request while it is open and the link
 // has not expired, nothing otherwise.
 func (s *Service) Tracked(ctx context.Context, key []byte, token string) (RequestView, error) {
 	gone := errs.NotFoundf("this tracking link is not valid any more")
-	p, sig, ok := strings.Cut(token, ".")
+	id, ok := s.openToken(key, "track", token)
 	if !ok {
-		return RequestView{}, gone
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(p)
-	if err != nil || len(payload) <= 8 {
-		return RequestView{}, gone
-	}
-	exp := time.Unix(int64(binary.BigEndian.Uint64(payload[:8])), 0).UTC()
-	id := string(payload[8:])
-	if !hmac.Equal([]byte(signShare(key, id, exp)), []byte(p+"."+sig)) || !s.now().Before(exp) {
 		return RequestView{}, gone
 	}
 	v, err := s.View(ctx, Caller{Role: "ops"}, id)

@@ -20,6 +20,7 @@ const (
 
 // notifiable are the event types someone is told about by SMS.
 var notifiable = map[string]bool{
+	"created": true, // a device's request, to its owner for confirmation
 	"offered": true, "assigned": true, "en_route": true, "on_site": true,
 	"completed": true, "cancelled": true, "unfulfilled": true,
 }

@@ -33,7 +33,7 @@ func TestMessagesSurviveRedisStop(t *testing.T) {
 		rc := redis.NewClient(&redis.Options{Addr: rp.addr(), MaxRetries: 1, DialTimeout: 200 * time.Millisecond})
 		t.Cleanup(func() { _ = rc.Close() })
 		w := jobs.NewWorker(d, rc, svc, "", quiet())
-		w.WithMessages(jobs.NewMessages(svc, notifier, nil))
+		w.WithMessages(jobs.NewMessages(svc, notifier, nil, []byte("key"), "https://onsite.test"))
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- w.Run(ctx) }()

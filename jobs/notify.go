@@ -13,17 +13,20 @@ import (
 // Messages turns dispatch facts into messages and hands them to the
 // notifier; it decides who is told what.
 type Messages struct {
-	dispatch *dispatch.Service
-	notifier *notify.Notifier
-	loc      *time.Location // clock times in messages
+	dispatch  *dispatch.Service
+	notifier  *notify.Notifier
+	loc       *time.Location // clock times in messages
+	linkKey   []byte         // signs confirmation links
+	publicURL string
 }
 
-// NewMessages returns the message shell.
-func NewMessages(d *dispatch.Service, n *notify.Notifier, loc *time.Location) *Messages {
+// NewMessages returns the message shell; linkKey signs the links it puts in
+// messages under publicURL.
+func NewMessages(d *dispatch.Service, n *notify.Notifier, loc *time.Location, linkKey []byte, publicURL string) *Messages {
 	if loc == nil {
 		loc = time.UTC
 	}
-	return &Messages{dispatch: d, notifier: n, loc: loc}
+	return &Messages{dispatch: d, notifier: n, loc: loc, linkKey: linkKey, publicURL: publicURL}
 }
 
 // kindOf maps event types to what the customer is told.
@@ -62,6 +65,17 @@ func (m *Messages) ForEvent(ctx context.Context, eventID string) error {
 			RequestID: r.ID, OfferID: o.ID, Recipient: "technician:" + f.Technician.ID, To: f.Technician.Phone, Locale: f.Technician.Locale,
 			Data: notify.Data{Skill: r.SkillCode, DistanceKm: fmt.Sprintf("%.1f", float64(o.DistanceM)/1000),
 				EtaMinutes: (o.EtaSeconds + 59) / 60, ExpiresAt: m.clock(&o.ExpiresAt), Address: r.Address},
+		})
+	}
+	if f.Event.Type == "created" && r.State == dispatch.PendingConfirmation && f.Customer.Phone != "" {
+		device := ""
+		if r.DeviceID != nil {
+			device = *r.DeviceID
+		}
+		out = append(out, notify.Outgoing{
+			DedupeKey: fmt.Sprintf("%s:%s:customer:%s", eventID, notify.KindConfirm, f.Customer.ID), Kind: notify.KindConfirm, RequestID: r.ID,
+			Recipient: "customer:" + f.Customer.ID, To: f.Customer.Phone, Locale: f.Customer.Locale,
+			Data: notify.Data{Skill: r.SkillCode, Reason: device, Link: dispatch.ConfirmLink(m.linkKey, m.publicURL, r.ID, time.Now())},
 		})
 	}
 	if kind, ok := kindOf[f.Event.Type]; ok && f.Customer.Phone != "" {

@@ -16,6 +16,7 @@ import (
 	"github.com/onsite/onsite/internal/auth"
 	"github.com/onsite/onsite/internal/db"
 	"github.com/onsite/onsite/internal/errs"
+	"github.com/onsite/onsite/technicians"
 )
 
 // SecretPrefix starts every key secret, so a bearer token can be told apart
@@ -63,6 +64,7 @@ type CreateInput struct {
 	Owner       string `json:"owner"`
 	Name        string `json:"name"`
 	AutoConfirm bool   `json:"auto_confirm"`
+	OwnerPhone  string `json:"owner_phone"` // where to text the owner to confirm (E.164), optional
 }
 
 // Create makes a key for an owner customer.
@@ -74,6 +76,9 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (NewKey, error) {
 	if name == "" || len(name) > 100 {
 		return NewKey{}, errs.InvalidField("name", "name must be 1-100 characters")
 	}
+	if in.OwnerPhone != "" && !technicians.ValidPhone(in.OwnerPhone) {
+		return NewKey{}, errs.InvalidField("owner_phone", "owner_phone must be in E.164 form")
+	}
 	raw := make([]byte, 24)
 	if _, err := rand.Read(raw); err != nil {
 		return NewKey{}, fmt.Errorf("generate key: %w", err)
@@ -84,6 +89,11 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (NewKey, error) {
 	err := s.db.WithContext(ctx).Exec(`INSERT INTO customers (id, name, locale, created_at) VALUES (?, '', 'en', ?) ON CONFLICT (id) DO NOTHING`, owner, now).Error
 	if err != nil {
 		return NewKey{}, fmt.Errorf("ensure owner: %w", err)
+	}
+	if in.OwnerPhone != "" {
+		if err := s.db.WithContext(ctx).Exec(`UPDATE customers SET phone = ? WHERE id = ?`, in.OwnerPhone, owner).Error; err != nil {
+			return NewKey{}, fmt.Errorf("set owner phone: %w", err)
+		}
 	}
 	if err := s.db.WithContext(ctx).Create(&k).Error; err != nil {
 		return NewKey{}, fmt.Errorf("create key: %w", err)

@@ -387,3 +387,31 @@ func (h *Handler) confirm(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, r)
 }
+
+func (h *Handler) confirmByLink(c echo.Context) error {
+	r, err := h.dispatch.ConfirmByLink(c.Request().Context(), h.shareKey, c.Param("token"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, r)
+}
+
+// confirmPage is what the owner's SMS link opens: one button that confirms.
+const confirmPage = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>Onsite – confirm</title>
+<style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:2rem auto;padding:0 1rem;color:#1d2733}
+button{font-size:1.1rem;padding:.7rem 1.2rem;border:0;border-radius:.4rem;background:#1f5fd6;color:#fff}</style></head>
+<body><h1>Send a technician?</h1><p>Your device reported a problem. Confirm and Onsite sends a technician as soon as possible.</p>
+<button id="go">Yes, send someone</button><p id="msg"></p>
+<script>
+document.getElementById('go').onclick = async () => {
+  const r = await fetch('/v1/confirm/' + location.pathname.split('/').pop(), {method: 'POST', headers: {'Content-Type': 'application/json'}, body: '{}'});
+  document.getElementById('msg').textContent = r.ok ? 'Confirmed: we are finding a technician.' : 'This link is not valid any more.';
+  document.getElementById('go').disabled = true;
+};
+</script></body></html>`
+
+func (h *Handler) confirmPage(c echo.Context) error {
+	return c.HTML(http.StatusOK, confirmPage)
+}

@@ -48,7 +48,7 @@ func TestRenderEveryKindInEveryLocale(t *testing.T) {
 	t.Parallel()
 	kinds := []notify.Kind{notify.KindOffer, notify.KindAssigned, notify.KindEnRoute, notify.KindArrived, notify.KindCompleted,
 		notify.KindCancelled, notify.KindUnfulfilled, notify.KindReminder, notify.KindReminderTech, notify.KindReplyAccepted,
-		notify.KindReplyDeclined, notify.KindReplyTooLate, notify.KindReplyHelp, notify.KindReplyNoOffer, notify.KindOTP}
+		notify.KindReplyDeclined, notify.KindReplyTooLate, notify.KindReplyHelp, notify.KindReplyNoOffer, notify.KindOTP, notify.KindConfirm}
 	d := notify.Data{Skill: "wifi_setup", DistanceKm: "2.4", EtaMinutes: 9, ETA: "15:40", ExpiresAt: "15:33", Technician: "Tina",
 		Address: "Bahnhofstrasse 1", Link: "https://onsite.test/t/abc", Window: "14:00–16:00", Code: "123456", Reason: "changed plans"}
 	seen := map[string]bool{}

@@ -27,6 +27,7 @@ const (
 	KindReplyHelp     Kind = "reply_help"     // SMS answer: how to answer
 	KindReplyNoOffer  Kind = "reply_no_offer" // SMS answer: nothing to answer
 	KindOTP           Kind = "otp"            // a sign-in code
+	KindConfirm       Kind = "confirm"        // to a device's owner: confirm the request it opened
 )
 
 // Data fills a template. Unused fields stay empty.
@@ -131,6 +132,12 @@ var texts = map[Kind]map[string]string{
 		"de": "Du hast gerade kein offenes Onsite-Angebot.",
 		"fr": "Vous n'avez pas d'offre Onsite en cours.",
 		"it": "Non hai offerte Onsite aperte in questo momento.",
+	},
+	KindConfirm: {
+		"en": "Your device {{.Reason}} reported a problem that needs {{.Skill}}. Send a technician? Confirm: {{.Link}}",
+		"de": "Ihr Gerät {{.Reason}} meldet ein Problem, das {{.Skill}} braucht. Techniker schicken? Bestätigen: {{.Link}}",
+		"fr": "Votre appareil {{.Reason}} signale un problème qui demande {{.Skill}}. Envoyer un technicien ? Confirmer : {{.Link}}",
+		"it": "Il tuo dispositivo {{.Reason}} segnala un problema che richiede {{.Skill}}. Inviare un tecnico? Conferma: {{.Link}}",
 	},
 	KindOTP: {
 		"en": "Your Onsite code is {{.Code}}. It expires in 5 minutes.",

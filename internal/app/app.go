@@ -59,6 +59,7 @@ type App struct {
 	Echo        *echo.Echo
 	Routes      []httpx.Route
 	OpsPassword string // the dashboard password in force
+	secret      []byte // signs tokens and links
 
 	mini     *miniredis.Miniredis
 	registry *prometheus.Registry
@@ -113,6 +114,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, op
 		return nil, err
 	}
 	a.Issuer = auth.NewIssuer(secret)
+	a.secret = secret
 	a.Technicians = technicians.NewService(a.DB, now)
 	a.Dispatch = dispatch.NewService(a.DB, dispatch.Config{
 		SLA: cfg.SLA, GiveUp: cfg.GiveUp, WindowLead: cfg.WindowLead, OfferStrategy: cfg.OfferStrategy, BatchWindow: cfg.BatchWindow,
@@ -354,7 +356,7 @@ func (m *httpMetrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 // Worker returns the task workers over this app's stores.
 func (a *App) Worker() *jobs.Worker {
 	w := jobs.NewWorker(a.DB, a.Redis, a.Dispatch, a.Config.QueuePrefix, a.Log)
-	w.WithMessages(jobs.NewMessages(a.Dispatch, a.Notifier, nil))
+	w.WithMessages(jobs.NewMessages(a.Dispatch, a.Notifier, nil, a.secret, a.Config.PublicURL))
 	w.WithLive(jobs.NewLive(a.Dispatch, a.Technicians, a.Hub))
 	w.WithHooks(jobs.NewHooks(a.Dispatch, a.Webhooks))
 	w.WithTechnicians(a.Technicians, a.Config.StaleAfter)

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +17,33 @@ type machineKey struct {
 	Secret      string `json:"secret"`
 	Owner       string `json:"owner"`
 	AutoConfirm bool   `json:"auto_confirm"`
+}
+
+// TestConfirmBySMSLink: the owner of a device is texted a link that confirms
+// the request it opened, without an account.
+func TestConfirmBySMSLink(t *testing.T) {
+	t.Parallel()
+	s, tw := startWithTwilio(t, "sqlite")
+	ops := s.Token(auth.Ops, "alice")
+	s.Must(http.StatusCreated, "POST", "/v1/skills", ops, map[string]string{"code": "router_replace", "name": "Router"}, nil)
+	var key machineKey
+	s.Must(http.StatusUnprocessableEntity, "POST", "/v1/machine-keys", ops, map[string]any{"owner": "o", "name": "n", "owner_phone": "123"}, nil)
+	s.Must(http.StatusCreated, "POST", "/v1/machine-keys", ops, map[string]any{"owner": "owner-5", "name": "router", "owner_phone": "+41791239999"}, &key)
+	var req fullRequest
+	s.Must(http.StatusCreated, "POST", "/v1/requests", key.Secret, map[string]any{"skill": "router_replace", "lat": 47.3769, "lng": 8.5417,
+		"device_id": "rt-1", "fault_code": "WAN_DOWN"}, &req, "Idempotency-Key", "x1")
+	sms := waitSMS(t, tw, "+41791239999", "Confirm: ")
+	link := sms.Get("Body")[strings.Index(sms.Get("Body"), publicURL):]
+	token := link[strings.LastIndex(link, "/")+1:]
+	if page := s.Must(http.StatusOK, "GET", "/confirm/"+token, "", nil, nil); !strings.Contains(string(page.Body), "/v1/confirm/") {
+		t.Fatal("no confirmation page")
+	}
+	s.Must(http.StatusNotFound, "POST", "/v1/confirm/"+token+"x", "", map[string]any{}, nil)
+	s.Must(http.StatusOK, "POST", "/v1/confirm/"+token, "", map[string]any{}, &req)
+	if req.State != "searching" {
+		t.Fatalf("after the link: %s", req.State)
+	}
+	s.Must(http.StatusConflict, "POST", "/v1/confirm/"+token, "", map[string]any{}, nil)
 }
 
 // TestMachineCustomers: ops creates a key (a retried create answers the
