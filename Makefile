@@ -25,6 +25,9 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
+demo: ## Onsite in embedded mode, fed a simulated city through the API: watch the dashboard
+	$(GO) run ./cmd/onsite demo
+
 e2e: ## the dashboard in headless Chromium (needs Debian's chromium and npm)
 	bash e2e/run.sh
 

@@ -25,6 +25,7 @@ const usage = `usage: onsite <command> [flags]
 commands:
   serve     run the HTTP API, the dashboard and the workers
   worker    run only the task workers (outbox relay, asynq handlers, periodic sweep)
+  demo      run embedded and feed it a simulated city through the API (for the dashboard)
   simulate  compare dispatch strategies on a simulated day: onsite simulate --scenario FILE
   migrate   apply database migrations and exit
   token     print a bearer token: onsite token --role ops --subject alice
@@ -42,6 +43,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return serve(ctx, args[1:], environ, stdout, stderr)
 	case "worker":
 		return worker(ctx, args[1:], environ, stderr)
+	case "demo":
+		return demo(ctx, args[1:], environ, stdout, stderr)
 	case "simulate":
 		return simulate(args[1:], stdout, stderr)
 	case "migrate":

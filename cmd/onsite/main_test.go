@@ -5,11 +5,14 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/onsite/onsite/internal/db"
 )
 
 // syncBuffer is a bytes.Buffer safe to read while run writes to it.
@@ -117,4 +120,38 @@ func TestCommands(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDemoFeedsTheCity runs the demo for a few seconds and checks that
+// technicians went on duty and requests were opened and offered through the
+// API.
+func TestDemoFeedsTheCity(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Second)
+	defer cancel()
+	var stdout, stderr syncBuffer
+	err := run(ctx, []string{"demo", "--technicians", "8", "--per-hour", "3600"}, []string{"ONSITE_ADDR=127.0.0.1:0", "ONSITE_DATA_DIR=" + dir, "ONSITE_BATCH_WINDOW=1s"}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "dashboard:") {
+		t.Fatalf("stdout %q", stdout.String())
+	}
+	// the data the demo left behind
+	d, err := sqlOpen(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var techs, requests, offers int64
+	d.Table("technicians").Where("duty_status <> 'offline'").Count(&techs)
+	d.Table("requests").Count(&requests)
+	d.Table("offers").Count(&offers)
+	if techs < 4 || requests < 3 || offers < 1 {
+		t.Fatalf("after the demo: %d technicians on duty, %d requests, %d offers", techs, requests, offers)
+	}
+}
+
+func sqlOpen(dir string) (*db.DB, error) {
+	return db.OpenSQLite(context.Background(), filepath.Join(dir, "onsite.db"))
 }
