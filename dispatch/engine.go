@@ -436,14 +436,8 @@ func (s *Service) Drop(ctx context.Context, techID, requestID string, step JobSt
 }
 
 func (s *Service) jobStep(ctx context.Context, techID, requestID string, a Action, step JobStep) (Request, error) {
-	now := s.now()
 	actor := Actor{Role: "technician", ID: techID}
-	var out Request
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		r, err := lockRequest(tx, requestID)
-		if err != nil {
-			return err
-		}
+	return s.change(ctx, requestID, string(a)+" job", func(tx *gorm.DB, r *Request, now time.Time) error {
 		if r.TechnicianID == nil || *r.TechnicianID != techID || !r.State.Live() {
 			return errNotFound("job", requestID)
 		}
@@ -465,29 +459,31 @@ func (s *Service) jobStep(ctx context.Context, techID, requestID string, a Actio
 				set["give_up_at"] = now.Add(s.cfg.SLA / 4)
 			}
 		}
-		if err := transition(tx, &r, a, actor, set, data, now); err != nil {
+		if err := transition(tx, r, a, actor, set, data, now); err != nil {
 			return err
 		}
 		switch a {
 		case Complete:
-			if err := endAssignment(tx, r.ID, techID, "completed", now); err != nil {
-				return err
-			}
+			return endAssignment(tx, r.ID, techID, "completed", now)
 		case Drop:
 			if err := endAssignment(tx, r.ID, techID, "dropped", now); err != nil {
 				return err
 			}
-			if err := s.afterStateChange(tx, &r, now); err != nil {
-				return err
-			}
+			return s.afterStateChange(tx, r, now)
 		}
-		out = r
 		return nil
 	})
-	if err != nil {
-		return Request{}, wrap(fmt.Sprintf("%s job %s", a, requestID), err)
+}
+
+// unassign takes an assigned or en-route request away from its technician,
+// back to searching.
+func unassign(tx *gorm.DB, r *Request, actor Actor, why string, now time.Time) error {
+	prev := *r.TechnicianID
+	if err := transition(tx, r, Unassign, actor, map[string]any{"technician_id": nil, "eta_at": nil},
+		map[string]any{"technician_id": prev, "why": why}, now); err != nil {
+		return err
 	}
-	return out, nil
+	return endAssignment(tx, r.ID, prev, why, now)
 }
 
 // AssignInput is ops' hand assignment.
@@ -502,13 +498,7 @@ func (s *Service) AssignByHand(ctx context.Context, c Caller, requestID string, 
 	if strings.TrimSpace(in.TechnicianID) == "" {
 		return Request{}, errs.InvalidField("technician_id", "technician_id is required")
 	}
-	now := s.now()
-	var out Request
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		r, err := lockRequest(tx, requestID)
-		if err != nil {
-			return err
-		}
+	return s.change(ctx, requestID, "assign", func(tx *gorm.DB, r *Request, now time.Time) error {
 		if err := mustExist(tx, &technicians.Technician{}, "id", in.TechnicianID); err != nil {
 			return errs.InvalidField("technician_id", "unknown technician %q", in.TechnicianID)
 		}
@@ -516,12 +506,7 @@ func (s *Service) AssignByHand(ctx context.Context, c Caller, requestID string, 
 			return errs.ConflictReason("already_assigned", "request %s is already assigned to %s", r.ID, in.TechnicianID)
 		}
 		if r.State == Assigned || r.State == EnRoute {
-			prev := *r.TechnicianID
-			if err := transition(tx, &r, Unassign, c.actor(), map[string]any{"technician_id": nil, "eta_at": nil},
-				map[string]any{"technician_id": prev, "why": "reassigned by ops"}, now); err != nil {
-				return err
-			}
-			if err := endAssignment(tx, r.ID, prev, "reassigned", now); err != nil {
+			if err := unassign(tx, r, c.actor(), "reassigned by ops", now); err != nil {
 				return err
 			}
 		}
@@ -529,46 +514,26 @@ func (s *Service) AssignByHand(ctx context.Context, c Caller, requestID string, 
 			return err
 		}
 		if r.State == Unfulfilled {
-			if err := transition(tx, &r, Reopen, c.actor(), nil, map[string]any{"why": "assigned by ops"}, now); err != nil {
+			if err := transition(tx, r, Reopen, c.actor(), nil, map[string]any{"why": "assigned by ops"}, now); err != nil {
 				return err
 			}
 		}
-		if err := s.bind(tx, &r, in.TechnicianID, nil, c.actor(), map[string]any{"by_hand": true}, false, now); err != nil {
-			return err
-		}
-		out = r
-		return nil
+		return s.bind(tx, r, in.TechnicianID, nil, c.actor(), map[string]any{"by_hand": true}, false, now)
 	})
-	if err != nil {
-		return Request{}, wrap("assign request "+requestID, err)
-	}
-	return out, nil
 }
 
 // Redispatch sends a request back to searching: an assigned one loses its
 // technician, an unfulfilled one is searched again with a new give-up time,
 // a searching one has its offers withdrawn and starts a fresh round.
 func (s *Service) Redispatch(ctx context.Context, c Caller, requestID string) (Request, error) {
-	now := s.now()
-	var out Request
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		r, err := lockRequest(tx, requestID)
-		if err != nil {
-			return err
-		}
-		giveUp := now.Add(s.cfg.GiveUp)
+	return s.change(ctx, requestID, "redispatch", func(tx *gorm.DB, r *Request, now time.Time) error {
 		switch r.State {
 		case Assigned, EnRoute:
-			prev := *r.TechnicianID
-			if err := transition(tx, &r, Unassign, c.actor(), map[string]any{"technician_id": nil, "eta_at": nil},
-				map[string]any{"technician_id": prev, "why": "redispatched by ops"}, now); err != nil {
-				return err
-			}
-			if err := endAssignment(tx, r.ID, prev, "redispatched", now); err != nil {
+			if err := unassign(tx, r, c.actor(), "redispatched by ops", now); err != nil {
 				return err
 			}
 		case Unfulfilled:
-			if err := transition(tx, &r, Reopen, c.actor(), map[string]any{"give_up_at": giveUp}, nil, now); err != nil {
+			if err := transition(tx, r, Reopen, c.actor(), map[string]any{"give_up_at": now.Add(s.cfg.GiveUp)}, nil, now); err != nil {
 				return err
 			}
 		case Searching:
@@ -581,16 +546,8 @@ func (s *Service) Redispatch(ctx context.Context, c Caller, requestID string) (R
 		default:
 			return errs.ConflictReason("illegal_transition", "cannot redispatch a request that is %s", r.State)
 		}
-		if err := s.afterStateChange(tx, &r, now); err != nil {
-			return err
-		}
-		out = r
-		return nil
+		return s.afterStateChange(tx, r, now)
 	})
-	if err != nil {
-		return Request{}, wrap("redispatch request "+requestID, err)
-	}
-	return out, nil
 }
 
 // StartSearch moves a scheduled request to searching when its window nears.

@@ -98,13 +98,8 @@ func (s *Service) Confirm(ctx context.Context, c Caller, id string, in ConfirmIn
 			return Request{}, err
 		}
 	}
-	var out Request
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		r, err := lockRequest(tx, id)
-		if err != nil {
-			return err
-		}
-		if !mayRead(c, r) || (c.Role != "customer" && c.Role != "ops") {
+	return s.change(ctx, id, "confirm", func(tx *gorm.DB, r *Request, now time.Time) error {
+		if !mayRead(c, *r) || (c.Role != "customer" && c.Role != "ops") {
 			return errNotFound("request", id)
 		}
 		set := map[string]any{"confirmed_at": now}
@@ -120,17 +115,9 @@ func (s *Service) Confirm(ctx context.Context, c Caller, id string, in ConfirmIn
 				action = ConfirmASAP // the window is close: search now
 			}
 		}
-		if err := transition(tx, &r, action, c.actor(), set, map[string]any{"window": in.Window != nil}, now); err != nil {
+		if err := transition(tx, r, action, c.actor(), set, map[string]any{"window": in.Window != nil}, now); err != nil {
 			return err
 		}
-		if err := s.afterStateChange(tx, &r, now); err != nil {
-			return err
-		}
-		out = r
-		return nil
+		return s.afterStateChange(tx, r, now)
 	})
-	if err != nil {
-		return Request{}, wrap("confirm request "+id, err)
-	}
-	return out, nil
 }

@@ -515,18 +515,12 @@ func (s *Service) Cancel(ctx context.Context, c Caller, id string, in CancelInpu
 	if len(reason) > 500 {
 		return Request{}, errs.InvalidField("reason", "reason is longer than 500 characters")
 	}
-	now := s.now()
-	var out Request
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		r, err := lockRequest(tx, id)
-		if err != nil {
-			return err
-		}
-		if !mayRead(c, r) || c.Role == "technician" {
+	return s.change(ctx, id, "cancel", func(tx *gorm.DB, r *Request, now time.Time) error {
+		if !mayRead(c, *r) || c.Role == "technician" {
 			return errs.NotFoundf("request %s not found", id)
 		}
 		techID := r.TechnicianID
-		if err := transition(tx, &r, Cancel, c.actor(), map[string]any{"cancel_reason": reason}, map[string]any{"reason": reason}, now); err != nil {
+		if err := transition(tx, r, Cancel, c.actor(), map[string]any{"cancel_reason": reason}, map[string]any{"reason": reason}, now); err != nil {
 			return err
 		}
 		if err := s.withdrawPending(tx, r.ID, "request cancelled", now); err != nil {
@@ -537,14 +531,28 @@ func (s *Service) Cancel(ctx context.Context, c Caller, id string, in CancelInpu
 				return err
 			}
 		}
-		if err := s.afterStateChange(tx, &r, now); err != nil {
+		return s.afterStateChange(tx, r, now)
+	})
+}
+
+// change runs f on the locked request in one transaction and returns the
+// request as f left it: the shape of every action on a request.
+func (s *Service) change(ctx context.Context, id, what string, f func(tx *gorm.DB, r *Request, now time.Time) error) (Request, error) {
+	now := s.now()
+	var out Request
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		r, err := lockRequest(tx, id)
+		if err != nil {
+			return err
+		}
+		if err := f(tx, &r, now); err != nil {
 			return err
 		}
 		out = r
 		return nil
 	})
 	if err != nil {
-		return Request{}, wrap("cancel request "+id, err)
+		return Request{}, wrap(what+" request "+id, err)
 	}
 	return out, nil
 }
