@@ -25,13 +25,6 @@ var benchSkills = []string{"router_replace", "wifi_setup", "modem_install", "tv_
 
 const benchSideM = 91400.0
 
-type benchTech struct {
-	c     dispatch.Candidate
-	pos   geo.Point
-	idx   int
-	avail bool
-}
-
 func benchWorld(n int, seed uint64, at time.Time) []dispatch.Candidate {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	out := make([]dispatch.Candidate, n)

@@ -222,7 +222,7 @@ var settings = []setting{
 	{"ONSITE_QUEUE_PREFIX", "prefix of task queue names", func(c *Config, v string) error {
 		for _, r := range v {
 			if !(r == '-' || r == '_' || r == ':' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9')) {
-				return fmt.Errorf("use letters, digits, -, _ or :")
+				return fmt.Errorf("use only letters, digits, dashes, underscores and colons")
 			}
 		}
 		c.QueuePrefix = v
