@@ -16,6 +16,7 @@ import (
 	"github.com/onsite/onsite/internal/twiliotest"
 	"github.com/onsite/onsite/jobs"
 	"github.com/onsite/onsite/notify"
+	"github.com/onsite/onsite/technicians"
 )
 
 // TestMessagesSurviveRedisStop stops Redis in the middle of a run: messages
@@ -92,6 +93,56 @@ func TestMessagesSurviveRedisStop(t *testing.T) {
 		d.Table("messages").Where("state <> ?", notify.StateSent).Count(&queued)
 		if queued != 0 {
 			t.Fatalf("%d messages not sent", queued)
+		}
+	})
+}
+
+// TestReminders: assigning a windowed appointment schedules its reminders an
+// hour before the window; they reach the technician and the customer once.
+func TestReminders(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		techs, svc := newServices(t, d)
+		tw := twiliotest.Start(t)
+		sender := notify.NewTwilioSender(notify.TwilioConfig{AccountSID: twiliotest.AccountSID, AuthToken: twiliotest.AuthToken,
+			From: twiliotest.From, HTTPClient: tw.Client()})
+		msgs := jobs.NewMessages(svc, notify.NewNotifier(d, sender, "", quiet()), nil, []byte("k"), "https://onsite.test")
+		lat, lng := 47.3769, 8.5417
+		start := time.Now().Add(3 * time.Hour).Truncate(time.Minute)
+		out, err := svc.Create(ctx, dispatch.Caller{Role: "customer", Subject: "c1"}, "", dispatch.NewRequest{Skill: "wifi_setup", Lat: &lat, Lng: &lng,
+			Address: "Seestrasse 5", Phone: "+41791117777", Locale: "it", Window: &dispatch.TimeWindow{Start: start, End: start.Add(2 * time.Hour)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		list, _ := techs.List(ctx, technicians.Filter{})
+		if _, err := svc.AssignByHand(ctx, dispatch.Caller{Role: "ops", Subject: "alice"}, out.Request.ID, dispatch.AssignInput{TechnicianID: list[0].ID}); err != nil {
+			t.Fatal(err)
+		}
+		var at time.Time
+		if err := d.Table("outbox").Where("kind = ?", dispatch.TaskRemind).Select("process_at").Scan(&at).Error; err != nil || !at.Equal(start.Add(-time.Hour).UTC()) {
+			t.Fatalf("reminder task at %v (%v), want %v", at, err, start.Add(-time.Hour))
+		}
+		for range 2 { // the task may run twice
+			if err := msgs.Remind(ctx, out.Request.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cust := tw.To("+41791117777")
+		tech := tw.To(list[0].Phone)
+		if len(cust) != 1 || !strings.Contains(cust[0], "Promemoria") || len(tech) != 1 || !strings.Contains(tech[0], "Seestrasse 5") {
+			t.Fatalf("reminders: customer %q, technician %q", cust, tech)
+		}
+		// a cancelled appointment is not reminded of
+		if _, err := svc.Cancel(ctx, dispatch.Caller{Role: "customer", Subject: "c1"}, out.Request.ID, dispatch.CancelInput{Reason: "away"}); err != nil {
+			t.Fatal(err)
+		}
+		d.Exec("DELETE FROM messages")
+		if err := msgs.Remind(ctx, out.Request.ID); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(tw.Messages()); n != 2 {
+			t.Fatalf("%d messages after the cancellation's reminder, want still 2", n)
 		}
 	})
 }
