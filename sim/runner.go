@@ -14,6 +14,7 @@ type Variant struct {
 	Strategy string        // sequential, wave or batch
 	Batch    time.Duration // batch window (batch only)
 	Chain    time.Duration // chaining horizon: a busy technician finishing within it may take a next job (0: off)
+	Overlap  time.Duration // batch: a second offer when the first is unanswered this long (0: off)
 }
 
 // Variants expands strategy names ("all" for every one) into what to run:
@@ -47,6 +48,9 @@ func Variants(sc Scenario, strategy string) ([]Variant, error) {
 				name = fmt.Sprintf("batch-%s", w)
 			}
 			out = append(out, Variant{Name: name, Strategy: "batch", Batch: w})
+			if o := sc.Dispatch.OverlapAfter.Duration; o > 0 {
+				out = append(out, Variant{Name: name + "+overlap", Strategy: "batch", Batch: w, Overlap: o})
+			}
 			if c := sc.Dispatch.ChainWithin.Duration; c > 0 {
 				out = append(out, Variant{Name: name + "+chain", Strategy: "batch", Batch: w, Chain: c})
 			}

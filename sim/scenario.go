@@ -109,6 +109,7 @@ type Dispatch struct {
 	WaveSize     int        `yaml:"wave_size"`
 	BatchWindow  Duration   `yaml:"batch_window"`
 	WindowLead   Duration   `yaml:"window_lead"`   // a windowed request starts searching this long before its window
+	OverlapAfter Duration   `yaml:"overlap_after"` // also run batch with a second offer after this long unanswered (0: off)
 	ChainWithin  Duration   `yaml:"chain_within"`  // also run batch with chaining: busy technicians finishing within this take a next job (0: off)
 	BatchWindows []Duration `yaml:"batch_windows"` // extra batch windows to sweep (optional)
 	Strategies   []string   `yaml:"strategies"`    // default: all

@@ -85,6 +85,7 @@ type reqState struct {
 type offerState struct {
 	req     *reqState
 	tech    *techState
+	sent    time.Time
 	open    bool
 	answer  answer
 	expires time.Time
@@ -96,6 +97,7 @@ type run struct {
 	strategy string
 	batch    time.Duration
 	chain    time.Duration
+	overlap  time.Duration
 	sla      time.Duration
 	eta      geo.StraightLine
 	now      time.Time
@@ -120,7 +122,7 @@ func Run(sc Scenario, v Variant, seed uint64, progress func(float64)) (Result, e
 
 func runDay(d *day, v Variant, progress func(float64)) Result {
 	strategy := v.Strategy
-	r := &run{d: d, strategy: strategy, batch: v.Batch, chain: v.Chain, sla: d.sc.Dispatch.SLA.Duration, progress: progress,
+	r := &run{d: d, strategy: strategy, batch: v.Batch, chain: v.Chain, overlap: v.Overlap, sla: d.sc.Dispatch.SLA.Duration, progress: progress,
 		eta: geo.StraightLine{Detour: d.sc.Behaviour.Detour}, pool: dispatch.NewPool(d.sc.City.Resolution)}
 	r.res = Result{Strategy: v.Name, Seed: d.seed}
 	for _, t := range d.techs {
@@ -300,7 +302,7 @@ func techIndex(id string) int {
 }
 
 func (r *run) offer(q *reqState, t *techState, timeout time.Duration) {
-	o := &offerState{req: q, tech: t, open: true, answer: r.d.answer(t.simTech, q.simRequest), expires: r.now.Add(timeout)}
+	o := &offerState{req: q, tech: t, sent: r.now, open: true, answer: r.d.answer(t.simTech, q.simRequest), expires: r.now.Add(timeout)}
 	q.pending = append(q.pending, o)
 	t.deciding = o
 	t.sent++
@@ -458,7 +460,7 @@ func (r *run) batchTick() {
 	var waiting []*reqState
 	var lists [][]dispatch.Scored
 	for _, q := range r.reqs {
-		if !q.searching || q.state != dispatch.Searching || len(q.pending) > 0 {
+		if !q.searching || q.state != dispatch.Searching || !r.mayOfferMore(q) {
 			continue
 		}
 		list := r.ranked(q, 5)
@@ -483,6 +485,20 @@ func (r *run) batchTick() {
 	if r.now.Before(r.horizon()) && r.anyOpen() {
 		r.schedule(r.now.Add(every), evBatch, nil, nil, nil)
 	}
+}
+
+// mayOfferMore: a waiting request gets a batch offer when it has none
+// pending, or (with overlap) when its one pending offer has gone unanswered
+// for the overlap time: the next technician is asked while the first still
+// may say yes, and the first yes wins.
+func (r *run) mayOfferMore(q *reqState) bool {
+	switch {
+	case len(q.pending) == 0:
+		return true
+	case r.overlap > 0 && len(q.pending) == 1:
+		return r.now.Sub(q.pending[0].sent) >= r.overlap
+	}
+	return false
 }
 
 // anyOpen reports whether a request may still need dispatch.

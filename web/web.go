@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"path"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -49,13 +48,10 @@ type asset struct {
 	ctype string
 }
 
-var (
-	loadOnce sync.Once
-	assets   map[string]asset // by path under static/, e.g. "js/main.js"
-)
-
-func load() {
-	assets = map[string]asset{}
+// load reads every embedded file once, by path under static/ (e.g.
+// "js/main.js").
+func load() map[string]asset {
+	assets := map[string]asset{}
 	_ = fs.WalkDir(files, "static", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -72,12 +68,13 @@ func load() {
 		assets[strings.TrimPrefix(p, "static/")] = asset{body: b, etag: `"` + hex.EncodeToString(sum[:12]) + `"`, ctype: ct}
 		return nil
 	})
+	return assets
 }
 
 // Handler serves the dashboard: "/" → index.html, and the other files under
 // their paths ("/static/js/main.js" → static/js/main.js).
 func Handler() http.Handler {
-	loadOnce.Do(load)
+	assets := load()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
