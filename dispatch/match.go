@@ -157,15 +157,20 @@ func onTimeChance(rate float64, arrival, deadline time.Time) float64 {
 // (within 2-minute buckets), then chance of meeting the deadline (within 5-point
 // buckets), rating, and longest idle first. It does not modify cands.
 func Rank(j Job, cands []Candidate, eta geo.ETA, now time.Time) []Scored {
+	eligible := make([]Candidate, 0, len(cands))
+	for _, c := range cands {
+		if Eligible(j, c, now) == ReasonOK {
+			eligible = append(eligible, c)
+		}
+	}
+	return rankEligible(j, eligible, eta, now)
+}
+
+// rankEligible is Rank for candidates already known to be eligible.
+func rankEligible(j Job, cands []Candidate, eta geo.ETA, now time.Time) []Scored {
 	out := make([]Scored, 0, len(cands))
 	for _, c := range cands {
-		if Eligible(j, c, now) != ReasonOK {
-			continue
-		}
-		d := eta.Estimate(c.Position, j.Place, c.Traveller)
-		if start := startFrom(c, now); start.After(now) {
-			d += start.Sub(now) // a chained technician first finishes their job
-		}
+		d := arrivalIn(j, c, eta, now)
 		arrival := now.Add(d)
 		rate := acceptRate(c)
 		idle := time.Duration(0)
@@ -179,6 +184,16 @@ func Rank(j Job, cands []Candidate, eta geo.ETA, now time.Time) []Scored {
 	}
 	slices.SortStableFunc(out, compareScored)
 	return out
+}
+
+// arrivalIn predicts how long until c is at the job: the drive, after the
+// current job for a chained technician.
+func arrivalIn(j Job, c Candidate, eta geo.ETA, now time.Time) time.Duration {
+	d := eta.Estimate(c.Position, j.Place, c.Traveller)
+	if start := startFrom(c, now); start.After(now) {
+		d += start.Sub(now)
+	}
+	return d
 }
 
 func compareScored(a, b Scored) int {

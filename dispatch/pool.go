@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -184,9 +185,13 @@ func (p *Pool) Search(j Job, want int, reachKm float64, exclude func(id string) 
 		}
 		if !bounded && len(found) >= want {
 			bounded = true
-			// The want-th best arrival so far bounds how far to look.
-			ranked := Rank(j, found, eta, now)
-			bound := ranked[want-1].ETA/etaBucket*etaBucket + etaBucket
+			// The want-th soonest arrival so far bounds how far to look.
+			etas := make([]time.Duration, len(found))
+			for i, c := range found {
+				etas[i] = arrivalIn(j, c, eta, now)
+			}
+			slices.Sort(etas)
+			bound := etas[want-1]/etaBucket*etaBucket + etaBucket
 			for k2 := k + 1; k2 <= maxK; k2++ {
 				edge := geo.Offset(j.Place, geo.RingMinDistanceKm(p.resolution, k2)*1000, 0)
 				if eta.Estimate(j.Place, edge, fastest) > bound {
@@ -197,7 +202,7 @@ func (p *Pool) Search(j Job, want int, reachKm float64, exclude func(id string) 
 		}
 	}
 	p.mu.RUnlock()
-	ranked := Rank(j, found, eta, now)
+	ranked := rankEligible(j, found, eta, now)
 	if len(ranked) > want {
 		ranked = ranked[:want]
 	}
