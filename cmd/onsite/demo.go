@@ -14,9 +14,7 @@ import (
 	"time"
 
 	"github.com/onsite/onsite/geo"
-	"github.com/onsite/onsite/internal/app"
 	"github.com/onsite/onsite/internal/auth"
-	"github.com/onsite/onsite/internal/config"
 )
 
 // demo starts Onsite in embedded mode and feeds it a small simulated city
@@ -27,22 +25,15 @@ func demo(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 	fs.SetOutput(stderr)
 	techCount := fs.Int("technicians", 30, "technicians in the city")
 	perHour := fs.Float64("per-hour", 120, "customer requests per hour")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *techCount < 1 || *techCount > 500 || *perHour <= 0 || *perHour > 10_000 {
-		return fmt.Errorf("demo: --technicians 1..500, --per-hour above 0")
-	}
-	cfg, err := config.Load(environ)
-	if err != nil {
-		return err
-	}
-	log := newLogger(cfg, io.Discard)
-	a, err := app.New(ctx, cfg, log, time.Now)
+	a, err := start(ctx, fs, args, environ, io.Discard)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
+	if *techCount < 1 || *techCount > 500 || *perHour <= 0 || *perHour > 10_000 {
+		return fmt.Errorf("demo: --technicians 1..500, --per-hour above 0")
+	}
+	cfg := a.Config
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)

@@ -25,22 +25,28 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// start parses a command's flags, loads the settings and assembles Onsite;
+// the caller closes the app.
+func start(ctx context.Context, fs *flag.FlagSet, args, environ []string, logTo io.Writer) (*app.App, error) {
 	if err := fs.Parse(args); err != nil {
-		return err
+		return nil, err
 	}
 	cfg, err := config.Load(environ)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	log := newLogger(cfg, stderr)
-	a, err := app.New(ctx, cfg, log, time.Now)
+	return app.New(ctx, cfg, newLogger(cfg, logTo), time.Now)
+}
+
+func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	a, err := start(ctx, fs, args, environ, stderr)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
+	cfg, log := a.Config, a.Log
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
@@ -58,20 +64,12 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 func worker(ctx context.Context, args, environ []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	cfg, err := config.Load(environ)
-	if err != nil {
-		return err
-	}
-	log := newLogger(cfg, stderr)
-	a, err := app.New(ctx, cfg, log, time.Now)
+	a, err := start(ctx, fs, args, environ, stderr)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	log.Info("onsite worker running")
+	a.Log.Info("onsite worker running")
 	return a.RunWorkers(ctx)
 }
 
