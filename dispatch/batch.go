@@ -54,7 +54,7 @@ func (s *Service) BatchRound(ctx context.Context, limit int) (BatchResult, error
 			}
 		}
 		if AtRisk(job, ranked) != r.AtRisk {
-			if err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			if err := s.db.Tx(ctx, func(tx *gorm.DB) error {
 				return setAtRisk(tx, r, !r.AtRisk, ranked, now)
 			}); err != nil {
 				return res, err
@@ -85,7 +85,7 @@ func (s *Service) BatchRound(ctx context.Context, limit int) (BatchResult, error
 // round.
 func (s *Service) offerFromBatch(ctx context.Context, requestID string, sc Scored, now time.Time) (*Offer, error) {
 	var out *Offer
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
 		r, err := lockRequest(tx, requestID)
 		if err != nil {
 			return err

@@ -140,7 +140,7 @@ func (s *Service) Rate(ctx context.Context, c Caller, id string, in RatingInput)
 	}
 	now := s.now()
 	var out Request
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
 		r, err := lockRequest(tx, id)
 		if err != nil {
 			return err

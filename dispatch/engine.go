@@ -41,7 +41,7 @@ type MatchResult struct {
 func (s *Service) Match(ctx context.Context, requestID string) (MatchResult, error) {
 	now := s.now()
 	var res MatchResult
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
 		r, err := lockRequest(tx, requestID)
 		if err != nil {
 			return err
@@ -204,7 +204,7 @@ func round3(f float64) float64 { return math.Round(f*1000) / 1000 }
 func (s *Service) Accept(ctx context.Context, techID, offerID string) (Request, error) {
 	now := s.now()
 	var out Request
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
 		o, err := loadOffer(tx, offerID)
 		if err != nil {
 			return err
@@ -347,7 +347,7 @@ func (s *Service) ExpireOffer(ctx context.Context, offerID string) error {
 func (s *Service) closeOffer(ctx context.Context, offerID string, to OfferState, check func(Offer) error, actor Actor) (Offer, error) {
 	now := s.now()
 	var out Offer
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
 		o, err := loadOffer(tx, offerID)
 		if err != nil {
 			return err
@@ -554,7 +554,7 @@ func (s *Service) Redispatch(ctx context.Context, c Caller, requestID string) (R
 // Idempotent.
 func (s *Service) StartSearch(ctx context.Context, requestID string) error {
 	now := s.now()
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
 		r, err := lockRequest(tx, requestID)
 		if err != nil {
 			return err
@@ -577,7 +577,7 @@ func (s *Service) StartSearch(ctx context.Context, requestID string) error {
 // unfulfilled, withdrawing its offers, with an event for ops. Idempotent.
 func (s *Service) CheckDeadline(ctx context.Context, requestID string) error {
 	now := s.now()
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
 		r, err := lockRequest(tx, requestID)
 		if err != nil {
 			return err

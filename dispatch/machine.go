@@ -48,7 +48,7 @@ var openStates = []State{PendingConfirmation, Scheduled, Searching, Assigned, En
 func (s *Service) attachFault(ctx context.Context, c Caller, n NewRequest, now time.Time) (Created, bool, error) {
 	var out Request
 	found := false
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
 		var r Request
 		err := tx.Where("customer_id = ? AND device_id = ? AND state IN ?", c.Subject, n.DeviceID, openStates).First(&r).Error
 		if db.IsNotFound(err) {

@@ -65,6 +65,7 @@ func (s *Service) FactsForEvent(ctx context.Context, eventID string) (EventFacts
 	if f.Customer, err = customerContact(q, r.CustomerID); err != nil {
 		return f, err
 	}
+	f.Customer = withRequestContact(f.Customer, r)
 	techID := ""
 	if r.TechnicianID != nil {
 		techID = *r.TechnicianID
@@ -102,6 +103,7 @@ func (s *Service) Reminder(ctx context.Context, requestID string) (f EventFacts,
 	if f.Customer, err = customerContact(q, r.CustomerID); err != nil {
 		return f, false, err
 	}
+	f.Customer = withRequestContact(f.Customer, r)
 	c, err := technicianContact(q, *r.TechnicianID)
 	if err != nil {
 		return f, false, err
@@ -125,6 +127,17 @@ func customerContact(q *gorm.DB, id string) (Contact, error) {
 		out.Phone = *c.Phone
 	}
 	return out, nil
+}
+
+// withRequestContact prefers the phone and locale the request gave.
+func withRequestContact(c Contact, r Request) Contact {
+	if r.ContactPhone != nil {
+		c.Phone = *r.ContactPhone
+	}
+	if r.ContactLocale != nil {
+		c.Locale = *r.ContactLocale
+	}
+	return c
 }
 
 func technicianContact(q *gorm.DB, id string) (Contact, error) {
@@ -162,7 +175,7 @@ func (s *Service) AnswerNewestOffer(ctx context.Context, techID string, accept b
 // with an event for ops.
 func (s *Service) OfferMessageFailed(ctx context.Context, offerID, why string) error {
 	now := s.now()
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
 		o, err := loadOffer(tx, offerID)
 		if err != nil {
 			return err

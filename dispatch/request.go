@@ -134,6 +134,8 @@ type Request struct {
 	Diagnostics    *string    `json:"-"`
 	Faults         int        `json:"faults"`
 	ConfirmedAt    *time.Time `json:"confirmed_at"`
+	ContactPhone   *string    `json:"contact_phone"`
+	ContactLocale  *string    `json:"contact_locale"`
 	CreatedAt      time.Time  `json:"created_at"`
 	UpdatedAt      time.Time  `json:"updated_at"`
 	SearchingAt    *time.Time `json:"searching_at"`

@@ -72,8 +72,8 @@ type NewRequest struct {
 	Address string      `json:"address"`
 	Notes   string      `json:"notes"`
 	Window  *TimeWindow `json:"window"`
-	Phone   string      `json:"phone"`  // where to text the customer about this request (E.164)
-	Locale  string      `json:"locale"` // en, de, fr or it
+	Phone   string      `json:"phone"`  // where to text about this request (E.164); kept on the request, never the sign-in phone
+	Locale  string      `json:"locale"` // en, de, fr or it, for those texts
 	Photos  []string    `json:"photos"` // links to pictures of the problem
 
 	// Machine customers: the device, what it detected, and its diagnostics.
@@ -182,7 +182,7 @@ func (s *Service) Create(ctx context.Context, c Caller, idemKey string, n NewReq
 		}
 	}
 	place := geo.Point{Lat: *n.Lat, Lng: *n.Lng}
-	r := Request{
+	r := Request{ContactPhone: nonEmpty(n.Phone), ContactLocale: nonEmpty(n.Locale),
 		ID: db.NewID(), CustomerID: c.Subject, CreatedBy: c.Role, IdempotencyKey: key, BodyHash: hash,
 		SkillCode: n.Skill, Lat: place.Lat, Lng: place.Lng, Cell: geo.CellOf(place, geo.CityResolution),
 		Address: strings.TrimSpace(n.Address), Notes: strings.TrimSpace(n.Notes), Photos: Photos(n.Photos), CreatedAt: now, UpdatedAt: now,
@@ -213,25 +213,13 @@ func (s *Service) Create(ctx context.Context, c Caller, idemKey string, n NewReq
 			r.State, r.SearchingAt = Searching, &now
 		}
 	}
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
 		if err := mustExist(tx, &technicians.Skill{}, "code", n.Skill); err != nil {
 			return errs.InvalidField("skill", "unknown skill %q", n.Skill)
 		}
 		if err := tx.Clauses(clause.OnConflict{DoNothing: true}).
 			Create(&customer{ID: c.Subject, Locale: "en", CreatedAt: now}).Error; err != nil {
 			return fmt.Errorf("ensure customer: %w", err)
-		}
-		contact := map[string]any{}
-		if n.Phone != "" {
-			contact["phone"] = n.Phone
-		}
-		if n.Locale != "" {
-			contact["locale"] = n.Locale
-		}
-		if len(contact) > 0 {
-			if err := tx.Table("customers").Where("id = ?", c.Subject).Updates(contact).Error; err != nil {
-				return fmt.Errorf("update customer contact: %w", err)
-			}
 		}
 		if err := tx.Create(&r).Error; err != nil {
 			return err
@@ -242,17 +230,17 @@ func (s *Service) Create(ctx context.Context, c Caller, idemKey string, n NewReq
 		}
 		return s.afterStateChange(tx, &r, now)
 	})
-	if db.IsDuplicate(err) && n.DeviceID != "" {
-		// Another fault of the same device opened its request at the same time.
-		if att, ok, aerr := s.attachFault(ctx, c, n, now); aerr == nil && ok {
-			return att, nil
-		}
-	}
 	if db.IsDuplicate(err) && key != nil {
 		// A concurrent retry with the same key won the insert.
 		prev, ok, lookErr := s.byIdempotencyKey(ctx, c.Subject, idemKey)
 		if lookErr == nil && ok {
 			return replay(prev, *hash)
+		}
+	}
+	if db.IsDuplicate(err) && n.DeviceID != "" {
+		// Another fault of the same device opened its request at the same time.
+		if att, ok, aerr := s.attachFault(ctx, c, n, now); aerr == nil && ok {
+			return att, nil
 		}
 	}
 	if err != nil {
@@ -540,7 +528,7 @@ func (s *Service) Cancel(ctx context.Context, c Caller, id string, in CancelInpu
 func (s *Service) change(ctx context.Context, id, what string, f func(tx *gorm.DB, r *Request, now time.Time) error) (Request, error) {
 	now := s.now()
 	var out Request
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
 		r, err := lockRequest(tx, id)
 		if err != nil {
 			return err

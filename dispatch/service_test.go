@@ -628,3 +628,56 @@ func TestBatchRound(t *testing.T) {
 		}
 	})
 }
+
+// TestCrossReassignNoDeadlock swaps two technicians between two requests
+// from two goroutines at once, many times, on PostgreSQL: a deadlock between
+// the two is retried, never answered as an error.
+func TestCrossReassignNoDeadlock(t *testing.T) {
+	t.Parallel()
+	d := dbtest.Postgres(t)
+	w := newWorld(t, d, dispatch.Sequential, 1)
+	t1, t2 := w.tech("One", 1000), w.tech("Two", 1200)
+	ops := dispatch.Caller{Role: "ops", Subject: "alice"}
+	r1, r2 := w.request(), w.request()
+	if _, err := w.svc.AssignByHand(w.ctx, ops, r1.ID, dispatch.AssignInput{TechnicianID: t1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.svc.AssignByHand(w.ctx, ops, r2.ID, dispatch.AssignInput{TechnicianID: t2}); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 30 {
+		var wg sync.WaitGroup
+		errsOut := make([]error, 2)
+		pairs := [][2]string{{r1.ID, t2}, {r2.ID, t1}}
+		if round%2 == 1 {
+			pairs = [][2]string{{r1.ID, t1}, {r2.ID, t2}}
+		}
+		for i, p := range pairs {
+			wg.Add(1)
+			go func(i int, req, tech string) {
+				defer wg.Done()
+				_, errsOut[i] = w.svc.AssignByHand(w.ctx, ops, req, dispatch.AssignInput{TechnicianID: tech})
+			}(i, p[0], p[1])
+		}
+		wg.Wait()
+		for _, err := range errsOut {
+			// the one that finds its technician still busy gets a clear conflict
+			if err != nil && errs.CodeOf(err) != errs.Conflict {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		for _, id := range []string{r1.ID, r2.ID} {
+			got, _ := w.svc.Get(w.ctx, ops, id)
+			if got.State != dispatch.Assigned && got.State != dispatch.Searching {
+				t.Fatalf("round %d: %s is %s", round, id, got.State)
+			}
+		}
+		// put the pair back the way the next round expects
+		for _, p := range [][2]string{{r1.ID, pairs[0][1]}, {r2.ID, pairs[1][1]}} {
+			got, _ := w.svc.Get(w.ctx, ops, p[0])
+			if got.TechnicianID == nil || *got.TechnicianID != p[1] {
+				_, _ = w.svc.AssignByHand(w.ctx, ops, p[0], dispatch.AssignInput{TechnicianID: p[1]})
+			}
+		}
+	}
+}

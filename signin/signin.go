@@ -199,7 +199,7 @@ func (s *Service) Verify(ctx context.Context, phone, role, code string) (Tokens,
 		return Tokens{}, errs.E(errs.Unauthenticated, "wrong code")
 	}
 	var out Tokens
-	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = s.db.Tx(ctx, func(tx *gorm.DB) error {
 		res := tx.Model(&otpCode{}).Where("id = ? AND used_at IS NULL", c.ID).Update("used_at", now)
 		if res.Error != nil {
 			return fmt.Errorf("use code: %w", res.Error)
@@ -270,7 +270,7 @@ func (s *Service) Refresh(ctx context.Context, token string) (Tokens, error) {
 	}
 	now := s.now()
 	var out Tokens
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
 		var rt refreshToken
 		err := tx.Where("token_hash = ?", s.hash("refresh", token)).First(&rt).Error
 		if db.IsNotFound(err) {

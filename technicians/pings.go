@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -150,6 +151,9 @@ func (b *PingBuffer) write(ctx context.Context, batch map[string]Ping) ([]Moved,
 	for id := range batch {
 		ids = append(ids, id)
 	}
+	// The same order in every flush (and ascending like other writers) keeps
+	// two writers from locking rows in opposite order.
+	slices.Sort(ids)
 	var moved []Moved
 	for start := 0; start < len(ids); start += flushChunk {
 		chunk := ids[start:min(start+flushChunk, len(ids))]
@@ -206,7 +210,7 @@ func (b *PingBuffer) writePostgres(ctx context.Context, ids []string, batch map[
 // writeEach updates a chunk row by row in one transaction (SQLite).
 func (b *PingBuffer) writeEach(ctx context.Context, ids []string, batch map[string]Ping, now time.Time) ([]movedRow, error) {
 	var rows []movedRow
-	err := b.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := b.db.Tx(ctx, func(tx *gorm.DB) error {
 		for _, id := range ids {
 			p := batch[id]
 			var r []movedRow

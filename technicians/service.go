@@ -216,7 +216,7 @@ func (s *Service) Certify(ctx context.Context, techID, skill string, certifiedAt
 	if !c.ExpiresAt.After(c.CertifiedAt) {
 		return Certification{}, errs.InvalidField("expires_at", "expires_at must be after certified_at")
 	}
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
 		if err := mustExist(tx, &Technician{}, "id", techID, "technician"); err != nil {
 			return err
 		}
@@ -264,7 +264,7 @@ func mustExist(tx *gorm.DB, model any, column, value, what string) error {
 // or off duty.
 func (s *Service) SetDuty(ctx context.Context, techID, status string) (Technician, error) {
 	now := s.now()
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
 		t, err := get(tx, techID)
 		if err != nil {
 			return err
@@ -408,7 +408,7 @@ func (s *Service) SetShifts(ctx context.Context, techID string, in []ShiftInput)
 		}
 		shifts = append(shifts, Shift{ID: db.NewID(), TechnicianID: techID, StartsAt: db.UTC(x.Start), EndsAt: db.UTC(x.End)})
 	}
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
 		if err := mustExist(tx, &Technician{}, "id", techID, "technician"); err != nil {
 			return err
 		}

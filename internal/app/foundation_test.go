@@ -152,6 +152,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 				{"wrong type", "POST", "/v1/requests", cust, `{"skill":"wifi_setup","lat":"47","lng":1}`, 400, "malformed", "lat", nil},
 				{"trailing data", "POST", "/v1/requests", cust, `{"skill":"wifi_setup","lat":1,"lng":1} {}`, 400, "malformed", "", nil},
 				{"NaN literal", "POST", "/v1/requests", cust, `{"skill":"wifi_setup","lat":NaN,"lng":1}`, 400, "malformed", "", nil},
+				{"NUL in text", "POST", "/v1/requests", cust, `{"skill":"wifi_setup","lat":47,"lng":8,"notes":"a\u0000b"}`, 400, "malformed", "", nil},
+				{"NUL in a name", "POST", "/v1/technicians", ops, `{"name":"a\u0000b","phone":"+41791234599"}`, 400, "malformed", "", nil},
 				{"lat above 90", "POST", "/v1/requests", cust, map[string]any{"skill": "wifi_setup", "lat": 90.5, "lng": 8}, 422, "invalid", "lat", nil},
 				{"lat below -90", "POST", "/v1/requests", cust, map[string]any{"skill": "wifi_setup", "lat": -91, "lng": 8}, 422, "invalid", "lat", nil},
 				{"lng above 180", "POST", "/v1/requests", cust, map[string]any{"skill": "wifi_setup", "lat": 47, "lng": 181}, 422, "invalid", "lng", nil},

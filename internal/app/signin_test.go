@@ -102,5 +102,16 @@ func TestPhoneSignIn(t *testing.T) {
 	}
 	s.Must(http.StatusOK, "GET", "/v1/me", tt.AccessToken, nil, nil)
 	s.Must(http.StatusForbidden, "GET", "/v1/me", tok.AccessToken, nil, nil)
+
+	// A phone given on a request is a contact for texts, not a sign-in: the
+	// owner of that phone signs in as themselves, not as the requester.
+	const victim = "+41791230077"
+	s.Must(http.StatusCreated, "POST", "/v1/requests", tok.AccessToken, map[string]any{"skill": "router_replace", "lat": 47.37, "lng": 8.54, "phone": victim}, nil)
+	s.Must(http.StatusAccepted, "POST", "/v1/auth/otp", "", map[string]string{"phone": victim}, nil)
+	var v tokens
+	s.Must(http.StatusOK, "POST", "/v1/auth/token", "", map[string]string{"phone": victim, "code": lastCode(t, tw, victim)}, &v)
+	if v.Subject == tok.Subject {
+		t.Fatal("signing in with a phone someone put on their request gave their account")
+	}
 	_ = auth.Customer
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/glebarez/sqlite"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 	"gorm.io/driver/postgres"
@@ -199,3 +200,25 @@ func NewID() string {
 
 // UTC truncates t to the microsecond precision both engines keep, in UTC.
 func UTC(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+// Retryable reports whether PostgreSQL aborted a transaction for a deadlock
+// or a serialization failure, which a retry resolves.
+func Retryable(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && (pg.Code == "40P01" || pg.Code == "40001")
+}
+
+// Tx runs fn in a transaction, and again (up to three tries) when PostgreSQL
+// aborts it for a deadlock: two transactions that lock the same rows in
+// opposite order are resolved by running one after the other.
+func (d *DB) Tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	var err error
+	for try := 0; try < 3; try++ {
+		err = d.DB.WithContext(ctx).Transaction(fn)
+		if !Retryable(err) || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(time.Duration(try+1) * 5 * time.Millisecond)
+	}
+	return err
+}

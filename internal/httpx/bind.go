@@ -37,6 +37,10 @@ func DecodeJSON(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return errs.E(errs.Malformed, "request body is empty; a JSON object is expected")
 	}
+	// PostgreSQL text cannot hold NUL; refuse it here rather than fail late.
+	if bytes.Contains(body, []byte(`\u0000`)) {
+		return errs.E(errs.Malformed, "text must not contain NUL characters")
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
