@@ -40,8 +40,14 @@ type Sender interface {
 	Deliver(ctx context.Context, out []notify.Outgoing) error
 }
 
+// Limiter counts calls per key atomically (shared by every process).
+type Limiter interface {
+	Allow(ctx context.Context, key string, limit int) (ok bool, retryAfter time.Duration, err error)
+}
+
 // Service runs the sign-in flow.
 type Service struct {
+	limit  Limiter // codes sent, per phone and per address, in 10-minute windows
 	db     *db.DB
 	issuer *auth.Issuer
 	sender Sender
@@ -50,8 +56,8 @@ type Service struct {
 }
 
 // NewService returns the sign-in service; secret keys the stored hashes.
-func NewService(d *db.DB, issuer *auth.Issuer, sender Sender, secret []byte, now func() time.Time) *Service {
-	return &Service{db: d, issuer: issuer, sender: sender, secret: secret, now: func() time.Time { return db.UTC(now()) }}
+func NewService(d *db.DB, issuer *auth.Issuer, sender Sender, limit Limiter, secret []byte, now func() time.Time) *Service {
+	return &Service{limit: limit, db: d, issuer: issuer, sender: sender, secret: secret, now: func() time.Time { return db.UTC(now()) }}
 }
 
 type otpCode struct {
@@ -126,16 +132,18 @@ func (s *Service) SendCode(ctx context.Context, phone, role, ip string) (CodeSen
 		}
 		locale = t.Locale
 	}
-	var byPhone, byIP int64
-	q := s.db.WithContext(ctx).Model(&otpCode{})
-	if err := q.Where("phone = ? AND created_at > ?", phone, now.Add(-sendWindow)).Count(&byPhone).Error; err != nil {
-		return CodeSent{}, fmt.Errorf("count codes: %w", err)
-	}
-	if err := s.db.WithContext(ctx).Model(&otpCode{}).Where("ip = ? AND created_at > ?", ip, now.Add(-sendWindow)).Count(&byIP).Error; err != nil {
-		return CodeSent{}, fmt.Errorf("count codes: %w", err)
-	}
-	if byPhone >= SendsPerPhone || byIP >= SendsPerAddress {
-		return CodeSent{}, errs.E(errs.RateLimited, "too many codes requested; wait a few minutes")
+	// Atomic counters, so parallel requests cannot slip past the limits.
+	for _, l := range []struct {
+		key string
+		max int
+	}{{"otp:phone:" + phone, SendsPerPhone}, {"otp:ip:" + ip, SendsPerAddress}} {
+		ok, _, err := s.limit.Allow(ctx, l.key, l.max)
+		if err != nil {
+			return CodeSent{}, errs.E(errs.Unavailable, "sign-in is unavailable for a moment; try again")
+		}
+		if !ok {
+			return CodeSent{}, errs.E(errs.RateLimited, "too many codes requested; wait a few minutes")
+		}
 	}
 	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
 	if err != nil {

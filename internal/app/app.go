@@ -138,7 +138,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, op
 	a.Machines = machines.NewService(a.DB, now)
 	a.Webhooks = webhooks.NewService(a.DB, o.webhookHTTP, now)
 	opsAPI := api.New(a.Technicians, a.Dispatch, a.Hub)
-	signIn := signin.NewService(a.DB, a.Issuer, a.Notifier, secret, now)
+	signIn := signin.NewService(a.DB, a.Issuer, a.Notifier, ratelimit.NewWindow(a.Redis, cfg.QueuePrefix, 10*time.Minute), secret, now)
 	a.Pings = technicians.NewPingBuffer(a.DB, cfg.PingFlush, a.techniciansMoved, log)
 	a.Routes = append(opsAPI.Routes(), mobileapi.New(a.Technicians, a.Dispatch, a.Hub, signIn, a.Pings, secret, cfg.PublicURL).Routes()...)
 	a.Routes = append(a.Routes, api.NewOps(opsAPI, a.Issuer, a.Hub, opsPassword, cfg.TileURL).Routes()...)

@@ -3,7 +3,9 @@ package app_test
 import (
 	"net/http"
 	"regexp"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/onsite/onsite/internal/auth"
 	"github.com/onsite/onsite/internal/twiliotest"
@@ -114,4 +116,22 @@ func TestPhoneSignIn(t *testing.T) {
 		t.Fatal("signing in with a phone someone put on their request gave their account")
 	}
 	_ = auth.Customer
+}
+
+// TestCodeLimitHoldsInParallel sends 20 code requests for one phone at once:
+// no more than 3 codes go out.
+func TestCodeLimitHoldsInParallel(t *testing.T) {
+	t.Parallel()
+	s, tw := startWithTwilio(t, "postgres")
+	const phone = "+41791238888"
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.Call("POST", "/v1/auth/otp", "", map[string]string{"phone": phone}) }()
+	}
+	wg.Wait()
+	time.Sleep(100 * time.Millisecond)
+	if n := len(tw.To(phone)); n > 3 {
+		t.Fatalf("%d codes sent, limit 3", n)
+	}
 }
