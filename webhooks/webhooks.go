@@ -16,9 +16,11 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/onsite/onsite/internal/db"
@@ -51,12 +53,38 @@ type Service struct {
 	now    func() time.Time
 }
 
-// NewService returns the webhook service.
+// NewService returns the webhook service. client sends the deliveries; nil
+// means SafeClient(false).
 func NewService(d *db.DB, client *http.Client, now func() time.Time) *Service {
 	if client == nil {
-		client = &http.Client{Timeout: 10 * time.Second}
+		client = SafeClient(false)
 	}
 	return &Service{db: d, client: client, now: func() time.Time { return db.UTC(now()) }}
+}
+
+// SafeClient returns the HTTP client for deliveries: it follows no redirects
+// and, unless allowPrivate, refuses to connect to loopback, private,
+// link-local or unspecified addresses (checked on the address it actually
+// dials, so DNS cannot point it inside), so an owner's URL cannot reach
+// services inside Onsite's network.
+func SafeClient(allowPrivate bool) *http.Client {
+	dialer := &net.Dialer{Timeout: 5 * time.Second, Control: func(network, address string, _ syscall.RawConn) error {
+		if allowPrivate {
+			return nil
+		}
+		host, _, err := net.SplitHostPort(address)
+		if err != nil {
+			return err
+		}
+		ip := net.ParseIP(host)
+		if ip == nil || ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsUnspecified() || ip.IsMulticast() {
+			return fmt.Errorf("webhook: refusing to connect to %s", host)
+		}
+		return nil
+	}}
+	transport := &http.Transport{DialContext: dialer.DialContext, TLSHandshakeTimeout: 5 * time.Second, MaxIdleConnsPerHost: 4}
+	return &http.Client{Timeout: 10 * time.Second, Transport: transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
 // Register adds an endpoint for an owner.

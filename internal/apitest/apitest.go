@@ -62,6 +62,8 @@ func Start(t testing.TB, engine string, redisDB int, opts ...Option) *Server {
 		"ONSITE_JWT_SECRET": "test-secret-test-secret-test-secret!",
 		"REDIS_URL":         dbtest.RedisURL(redisDB),
 		"ONSITE_PING_FLUSH": "10ms",
+		// Test receivers of webhooks listen on loopback.
+		"ONSITE_WEBHOOK_ALLOW_PRIVATE": "true",
 		// Tests make many calls quickly; rate-limit tests lower these.
 		"ONSITE_RATE_LIMIT_IP":        "1000000",
 		"ONSITE_RATE_LIMIT_PRINCIPAL": "1000000",

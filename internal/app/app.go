@@ -136,7 +136,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, op
 	}
 	a.OpsPassword = opsPassword
 	a.Machines = machines.NewService(a.DB, now)
-	a.Webhooks = webhooks.NewService(a.DB, o.webhookHTTP, now)
+	hookClient := o.webhookHTTP
+	if hookClient == nil {
+		hookClient = webhooks.SafeClient(cfg.WebhookAllowPrivate)
+	}
+	a.Webhooks = webhooks.NewService(a.DB, hookClient, now)
 	opsAPI := api.New(a.Technicians, a.Dispatch, a.Hub)
 	signIn := signin.NewService(a.DB, a.Issuer, a.Notifier, ratelimit.NewWindow(a.Redis, cfg.QueuePrefix, 10*time.Minute), secret, now)
 	a.Pings = technicians.NewPingBuffer(a.DB, cfg.PingFlush, a.techniciansMoved, log)
@@ -251,8 +255,17 @@ func (a *App) buildEcho() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	// Client addresses (rate limits) come from the connection, not from
-	// headers a client can set; a deployment behind a proxy configures this.
+	// headers a client can set, unless the connection is a trusted proxy.
 	e.IPExtractor = echo.ExtractIPDirect()
+	if len(a.Config.TrustedProxies) > 0 {
+		var trust []echo.TrustOption
+		for _, cidr := range a.Config.TrustedProxies {
+			_, n, _ := net.ParseCIDR(cidr)
+			trust = append(trust, echo.TrustIPRange(n))
+		}
+		trust = append(trust, echo.TrustLoopback(false), echo.TrustPrivateNet(false), echo.TrustLinkLocal(false))
+		e.IPExtractor = echo.ExtractIPFromXFFHeader(trust...)
+	}
 	e.HTTPErrorHandler = httpx.ErrorHandler(a.Log)
 	m := newHTTPMetrics(a.registry)
 	e.Use(middleware.RequestID())

@@ -49,6 +49,9 @@ type Config struct {
 	RateLimitIP        int // ONSITE_RATE_LIMIT_IP: calls a minute per client address (0: off)
 	RateLimitPrincipal int // ONSITE_RATE_LIMIT_PRINCIPAL: calls a minute per signed-in caller (0: off)
 
+	WebhookAllowPrivate bool     // ONSITE_WEBHOOK_ALLOW_PRIVATE: let owners' webhooks reach private addresses (tests, labs)
+	TrustedProxies      []string // ONSITE_TRUSTED_PROXIES: CIDRs whose X-Forwarded-For names the client
+
 	Workers     bool   // ONSITE_WORKERS: run the task workers inside `onsite serve`
 	QueuePrefix string // ONSITE_QUEUE_PREFIX: put before queue names, to share one Redis between deployments
 }
@@ -211,6 +214,24 @@ var settings = []setting{
 	}},
 	{"ONSITE_RATE_LIMIT_IP", "calls a minute per client address (0: off)", intSetting(func(c *Config) *int { return &c.RateLimitIP })},
 	{"ONSITE_RATE_LIMIT_PRINCIPAL", "calls a minute per signed-in caller (0: off)", intSetting(func(c *Config) *int { return &c.RateLimitPrincipal })},
+	{"ONSITE_WEBHOOK_ALLOW_PRIVATE", "let webhooks reach loopback and private addresses (true/false)", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("want true or false")
+		}
+		c.WebhookAllowPrivate = b
+		return nil
+	}},
+	{"ONSITE_TRUSTED_PROXIES", "comma-separated CIDRs of proxies whose X-Forwarded-For names the client", func(c *Config, v string) error {
+		for _, part := range strings.Split(v, ",") {
+			part = strings.TrimSpace(part)
+			if _, _, err := net.ParseCIDR(part); err != nil {
+				return fmt.Errorf("%q is not a CIDR such as 10.0.0.0/8", part)
+			}
+			c.TrustedProxies = append(c.TrustedProxies, part)
+		}
+		return nil
+	}},
 	{"ONSITE_WORKERS", "run the task workers inside serve (true/false)", func(c *Config, v string) error {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
