@@ -22,6 +22,7 @@ type RequestView struct {
 	Request
 	Technician   *TechnicianBrief `json:"technician"`
 	ExpectedWait *Wait            `json:"expected_wait"`
+	LinkExpires  time.Time        `json:"-"` // for a tracking link: when it ends
 }
 
 // TechnicianBrief is what a customer sees of their technician: a first name,
@@ -221,20 +222,25 @@ func signToken(key []byte, purpose, id string, exp time.Time) string {
 
 // openToken checks a token made by signToken and returns its request id.
 func (s *Service) openToken(key []byte, purpose, token string) (string, bool) {
+	id, _, ok := s.openTokenExp(key, purpose, token)
+	return id, ok
+}
+
+func (s *Service) openTokenExp(key []byte, purpose, token string) (string, time.Time, bool) {
 	p, sig, ok := strings.Cut(token, ".")
 	if !ok {
-		return "", false
+		return "", time.Time{}, false
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(p)
 	if err != nil || len(payload) <= 8 {
-		return "", false
+		return "", time.Time{}, false
 	}
 	exp := time.Unix(int64(binary.BigEndian.Uint64(payload[:8])), 0).UTC()
 	id := string(payload[8:])
 	if !hmac.Equal([]byte(signToken(key, purpose, id, exp)), []byte(p+"."+sig)) || !s.now().Before(exp) {
-		return "", false
+		return "", time.Time{}, false
 	}
-	return id, true
+	return id, exp, true
 }
 
 // ConfirmLink is the link texted to a device's owner to confirm its request.
@@ -260,7 +266,7 @@ func (s *Service) ConfirmByLink(ctx context.Context, key []byte, token string) (
 // has not expired, nothing otherwise.
 func (s *Service) Tracked(ctx context.Context, key []byte, token string) (RequestView, error) {
 	gone := errs.NotFoundf("this tracking link is not valid any more")
-	id, ok := s.openToken(key, "track", token)
+	id, exp, ok := s.openTokenExp(key, "track", token)
 	if !ok {
 		return RequestView{}, gone
 	}
@@ -271,7 +277,8 @@ func (s *Service) Tracked(ctx context.Context, key []byte, token string) (Reques
 	if v.State == Completed || v.State == Cancelled || v.State == Unfulfilled {
 		return RequestView{}, gone
 	}
-	// Someone holding a link sees no notes and no customer id.
-	v.CustomerID, v.Notes, v.Photos = "", "", nil
+	// Someone holding a link sees no notes, no customer id and no contact.
+	v.CustomerID, v.Notes, v.Photos, v.ContactPhone, v.DeviceID = "", "", nil, nil, nil
+	v.LinkExpires = exp
 	return v, nil
 }

@@ -183,17 +183,17 @@ func (s *Service) OfferMessageFailed(ctx context.Context, offerID, why string) e
 		if _, err := lockRequest(tx, o.RequestID); err != nil {
 			return err
 		}
-		if err := appendEvent(tx, o.RequestID, "offer_sms_failed", System,
-			map[string]any{"offer_id": o.ID, "technician_id": o.TechnicianID, "why": why}, now); err != nil {
-			return err
-		}
 		res := tx.Model(&Offer{}).Where("id = ? AND state = ?", o.ID, OfferPending).
 			Updates(map[string]any{"state": OfferExpired, "answered_at": now})
 		if res.Error != nil {
 			return fmt.Errorf("close offer: %w", res.Error)
 		}
 		if res.RowsAffected == 0 {
-			return nil
+			return nil // answered meanwhile: nothing failed that matters
+		}
+		if err := appendEvent(tx, o.RequestID, "offer_sms_failed", System,
+			map[string]any{"offer_id": o.ID, "technician_id": o.TechnicianID, "why": why}, now); err != nil {
+			return err
 		}
 		if n, err := pendingOffers(tx, o.RequestID); err != nil || n > 0 {
 			return err

@@ -75,7 +75,8 @@ func (m *Messages) ForEvent(ctx context.Context, eventID string) error {
 		out = append(out, notify.Outgoing{
 			DedupeKey: fmt.Sprintf("%s:%s:customer:%s", eventID, notify.KindConfirm, f.Customer.ID), Kind: notify.KindConfirm, RequestID: r.ID,
 			Recipient: "customer:" + f.Customer.ID, To: f.Customer.Phone, Locale: f.Customer.Locale,
-			Data: notify.Data{Skill: r.SkillCode, Reason: device, Link: dispatch.ConfirmLink(m.linkKey, m.publicURL, r.ID, time.Now())},
+			Data:   notify.Data{Skill: r.SkillCode, Reason: device, Link: dispatch.ConfirmLink(m.linkKey, m.publicURL, r.ID, time.Now())},
+			Secret: true,
 		})
 	}
 	if kind, ok := kindOf[f.Event.Type]; ok && f.Customer.Phone != "" {

@@ -33,16 +33,22 @@ func TechnicianTopic(id string) string { return "technician:" + id }
 type Hub struct {
 	closing   chan struct{}
 	closeOnce sync.Once
-	rdb       redis.UniversalClient
+	rdb       redis.UniversalClient // publishes
+	reader    redis.UniversalClient // blocking reads of open streams: a pool of their own
+	maxLife   time.Duration         // a stream ends after this; the client resumes with Last-Event-ID
 	prefix    string
 	maxLen    int64
 	heartbeat time.Duration
 	keep      time.Duration
 }
 
-// NewHub returns a hub; prefix keeps deployments sharing a Redis apart.
-func NewHub(rdb redis.UniversalClient, prefix string) *Hub {
-	return &Hub{closing: make(chan struct{}), rdb: rdb, prefix: prefix + "live:", maxLen: 10_000, heartbeat: 15 * time.Second, keep: 24 * time.Hour}
+// NewHub returns a hub that publishes through rdb and serves streams with
+// reader, so open streams (each holding a connection in a blocking read)
+// never starve the rest of the service; prefix keeps deployments sharing a
+// Redis apart.
+func NewHub(rdb, reader redis.UniversalClient, prefix string) *Hub {
+	return &Hub{closing: make(chan struct{}), rdb: rdb, reader: reader, maxLife: 30 * time.Minute, prefix: prefix + "live:",
+		maxLen: 10_000, heartbeat: 15 * time.Second, keep: 24 * time.Hour}
 }
 
 // Close ends every open stream (the server is shutting down; clients
@@ -93,13 +99,19 @@ var streamID = regexp.MustCompile(`^[0-9]+-[0-9]+$`)
 // SSE message with its stream id, a comment line as heartbeat. It resumes
 // after Last-Event-ID (header, or the last_event_id query parameter).
 func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, topic string) error {
-	return h.ServeRedacted(w, r, topic, false)
+	return h.ServeRedacted(w, r, topic, false, time.Time{})
 }
 
 // ServeRedacted is Serve; with redact, events carry only their name and id
 // (for readers who may know that something changed but not what, such as a
-// tracking link, which then reads what it may see).
-func (h *Hub) ServeRedacted(w http.ResponseWriter, r *http.Request, topic string, redact bool) error {
+// tracking link, which then reads what it may see). The stream ends at until
+// (if set) or after the hub's longest stream life, whichever comes first: a
+// client that may still read reconnects and is checked again.
+func (h *Hub) ServeRedacted(w http.ResponseWriter, r *http.Request, topic string, redact bool, until time.Time) error {
+	end := time.Now().Add(h.maxLife)
+	if !until.IsZero() && until.Before(end) {
+		end = until
+	}
 	last := r.Header.Get("Last-Event-ID")
 	if last == "" {
 		last = r.URL.Query().Get("last_event_id")
@@ -131,17 +143,17 @@ func (h *Hub) ServeRedacted(w http.ResponseWriter, r *http.Request, topic string
 	if last == "$" {
 		// "$" would race with events published between two reads: pin the
 		// current last id instead.
-		if info, err := h.rdb.XInfoStream(ctx, key).Result(); err == nil {
+		if info, err := h.reader.XInfoStream(ctx, key).Result(); err == nil {
 			last = info.LastGeneratedID
 		} else {
 			last = "0-0"
 		}
 	}
 	lastWrite := time.Now()
-	for {
+	for time.Now().Before(end) {
 		// go-redis does not end a blocking read when ctx is cancelled, so
 		// block briefly and look at ctx between reads.
-		res, err := h.rdb.XRead(ctx, &redis.XReadArgs{Streams: []string{key, last}, Count: 100, Block: time.Second}).Result()
+		res, err := h.reader.XRead(ctx, &redis.XReadArgs{Streams: []string{key, last}, Count: 100, Block: time.Second}).Result()
 		switch {
 		case ctx.Err() != nil:
 			return nil
@@ -173,4 +185,5 @@ func (h *Hub) ServeRedacted(w http.ResponseWriter, r *http.Request, topic string
 			return nil
 		}
 	}
+	return nil
 }

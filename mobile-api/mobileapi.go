@@ -343,7 +343,9 @@ func (h *Handler) trackedStream(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return h.hub.ServeRedacted(c.Response(), c.Request(), live.RequestTopic(v.ID), true)
+	// The link is checked again on every reconnect; an open stream ends when
+	// the link expires.
+	return h.hub.ServeRedacted(c.Response(), c.Request(), live.RequestTopic(v.ID), true, v.LinkExpires)
 }
 
 // trackPage is the status page a tracking link opens: it reads the request

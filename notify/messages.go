@@ -55,7 +55,14 @@ type Outgoing struct {
 	To        string
 	Locale    string
 	Data      Data
+	// Secret messages (sign-in codes, confirmation links) are sent but not
+	// kept: the table stores a placeholder, and a failed send is not retried
+	// (the person asks again).
+	Secret bool
 }
+
+// withheld is what the table keeps of a secret message.
+const withheld = "[withheld: this message carried a code or link]"
 
 // Notifier stores messages and sends them at most once each.
 type Notifier struct {
@@ -79,13 +86,18 @@ func NewNotifier(d *db.DB, s Sender, callbackURL string, log *slog.Logger) *Noti
 func (n *Notifier) Deliver(ctx context.Context, out []Outgoing) error {
 	now := n.now()
 	keys := make([]string, 0, len(out))
+	secrets := map[string]string{} // dedupe key → the text to send, for secret messages
 	for _, o := range out {
 		body, err := Render(o.Kind, o.Locale, o.Data)
 		if err != nil {
 			return err
 		}
+		stored := body
+		if o.Secret {
+			secrets[o.DedupeKey], stored = body, withheld
+		}
 		m := Message{ID: db.NewID(), DedupeKey: o.DedupeKey, Kind: o.Kind, Recipient: o.Recipient, ToPhone: o.To,
-			Locale: o.Locale, Body: body, State: StateQueued, CreatedAt: now, UpdatedAt: now}
+			Locale: o.Locale, Body: stored, State: StateQueued, CreatedAt: now, UpdatedAt: now}
 		if o.RequestID != "" {
 			m.RequestID = &o.RequestID
 		}
@@ -106,7 +118,16 @@ func (n *Notifier) Deliver(ctx context.Context, out []Outgoing) error {
 	}
 	var errs []error
 	for _, m := range queued {
-		if err := n.send(ctx, m); err != nil {
+		text, secret := secrets[m.DedupeKey]
+		if m.Body == withheld && !secret {
+			// A retry of a secret message: its text was never kept.
+			n.fail(ctx, m, "secret message not retried")
+			continue
+		}
+		if !secret {
+			text = m.Body
+		}
+		if err := n.send(ctx, m, text, secret); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -116,7 +137,7 @@ func (n *Notifier) Deliver(ctx context.Context, out []Outgoing) error {
 // send claims a queued message (so two runs of one task cannot both send
 // it), sends it and records the outcome. A process dying between the send
 // and the record leaves the message "sending": never sent twice.
-func (n *Notifier) send(ctx context.Context, m Message) error {
+func (n *Notifier) send(ctx context.Context, m Message, text string, secret bool) error {
 	res := n.db.WithContext(ctx).Model(&Message{}).Where("id = ? AND state = ?", m.ID, StateQueued).
 		Updates(map[string]any{"state": StateSending, "attempts": gorm.Expr("attempts + 1"), "updated_at": n.now()})
 	if res.Error != nil {
@@ -125,12 +146,12 @@ func (n *Notifier) send(ctx context.Context, m Message) error {
 	if res.RowsAffected == 0 {
 		return nil // another run has it
 	}
-	sid, err := n.sender.Send(ctx, SMS{To: m.ToPhone, Body: m.Body, StatusCallback: n.callbackURL})
+	sid, err := n.sender.Send(ctx, SMS{To: m.ToPhone, Body: text, StatusCallback: n.callbackURL})
 	update := map[string]any{"updated_at": n.now()}
 	switch {
 	case err == nil:
 		update["state"], update["provider_sid"], update["error"] = StateSent, sid, nil
-	case errors.Is(err, ErrPermanent) || m.Attempts+1 >= maxAttempts:
+	case errors.Is(err, ErrPermanent) || m.Attempts+1 >= maxAttempts || secret:
 		update["state"], update["error"] = StateFailed, err.Error()
 		n.log.WarnContext(ctx, "sms failed for good", "message", m.ID, "kind", m.Kind, "to", m.ToPhone, "err", err)
 	default:
@@ -144,6 +165,14 @@ func (n *Notifier) send(ctx context.Context, m Message) error {
 		return fmt.Errorf("send %s (attempt %d): %w", m.ID, m.Attempts+1, err)
 	}
 	return nil
+}
+
+// fail records a message that will not be sent.
+func (n *Notifier) fail(ctx context.Context, m Message, why string) {
+	if err := n.db.WithContext(ctx).Model(&Message{}).Where("id = ? AND state = ?", m.ID, StateQueued).
+		Updates(map[string]any{"state": StateFailed, "error": why, "updated_at": n.now()}).Error; err != nil {
+		n.log.WarnContext(ctx, "record failed message", "message", m.ID, "err", err)
+	}
 }
 
 // statusOrder keeps a late callback from moving a message backwards.

@@ -179,3 +179,23 @@ func TestDeliverAtMostOncePerEvent(t *testing.T) {
 		}
 	})
 }
+
+func TestSecretMessagesAreNotKept(t *testing.T) {
+	t.Parallel()
+	d := dbtest.SQLite(t)
+	s := &countingSender{}
+	n := notify.NewNotifier(d, s, "", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	out := []notify.Outgoing{{DedupeKey: "otp:1", Kind: notify.KindOTP, Recipient: "customer:+41791234567", To: "+41791234567",
+		Locale: "en", Data: notify.Data{Code: "123456"}, Secret: true}}
+	if err := n.Deliver(context.Background(), out); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.sent) != 1 || !strings.Contains(s.sent[0].Body, "123456") {
+		t.Fatalf("sent %+v", s.sent)
+	}
+	var m notify.Message
+	d.Where("dedupe_key = ?", "otp:1").First(&m)
+	if strings.Contains(m.Body, "123456") || m.State != notify.StateSent {
+		t.Fatalf("stored %+v", m)
+	}
+}

@@ -154,7 +154,7 @@ func (s *Service) SendCode(ctx context.Context, phone, role, ip string) (CodeSen
 	if err := s.db.WithContext(ctx).Create(&c).Error; err != nil {
 		return CodeSent{}, fmt.Errorf("store code: %w", err)
 	}
-	out := []notify.Outgoing{{DedupeKey: "otp:" + c.ID, Kind: notify.KindOTP, Recipient: role + ":" + phone, To: phone, Locale: locale, Data: notify.Data{Code: code}}}
+	out := []notify.Outgoing{{DedupeKey: "otp:" + c.ID, Kind: notify.KindOTP, Recipient: role + ":" + phone, To: phone, Locale: locale, Data: notify.Data{Code: code}, Secret: true}}
 	if err := s.sender.Deliver(ctx, out); err != nil {
 		return CodeSent{}, errs.E(errs.Unavailable, "the code could not be sent; try again")
 	}

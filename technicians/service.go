@@ -269,22 +269,21 @@ func (s *Service) SetDuty(ctx context.Context, techID, status string) (Technicia
 		if err != nil {
 			return err
 		}
-		next := status
+		updates := map[string]any{"duty_status": Offline, "updated_at": now}
 		switch status {
 		case Offline:
 		case Available:
 			if t.Suspended {
 				return errs.ConflictReason("suspended", "technician %s is suspended and cannot go on duty", techID)
 			}
-			if t.ActiveJobs >= t.Capacity {
-				next = Busy
+			// Decided by the row as it is when written, so a job taken at the
+			// same moment keeps the technician busy.
+			updates["duty_status"] = gorm.Expr("CASE WHEN active_jobs >= capacity THEN ? ELSE ? END", Busy, Available)
+			if t.DutyStatus != Available {
+				updates["idle_since"] = now
 			}
 		default:
 			return errs.InvalidField("status", "status must be available or offline")
-		}
-		updates := map[string]any{"duty_status": next, "updated_at": now}
-		if next == Available && t.DutyStatus != Available {
-			updates["idle_since"] = now
 		}
 		return tx.Model(&Technician{}).Where("id = ?", techID).Updates(updates).Error
 	})

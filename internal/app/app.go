@@ -61,10 +61,11 @@ type App struct {
 	OpsPassword string // the dashboard password in force
 	secret      []byte // signs tokens and links
 
-	mini     *miniredis.Miniredis
-	registry *prometheus.Registry
-	bg       sync.WaitGroup
-	stopBG   context.CancelFunc
+	mini        *miniredis.Miniredis
+	streamRedis *redis.Client // the live streams' own pool
+	registry    *prometheus.Registry
+	bg          sync.WaitGroup
+	stopBG      context.CancelFunc
 }
 
 // Clock is time.Now in production.
@@ -124,7 +125,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, op
 	if !cfg.Twilio() {
 		log.Warn("no Twilio credentials: SMS are written to the log, not sent")
 	}
-	a.Hub = live.NewHub(a.Redis, cfg.QueuePrefix)
+	a.streamRedis = redis.NewClient(streamOptions(a.RedisOpt))
+	a.Hub = live.NewHub(a.Redis, a.streamRedis, cfg.QueuePrefix)
 	opsPassword := cfg.OpsPassword
 	if opsPassword == "" && cfg.Embedded() {
 		if opsPassword, err = auth.LoadOrCreatePassword(cfg.DataDir); err != nil {
@@ -151,6 +153,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, op
 	a.Routes = append(a.Routes, api.NewWebhooks(a.Technicians, a.Dispatch, a.Notifier, cfg.TwilioAuthToken, cfg.PublicURL).Routes()...)
 	a.Echo = a.buildEcho()
 	return a, nil
+}
+
+// streamOptions is the Redis pool of the live streams: each open stream
+// holds a connection in a blocking read, so they get a large pool of their
+// own.
+func streamOptions(base *redis.Options) *redis.Options {
+	o := *base
+	o.PoolSize = 1024
+	o.MinIdleConns = 0
+	return &o
 }
 
 // Position is what the dashboard's stream carries for a written ping.
@@ -240,8 +252,6 @@ func (a *App) openRedis(ctx context.Context) error {
 		}
 		a.RedisOpt = opt
 	}
-	// Each open live stream holds a connection in a blocking read.
-	a.RedisOpt.PoolSize = max(a.RedisOpt.PoolSize, 256)
 	a.Redis = redis.NewClient(a.RedisOpt)
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -441,6 +451,9 @@ func (a *App) Close() {
 	a.bg.Wait()
 	if a.Redis != nil {
 		_ = a.Redis.Close()
+	}
+	if a.streamRedis != nil {
+		_ = a.streamRedis.Close()
 	}
 	if a.mini != nil {
 		a.mini.Close()
