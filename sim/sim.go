@@ -19,16 +19,17 @@ const maxSearchKm = 40
 type eventKind int
 
 const (
-	evSearch eventKind = iota // a request starts searching
-	evRetry                   // search again after nobody was found
-	evAnswer                  // a technician answers an offer
-	evExpire                  // an offer's time is up
-	evArrive                  // the technician is on site
-	evDone                    // the job is finished
-	evDrop                    // the technician gives the job back
-	evGiveUp                  // the request's give-up time
-	evShift                   // a shift starts or ends
-	evBatch                   // the batch strategy's tick
+	evSearch     eventKind = iota // a request starts searching
+	evRetry                       // search again after nobody was found
+	evAnswer                      // a technician answers an offer
+	evExpire                      // an offer's time is up
+	evArrive                      // the technician is on site
+	evDone                        // the job is finished
+	evDrop                        // the technician gives the job back
+	evGiveUp                      // the request's give-up time
+	evShift                       // a shift starts or ends
+	evBatch                       // the batch strategy's tick
+	evChainCheck                  // a chained job whose technician overran is released
 )
 
 type event struct {
@@ -198,6 +199,8 @@ func (r *run) loop() {
 			r.pool.Update(e.tech.id, func(c *dispatch.Candidate) { *c = r.candidateNoGeo(e.tech, *c) })
 		case evBatch:
 			r.batchTick()
+		case evChainCheck:
+			r.chainCheck(e.req, e.tech)
 		}
 	}
 	if r.progress != nil {
@@ -356,6 +359,9 @@ func (r *run) answer(o *offerState) {
 	if chained {
 		t.next = q // sets off when the current job is done
 		r.refresh(t)
+		// If the current job runs well past its predicted end, the promise
+		// is released and the request searched again.
+		r.schedule(t.freeAt.Add(chainGrace), evChainCheck, q, t, nil)
 		return
 	}
 	r.startJob(q, t)
@@ -383,6 +389,19 @@ func (r *run) startJob(q *reqState, t *techState) {
 	r.refresh(t)
 	r.res.BusySeconds += travel.Seconds()
 	r.schedule(arrival, evArrive, q, t, nil)
+}
+
+// chainGrace is how long past the predicted end a chained job waits.
+const chainGrace = 5 * time.Minute
+
+func (r *run) chainCheck(q *reqState, t *techState) {
+	if t.next != q || q.state != dispatch.Assigned {
+		return // started, or gone
+	}
+	t.next = nil
+	q.tech, q.state = nil, dispatch.Searching
+	r.refresh(t)
+	r.match(q)
 }
 
 func (r *run) expire(o *offerState) {
