@@ -93,6 +93,14 @@ async function browser(viewport, extra = {}) {
     ...extra,
   });
   opened.push({ ctx, dir });
+  // Whatever the Content-Security-Policy refuses is kept on the page, so a
+  // test can check that the page needs nothing the policy forbids.
+  await ctx.addInitScript(() => {
+    window.__cspViolations = [];
+    document.addEventListener('securitypolicyviolation', (e) => {
+      window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`);
+    });
+  });
   const page = ctx.pages()[0] ?? (await ctx.newPage());
   page.on('pageerror', (err) => console.error('page error:', err.message));
   page.on('console', (msg) => {
@@ -220,6 +228,7 @@ test('desktop: a new request shows up live and is assigned by hand', async () =>
   for (const t of world.techs) await page.locator(tid(`tech-row-${t.id}`)).waitFor();
   await page.locator(tid(`cert-${world.techs[0].id}-${world.skill}`)).waitFor();
   await page.screenshot({ path: join(SHOTS, 'desktop-technicians.png') });
+  assert.deepEqual(await page.evaluate(() => window.__cspViolations), [], 'the page broke its own Content-Security-Policy');
 });
 
 test('phone: the panels stack and the request opens full screen', async () => {
@@ -248,4 +257,184 @@ test('phone: the panels stack and the request opens full screen', async () => {
   await page.screenshot({ path: join(SHOTS, 'phone-request.png') });
   await page.click(tid('detail-close'));
   await panel.waitFor({ state: 'hidden' });
+  assert.deepEqual(await page.evaluate(() => window.__cspViolations), [], 'the page broke its own Content-Security-Policy');
+});
+
+// ------------------------------------------------------------------ untrusted text
+
+// What customers, technicians and the API say is shown as text, never run as
+// markup. The page is opened with its Content-Security-Policy switched off
+// (bypassCSP), so that the page's own handling is what is tested: with the
+// policy on, an inline handler that got in would be blocked and this test
+// could not see it.
+const EVIL_ADDRESS = '<img src=x onerror="window.__xss=1">';
+const EVIL_TECH = '<script>window.__xss=2</script>';
+const EVIL_SKILL = '<img src=x onerror="window.__xss=3">';
+const EVIL_REASON = '<img src=x onerror="window.__xss=4"><b>cancelled</b>';
+const EVIL_ERROR = '<img src=x onerror="window.__xss=5"> went wrong';
+const EVIL_LOGIN = '<img src=x onerror="window.__xss=6"> try later';
+const BERN = { lat: 46.948, lng: 7.4474 };
+
+test('text from customers, technicians and the API is shown literally, never run', async () => {
+  // Data made through the API: a skill, a technician on duty certified for
+  // it, and a request whose address and notes are markup.
+  const skill = `xss_${rand}`;
+  await call('POST', '/v1/skills', world.ops, { code: skill, name: EVIL_SKILL });
+  const phone = `+4178${String(Date.now()).slice(-7)}`;
+  const tech = await call('POST', '/v1/technicians', world.ops, { name: EVIL_TECH, phone, travel_mode: 'car', capacity: 1 });
+  assert.equal(tech.name, EVIL_TECH, 'the API stores the name as given');
+  await call('PUT', `/v1/technicians/${tech.id}/certifications/${skill}`, world.ops, {
+    expires_at: new Date(Date.now() + 365 * 86400_000).toISOString(),
+  });
+  const techToken = await tokenFor('technician', tech.id);
+  await call('POST', '/v1/me/location', techToken, { lat: BERN.lat + 0.004, lng: BERN.lng + 0.004 });
+  await call('PUT', '/v1/me/duty', techToken, { status: 'available' });
+
+  const page = await browser({ width: 1280, height: 800 }, { bypassCSP: true });
+  const errors = [];
+  page.on('pageerror', (err) => errors.push(err.message));
+  page.on('dialog', (d) => d.accept());
+  const apiPaths = [];
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (u.origin === new URL(BASE).origin && u.pathname.startsWith('/v1/')) apiPaths.push(u.pathname);
+  });
+  const noXss = async (where) => {
+    const got = await page.evaluate(() => ({
+      xss: window.__xss,
+      imgs: document.querySelectorAll('img[src="x"]').length,
+      scripts: [...document.scripts].filter((s) => !s.src).length,
+      bold: document.querySelectorAll('[data-testid="request-detail"] b').length,
+    }));
+    assert.deepEqual(got, { xss: undefined, imgs: 0, scripts: 0, bold: 0 }, `markup from data got into the page (${where})`);
+  };
+
+  // An error message from the API on the sign-in form.
+  await page.route('**/v1/auth/ops', (route) => route.fulfill({
+    status: 503, contentType: 'application/json', body: JSON.stringify({ error: { code: 'unavailable', message: EVIL_LOGIN } }),
+  }), { times: 1 });
+  await page.goto(`${BASE}/`);
+  await page.fill(tid('login-name'), OPS_NAME);
+  await page.fill(tid('login-password'), OPS_PASSWORD);
+  await page.click(tid('login-submit'));
+  await page.locator(`${tid('login-error')}:visible`).waitFor();
+  assert.equal(await page.textContent(tid('login-error')), EVIL_LOGIN);
+  await noXss('sign-in error');
+  await page.click(tid('login-submit'));
+  await page.locator(tid('app')).waitFor({ state: 'visible' });
+  await page.locator(`${tid('conn-status')}[data-state="live"]`).waitFor({ timeout: LIVE_TIMEOUT });
+  await page.locator(tid(`map-tech-${tech.id}`)).waitFor({ state: 'attached', timeout: LIVE_TIMEOUT });
+
+  const req = await call('POST', '/v1/requests', world.customer, {
+    skill, lat: BERN.lat, lng: BERN.lng, address: EVIL_ADDRESS, notes: EVIL_ADDRESS,
+  });
+
+  // The queue: the skill's name and the address, as text.
+  const item = page.locator(tid(`queue-item-${req.id}`)).first();
+  await item.waitFor({ timeout: LIVE_TIMEOUT });
+  assert.equal(await item.locator('.qitem-title').textContent(), EVIL_SKILL);
+  assert.equal(await item.locator('.qitem-sub').textContent(), EVIL_ADDRESS);
+  await noXss('queue');
+
+  // The request panel: title, place, notes.
+  await item.click();
+  const panel = page.locator(`${tid('request-detail')}[data-request-id="${req.id}"]`);
+  await panel.waitFor();
+  assert.equal(await panel.locator(tid('detail-title')).textContent(), EVIL_SKILL);
+  const facts = await panel.locator('dl.facts dd').allTextContents();
+  assert.ok(facts.filter((t) => t === EVIL_ADDRESS).length >= 2, `place and notes are not shown literally: ${JSON.stringify(facts)}`);
+  await panel.locator(`${tid('timeline-event')}[data-type="created"]`).waitFor();
+
+  // The technician gets the job (by the dispatcher on its own, or by hand here).
+  const now = await call('GET', `/v1/requests/${req.id}`, world.ops);
+  if (now.technician_id !== tech.id) {
+    await call('POST', `/v1/requests/${req.id}/assign`, world.ops, { technician_id: tech.id });
+  }
+  await panel.locator(`${tid('detail-state')}[data-state="assigned"]`).waitFor({ timeout: LIVE_TIMEOUT });
+  await page.waitForFunction(([id, name]) => document.querySelector(`[data-testid="detail-technician"]`)?.textContent.startsWith(name) &&
+    document.querySelector(`[data-testid="queue-in-progress-list"] [data-testid="queue-item-${id}"]`)?.textContent.includes(name),
+  [req.id, EVIL_TECH], { timeout: LIVE_TIMEOUT });
+  await page.waitForFunction((name) => [...document.querySelectorAll('[data-testid="timeline-event"][data-type="assigned"] .tl-data')]
+    .some((el) => el.textContent.includes(name)), EVIL_TECH, { timeout: LIVE_TIMEOUT });
+  await noXss('request panel');
+
+  // The map: the request's and the technician's tooltips.
+  await page.click(tid('detail-locate'));
+  await page.waitForTimeout(600);
+  await page.hover(tid(`map-request-${req.id}`));
+  await page.locator('.leaflet-tooltip').first().waitFor();
+  await noXss('request tooltip');
+  const reqTip = page.locator('.leaflet-tooltip').filter({ hasText: EVIL_ADDRESS });
+  await reqTip.waitFor({ timeout: 5000 });
+  assert.equal(await reqTip.locator('strong').textContent(), EVIL_SKILL);
+  assert.ok((await reqTip.textContent()).includes(EVIL_TECH), 'the technician is not named in the tooltip');
+  await page.mouse.move(1, 1);
+  await page.hover(tid(`map-tech-${tech.id}`));
+  const techTip = page.locator('.leaflet-tooltip').filter({ hasText: EVIL_TECH, hasNotText: EVIL_ADDRESS });
+  await techTip.waitFor({ timeout: 5000 });
+  assert.equal(await techTip.locator('strong').textContent(), EVIL_TECH);
+  await noXss('technician tooltip');
+  await page.mouse.move(1, 1);
+
+  // An error message from the API in a toast.
+  await page.route('**/v1/requests/*/redispatch', (route) => route.fulfill({
+    status: 409, contentType: 'application/json', body: JSON.stringify({ error: { code: 'conflict', message: EVIL_ERROR } }),
+  }), { times: 1 });
+  await panel.locator(tid('redispatch')).click();
+  const toastEl = page.locator(tid('toast')).filter({ hasText: EVIL_ERROR });
+  await toastEl.waitFor();
+  assert.equal(await toastEl.textContent(), `Could not redispatch: ${EVIL_ERROR}`);
+  await noXss('toast');
+
+  // A cancel reason typed on the page comes back in the facts and the timeline.
+  await panel.locator(tid('cancel-reason')).fill(EVIL_REASON);
+  await panel.locator(tid('cancel-submit')).click();
+  await panel.locator(`${tid('detail-state')}[data-state="cancelled"]`).waitFor({ timeout: LIVE_TIMEOUT });
+  assert.ok((await panel.locator('dl.facts dd').allTextContents()).includes(EVIL_REASON), 'the cancel reason is not shown literally');
+  await page.waitForFunction((reason) => [...document.querySelectorAll('[data-testid="timeline-event"][data-type="cancelled"] .tl-data')]
+    .some((el) => el.textContent.includes(`“${reason}”`)), EVIL_REASON, { timeout: LIVE_TIMEOUT });
+  await noXss('cancelled');
+  await page.screenshot({ path: join(SHOTS, 'desktop-untrusted.png') });
+
+  // The technicians tab: the row, the certify dialog and the skills catalog.
+  await page.click(tid('tab-technicians'));
+  await page.fill(tid('tech-search'), '<script>');
+  const row = page.locator(tid(`tech-row-${tech.id}`));
+  await row.waitFor();
+  assert.equal(await row.locator('.tech-name').textContent(), EVIL_TECH);
+  await row.locator(tid(`certify-${tech.id}`)).click();
+  await page.locator(`${tid('certify-dialog')}[open]`).waitFor();
+  assert.equal(await page.textContent('#certify-who'), EVIL_TECH);
+  assert.ok((await page.locator('#certify-skill option').allTextContents()).includes(`${skill} — ${EVIL_SKILL}`), 'the skill name is not shown literally');
+  await page.click('#certify-cancel');
+  await page.click('summary:has-text("Skills catalog")');
+  assert.match(await page.locator('.fold-body p.muted').first().textContent(), new RegExp(`${skill} \\(<img src=x onerror="window\\.__xss=3">\\)`));
+  await noXss('technicians tab');
+
+  // A link into the page cannot point the API calls elsewhere: ".." is no
+  // request id, and an id that is markup is only text.
+  {
+    await page.click(tid('tab-queues'));
+    apiPaths.length = 0;
+    for (const hash of ['#request/..', '#request/%2e%2e', '#request/.%2E']) {
+      await page.evaluate((h) => {
+        location.hash = h;
+      }, hash);
+      await page.waitForTimeout(300);
+      assert.equal(await page.locator(tid('request-detail')).isVisible(), false, `${hash} opened a request`);
+    }
+    const markupId = '<img src=x onerror="window.__xss=7">';
+    await page.evaluate((h) => {
+      location.hash = h;
+    }, `#request/${encodeURIComponent(markupId)}`);
+    await page.locator(tid('request-detail')).getByText('This request does not exist.').waitFor();
+    await page.waitForTimeout(300);
+    const strays = apiPaths.filter((p) => !/^\/v1\/(requests\/[^/]+(\/(events|offers|candidates))?|technicians(\/[^/]+)?|kpis|ops\/heatmap|skills|requests)$/.test(p));
+    assert.deepEqual(strays, [], 'a dot segment in the address bar sent the token to another endpoint');
+    await noXss('address bar');
+  }
+
+  assert.deepEqual(errors, [], 'the page threw');
+  assert.equal(await page.evaluate(() => window.__xss), undefined);
+  await call('PUT', '/v1/me/duty', techToken, { status: 'offline' }).catch(() => {});
 });

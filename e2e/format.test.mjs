@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   countdown, duration, distance, pct, riskReason, stamp, trend, kpiPeriods, heatStyle, can, shortId, offerWhy, eventSummary,
+  escapeHtml, safeUrl, isSafeId,
 } from '../web/static/js/format.js';
 
 const NOW = Date.parse('2026-03-10T12:00:00Z');
@@ -91,4 +92,33 @@ test('an offer says why it went where it went', () => {
   assert.match(why, /^wave offer, round 2, rank 1 · 7 min away \(2\.3 km\) · 91% chance on time · accepts 80% of offers · rated 4\.7 · 30 s to answer$/);
   const ev = { type: 'assigned', data: { from: 'searching', to: 'assigned', technician_id: 't1', by_hand: true } };
   assert.equal(eventSummary(ev, () => 'Ada'), 'Searching → Assigned · Ada · by hand');
+});
+
+test('escapeHtml leaves no markup and no way out of a quoted attribute', () => {
+  const evil = `<img src=x onerror="window.__xss=1">&'\``;
+  const out = escapeHtml(evil);
+  assert.equal(out, '&lt;img src=x onerror=&quot;window.__xss=1&quot;&gt;&amp;&#39;&#96;');
+  assert.doesNotMatch(out, /[<>"'`]/);
+  assert.equal(escapeHtml('&lt;'), '&amp;lt;', 'escapes what is already escaped (no double meaning)');
+  assert.equal(escapeHtml(null), '');
+  assert.equal(escapeHtml(42), '42');
+  assert.equal(escapeHtml('Zürich · OK'), 'Zürich · OK');
+});
+
+test('safeUrl lets only http(s), mailto, tel and relative URLs through', () => {
+  for (const ok of ['https://tiles.example/{z}/{x}/{y}.png', 'http://a.b/c', 'mailto:a@b.c', 'tel:+41791234567', 'static/x.png', '/v1/x', '#request/1', '?a=1']) {
+    assert.equal(safeUrl(ok), ok);
+  }
+  for (const bad of ['javascript:alert(1)', 'JavaScript:alert(1)', ' javascript:alert(1)', 'java\tscript:alert(1)', 'java\nscript:x',
+    '\u0001javascript:x', 'data:text/html,<script>alert(1)</script>', 'vbscript:x', 'blob:https://x/1']) {
+    assert.equal(safeUrl(bad), 'about:blank', bad);
+  }
+});
+
+test('isSafeId refuses ids that are not one path segment', () => {
+  assert.ok(isSafeId('01a21dfd-f789-714c-a79b-f33d71a72d04'));
+  assert.ok(isSafeId('<img src=x>'), 'markup is only text; encodeURIComponent makes it one segment');
+  for (const bad of ['', '.', '..', '%2e', '%2E%2e', '.%2e', 'a\nb', 'x'.repeat(201), null, undefined]) {
+    assert.ok(!isSafeId(bad), JSON.stringify(bad));
+  }
 });

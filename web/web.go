@@ -37,8 +37,11 @@ var contentTypes = map[string]string{
 }
 
 // The page may load only its own files; tiles may come from any configured
-// server (ONSITE_TILE_URL), hence img-src.
-const csp = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; " +
+// server (ONSITE_TILE_URL), hence img-src. No inline script, no eval, and no
+// inline styles either: the page sets styles through the CSSOM (element.style),
+// which the CSP does not govern, so markup that got in anyway could neither
+// run script nor restyle the page.
+const csp = "default-src 'self'; script-src 'self'; style-src 'self'; " +
 	"img-src 'self' data: blob: http: https:; connect-src 'self'; font-src 'self'; " +
 	"object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 

@@ -127,3 +127,101 @@ func TestEveryReferenceIsEmbedded(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The policy forbids inline script, eval and inline styles, and the page
+// needs none of them (e2e/dashboard.test.mjs checks in a browser that nothing
+// is refused).
+func TestContentSecurityPolicyIsStrict(t *testing.T) {
+	policy := get(t, "/").Header().Get("Content-Security-Policy")
+	directives := map[string]string{}
+	for _, d := range strings.Split(policy, ";") {
+		f := strings.Fields(d)
+		if len(f) > 0 {
+			directives[f[0]] = strings.Join(f[1:], " ")
+		}
+	}
+	want := map[string]string{
+		"default-src":     "'self'",
+		"script-src":      "'self'",
+		"style-src":       "'self'",
+		"connect-src":     "'self'",
+		"object-src":      "'none'",
+		"base-uri":        "'self'",
+		"form-action":     "'self'",
+		"frame-ancestors": "'none'",
+	}
+	for k, v := range want {
+		if directives[k] != v {
+			t.Errorf("%s = %q, want %q (policy %q)", k, directives[k], v, policy)
+		}
+	}
+	for _, bad := range []string{"'unsafe-inline'", "'unsafe-eval'", "'unsafe-hashes'", "'strict-dynamic'", "*"} {
+		for _, f := range strings.Fields(policy) {
+			if strings.TrimSuffix(f, ";") == bad {
+				t.Errorf("the policy allows %s: %q", bad, policy)
+			}
+		}
+	}
+}
+
+// index.html has no inline script, handler, style or javascript: URL (the
+// policy would refuse them).
+func TestPageHasNothingInline(t *testing.T) {
+	index, err := files.ReadFile("static/index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := string(index)
+	for _, m := range regexp.MustCompile(`(?is)<script\b[^>]*>`).FindAllString(page, -1) {
+		if !strings.Contains(m, ` src="`) {
+			t.Errorf("inline script: %s", m)
+		}
+	}
+	for _, re := range []string{`(?i)\son[a-z]+\s*=`, `(?i)\sstyle\s*=`, `(?i)<style\b`, `(?i)javascript:`} {
+		if m := regexp.MustCompile(re).FindString(page); m != "" {
+			t.Errorf("index.html has %q", m)
+		}
+	}
+}
+
+// The page's scripts build the DOM with createElement and textContent: no
+// HTML strings, no eval, no string handlers. Leaflet options that take HTML
+// (divIcon html, tooltip and popup content) get DOM nodes or functions
+// returning them. The token leaves in a URL only for the event stream.
+func TestScriptsBuildNoMarkupFromStrings(t *testing.T) {
+	banned := []struct{ re, why string }{
+		{`\.innerHTML\b`, "innerHTML"},
+		{`\.outerHTML\b`, "outerHTML"},
+		{`insertAdjacentHTML`, "insertAdjacentHTML"},
+		{`document\.write`, "document.write"},
+		{`createContextualFragment`, "createContextualFragment"},
+		{`DOMParser`, "DOMParser"},
+		{`\.srcdoc\b`, "srcdoc"},
+		{`\beval\s*\(`, "eval"},
+		{`new\s+Function\b`, "new Function"},
+		{`set(Timeout|Interval)\s*\(\s*['"` + "`" + `]`, "a string timer"},
+		{`\bhtml\s*:\s*['"` + "`" + `]`, "a Leaflet html string"},
+		{`(bindPopup|bindTooltip|setPopupContent|setTooltipContent|setContent)\s*\(\s*['"` + "`" + `]`, "a Leaflet HTML string"},
+		{`\.setAttribute\(\s*['"]on`, "a string handler"},
+		{`\.setAttribute\(\s*['"]style`, "an inline style (the policy refuses it; use element.style)"},
+	}
+	err := fs.WalkDir(files, "static/js", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		src, _ := files.ReadFile(p)
+		for _, b := range banned {
+			if loc := regexp.MustCompile(b.re).FindIndex(src); loc != nil {
+				line := 1 + strings.Count(string(src[:loc[0]]), "\n")
+				t.Errorf("%s:%d uses %s", p, line, b.why)
+			}
+		}
+		if strings.Contains(string(src), "access_token=") && path.Base(p) != "stream.js" {
+			t.Errorf("%s puts the token in a URL; only the event stream may (EventSource sends no headers)", p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -28,7 +28,26 @@ export function whenUnauthorized(fn) {
   onUnauthorized = fn;
 }
 
+/**
+ * The URL of an API path, or null when the path could lead the token
+ * elsewhere: it must be relative, start with "v1/", and have no "." or ".."
+ * segment (ids come from data and from the address bar; a URL resolves dot
+ * segments even percent-encoded).
+ */
+export function apiUrl(path) {
+  // The URL parser drops tabs and newlines and reads "\" as "/": so do we.
+  const p = String(path).replace(/[\t\n\r]/g, '').replace(/^\//, '');
+  const route = p.split(/[?#]/)[0];
+  if (!/^v1\//.test(route)) return null;
+  if (route.split(/[/\\]/).some((seg) => /^(\.|%2e){1,2}$/i.test(seg))) return null;
+  const url = new URL(p, document.baseURI);
+  const base = new URL('v1/', document.baseURI);
+  return url.origin === location.origin && url.pathname.startsWith(base.pathname) ? url.href : null;
+}
+
 export async function request(method, path, body) {
+  const target = apiUrl(path);
+  if (!target) throw new ApiError(0, 'bad_path', 'That address is not one of the API\'s.');
   const headers = { Accept: 'application/json' };
   if (token) headers.Authorization = `Bearer ${token}`;
   const init = { method, headers, cache: 'no-store' };
@@ -38,7 +57,7 @@ export async function request(method, path, body) {
   }
   let res;
   try {
-    res = await fetch(path.replace(/^\//, ''), init);
+    res = await fetch(target, init);
   } catch {
     throw new ApiError(0, 'network', 'Onsite cannot be reached; check the connection.');
   }

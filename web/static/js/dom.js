@@ -1,27 +1,46 @@
 // Small DOM helpers. Everything user-provided goes in as text, never as HTML.
+import { safeUrl } from './format.js';
 
 /**
  * h('button', {class: 'btn', onclick: fn, dataset: {testid: 'x'}}, 'Label', child…)
- * Attributes: class, dataset, on* handlers, boolean properties (disabled,
- * hidden, checked, selected), value; anything else via setAttribute.
- * Children: strings, numbers, nodes, arrays, or null/false (skipped).
+ * Attributes: class, dataset, style (a string or an object, set through the
+ * CSSOM, so the CSP needs no inline styles), on* handlers (functions only),
+ * boolean properties (disabled, hidden, checked, selected, open), value;
+ * anything else via setAttribute. URL attributes (href, src, action…) take
+ * only http(s), mailto, tel or relative URLs.
+ * Children: strings, numbers, nodes, arrays, or null/false (skipped); strings
+ * always become text nodes, never markup.
  */
 export function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
   if (attrs) {
     for (const [k, v] of Object.entries(attrs)) {
       if (v === null || v === undefined || v === false) continue;
+      const name = k.toLowerCase();
       if (k === 'class') el.className = v;
-      else if (k === 'dataset') Object.assign(el.dataset, v);
-      else if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
-      else if (k === 'value') el.value = v;
+      else if (k === 'dataset') {
+        for (const [dk, dv] of Object.entries(v)) {
+          if (dv !== null && dv !== undefined && dv !== false) el.dataset[dk] = String(dv);
+        }
+      } else if (k === 'style') {
+        if (typeof v === 'string') el.style.cssText = v;
+        else Object.assign(el.style, v);
+      } else if (name.startsWith('on')) {
+        // An inline handler from a string would be script built from data.
+        if (typeof v !== 'function') throw new TypeError(`h(): ${k} must be a function`);
+        el.addEventListener(name.slice(2), v);
+      } else if (k === 'value') el.value = v;
       else if (k === 'disabled' || k === 'hidden' || k === 'checked' || k === 'selected' || k === 'open') el[k] = Boolean(v);
+      else if (name === 'srcdoc') throw new TypeError('h(): no srcdoc (markup)');
+      else if (URL_ATTRS.has(name)) el.setAttribute(k, safeUrl(v));
       else el.setAttribute(k, v === true ? '' : String(v));
     }
   }
   append(el, children);
   return el;
 }
+
+const URL_ATTRS = new Set(['href', 'src', 'action', 'formaction', 'xlink:href', 'poster', 'data', 'ping', 'background']);
 
 function append(el, children) {
   for (const c of children) {

@@ -257,3 +257,39 @@ export function eventTone(type) {
   if (STATE_LABELS[type]) return 'ev-state';
   return '';
 }
+
+// ---- untrusted text ----
+
+const HTML_ESCAPES = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;', '`': '&#96;' };
+
+/**
+ * Text → HTML that shows it literally, in element content and in quoted
+ * attribute values. The page builds its DOM with textContent and
+ * createElement; this is only for the rare library option that takes an HTML
+ * string and nothing else (Leaflet's tile attribution).
+ */
+export function escapeHtml(s) {
+  return String(s ?? '').replace(/[&<>"'`]/g, (c) => HTML_ESCAPES[c]);
+}
+
+/**
+ * The URL if it is http(s), mailto, tel or relative; otherwise 'about:blank'
+ * (javascript:, data:, vbscript:… never reach an href or a src).
+ */
+export function safeUrl(u) {
+  const s = String(u ?? '').trim();
+  // Browsers drop tabs and newlines anywhere in a URL ("java\tscript:").
+  const scheme = s.replace(/[\u0000-\u0020]/g, '').match(/^([a-z][a-z0-9+.-]*):/i);
+  if (!scheme) return s;
+  return ['http', 'https', 'mailto', 'tel'].includes(scheme[1].toLowerCase()) ? s : 'about:blank';
+}
+
+/**
+ * Whether id may go into an API path as one segment: not empty, not "." or
+ * ".." (a URL resolves those even percent-encoded, so "#request/.." would
+ * send the dispatcher's token to another endpoint), and of a sane length.
+ */
+export function isSafeId(id) {
+  const s = String(id ?? '');
+  return s.length > 0 && s.length <= 200 && !/^(\.|%2e){1,2}$/i.test(s) && !/[\u0000-\u001f]/.test(s);
+}

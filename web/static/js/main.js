@@ -9,7 +9,7 @@ import { createTechnicians } from './technicians.js';
 import { createKpis } from './kpis.js';
 import { connect } from './stream.js';
 import { toast, debounce } from './dom.js';
-import { isActive } from './format.js';
+import { isActive, isSafeId } from './format.js';
 
 const SESSION_KEY = 'onsite.session';
 const NOTE_KEY = 'onsite.signinNote';
@@ -141,9 +141,19 @@ function start(session) {
     if (location.hash) history.replaceState(null, '', location.pathname + location.search);
     select(null);
   }
+  // The address bar is anyone's to write (a link): an id from it must be
+  // well-formed and one path segment, else nothing is opened.
   function selectFromHash() {
     const m = location.hash.match(/^#request\/(.+)$/);
-    select(m ? decodeURIComponent(m[1]) : null);
+    let id = null;
+    if (m) {
+      try {
+        id = decodeURIComponent(m[1]);
+      } catch {
+        id = null; // malformed %-escape
+      }
+    }
+    select(id && isSafeId(id) ? id : null);
   }
   window.addEventListener('hashchange', selectFromHash);
   document.addEventListener('keydown', (e) => {

@@ -4,15 +4,14 @@
 // graticule on a plain background.
 import { store, techName, skillName } from './store.js';
 import { h, replace } from './dom.js';
-import { ACTIVE_STATES, stateLabel, riskReason, place, ago, heatStyle } from './format.js';
+import { ACTIVE_STATES, stateLabel, riskReason, place, ago, heatStyle, escapeHtml, safeUrl } from './format.js';
 
 const L = window.L;
 const ROUTE_COLORS = { assigned: '#0891b2', en_route: '#0d9488' };
 const VIEW_KEY = 'onsite.mapView';
 
-function esc(s) {
-  return String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
-}
+// Markers, tooltips and icons are DOM nodes built with h() (text only):
+// Leaflet would parse a string as HTML.
 
 export function createMap(el, { onSelect }) {
   const map = L.map(el, { zoomControl: true, worldCopyJump: true, minZoom: 2, maxZoom: 19 });
@@ -90,7 +89,10 @@ export function createMap(el, { onSelect }) {
       className: 'mk',
       iconSize: [20, 20],
       iconAnchor: [10, 10],
-      html: `<span class="${esc(key)}" data-testid="map-request-${esc(r.id)}" data-state="${esc(r.state)}"${riskReason(r) ? ' data-risk="true"' : ''}></span>`,
+      html: h('span', {
+        class: key,
+        dataset: { testid: `map-request-${r.id}`, state: r.state, risk: riskReason(r) ? 'true' : null },
+      }),
     });
   }
 
@@ -143,7 +145,7 @@ export function createMap(el, { onSelect }) {
       className: 'mk',
       iconSize: [18, 18],
       iconAnchor: [9, 9],
-      html: `<span class="${esc(key)}" data-testid="map-tech-${esc(t.id)}" data-status="${esc(t.duty_status)}"></span>`,
+      html: h('span', { class: key, dataset: { testid: `map-tech-${t.id}`, status: t.duty_status } }),
     });
   }
 
@@ -221,7 +223,9 @@ export function createMap(el, { onSelect }) {
       const held = heatCells.get(c.cell);
       if (held && held.key === key) continue;
       const style = { color: st.color, weight: 1, opacity: 0.6, fillColor: st.color, fillOpacity: st.opacity };
-      const tip = `${c.open_requests} open request${c.open_requests === 1 ? '' : 's'} · ${c.available_technicians} available technician${c.available_technicians === 1 ? '' : 's'}`;
+      // A function returning a node: a string tooltip would be parsed as HTML.
+      const text = `${c.open_requests} open request${c.open_requests === 1 ? '' : 's'} · ${c.available_technicians} available technician${c.available_technicians === 1 ? '' : 's'}`;
+      const tip = () => h('span', null, text);
       let polygon = held?.polygon;
       if (polygon) {
         polygon.setStyle(style);
@@ -252,8 +256,11 @@ export function createMap(el, { onSelect }) {
 
   // ---- base map ----
   function setTiles(url, attribution) {
+    // Tiles from http(s) or relative URLs only; Leaflet puts the attribution
+    // in as HTML, so it goes in escaped (as text).
+    if (url && safeUrl(url) !== url.trim()) url = '';
     if (url) {
-      L.tileLayer(url, { maxZoom: 19, attribution: attribution || '', crossOrigin: true }).addTo(map);
+      L.tileLayer(url, { maxZoom: 19, attribution: escapeHtml(attribution || ''), crossOrigin: true }).addTo(map);
       el.classList.remove('no-tiles');
       if (graticule) {
         map.removeLayer(graticule);
