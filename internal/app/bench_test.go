@@ -97,3 +97,57 @@ func BenchmarkPings(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCreateRequest posts requests end to end on PostgreSQL: token,
+// rate limits, idempotency key, validation, the insert with its event and
+// outbox rows in one transaction, 16 connections at once.
+func BenchmarkCreateRequest(b *testing.B) {
+	s := apitest.Start(b, "postgres", dbtest.RedisDBApp, apitest.Env("ONSITE_WORKERS", "false"))
+	ops := s.Token(auth.Ops, "bench")
+	s.Must(http.StatusCreated, "POST", "/v1/skills", ops, map[string]string{"code": "wifi_setup", "name": "Wi-Fi"}, nil)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	tokens := make([]string, 100)
+	for i := range tokens {
+		tokens[i] = s.Token(auth.Customer, fmt.Sprintf("c%03d", i))
+	}
+	var next atomic.Int64
+	lat := make([]time.Duration, b.N)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= b.N {
+					return
+				}
+				body, _ := json.Marshal(map[string]any{"skill": "wifi_setup", "lat": 47.3 + float64(i%100)/1000, "lng": 8.5, "address": "Bench street 1"})
+				req, _ := http.NewRequest(http.MethodPost, s.URL+"/v1/requests", bytes.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+tokens[i%len(tokens)])
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Idempotency-Key", fmt.Sprintf("bench-%d", i))
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				lat[i] = time.Since(t0)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusCreated {
+					b.Errorf("status %d", resp.StatusCode)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	slices.Sort(lat)
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "requests/s")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(0, "ns/op")
+}
