@@ -2,7 +2,6 @@ package dispatch
 
 import (
 	"math/rand/v2"
-	"sort"
 	"testing"
 	"time"
 
@@ -189,8 +188,6 @@ func TestPoolSearchMatchesBruteForce(t *testing.T) {
 				if layout == "uniform" || i%3 == 0 {
 					dx, dy = (rng.Float64()*2-1)*12000, (rng.Float64()*2-1)*12000
 				} else {
-					hot := geo.Offset(zurich, float64(i%4)*3000-4500, float64(i%5)*1000)
-					_ = hot
 					dx, dy = float64(i%4)*3000-4500+rng.NormFloat64()*400, float64(i%5)*1000+rng.NormFloat64()*400
 				}
 				c := cand(string(rune('A'+i%26))+itoa(i), dx, dy)
@@ -260,7 +257,6 @@ func TestPoolMove(t *testing.T) {
 	if got := pool.Search(j, 5, 10, func(id string) bool { return id == "a" }, geo.DefaultETA(), now); len(got) != 0 {
 		t.Fatal("excluded technician found")
 	}
-	_ = sort.Strings
 }
 
 func TestComputeKPIs(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/onsite/onsite/internal/apitest"
 	"github.com/onsite/onsite/internal/auth"
@@ -104,5 +103,4 @@ func TestCustomerApp(t *testing.T) {
 	if len(list.Items) != 1 || list.Items[0].ID != v.ID {
 		t.Fatalf("history %+v", list.Items)
 	}
-	_ = time.Second
 }

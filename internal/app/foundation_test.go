@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -269,7 +268,6 @@ func TestIdempotentCreateRace(t *testing.T) {
 			if n := s.Rows("requests"); n != 2 {
 				t.Fatalf("%d requests, want 2", n)
 			}
-			_ = fmt.Sprint()
 		})
 	}
 }
@@ -280,9 +278,8 @@ func TestRateLimits(t *testing.T) {
 	t.Parallel()
 	s := apitest.Start(t, "sqlite", dbtest.RedisDBApp, apitest.Env("ONSITE_RATE_LIMIT_PRINCIPAL", "5"), apitest.Env("ONSITE_RATE_LIMIT_IP", "12"))
 	alice := s.Token(auth.Ops, "alice")
-	for i := range 5 {
+	for range 5 {
 		s.Must(http.StatusOK, "GET", "/v1/skills", alice, nil, nil)
-		_ = i
 	}
 	r := s.Call("GET", "/v1/skills", alice, nil)
 	if r.Status != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" || r.Err(t).Error.Code != "rate_limited" {

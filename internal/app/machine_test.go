@@ -5,7 +5,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/onsite/onsite/internal/apitest"
 	"github.com/onsite/onsite/internal/auth"
@@ -124,5 +123,4 @@ func TestMachineCustomers(t *testing.T) {
 	if req.State != "searching" {
 		t.Fatalf("auto-confirm: %s", req.State)
 	}
-	_ = time.Second
 }
