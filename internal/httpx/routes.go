@@ -44,9 +44,10 @@ func (r Route) OpenAPIPath() string {
 // Allows reports whether role may call the route.
 func (r Route) Allows(role auth.Role) bool { return slices.Contains(r.Roles, role) }
 
-// Limiter counts calls per key.
+// Limiter counts calls per key: one call counts against every key given,
+// in one round trip.
 type Limiter interface {
-	Allow(ctx context.Context, key string, limit int) (ok bool, retryAfter time.Duration, err error)
+	AllowAll(ctx context.Context, keys []string, limits []int) (ok bool, retryAfter time.Duration, err error)
 }
 
 // Limits are calls per minute.
@@ -75,25 +76,34 @@ func Register(e *echo.Echo, a Auth, routes []Route, lim Limiter, limits Limits, 
 			h = idem(h)
 		}
 		if !r.Public {
-			h = requireRoles(a, r, lim, limits.PerPrincipal)(h)
-		}
-		if lim != nil {
-			h = limit(lim, limits.PerIP, func(c echo.Context) string { return "ip:" + c.RealIP() })(h)
+			// Signed-in calls count against the address and the caller at once.
+			h = requireRoles(a, r, lim, limits)(h)
+		} else if lim != nil {
+			h = limit(lim, func(c echo.Context) ([]string, []int) { return []string{"ip:" + c.RealIP()}, []int{limits.PerIP} })(h)
 		}
 		e.Add(r.Method, r.Path, h)
 	}
 }
 
-// limit answers 429 with Retry-After past n calls a minute per key. When the
-// counter cannot be reached it lets the call through (and logs): a Redis
-// outage must not take the API down.
-func limit(lim Limiter, n int, key func(echo.Context) string) echo.MiddlewareFunc {
+// limit answers 429 with Retry-After past the calls a minute allowed for any
+// of the keys (a limit of 0 is no limit). When the counter cannot be reached
+// it lets the call through (and logs): a Redis outage must not take the API
+// down.
+func limit(lim Limiter, keysOf func(echo.Context) ([]string, []int)) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			if n <= 0 {
+			all, allLimits := keysOf(c)
+			var keys []string
+			var limits []int
+			for i, k := range all {
+				if allLimits[i] > 0 {
+					keys, limits = append(keys, k), append(limits, allLimits[i])
+				}
+			}
+			if len(keys) == 0 {
 				return next(c)
 			}
-			ok, retry, err := lim.Allow(c.Request().Context(), key(c), n)
+			ok, retry, err := lim.AllowAll(c.Request().Context(), keys, limits)
 			if err != nil {
 				c.Logger().Warn(err)
 			}
@@ -106,16 +116,25 @@ func limit(lim Limiter, n int, key func(echo.Context) string) echo.MiddlewareFun
 	}
 }
 
-func requireRoles(a Auth, r Route, lim Limiter, perPrincipal int) echo.MiddlewareFunc {
+func requireRoles(a Auth, r Route, lim Limiter, limits Limits) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
+			// A refused call still counts against its address.
+			refuse := func(err error) error {
+				if lim == nil {
+					return err
+				}
+				return limit(lim, func(c echo.Context) ([]string, []int) {
+					return []string{"ip:" + c.RealIP()}, []int{limits.PerIP}
+				})(func(echo.Context) error { return err })(c)
+			}
 			token, ok := auth.BearerToken(c.Request().Header.Get(echo.HeaderAuthorization))
 			if !ok && r.QueryToken {
 				token = c.QueryParam("access_token")
 				ok = token != ""
 			}
 			if !ok {
-				return errs.E(errs.Unauthenticated, "missing bearer token")
+				return refuse(errs.E(errs.Unauthenticated, "missing bearer token"))
 			}
 			p, err := a.Issuer.Verify(token)
 			if err != nil {
@@ -124,17 +143,19 @@ func requireRoles(a Auth, r Route, lim Limiter, perPrincipal int) echo.Middlewar
 					kp, ok = a.Keys.Resolve(c.Request().Context(), token)
 				}
 				if !ok {
-					return err
+					return refuse(err)
 				}
 				p = kp
 			}
 			if !r.Allows(p.Role) {
-				return errs.E(errs.Forbidden, "role %s may not call %s %s", p.Role, r.Method, r.OpenAPIPath())
+				return refuse(errs.E(errs.Forbidden, "role %s may not call %s %s", p.Role, r.Method, r.OpenAPIPath()))
 			}
 			req := c.Request()
 			c.SetRequest(req.WithContext(auth.WithPrincipal(req.Context(), p)))
 			if lim != nil {
-				return limit(lim, perPrincipal, func(echo.Context) string { return "p:" + string(p.Role) + ":" + p.Subject })(next)(c)
+				return limit(lim, func(c echo.Context) ([]string, []int) {
+					return []string{"ip:" + c.RealIP(), "p:" + string(p.Role) + ":" + p.Subject}, []int{limits.PerIP, limits.PerPrincipal}
+				})(next)(c)
 			}
 			return next(c)
 		}

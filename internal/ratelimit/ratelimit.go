@@ -36,21 +36,32 @@ func NewWindow(rdb redis.UniversalClient, prefix string, window time.Duration) *
 // Redis error is returned with ok true: the caller decides whether to fail
 // open.
 func (l *Limiter) Allow(ctx context.Context, key string, limit int) (ok bool, retryAfter time.Duration, err error) {
+	return l.AllowAll(ctx, []string{key}, []int{limit})
+}
+
+// AllowAll counts one call for every key (with its limit) in one round trip
+// and reports whether all are within their limits.
+func (l *Limiter) AllowAll(ctx context.Context, keys []string, limits []int) (ok bool, retryAfter time.Duration, err error) {
 	now := l.now()
 	start := now.Truncate(l.window)
-	cur := fmt.Sprintf("%s%s:%d", l.prefix, key, start.Unix())
-	prev := fmt.Sprintf("%s%s:%d", l.prefix, key, start.Add(-l.window).Unix())
 	pipe := l.rdb.Pipeline()
-	incr := pipe.Incr(ctx, cur)
-	pipe.Expire(ctx, cur, 2*l.window+time.Second)
-	before := pipe.Get(ctx, prev)
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return true, 0, fmt.Errorf("rate limit %s: %w", key, err)
+	incrs := make([]*redis.IntCmd, len(keys))
+	prevs := make([]*redis.StringCmd, len(keys))
+	for i, key := range keys {
+		cur := fmt.Sprintf("%s%s:%d", l.prefix, key, start.Unix())
+		incrs[i] = pipe.Incr(ctx, cur)
+		pipe.Expire(ctx, cur, 2*l.window+time.Second)
+		prevs[i] = pipe.Get(ctx, fmt.Sprintf("%s%s:%d", l.prefix, key, start.Add(-l.window).Unix()))
 	}
-	prevCount, _ := before.Int64()
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return true, 0, fmt.Errorf("rate limit %v: %w", keys, err)
+	}
 	overlap := 1 - float64(now.Sub(start))/float64(l.window)
-	if float64(incr.Val())+float64(prevCount)*overlap > float64(limit) {
-		return false, start.Add(l.window).Sub(now), nil
+	for i := range keys {
+		prevCount, _ := prevs[i].Int64()
+		if float64(incrs[i].Val())+float64(prevCount)*overlap > float64(limits[i]) {
+			return false, start.Add(l.window).Sub(now), nil
+		}
 	}
 	return true, 0, nil
 }
