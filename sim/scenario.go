@@ -92,6 +92,7 @@ type Hotspot struct {
 // Behaviour is how people act.
 type Behaviour struct {
 	AcceptProbability float64            `yaml:"accept_probability"`
+	AcceptSpread      float64            `yaml:"accept_spread"`   // each technician's own rate is uniform in accept_probability ± this
 	ResponseMedian    Duration           `yaml:"response_median"` // lognormal answer delay
 	ResponseSigma     float64            `yaml:"response_sigma"`
 	NoResponseShare   float64            `yaml:"no_response_share"`
@@ -314,6 +315,9 @@ func (sc *Scenario) Validate() error {
 	share("behaviour.accept_probability", b.AcceptProbability)
 	share("behaviour.no_response_share", b.NoResponseShare)
 	share("behaviour.drop_share", b.DropShare)
+	if b.AcceptSpread < 0 || b.AcceptProbability-b.AcceptSpread < 0 || b.AcceptProbability+b.AcceptSpread > 1 {
+		bad("behaviour.accept_spread", "accept_probability ± accept_spread must stay within 0 and 1")
+	}
 	if b.ResponseMedian.Duration <= 0 {
 		bad("behaviour.response_median", "must be positive")
 	}

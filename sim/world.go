@@ -245,7 +245,9 @@ type answer struct {
 func (d *day) answer(t *simTech, r *simRequest) answer {
 	b := d.sc.Behaviour
 	u := func(salt uint64) float64 { return pairUniform(d.seed, uint64(t.idx), uint64(r.idx), salt) }
-	a := answer{responds: u(1) >= b.NoResponseShare, accepts: u(2) < b.AcceptProbability, drops: u(3) < b.DropShare}
+	// Each technician has a rate of their own around the scenario's.
+	rate := b.AcceptProbability + (pairUniform(d.seed, uint64(t.idx), 0, 9)*2-1)*b.AcceptSpread
+	a := answer{responds: u(1) >= b.NoResponseShare, accepts: u(2) < rate, drops: u(3) < b.DropShare}
 	z := math.Sqrt(-2*math.Log(math.Max(u(4), 1e-12))) * math.Cos(2*math.Pi*u(5)) // Box–Muller
 	a.delay = time.Duration(b.ResponseMedian.Seconds() * math.Exp(b.ResponseSigma*z) * float64(time.Second))
 	return a
