@@ -139,14 +139,8 @@ func (s *Service) Rate(ctx context.Context, c Caller, id string, in RatingInput)
 	if len(comment) > 1000 {
 		return Request{}, errs.InvalidField("comment", "comment is longer than 1000 characters")
 	}
-	now := s.now()
-	var out Request
-	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
-		r, err := lockRequest(tx, id)
-		if err != nil {
-			return err
-		}
-		if !mayRead(c, r) || (c.Role != "customer" && c.Role != "machine") {
+	return s.change(ctx, id, "rate", func(tx *gorm.DB, r *Request, now time.Time) error {
+		if !mayRead(c, *r) || (c.Role != "customer" && c.Role != "machine") {
 			return errNotFound("request", id)
 		}
 		if r.State != Completed || r.TechnicianID == nil {
@@ -169,13 +163,10 @@ func (s *Service) Rate(ctx context.Context, c Caller, id string, in RatingInput)
 		if err := appendEvent(tx, r.ID, "rated", c.actor(), map[string]any{"stars": in.Stars}, now); err != nil {
 			return err
 		}
-		out, err = load(tx, r.ID)
+		fresh, err := load(tx, r.ID)
+		*r = fresh
 		return err
 	})
-	if err != nil {
-		return Request{}, wrap("rate request "+id, err)
-	}
-	return out, nil
 }
 
 // ShareLink is a tracking link anyone holding it may open.

@@ -186,10 +186,25 @@ func TestBadInputChangesNothing(t *testing.T) {
 				{"location in the future", "POST", "/v1/me/location", techTok, map[string]any{"lat": 47, "lng": 8, "at": time.Now().Add(time.Hour)}, 422, "invalid", "at", nil},
 				{"list bad state", "GET", "/v1/requests?state=flying", ops, nil, 422, "invalid", "state", nil},
 				{"list bad limit", "GET", "/v1/technicians?limit=-3", ops, nil, 422, "invalid", "limit", nil},
+				{"pings: none", "POST", "/v1/me/locations", techTok, map[string]any{"pings": []any{}}, 422, "invalid", "pings", nil},
+				{"pings: a bad one", "POST", "/v1/me/locations", techTok, map[string]any{"pings": []any{map[string]any{"lat": 47, "lng": 8}, map[string]any{"lat": 95, "lng": 8}}}, 422, "invalid", "pings[1].lat", nil},
+				{"assign without technician", "POST", "/v1/requests/" + done.ID + "/assign", ops, map[string]any{}, 422, "invalid", "technician_id", nil},
+				{"shifts missing", "PUT", "/v1/technicians/" + tech.ID + "/shifts", ops, map[string]any{}, 422, "invalid", "shifts", nil},
+				{"shift ends before it starts", "PUT", "/v1/technicians/" + tech.ID + "/shifts", ops, map[string]any{"shifts": []any{map[string]any{"start": future, "end": future.Add(-time.Hour)}}}, 422, "invalid", "shifts[0].end", nil},
+				{"suspension missing", "PUT", "/v1/technicians/" + tech.ID + "/suspension", ops, map[string]any{}, 422, "invalid", "suspended", nil},
+				{"kpis to before from", "GET", "/v1/kpis?from=2026-11-02T00:00:00Z&to=2026-11-01T00:00:00Z", ops, nil, 422, "invalid", "to", nil},
+				{"ops token bad role", "POST", "/v1/ops/tokens", ops, map[string]string{"role": "king", "subject": "x"}, 422, "invalid", "role", nil},
+				{"machine key without owner", "POST", "/v1/machine-keys", ops, map[string]string{"name": "x"}, 422, "invalid", "owner", nil},
+				{"webhook bad url", "POST", "/v1/webhooks", cust, map[string]string{"url": "ftp://x"}, 422, "invalid", "url", nil},
+				{"rating out of range", "POST", "/v1/requests/" + done.ID + "/rating", cust, map[string]any{"stars": 9}, 422, "invalid", "stars", nil},
+				{"confirm not pending", "POST", "/v1/requests/" + done.ID + "/confirm", cust, map[string]any{}, 409, "conflict", "", nil},
+				{"otp bad phone", "POST", "/v1/auth/otp", "", map[string]string{"phone": "12"}, 422, "invalid", "phone", nil},
+				{"refresh missing", "POST", "/v1/auth/refresh", "", map[string]string{}, 422, "invalid", "refresh_token", nil},
 				{"unknown route", "GET", "/v1/nowhere", ops, nil, 404, "not_found", "", nil},
 				{"wrong method", "DELETE", "/v1/skills", ops, nil, 405, "not_found", "", nil},
 			}
-			tables := []string{"skills", "technicians", "certifications", "shifts", "customers", "requests", "offers", "events", "outbox", "assignments"}
+			tables := []string{"skills", "technicians", "certifications", "shifts", "customers", "requests", "offers", "events", "outbox", "assignments",
+				"machine_keys", "webhook_endpoints", "otp_codes", "refresh_tokens", "messages"}
 			before := map[string]int64{}
 			for _, tb := range tables {
 				before[tb] = s.Rows(tb)
