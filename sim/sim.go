@@ -196,7 +196,7 @@ func (r *run) loop() {
 		case evGiveUp:
 			r.giveUp(e.req)
 		case evShift:
-			r.pool.Update(e.tech.id, func(c *dispatch.Candidate) { *c = r.candidateNoGeo(e.tech, *c) })
+			r.refresh(e.tech)
 		case evBatch:
 			r.batchTick()
 		case evChainCheck:

@@ -38,64 +38,76 @@ func BenchmarkPings(b *testing.B) {
 	if err := s.App.DB.Omit(clause.Associations).CreateInBatches(techs, 1000).Error; err != nil {
 		b.Fatal(err)
 	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	for _, batch := range []int{1, 10} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
-			var next atomic.Int64
-			lat := make([]time.Duration, b.N)
-			var wg sync.WaitGroup
 			start := time.Now()
-			for range 32 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for {
-						i := int(next.Add(1)) - 1
-						if i >= b.N {
-							return
-						}
-						tech := i % n
-						at := start.Add(time.Duration(i) * time.Microsecond)
-						var body []byte
-						path := "/v1/me/location"
-						if batch == 1 {
-							body, _ = json.Marshal(map[string]any{"lat": 47.3 + float64(tech%100)/1000, "lng": 8.5, "at": at})
-						} else {
-							path = "/v1/me/locations"
-							var pings []map[string]any
-							for k := range batch {
-								pings = append(pings, map[string]any{"lat": 47.3 + float64(k)/1000, "lng": 8.5, "at": at.Add(-time.Duration(batch-k) * time.Second)})
-							}
-							body, _ = json.Marshal(map[string]any{"pings": pings})
-						}
-						req, _ := http.NewRequest(http.MethodPost, s.URL+path, bytes.NewReader(body))
-						req.Header.Set("Authorization", "Bearer "+tokens[tech])
-						req.Header.Set("Content-Type", "application/json")
-						t0 := time.Now()
-						resp, err := client.Do(req)
-						lat[i] = time.Since(t0)
-						if err != nil {
-							b.Error(err)
-							return
-						}
-						_, _ = io.Copy(io.Discard, resp.Body) // so the connection is reused
-						resp.Body.Close()
-						if resp.StatusCode != http.StatusOK {
-							b.Errorf("status %d", resp.StatusCode)
-							return
-						}
+			elapsed, p99 := load(b, 32, http.StatusOK, func(i int) *http.Request {
+				tech := i % n
+				at := start.Add(time.Duration(i) * time.Microsecond)
+				var body []byte
+				path := "/v1/me/location"
+				if batch == 1 {
+					body, _ = json.Marshal(map[string]any{"lat": 47.3 + float64(tech%100)/1000, "lng": 8.5, "at": at})
+				} else {
+					path = "/v1/me/locations"
+					var pings []map[string]any
+					for k := range batch {
+						pings = append(pings, map[string]any{"lat": 47.3 + float64(k)/1000, "lng": 8.5, "at": at.Add(-time.Duration(batch-k) * time.Second)})
 					}
-				}()
-			}
-			wg.Wait()
-			elapsed := time.Since(start)
-			slices.Sort(lat)
+					body, _ = json.Marshal(map[string]any{"pings": pings})
+				}
+				req, _ := http.NewRequest(http.MethodPost, s.URL+path, bytes.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+tokens[tech])
+				return req
+			})
 			b.ReportMetric(float64(b.N*batch)/elapsed.Seconds(), "pings/s")
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "requests/s")
-			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+			b.ReportMetric(p99, "p99-ms")
 			b.ReportMetric(0, "ns/op")
 		})
 	}
+}
+
+// load sends b.N requests made by build over conns connections at once and
+// returns how long it took and the p99 latency in ms; any other status than
+// want fails the benchmark.
+func load(b *testing.B, conns, want int, build func(i int) *http.Request) (time.Duration, float64) {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2 * conns}}
+	var next atomic.Int64
+	lat := make([]time.Duration, b.N)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= b.N {
+					return
+				}
+				req := build(i)
+				req.Header.Set("Content-Type", "application/json")
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				lat[i] = time.Since(t0)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body) // so the connection is reused
+				resp.Body.Close()
+				if resp.StatusCode != want {
+					b.Errorf("status %d, want %d", resp.StatusCode, want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	slices.Sort(lat)
+	return elapsed, float64(lat[len(lat)*99/100].Microseconds()) / 1000
 }
 
 // BenchmarkCreateRequest posts requests end to end on PostgreSQL: token,
@@ -105,49 +117,18 @@ func BenchmarkCreateRequest(b *testing.B) {
 	s := apitest.Start(b, "postgres", dbtest.RedisDBApp, apitest.Env("ONSITE_WORKERS", "false"))
 	ops := s.Token(auth.Ops, "bench")
 	s.Must(http.StatusCreated, "POST", "/v1/skills", ops, map[string]string{"code": "wifi_setup", "name": "Wi-Fi"}, nil)
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	tokens := make([]string, 100)
 	for i := range tokens {
 		tokens[i] = s.Token(auth.Customer, fmt.Sprintf("c%03d", i))
 	}
-	var next atomic.Int64
-	lat := make([]time.Duration, b.N)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= b.N {
-					return
-				}
-				body, _ := json.Marshal(map[string]any{"skill": "wifi_setup", "lat": 47.3 + float64(i%100)/1000, "lng": 8.5, "address": "Bench street 1"})
-				req, _ := http.NewRequest(http.MethodPost, s.URL+"/v1/requests", bytes.NewReader(body))
-				req.Header.Set("Authorization", "Bearer "+tokens[i%len(tokens)])
-				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set("Idempotency-Key", fmt.Sprintf("bench-%d", i))
-				t0 := time.Now()
-				resp, err := client.Do(req)
-				lat[i] = time.Since(t0)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusCreated {
-					b.Errorf("status %d", resp.StatusCode)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	slices.Sort(lat)
+	elapsed, p99 := load(b, 16, http.StatusCreated, func(i int) *http.Request {
+		body, _ := json.Marshal(map[string]any{"skill": "wifi_setup", "lat": 47.3 + float64(i%100)/1000, "lng": 8.5, "address": "Bench street 1"})
+		req, _ := http.NewRequest(http.MethodPost, s.URL+"/v1/requests", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tokens[i%len(tokens)])
+		req.Header.Set("Idempotency-Key", fmt.Sprintf("bench-%d", i))
+		return req
+	})
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "requests/s")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(p99, "p99-ms")
 	b.ReportMetric(0, "ns/op")
 }
