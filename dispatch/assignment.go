@@ -148,13 +148,35 @@ type BatchPair struct {
 	Scored
 }
 
+// BatchPolicy is how the batch weighs a pair beyond its predicted arrival.
+type BatchPolicy struct {
+	// Urgency adds, per minute a request has left before its deadline (counted
+	// up to UrgencyCap), this many minutes to the cost of its pairs. When
+	// requests outnumber the technicians who can reach them in time, those
+	// with the least time left are served first (earliest deadline first);
+	// the others can still be served by a technician who frees up later.
+	// When technicians are plentiful it changes nothing: every request gets
+	// one. 0 turns it off.
+	Urgency    float64
+	UrgencyCap time.Duration
+}
+
+// DefaultBatchPolicy is the policy the simulator chose (docs/benchmarks.md):
+// one minute of cost per minute left, up to the SLA.
+func DefaultBatchPolicy(sla time.Duration) BatchPolicy {
+	return BatchPolicy{Urgency: 1, UrgencyCap: sla}
+}
+
 // AssignBatch gives pending jobs to distinct technicians at least cost: cost
 // is the predicted arrival in minutes, plus a steep penalty when it misses
-// the deadline, divided by the chance the technician accepts (an offer that
-// is likely refused costs the time it wastes). candidates[i] holds job i's
+// the deadline, plus the policy's urgency term, divided by the chance the
+// technician accepts (an offer that is likely refused costs the time it
+// wastes). A pair predicted to arrive after the job's give-up time is never
+// made: that technician would reach a request the platform has already given
+// up, while someone else could have been on time. candidates[i] holds job i's
 // ranked candidates (short lists keep the problem small). Jobs left without a
 // technician wait for the next batch.
-func AssignBatch(jobs []Job, candidates [][]Scored, now time.Time) []BatchPair {
+func AssignBatch(jobs []Job, candidates [][]Scored, now time.Time, policy BatchPolicy) []BatchPair {
 	colOf := map[string]int{}
 	var techs []Scored
 	for _, list := range candidates {
@@ -175,7 +197,7 @@ func AssignBatch(jobs []Job, candidates [][]Scored, now time.Time) []BatchPair {
 			row[j] = math.Inf(1)
 		}
 		for _, sc := range candidates[i] {
-			row[colOf[sc.TechnicianID]] = pairCost(jobs[i], sc, now)
+			row[colOf[sc.TechnicianID]] = pairCost(jobs[i], sc, now, policy)
 		}
 		cost[i] = row
 	}
@@ -194,10 +216,17 @@ func AssignBatch(jobs []Job, candidates [][]Scored, now time.Time) []BatchPair {
 	return out
 }
 
-func pairCost(j Job, sc Scored, now time.Time) float64 {
+func pairCost(j Job, sc Scored, now time.Time, policy BatchPolicy) float64 {
+	if !j.GiveUp.IsZero() && sc.Arrival.After(j.GiveUp) {
+		return math.Inf(1)
+	}
 	c := sc.ETA.Minutes()
 	if !j.Deadline.IsZero() && sc.Arrival.After(j.Deadline) {
 		c += LatePenaltyMinutes
+	}
+	if policy.Urgency > 0 && !j.Deadline.IsZero() {
+		left := max(0, min(j.Deadline.Sub(now), policy.UrgencyCap))
+		c += policy.Urgency * left.Minutes()
 	}
 	return c / math.Max(sc.AcceptRate, 0.05)
 }

@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"maps"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -83,8 +84,80 @@ func TestAssignBatchPrefersOnTime(t *testing.T) {
 	x := cand("x", 14000, 0) // between A and B, nearer A
 	y := cand("y", -3000, 0) // near A only
 	lists := [][]Scored{Rank(jobA, []Candidate{x, y}, eta, now), Rank(jobB, []Candidate{x, y}, eta, now)}
-	pairs := AssignBatch([]Job{jobA, jobB}, lists, now)
+	pairs := AssignBatch([]Job{jobA, jobB}, lists, now, BatchPolicy{})
 	if len(pairs) != 2 || pairs[0].TechnicianID != "y" || pairs[1].TechnicianID != "x" {
 		t.Fatalf("pairs %+v", pairs)
+	}
+}
+
+func TestAssignBatchPolicy(t *testing.T) {
+	t.Parallel()
+	eta := StraightLineETAForTest()
+	sla := time.Hour
+	job := func(id string, dx float64, left, giveUp time.Duration) Job {
+		return Job{ID: id, Skill: "wifi_setup", Place: offset(zurich, dx), Deadline: now.Add(left), GiveUp: now.Add(giveUp)}
+	}
+	// x is 3 km from Zürich's centre (about 9 minutes by car), y 9 km.
+	x, y := cand("x", 3000, 0), cand("y", 9000, 0)
+	tests := []struct {
+		name   string
+		jobs   []Job
+		techs  []Candidate
+		policy BatchPolicy
+		want   map[string]string // job → technician
+	}{
+		{
+			name:  "without urgency the nearer request wins a contested technician",
+			jobs:  []Job{job("old", 4000, 15*time.Minute, 15*time.Minute), job("new", 2500, 58*time.Minute, 58*time.Minute)},
+			techs: []Candidate{x}, policy: BatchPolicy{},
+			want: map[string]string{"new": "x"},
+		},
+		{
+			name:  "with urgency the request with the least time left wins it",
+			jobs:  []Job{job("old", 4000, 15*time.Minute, 15*time.Minute), job("new", 2500, 58*time.Minute, 58*time.Minute)},
+			techs: []Candidate{x}, policy: DefaultBatchPolicy(sla),
+			want: map[string]string{"old": "x"},
+		},
+		{
+			name:  "urgency changes nothing when every request can have a technician",
+			jobs:  []Job{job("old", 4000, 15*time.Minute, 15*time.Minute), job("new", 9500, 58*time.Minute, 58*time.Minute)},
+			techs: []Candidate{x, y}, policy: DefaultBatchPolicy(sla),
+			want: map[string]string{"old": "x", "new": "y"},
+		},
+		{
+			name:  "time left beyond the cap counts as the cap",
+			jobs:  []Job{job("window", 2500, 3*time.Hour, 3*time.Hour), job("asap", 4000, 59*time.Minute, 59*time.Minute)},
+			techs: []Candidate{x}, policy: DefaultBatchPolicy(sla),
+			// Both count about an hour left; the nearer one wins.
+			want: map[string]string{"window": "x"},
+		},
+		{
+			name:  "no one is sent who would arrive after the give-up time",
+			jobs:  []Job{job("far", 20000, 40*time.Minute, 40*time.Minute)},
+			techs: []Candidate{cand("z", -10000, 0)}, policy: DefaultBatchPolicy(sla),
+			want: map[string]string{},
+		},
+		{
+			name:  "a late arrival is allowed while the request still searches",
+			jobs:  []Job{job("late", 20000, 40*time.Minute, 2*time.Hour)},
+			techs: []Candidate{cand("z", -10000, 0)}, policy: DefaultBatchPolicy(sla),
+			want: map[string]string{"late": "z"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var lists [][]Scored
+			for _, j := range tt.jobs {
+				lists = append(lists, Rank(j, tt.techs, eta, now))
+			}
+			got := map[string]string{}
+			for _, p := range AssignBatch(tt.jobs, lists, now, tt.policy) {
+				got[tt.jobs[p.JobIndex].ID] = p.TechnicianID
+			}
+			if !maps.Equal(got, tt.want) {
+				t.Fatalf("assigned %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

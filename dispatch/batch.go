@@ -22,7 +22,8 @@ type BatchResult struct {
 // BatchRound is the batch strategy's tick: every searching request without a
 // pending offer is matched against the technicians free for it by least-cost
 // assignment (predicted arrival, a steep penalty for missing the deadline,
-// weighed by the chance of acceptance), then each pair gets an offer. Each
+// the urgency of the request, weighed by the chance of acceptance; no one who
+// would arrive after the give-up time), then each pair gets an offer. Each
 // offer is written in its own transaction with the request locked, so a round
 // that overlaps another process's changes stays correct.
 func (s *Service) BatchRound(ctx context.Context, limit int) (BatchResult, error) {
@@ -68,7 +69,7 @@ func (s *Service) BatchRound(ctx context.Context, limit int) (BatchResult, error
 		}
 		jobs, lists, reqs = append(jobs, job), append(lists, ranked), append(reqs, r)
 	}
-	for _, p := range AssignBatch(jobs, lists, now) {
+	for _, p := range AssignBatch(jobs, lists, now, BatchPolicy{Urgency: s.cfg.BatchUrgency, UrgencyCap: s.cfg.SLA}) {
 		o, err := s.offerFromBatch(ctx, reqs[p.JobIndex].ID, p.Scored, now)
 		if err != nil {
 			return res, err

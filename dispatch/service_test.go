@@ -3,6 +3,7 @@ package dispatch_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -46,7 +47,7 @@ func newWorld(t *testing.T, d *db.DB, strategy string, waveSize int) *world {
 	w := &world{t: t, d: d, clock: c, techs: technicians.NewService(d, c.Now), ctx: context.Background(), phone: 41790000000}
 	w.svc = dispatch.NewService(d, dispatch.Config{
 		SLA: time.Hour, GiveUp: time.Hour, WindowLead: 30 * time.Minute, OfferStrategy: strategy,
-		OfferTimeout: 30 * time.Second, WaveSize: waveSize, MaxSearchKm: 40,
+		OfferTimeout: 30 * time.Second, WaveSize: waveSize, MaxSearchKm: 40, BatchUrgency: 1,
 	}, c.Now)
 	if _, err := w.techs.CreateSkill(w.ctx, "wifi_setup", "Wi-Fi setup"); err != nil {
 		t.Fatal(err)
@@ -625,6 +626,61 @@ func TestBatchRound(t *testing.T) {
 		offers, _ := w.svc.OffersOf(w.ctx, a.ID)
 		if offers[0].Why.Strategy != "batch" {
 			t.Fatalf("offer reason %+v", offers[0].Why)
+		}
+	})
+}
+
+// TestBatchRoundPolicy: three waiting requests. "old" (4 km east) has 12
+// minutes left, "new" (2.5 km east) 60; both can only have the technician 3
+// km east. "far" (30 km west) can only have the one 58 km west, who would
+// arrive after its give-up time. With urgency the old request gets the
+// near technician, without it the nearer new one; the far request is never
+// offered.
+func TestBatchRoundPolicy(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		urgency float64
+		want    string
+	}{
+		{urgency: 1, want: "old"},
+		{urgency: 0, want: "new"},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("urgency %v", tt.urgency), func(t *testing.T) { testBatchRoundPolicy(t, tt.urgency, tt.want) })
+	}
+}
+
+func testBatchRoundPolicy(t *testing.T, urgency float64, want string) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		w := newWorld(t, d, dispatch.Batch, 1)
+		w.svc = dispatch.NewService(d, dispatch.Config{
+			SLA: time.Hour, GiveUp: time.Hour, OfferStrategy: dispatch.Batch, OfferTimeout: 30 * time.Second,
+			WaveSize: 1, MaxSearchKm: 40, BatchUrgency: urgency,
+		}, w.clock.Now)
+		x := w.tech("Near", 3000)
+		west := w.tech("West", -58000)
+		at := func(dx float64) dispatch.Request {
+			p := geo.Offset(zurich, dx, 0)
+			out, err := w.svc.Create(w.ctx, dispatch.Caller{Role: "customer", Subject: "carla"}, "", dispatch.NewRequest{Skill: "wifi_setup", Lat: &p.Lat, Lng: &p.Lng})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return out.Request
+		}
+		old := at(4000)
+		w.clock.Advance(48 * time.Minute)
+		w.move(x, geo.Offset(zurich, 3000, 0))
+		w.move(west, geo.Offset(zurich, -58000, 0))
+		names := map[string]string{old.ID: "old", at(2500).ID: "new", at(-30000).ID: "far"}
+		res, err := w.svc.BatchRound(w.ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Waiting != 3 || len(res.Offered) != 1 {
+			t.Fatalf("urgency %v: waiting %d, offers %+v; want 3 waiting and one offer", urgency, res.Waiting, res.Offered)
+		}
+		if got := names[res.Offered[0].RequestID]; got != want || res.Offered[0].TechnicianID != x {
+			t.Fatalf("urgency %v: the technician went to %s, want %s", urgency, got, want)
 		}
 	})
 }

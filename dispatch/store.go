@@ -77,6 +77,9 @@ func jobOf(r Request) Job {
 	if r.SLADeadline != nil {
 		j.Deadline = *r.SLADeadline
 	}
+	if r.GiveUpAt != nil {
+		j.GiveUp = *r.GiveUpAt
+	}
 	return j
 }
 

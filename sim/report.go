@@ -69,13 +69,13 @@ func (r Report) Markdown() string {
 	if len(r.Summaries) == 0 {
 		b.WriteString("_No strategies were simulated._\n\n")
 	} else {
-		fmt.Fprintf(&b, "| strategy | on site ≤ %s (mean ± 95 %% CI) | p50 time to site (min) | p90 time to site (min) | max time to site (min) | offers per accepted | acceptance rate | utilisation | unfulfilled (mean) |\n", sla)
-		b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		fmt.Fprintf(&b, "| strategy | on site ≤ %s (mean ± 95 %% CI) | p50 time to site (min) | p90 time to site (min) | max time to site (min) | offers per accepted | acceptance rate | utilisation | unfulfilled (mean) | windows kept |\n", sla)
+		b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, s := range r.Summaries {
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
 				mdCell(s.Strategy), fmtShareCI(s),
 				fmtMinutesCell(s, s.P50), fmtMinutesCell(s, s.P90), fmtMinutesCell(s, s.Max),
-				fmtNum(s.OffersPer, 2), fmtPct(s.Acceptance)+" %", fmtPct(s.Utilised)+" %", fmtNum(s.Unfulfil, 1))
+				fmtNum(s.OffersPer, 2), fmtPct(s.Acceptance)+" %", fmtPct(s.Utilised)+" %", fmtNum(s.Unfulfil, 1), fmtPct(s.Windows)+" %")
 		}
 		b.WriteString("\n")
 	}

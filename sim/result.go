@@ -45,6 +45,9 @@ type HourShare struct {
 // Share is the share of ASAP requests on site within the SLA.
 func (r Result) Share() float64 { return frac(r.OnSiteInTime, r.ASAP) }
 
+// WindowShare is the share of windowed requests reached within their window.
+func (r Result) WindowShare() float64 { return frac(r.WindowOnTime, r.Windowed) }
+
 // OffersPerAccepted is the offers sent per accepted offer.
 func (r Result) OffersPerAccepted() float64 { return frac(r.Offers, r.Accepted) }
 
@@ -91,6 +94,7 @@ type Summary struct {
 	Acceptance float64
 	Utilised   float64
 	Unfulfil   float64 // mean unfulfilled count
+	Windows    float64 // mean share of windowed requests reached before their window ended
 	ByHour     []HourShare
 	Pooled     []time.Duration // every time to site of every run, for the distribution chart
 }
@@ -110,6 +114,7 @@ func Summarise(strategy string, runs []Result) Summary {
 		s.Acceptance += r.AcceptanceRate() / float64(len(runs))
 		s.Utilised += r.Utilisation() / float64(len(runs))
 		s.Unfulfil += float64(r.Unfulfilled) / float64(len(runs))
+		s.Windows += r.WindowShare() / float64(len(runs))
 		pooled.TimeToSite = append(pooled.TimeToSite, r.TimeToSite...)
 		for _, h := range r.ByHour {
 			x, ok := hours[h.Hour]

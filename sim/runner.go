@@ -15,6 +15,7 @@ type Variant struct {
 	Batch    time.Duration // batch window (batch only)
 	Chain    time.Duration // chaining horizon: a busy technician finishing within it may take a next job (0: off)
 	Overlap  time.Duration // batch: a second offer when the first is unanswered this long (0: off)
+	Urgency  float64       // batch: dispatch.BatchPolicy.Urgency
 }
 
 // Variants expands strategy names ("all" for every one) into what to run:
@@ -47,12 +48,13 @@ func Variants(sc Scenario, strategy string) ([]Variant, error) {
 			if len(windows) > 1 {
 				name = fmt.Sprintf("batch-%s", w)
 			}
-			out = append(out, Variant{Name: name, Strategy: "batch", Batch: w})
+			u := sc.Dispatch.BatchUrgency
+			out = append(out, Variant{Name: name, Strategy: "batch", Batch: w, Urgency: u})
 			if o := sc.Dispatch.OverlapAfter.Duration; o > 0 {
-				out = append(out, Variant{Name: name + "+overlap", Strategy: "batch", Batch: w, Overlap: o})
+				out = append(out, Variant{Name: name + "+overlap", Strategy: "batch", Batch: w, Overlap: o, Urgency: u})
 			}
 			if c := sc.Dispatch.ChainWithin.Duration; c > 0 {
-				out = append(out, Variant{Name: name + "+chain", Strategy: "batch", Batch: w, Chain: c})
+				out = append(out, Variant{Name: name + "+chain", Strategy: "batch", Batch: w, Chain: c, Urgency: u})
 			}
 		}
 	}

@@ -109,6 +109,7 @@ type Dispatch struct {
 	OfferTimeout Duration   `yaml:"offer_timeout"`
 	WaveSize     int        `yaml:"wave_size"`
 	BatchWindow  Duration   `yaml:"batch_window"`
+	BatchUrgency float64    `yaml:"batch_urgency"` // batch: minutes of cost per minute left to the deadline, up to the SLA (default 1; 0: off)
 	WindowLead   Duration   `yaml:"window_lead"`   // a windowed request starts searching this long before its window
 	OverlapAfter Duration   `yaml:"overlap_after"` // also run batch with a second offer after this long unanswered (0: off)
 	ChainWithin  Duration   `yaml:"chain_within"`  // also run batch with chaining: busy technicians finishing within this take a next job (0: off)
@@ -172,7 +173,7 @@ func defaults() Scenario {
 		Behaviour: Behaviour{AcceptProbability: 0.7, ResponseMedian: Duration{90 * time.Second}, ResponseSigma: 0.6,
 			ServiceSigma: 0.5, Detour: 1.25},
 		Dispatch: Dispatch{SLA: Duration{time.Hour}, OfferTimeout: Duration{2 * time.Minute}, WaveSize: 3,
-			BatchWindow: Duration{30 * time.Second}, WindowLead: Duration{45 * time.Minute}},
+			BatchWindow: Duration{30 * time.Second}, BatchUrgency: 1, WindowLead: Duration{45 * time.Minute}},
 	}
 }
 
@@ -358,6 +359,9 @@ func (sc *Scenario) Validate() error {
 	}
 	if p.BatchWindow.Duration < 0 || p.BatchWindow.Duration > 10*time.Minute {
 		bad("dispatch.batch_window", "must be from 0s to 10m")
+	}
+	if !(p.BatchUrgency >= 0 && p.BatchUrgency <= 10) {
+		bad("dispatch.batch_urgency", "must be from 0 to 10")
 	}
 	for i, w := range p.BatchWindows {
 		if w.Duration < 0 || w.Duration > 10*time.Minute {

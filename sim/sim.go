@@ -79,8 +79,9 @@ type reqState struct {
 	declined  map[string]bool
 	expiredAt map[string]time.Time
 	round     int
-	searching bool // in the batch queue
-	onTime    bool // an ASAP request reached within the SLA
+	giveUpAt  time.Time // searching stops here (extended after a drop, as in the server)
+	searching bool      // in the batch queue
+	onTime    bool      // an ASAP request reached within the SLA
 }
 
 type offerState struct {
@@ -99,6 +100,7 @@ type run struct {
 	batch    time.Duration
 	chain    time.Duration
 	overlap  time.Duration
+	policy   dispatch.BatchPolicy
 	sla      time.Duration
 	eta      geo.StraightLine
 	now      time.Time
@@ -122,9 +124,15 @@ func Run(sc Scenario, v Variant, seed uint64, progress func(float64)) (Result, e
 }
 
 func runDay(d *day, v Variant, progress func(float64)) Result {
+	return simulate(d, v, progress).res
+}
+
+// simulate runs the day and returns the finished run (tests look inside).
+func simulate(d *day, v Variant, progress func(float64)) *run {
 	strategy := v.Strategy
 	r := &run{d: d, strategy: strategy, batch: v.Batch, chain: v.Chain, overlap: v.Overlap, sla: d.sc.Dispatch.SLA.Duration, progress: progress,
-		eta: geo.StraightLine{Detour: d.sc.Behaviour.Detour}, pool: dispatch.NewPool(d.sc.City.Resolution)}
+		eta: geo.StraightLine{Detour: d.sc.Behaviour.Detour}, pool: dispatch.NewPool(d.sc.City.Resolution),
+		policy: dispatch.BatchPolicy{Urgency: v.Urgency, UrgencyCap: d.sc.Dispatch.SLA.Duration}}
 	r.res = Result{Strategy: v.Name, Seed: d.seed}
 	for _, t := range d.techs {
 		ts := &techState{simTech: t, pos: t.home, idleFrom: t.shiftStart}
@@ -150,7 +158,7 @@ func runDay(d *day, v Variant, progress func(float64)) Result {
 	}
 	r.loop()
 	r.collect()
-	return r.res
+	return r
 }
 
 func (r *run) schedule(at time.Time, kind eventKind, req *reqState, tech *techState, o *offerState) {
@@ -238,12 +246,13 @@ func (r *run) refresh(t *techState) {
 }
 
 func (r *run) job(q *reqState) dispatch.Job {
-	return dispatch.Job{ID: q.id, Skill: q.skill, Place: q.place, Deadline: q.deadline(r.sla), ChainWithin: r.chain}
+	return dispatch.Job{ID: q.id, Skill: q.skill, Place: q.place, Deadline: q.deadline(r.sla), GiveUp: q.giveUpAt, ChainWithin: r.chain}
 }
 
 func (r *run) startSearch(q *reqState) {
 	q.state = dispatch.Searching
-	r.schedule(q.deadline(r.sla).Add(r.d.sc.Dispatch.GiveUp.Duration-r.sla), evGiveUp, q, nil, nil)
+	q.giveUpAt = q.deadline(r.sla).Add(r.d.sc.Dispatch.GiveUp.Duration - r.sla)
+	r.schedule(q.giveUpAt, evGiveUp, q, nil, nil)
 	if r.strategy == "batch" {
 		q.searching = true
 		return
@@ -286,7 +295,7 @@ func (r *run) match(q *reqState) {
 	sc := r.d.sc.Dispatch
 	list := r.ranked(q, max(sc.WaveSize*3, 10))
 	if len(list) == 0 {
-		if r.now.Add(retryEvery).Before(q.deadline(r.sla).Add(sc.GiveUp.Duration - r.sla)) {
+		if r.now.Add(retryEvery).Before(q.giveUpAt) {
 			r.schedule(r.now.Add(retryEvery), evRetry, q, nil, nil)
 		}
 		return
@@ -455,12 +464,17 @@ func (r *run) drop(q *reqState) {
 	r.res.Dropped++
 	q.declined[t.id] = true
 	q.tech, q.state = nil, dispatch.Searching
+	if fair := r.now.Add(r.sla / 4); q.giveUpAt.Before(fair) {
+		// As in the server: the new search gets a fair chance rather than none.
+		q.giveUpAt = fair
+		r.schedule(fair, evGiveUp, q, nil, nil)
+	}
 	r.free(t)
 	r.match(q)
 }
 
 func (r *run) giveUp(q *reqState) {
-	if q.state != dispatch.Searching {
+	if q.state != dispatch.Searching || r.now.Before(q.giveUpAt) {
 		return
 	}
 	q.state = dispatch.Unfulfilled
@@ -491,7 +505,7 @@ func (r *run) batchTick() {
 		lists = append(lists, list)
 	}
 	sc := r.d.sc.Dispatch
-	for _, p := range dispatch.AssignBatch(jobs, lists, r.now) {
+	for _, p := range dispatch.AssignBatch(jobs, lists, r.now, r.policy) {
 		q := waiting[p.JobIndex]
 		plan := dispatch.PlanOffers(dispatch.Sequential, 1, sc.OfferTimeout.Duration, q.deadline(r.sla).Sub(r.now), 1)
 		q.round++

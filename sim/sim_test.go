@@ -157,3 +157,79 @@ func TestMaxMatching(t *testing.T) {
 		t.Fatalf("matching %d, want 1", n)
 	}
 }
+
+// contested is one technician whose shift starts at 09:00 and two requests
+// waiting for it then: "old" (08:10, 4 km east, 10 minutes left) and "new"
+// (08:55, 1 km east, 55 minutes left), plus "far" (08:20, 20 km east: 40
+// minutes away, so no one can reach it before its give-up time at 09:20).
+const contested = `
+name: contested
+seeds: 1
+start_hour: 8
+hours: 2
+city: {center: {lat: 47.3769, lng: 8.5417}, radius_km: 0.001}
+technicians:
+  count: 1
+  skills: {wifi_setup: 1}
+  shifts: [{start_hour: 9, end_hour: 18, share: 1}]
+  travel: {car: {share: 1, speed_kmh: 30}}
+demand:
+  skills: {wifi_setup: 1}
+  fixed:
+    - {at_minute: 10, place: {lat: 47.3769, lng: 8.59477}, skill: wifi_setup}
+    - {at_minute: 20, place: {lat: 47.3769, lng: 8.80706}, skill: wifi_setup}
+    - {at_minute: 55, place: {lat: 47.3769, lng: 8.554968}, skill: wifi_setup}
+behaviour:
+  accept_probability: 1
+  response_median: 20s
+  response_sigma: 0
+  no_response_share: 0
+  service_minutes: {default: 60}
+  service_sigma: 0
+  detour: 1
+dispatch:
+  sla: 60m
+  offer_timeout: 2m
+  batch_urgency: URGENCY
+`
+
+// TestBatchPolicy checks the batch rules by hand. At 09:00 the technician is
+// the only one for both waiting requests. With urgency the one with 10
+// minutes left wins (offer answered at 09:00:20, 8 minutes of driving: on
+// site at 09:08:20); without it the nearer one does (on site at 09:02:20).
+// The far request is never offered: its technician would arrive after it is
+// given up.
+func TestBatchPolicy(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		urgency string
+		onTime  string // the request served in time
+		toSite  time.Duration
+	}{
+		{"1", "old", 58*time.Minute + 20*time.Second},
+		{"0", "new", 7*time.Minute + 20*time.Second},
+	}
+	for _, tt := range tests {
+		t.Run("urgency "+tt.urgency, func(t *testing.T) {
+			t.Parallel()
+			sc, err := Parse([]byte(strings.Replace(contested, "URGENCY", tt.urgency, 1)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := simulate(newDay(sc, 1), Variant{Name: "batch", Strategy: "batch", Batch: sc.Dispatch.BatchWindow.Duration, Urgency: sc.Dispatch.BatchUrgency}, nil)
+			names := map[int]string{10: "old", 20: "far", 55: "new"}
+			for _, q := range r.reqs {
+				name := names[int(q.created.Sub(r.d.start).Minutes())]
+				if got := q.onTime; got != (name == tt.onTime) {
+					t.Errorf("%s: on time %v", name, got)
+				}
+			}
+			if r.res.Offers != 1 || r.res.Unfulfilled != 2 {
+				t.Fatalf("offers %d, unfulfilled %d; want 1 and 2 (the far request is never offered)", r.res.Offers, r.res.Unfulfilled)
+			}
+			if len(r.res.TimeToSite) != 1 || math.Abs((r.res.TimeToSite[0]-tt.toSite).Seconds()) > 1 {
+				t.Fatalf("time to site %v, want %v", r.res.TimeToSite, tt.toSite)
+			}
+		})
+	}
+}

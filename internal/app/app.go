@@ -119,6 +119,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, op
 	a.Technicians = technicians.NewService(a.DB, now)
 	a.Dispatch = dispatch.NewService(a.DB, dispatch.Config{
 		SLA: cfg.SLA, GiveUp: cfg.GiveUp, WindowLead: cfg.WindowLead, OfferStrategy: cfg.OfferStrategy, BatchWindow: cfg.BatchWindow,
+		BatchUrgency: cfg.BatchUrgency,
 		OfferTimeout: cfg.OfferTimeout, WaveSize: cfg.WaveSize, MaxSearchKm: cfg.MaxSearchKm,
 	}, now)
 	a.Notifier = notify.NewNotifier(a.DB, newSender(cfg, log, o.twilioHTTP), cfg.PublicURL+"/v1/webhooks/twilio/status", log)

@@ -31,6 +31,7 @@ type Config struct {
 	WindowLead    time.Duration // ONSITE_WINDOW_LEAD: a windowed request starts searching this long before its window
 	OfferStrategy string        // ONSITE_OFFER_STRATEGY: batch, sequential or wave
 	BatchWindow   time.Duration // ONSITE_BATCH_WINDOW: how often the batch strategy assigns
+	BatchUrgency  float64       // ONSITE_BATCH_URGENCY: batch cost minutes per minute left to the deadline (0: off)
 	OfferTimeout  time.Duration // ONSITE_OFFER_TIMEOUT: how long an offer stays open
 	WaveSize      int           // ONSITE_WAVE_SIZE: offers sent at once by the wave strategy
 	MaxSearchKm   float64       // ONSITE_MAX_SEARCH_KM: the widest candidate search
@@ -154,6 +155,14 @@ var settings = []setting{
 			return fmt.Errorf("want a duration from 1s to 5m")
 		}
 		c.BatchWindow = d
+		return nil
+	}},
+	{"ONSITE_BATCH_URGENCY", "batch: minutes of cost per minute a request has left, up to the SLA; the least time left wins contested technicians (0 to 10, 0: off)", func(c *Config, v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(f >= 0 && f <= 10) {
+			return fmt.Errorf("want a number from 0 to 10")
+		}
+		c.BatchUrgency = f
 		return nil
 	}},
 	{"ONSITE_WAVE_SIZE", "offers sent at once by the wave strategy", func(c *Config, v string) error {
@@ -293,6 +302,7 @@ func Default() Config {
 		WindowLead:         45 * time.Minute,
 		OfferStrategy:      "batch",
 		BatchWindow:        5 * time.Second,
+		BatchUrgency:       1,
 		OfferTimeout:       30 * time.Second,
 		WaveSize:           3,
 		MaxSearchKm:        40,

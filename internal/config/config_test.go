@@ -16,7 +16,7 @@ func TestLoad(t *testing.T) {
 	}{
 		{name: "defaults", check: func(t *testing.T, c Config) {
 			if c.Addr != "127.0.0.1:8080" || !c.Embedded() || !c.EmbeddedRedis() || c.SLA != time.Hour || c.GiveUp != time.Hour ||
-				c.PingFlush <= 0 || c.BatchWindow <= 0 || c.StaleAfter <= 0 || c.OfferTimeout <= 0 {
+				c.PingFlush <= 0 || c.BatchWindow <= 0 || c.BatchUrgency != 1 || c.StaleAfter <= 0 || c.OfferTimeout <= 0 {
 				t.Errorf("unexpected defaults: %+v", c)
 			}
 		}},
@@ -48,6 +48,13 @@ func TestLoad(t *testing.T) {
 		{name: "twilio without sender", env: []string{"TWILIO_ACCOUNT_SID=AC1", "TWILIO_AUTH_TOKEN=t"}, wantErr: "TWILIO_FROM"},
 		{name: "bad twilio sid", env: []string{"TWILIO_ACCOUNT_SID=XX1"}, wantErr: "TWILIO_ACCOUNT_SID"},
 		{name: "bad batch window", env: []string{"ONSITE_BATCH_WINDOW=1ms"}, wantErr: "ONSITE_BATCH_WINDOW"},
+		{name: "batch urgency", env: []string{"ONSITE_BATCH_URGENCY=0"}, check: func(t *testing.T, c Config) {
+			if c.BatchUrgency != 0 {
+				t.Errorf("batch urgency = %v", c.BatchUrgency)
+			}
+		}},
+		{name: "bad batch urgency", env: []string{"ONSITE_BATCH_URGENCY=-1"}, wantErr: "ONSITE_BATCH_URGENCY"},
+		{name: "batch urgency not a number", env: []string{"ONSITE_BATCH_URGENCY=NaN"}, wantErr: "ONSITE_BATCH_URGENCY"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
