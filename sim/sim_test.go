@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"fmt"
 	"math"
 	"reflect"
 	"strings"
@@ -8,10 +9,16 @@ import (
 	"time"
 )
 
-// tiny is one technician at the centre and two requests 5 km east, 10.5
-// minutes apart, with every random part fixed.
-const tiny = `
-name: tiny
+// oneTechnician is a scenario with one technician at the centre, every
+// random part fixed, the requests given and the technician's shift and answer
+// delay set.
+func oneTechnician(shiftStart int, answer string, requests ...string) string {
+	fixed := ""
+	for _, r := range requests {
+		fixed += "    - {" + r + ", skill: wifi_setup}\n"
+	}
+	return fmt.Sprintf(`
+name: one-technician
 seeds: 1
 start_hour: 8
 hours: 2
@@ -19,16 +26,14 @@ city: {center: {lat: 47.3769, lng: 8.5417}, radius_km: 0.001}
 technicians:
   count: 1
   skills: {wifi_setup: 1}
-  shifts: [{start_hour: 8, end_hour: 18, share: 1}]
+  shifts: [{start_hour: %d, end_hour: 18, share: 1}]
   travel: {car: {share: 1, speed_kmh: 30}}
 demand:
   skills: {wifi_setup: 1}
   fixed:
-    - {at_minute: 10, place: {lat: 47.3769, lng: 8.608084}, skill: wifi_setup}
-    - {at_minute: 20.5, place: {lat: 47.3769, lng: 8.608084}, skill: wifi_setup}
-behaviour:
+%sbehaviour:
   accept_probability: 1
-  response_median: 60s
+  response_median: %s
   response_sigma: 0
   no_response_share: 0
   service_minutes: {default: 60}
@@ -37,7 +42,14 @@ behaviour:
 dispatch:
   sla: 60m
   offer_timeout: 2m
-`
+`, shiftStart, fixed, answer)
+}
+
+// tiny is one technician at the centre and two requests 5 km east, 10.5
+// minutes apart.
+var tiny = oneTechnician(8, "60s",
+	"at_minute: 10, place: {lat: 47.3769, lng: 8.608084}",
+	"at_minute: 20.5, place: {lat: 47.3769, lng: 8.608084}")
 
 // TestTinyScenario checks a day computed by hand: the first request (08:10)
 // gets its technician after a 1-minute answer and 10 minutes of driving (5 km
@@ -136,6 +148,7 @@ func TestScenarioValidation(t *testing.T) {
 			return strings.Replace(s, "lat: 47.3769, lng: 8.5417", "lat: 147.3769, lng: 8.5417", 1)
 		}, "city.center"},
 		{"unknown strategy", func(s string) string { return s + "  strategies: [psychic]\n" }, "psychic"},
+		{"negative urgency", func(s string) string { return s + "  batch_urgency: -1\n" }, "dispatch.batch_urgency"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -162,36 +175,12 @@ func TestMaxMatching(t *testing.T) {
 // waiting for it then: "old" (08:10, 4 km east, 10 minutes left) and "new"
 // (08:55, 1 km east, 55 minutes left), plus "far" (08:20, 20 km east: 40
 // minutes away, so no one can reach it before its give-up time at 09:20).
-const contested = `
-name: contested
-seeds: 1
-start_hour: 8
-hours: 2
-city: {center: {lat: 47.3769, lng: 8.5417}, radius_km: 0.001}
-technicians:
-  count: 1
-  skills: {wifi_setup: 1}
-  shifts: [{start_hour: 9, end_hour: 18, share: 1}]
-  travel: {car: {share: 1, speed_kmh: 30}}
-demand:
-  skills: {wifi_setup: 1}
-  fixed:
-    - {at_minute: 10, place: {lat: 47.3769, lng: 8.59477}, skill: wifi_setup}
-    - {at_minute: 20, place: {lat: 47.3769, lng: 8.80706}, skill: wifi_setup}
-    - {at_minute: 55, place: {lat: 47.3769, lng: 8.554968}, skill: wifi_setup}
-behaviour:
-  accept_probability: 1
-  response_median: 20s
-  response_sigma: 0
-  no_response_share: 0
-  service_minutes: {default: 60}
-  service_sigma: 0
-  detour: 1
-dispatch:
-  sla: 60m
-  offer_timeout: 2m
-  batch_urgency: URGENCY
-`
+func contested(urgency string) string {
+	return oneTechnician(9, "20s",
+		"at_minute: 10, place: {lat: 47.3769, lng: 8.59477}",
+		"at_minute: 20, place: {lat: 47.3769, lng: 8.80706}",
+		"at_minute: 55, place: {lat: 47.3769, lng: 8.554968}") + "  batch_urgency: " + urgency + "\n"
+}
 
 // TestBatchPolicy checks the batch rules by hand. At 09:00 the technician is
 // the only one for both waiting requests. With urgency the one with 10
@@ -212,7 +201,7 @@ func TestBatchPolicy(t *testing.T) {
 	for _, tt := range tests {
 		t.Run("urgency "+tt.urgency, func(t *testing.T) {
 			t.Parallel()
-			sc, err := Parse([]byte(strings.Replace(contested, "URGENCY", tt.urgency, 1)))
+			sc, err := Parse([]byte(contested(tt.urgency)))
 			if err != nil {
 				t.Fatal(err)
 			}
