@@ -156,24 +156,19 @@ type BatchPolicy struct {
 	// with the least time left are served first (earliest deadline first);
 	// the others can still be served by a technician who frees up later.
 	// When technicians are plentiful it changes nothing: every request gets
-	// one. 0 turns it off.
+	// its best one. 0 turns it off; a cap of 0 counts all the time left.
 	Urgency    float64
 	UrgencyCap time.Duration
 }
 
-// DefaultBatchPolicy is the policy the simulator chose (docs/benchmarks.md):
-// one minute of cost per minute left, up to the SLA.
-func DefaultBatchPolicy(sla time.Duration) BatchPolicy {
-	return BatchPolicy{Urgency: 1, UrgencyCap: sla}
-}
-
 // AssignBatch gives pending jobs to distinct technicians at least cost: cost
 // is the predicted arrival in minutes, plus a steep penalty when it misses
-// the deadline, plus the policy's urgency term, divided by the chance the
-// technician accepts (an offer that is likely refused costs the time it
-// wastes). A pair predicted to arrive after the job's give-up time is never
-// made: that technician would reach a request the platform has already given
-// up, while someone else could have been on time. candidates[i] holds job i's
+// the deadline, divided by the chance the technician accepts (an offer that
+// is likely refused costs the time it wastes), plus the policy's urgency
+// term. A pair predicted to arrive after the job's give-up time (when the
+// platform stops searching for it) is never made: the technician is kept for
+// someone they can reach in time, and a deployment that wants late arrivals
+// dispatched sets its give-up time past the SLA. candidates[i] holds job i's
 // ranked candidates (short lists keep the problem small). Jobs left without a
 // technician wait for the next batch.
 func AssignBatch(jobs []Job, candidates [][]Scored, now time.Time, policy BatchPolicy) []BatchPair {
@@ -224,9 +219,15 @@ func pairCost(j Job, sc Scored, now time.Time, policy BatchPolicy) float64 {
 	if !j.Deadline.IsZero() && sc.Arrival.After(j.Deadline) {
 		c += LatePenaltyMinutes
 	}
+	c /= math.Max(sc.AcceptRate, 0.05)
 	if policy.Urgency > 0 && !j.Deadline.IsZero() {
-		left := max(0, min(j.Deadline.Sub(now), policy.UrgencyCap))
+		// The same for every technician of the request, so it only decides
+		// which requests are served when not all can be.
+		left := max(0, j.Deadline.Sub(now))
+		if policy.UrgencyCap > 0 {
+			left = min(left, policy.UrgencyCap)
+		}
 		c += policy.Urgency * left.Minutes()
 	}
-	return c / math.Max(sc.AcceptRate, 0.05)
+	return c
 }

@@ -93,12 +93,17 @@ func TestAssignBatchPrefersOnTime(t *testing.T) {
 func TestAssignBatchPolicy(t *testing.T) {
 	t.Parallel()
 	eta := StraightLineETAForTest()
-	sla := time.Hour
+	urgent := BatchPolicy{Urgency: 1, UrgencyCap: time.Hour}
 	job := func(id string, dx float64, left, giveUp time.Duration) Job {
 		return Job{ID: id, Skill: "wifi_setup", Place: offset(zurich, dx), Deadline: now.Add(left), GiveUp: now.Add(giveUp)}
 	}
 	// x is 3 km from Zürich's centre (about 9 minutes by car), y 9 km.
 	x, y := cand("x", 3000, 0), cand("y", 9000, 0)
+	// unsure is as near as x but accepts one offer in three (learned), sure
+	// is 7 km further and accepts nearly all.
+	unsure, sure := cand("unsure", 3000, 0), cand("sure", 10000, 0)
+	unsure.OffersSent, unsure.Accepted = 20, 5
+	sure.OffersSent, sure.Accepted = 20, 20
 	tests := []struct {
 		name   string
 		jobs   []Job
@@ -115,32 +120,50 @@ func TestAssignBatchPolicy(t *testing.T) {
 		{
 			name:  "with urgency the request with the least time left wins it",
 			jobs:  []Job{job("old", 4000, 15*time.Minute, 15*time.Minute), job("new", 2500, 58*time.Minute, 58*time.Minute)},
-			techs: []Candidate{x}, policy: DefaultBatchPolicy(sla),
+			techs: []Candidate{x}, policy: urgent,
 			want: map[string]string{"old": "x"},
 		},
 		{
 			name:  "urgency changes nothing when every request can have a technician",
 			jobs:  []Job{job("old", 4000, 15*time.Minute, 15*time.Minute), job("new", 9500, 58*time.Minute, 58*time.Minute)},
-			techs: []Candidate{x, y}, policy: DefaultBatchPolicy(sla),
+			techs: []Candidate{x, y}, policy: urgent,
 			want: map[string]string{"old": "x", "new": "y"},
 		},
 		{
 			name:  "time left beyond the cap counts as the cap",
 			jobs:  []Job{job("window", 2500, 3*time.Hour, 3*time.Hour), job("asap", 4000, 59*time.Minute, 59*time.Minute)},
-			techs: []Candidate{x}, policy: DefaultBatchPolicy(sla),
+			techs: []Candidate{x}, policy: urgent,
 			// Both count about an hour left; the nearer one wins.
 			want: map[string]string{"window": "x"},
 		},
 		{
+			name:  "without urgency a request weighs arrival by the chance of acceptance",
+			jobs:  []Job{job("only", 2500, 58*time.Minute, 58*time.Minute)},
+			techs: []Candidate{unsure, sure}, policy: BatchPolicy{},
+			want: map[string]string{"only": "unsure"},
+		},
+		{
+			name:  "urgency does not change which technician a request gets",
+			jobs:  []Job{job("only", 2500, 58*time.Minute, 58*time.Minute)},
+			techs: []Candidate{unsure, sure}, policy: urgent,
+			want: map[string]string{"only": "unsure"},
+		},
+		{
+			name:  "a cap of 0 counts all the time left",
+			jobs:  []Job{job("window", 2500, 3*time.Hour, 3*time.Hour), job("asap", 4000, 59*time.Minute, 59*time.Minute)},
+			techs: []Candidate{x}, policy: BatchPolicy{Urgency: 1},
+			want: map[string]string{"asap": "x"},
+		},
+		{
 			name:  "no one is sent who would arrive after the give-up time",
 			jobs:  []Job{job("far", 20000, 40*time.Minute, 40*time.Minute)},
-			techs: []Candidate{cand("z", -10000, 0)}, policy: DefaultBatchPolicy(sla),
+			techs: []Candidate{cand("z", -10000, 0)}, policy: urgent,
 			want: map[string]string{},
 		},
 		{
 			name:  "a late arrival is allowed while the request still searches",
 			jobs:  []Job{job("late", 20000, 40*time.Minute, 2*time.Hour)},
-			techs: []Candidate{cand("z", -10000, 0)}, policy: DefaultBatchPolicy(sla),
+			techs: []Candidate{cand("z", -10000, 0)}, policy: urgent,
 			want: map[string]string{"late": "z"},
 		},
 	}

@@ -251,7 +251,10 @@ func (r *run) job(q *reqState) dispatch.Job {
 
 func (r *run) startSearch(q *reqState) {
 	q.state = dispatch.Searching
-	q.giveUpAt = q.deadline(r.sla).Add(r.d.sc.Dispatch.GiveUp.Duration - r.sla)
+	q.giveUpAt = q.windowEnd // as in the server: a window is given up at its end
+	if q.asap {
+		q.giveUpAt = q.created.Add(r.d.sc.Dispatch.GiveUp.Duration)
+	}
 	r.schedule(q.giveUpAt, evGiveUp, q, nil, nil)
 	if r.strategy == "batch" {
 		q.searching = true

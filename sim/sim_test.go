@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/onsite/onsite/dispatch"
 )
 
 // oneTechnician is a scenario with one technician at the centre, every
@@ -173,12 +175,10 @@ func TestMaxMatching(t *testing.T) {
 
 // contested is one technician whose shift starts at 09:00 and two requests
 // waiting for it then: "old" (08:10, 4 km east, 10 minutes left) and "new"
-// (08:55, 1 km east, 55 minutes left), plus "far" (08:20, 20 km east: 40
-// minutes away, so no one can reach it before its give-up time at 09:20).
+// (08:55, 1 km east, 55 minutes left).
 func contested(urgency string) string {
 	return oneTechnician(9, "20s",
 		"at_minute: 10, place: {lat: 47.3769, lng: 8.59477}",
-		"at_minute: 20, place: {lat: 47.3769, lng: 8.80706}",
 		"at_minute: 55, place: {lat: 47.3769, lng: 8.554968}") + "  batch_urgency: " + urgency + "\n"
 }
 
@@ -186,8 +186,6 @@ func contested(urgency string) string {
 // the only one for both waiting requests. With urgency the one with 10
 // minutes left wins (offer answered at 09:00:20, 8 minutes of driving: on
 // site at 09:08:20); without it the nearer one does (on site at 09:02:20).
-// The far request is never offered: its technician would arrive after it is
-// given up.
 func TestBatchPolicy(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -206,19 +204,66 @@ func TestBatchPolicy(t *testing.T) {
 				t.Fatal(err)
 			}
 			r := simulate(newDay(sc, 1), Variant{Name: "batch", Strategy: "batch", Batch: sc.Dispatch.BatchWindow.Duration, Urgency: sc.Dispatch.BatchUrgency}, nil)
-			names := map[int]string{10: "old", 20: "far", 55: "new"}
+			names := map[int]string{10: "old", 55: "new"}
 			for _, q := range r.reqs {
 				name := names[int(q.created.Sub(r.d.start).Minutes())]
 				if got := q.onTime; got != (name == tt.onTime) {
 					t.Errorf("%s: on time %v", name, got)
 				}
 			}
-			if r.res.Offers != 1 || r.res.Unfulfilled != 2 {
-				t.Fatalf("offers %d, unfulfilled %d; want 1 and 2 (the far request is never offered)", r.res.Offers, r.res.Unfulfilled)
+			if r.res.Offers != 1 || r.res.Unfulfilled != 1 {
+				t.Fatalf("offers %d, unfulfilled %d; want 1 and 1", r.res.Offers, r.res.Unfulfilled)
 			}
 			if len(r.res.TimeToSite) != 1 || math.Abs((r.res.TimeToSite[0]-tt.toSite).Seconds()) > 1 {
 				t.Fatalf("time to site %v, want %v", r.res.TimeToSite, tt.toSite)
 			}
 		})
+	}
+}
+
+// TestGiveUpHorizon: a request at 08:20 20 km east (40 minutes away) and one
+// technician from 09:00, who could only arrive at 09:40, after the give-up
+// time (09:20). The batch never offers it; greedy nearest-first sends the
+// technician anyway, to arrive late.
+func TestGiveUpHorizon(t *testing.T) {
+	t.Parallel()
+	sc, err := Parse([]byte(oneTechnician(9, "20s", "at_minute: 20, place: {lat: 47.3769, lng: 8.80706}")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		strategy string
+		offers   int
+	}{
+		{"batch", 0},
+		{"sequential", 1},
+	}
+	for _, tt := range tests {
+		r, err := Run(sc, Variant{Name: tt.strategy, Strategy: tt.strategy, Batch: sc.Dispatch.BatchWindow.Duration}, 1, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Offers != tt.offers || r.OnSiteInTime != 0 {
+			t.Errorf("%s: %d offers, %d on time; want %d offers", tt.strategy, r.Offers, r.OnSiteInTime, tt.offers)
+		}
+	}
+}
+
+// TestDropExtendsGiveUp: the technician accepts at 09:00:20 a request
+// created at 08:10 (give-up 09:10) and gives it back halfway, at 09:04:20.
+// As in the server, the new search runs until a quarter of the SLA after the
+// drop, 09:19:20, and the request is given up then.
+func TestDropExtendsGiveUp(t *testing.T) {
+	t.Parallel()
+	raw := strings.Replace(oneTechnician(9, "20s", "at_minute: 10, place: {lat: 47.3769, lng: 8.59477}"), "detour: 1", "detour: 1\n  drop_share: 1", 1)
+	sc, err := Parse([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := simulate(newDay(sc, 1), Variant{Name: "batch", Strategy: "batch", Batch: sc.Dispatch.BatchWindow.Duration}, nil)
+	q := r.reqs[0]
+	want := r.d.start.Add(79*time.Minute + 20*time.Second)
+	if r.res.Dropped != 1 || q.state != dispatch.Unfulfilled || q.giveUpAt.Sub(want).Abs() > time.Second {
+		t.Fatalf("dropped %d, state %s, give-up %s; want 1, unfulfilled, %s", r.res.Dropped, q.state, q.giveUpAt.Format("15:04:05"), want.Format("15:04:05"))
 	}
 }
