@@ -454,10 +454,7 @@ func (s *Service) jobStep(ctx context.Context, techID, requestID string, a Actio
 			set["eta_at"] = nil
 			data["reason"] = step.Reason
 			data["technician_id"] = techID
-			if r.GiveUpAt != nil && r.GiveUpAt.Before(now.Add(s.cfg.SLA/4)) {
-				// Give the new search a fair chance rather than none.
-				set["give_up_at"] = now.Add(s.cfg.SLA / 4)
-			}
+			s.fairChance(r, set, now)
 		}
 		if err := transition(tx, r, a, actor, set, data, now); err != nil {
 			return err
@@ -475,11 +472,24 @@ func (s *Service) jobStep(ctx context.Context, techID, requestID string, a Actio
 	})
 }
 
+// fairChance gives a request taken back from its technician at least a
+// quarter of the SLA of new searching before its give-up time (which also
+// bounds whom the batch sends), rather than none.
+func (s *Service) fairChance(r *Request, set map[string]any, now time.Time) {
+	if r.GiveUpAt != nil && r.GiveUpAt.Before(now.Add(s.cfg.SLA/4)) {
+		set["give_up_at"] = now.Add(s.cfg.SLA / 4)
+	}
+}
+
 // unassign takes an assigned or en-route request away from its technician,
-// back to searching.
-func unassign(tx *gorm.DB, r *Request, actor Actor, why string, now time.Time) error {
+// back to searching; set holds further columns to write.
+func unassign(tx *gorm.DB, r *Request, actor Actor, why string, set map[string]any, now time.Time) error {
 	prev := *r.TechnicianID
-	if err := transition(tx, r, Unassign, actor, map[string]any{"technician_id": nil, "eta_at": nil},
+	if set == nil {
+		set = map[string]any{}
+	}
+	set["technician_id"], set["eta_at"] = nil, nil
+	if err := transition(tx, r, Unassign, actor, set,
 		map[string]any{"technician_id": prev, "why": why}, now); err != nil {
 		return err
 	}
@@ -506,7 +516,7 @@ func (s *Service) AssignByHand(ctx context.Context, c Caller, requestID string, 
 			return errs.ConflictReason("already_assigned", "request %s is already assigned to %s", r.ID, in.TechnicianID)
 		}
 		if r.State == Assigned || r.State == EnRoute {
-			if err := unassign(tx, r, c.actor(), "reassigned by ops", now); err != nil {
+			if err := unassign(tx, r, c.actor(), "reassigned by ops", nil, now); err != nil {
 				return err
 			}
 		}
@@ -523,13 +533,16 @@ func (s *Service) AssignByHand(ctx context.Context, c Caller, requestID string, 
 }
 
 // Redispatch sends a request back to searching: an assigned one loses its
-// technician, an unfulfilled one is searched again with a new give-up time,
+// technician (and gets at least a quarter of the SLA of searching), an
+// unfulfilled one is searched again with a new give-up time,
 // a searching one has its offers withdrawn and starts a fresh round.
 func (s *Service) Redispatch(ctx context.Context, c Caller, requestID string) (Request, error) {
 	return s.change(ctx, requestID, "redispatch", func(tx *gorm.DB, r *Request, now time.Time) error {
 		switch r.State {
 		case Assigned, EnRoute:
-			if err := unassign(tx, r, c.actor(), "redispatched by ops", now); err != nil {
+			set := map[string]any{}
+			s.fairChance(r, set, now)
+			if err := unassign(tx, r, c.actor(), "redispatched by ops", set, now); err != nil {
 				return err
 			}
 		case Unfulfilled:

@@ -474,6 +474,13 @@ func TestGiveUpWindowsAndOps(t *testing.T) {
 		if live != 1 {
 			t.Fatalf("%d live assignments", live)
 		}
+		// taken back by ops long after its give-up time: a quarter of the SLA
+		// of new searching
+		w.clock.Advance(2 * time.Hour)
+		back, err := w.svc.Redispatch(w.ctx, ops, r.ID)
+		if err != nil || back.State != dispatch.Searching || back.GiveUpAt == nil || !back.GiveUpAt.Equal(w.clock.Now().Add(15*time.Minute)) {
+			t.Fatalf("redispatch of an assigned request: %+v %v", back, err)
+		}
 
 		// a windowed request waits, then starts searching at window start − lead
 		lat, lng := zurich.Lat, zurich.Lng
