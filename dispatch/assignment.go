@@ -159,16 +159,39 @@ type BatchPolicy struct {
 	// its best one. 0 turns it off; a cap of 0 counts all the time left.
 	Urgency    float64
 	UrgencyCap time.Duration
+	// AnswerTime is how long people typically take to answer an offer
+	// (AnswerTime learns it): a technician is on site no sooner than that
+	// plus the drive, which is what the give-up time is checked against.
+	AnswerTime time.Duration
+	// MaxWait: a technician who would arrive more than this before a
+	// window opens is not sent yet (they would stand idle at the door while
+	// others need them); the window is assigned closer to its start.
+	MaxWait time.Duration
+}
+
+// DefaultMaxWait is BatchPolicy.MaxWait in the server and the simulator.
+const DefaultMaxWait = 5 * time.Minute
+
+// AnswerTime is the median of recent answer delays (0 when there are none
+// yet), for BatchPolicy.AnswerTime.
+func AnswerTime(recent []time.Duration) time.Duration {
+	if len(recent) == 0 {
+		return 0
+	}
+	s := slices.Clone(recent)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 // AssignBatch gives pending jobs to distinct technicians at least cost: cost
 // is the predicted arrival in minutes, plus a steep penalty when it misses
 // the deadline, divided by the chance the technician accepts (an offer that
 // is likely refused costs the time it wastes), plus the policy's urgency
-// term. A pair predicted to arrive after the job's give-up time (when the
-// platform stops searching for it) is never made: the technician is kept for
-// someone they can reach in time, and a deployment that wants late arrivals
-// dispatched sets its give-up time past the SLA. candidates[i] holds job i's
+// term. A pair predicted to arrive (answer and drive) after the job's give-up
+// time (when the platform stops searching for it) is never made: the
+// technician is kept for someone they can reach in time, and a deployment
+// that wants late arrivals dispatched sets its give-up time past the SLA. Nor
+// is one that would wait at a window's door longer than the policy allows. candidates[i] holds job i's
 // ranked candidates (short lists keep the problem small). Jobs left without a
 // technician wait for the next batch.
 func AssignBatch(jobs []Job, candidates [][]Scored, now time.Time, policy BatchPolicy) []BatchPair {
@@ -212,7 +235,10 @@ func AssignBatch(jobs []Job, candidates [][]Scored, now time.Time, policy BatchP
 }
 
 func pairCost(j Job, sc Scored, now time.Time, policy BatchPolicy) float64 {
-	if !j.GiveUp.IsZero() && sc.Arrival.After(j.GiveUp) {
+	if !j.GiveUp.IsZero() && sc.Arrival.Add(policy.AnswerTime).After(j.GiveUp) {
+		return math.Inf(1)
+	}
+	if policy.MaxWait > 0 && !j.Opens.IsZero() && j.Opens.Sub(sc.Arrival) > policy.MaxWait {
 		return math.Inf(1)
 	}
 	c := sc.ETA.Minutes()

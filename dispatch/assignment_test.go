@@ -4,6 +4,7 @@ import (
 	"maps"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 )
@@ -97,6 +98,11 @@ func TestAssignBatchPolicy(t *testing.T) {
 	job := func(id string, dx float64, left, giveUp time.Duration) Job {
 		return Job{ID: id, Skill: "wifi_setup", Place: offset(zurich, dx), Deadline: now.Add(left), GiveUp: now.Add(giveUp)}
 	}
+	window := func(id string, dx float64, opens time.Duration) Job {
+		j := job(id, dx, opens+2*time.Hour, opens+2*time.Hour)
+		j.Opens = now.Add(opens)
+		return j
+	}
 	// x is 3 km from Zürich's centre (about 9 minutes by car), y 9 km.
 	x, y := cand("x", 3000, 0), cand("y", 9000, 0)
 	// unsure is as near as x but accepts one offer in three (learned), sure
@@ -155,6 +161,24 @@ func TestAssignBatchPolicy(t *testing.T) {
 			want: map[string]string{"asap": "x"},
 		},
 		{
+			name:  "the give-up time is checked against the answer time and the drive",
+			jobs:  []Job{job("tight", 4000, 5*time.Minute, 5*time.Minute)}, // x is about 3 minutes away
+			techs: []Candidate{x}, policy: BatchPolicy{AnswerTime: 3 * time.Minute},
+			want: map[string]string{},
+		},
+		{
+			name:  "a window is not assigned to someone who would wait at the door",
+			jobs:  []Job{window("later", 4000, time.Hour)},
+			techs: []Candidate{x}, policy: BatchPolicy{MaxWait: 5 * time.Minute},
+			want: map[string]string{},
+		},
+		{
+			name:  "a window is assigned when the technician arrives as it opens",
+			jobs:  []Job{window("soon", 4000, 5*time.Minute)},
+			techs: []Candidate{x}, policy: BatchPolicy{MaxWait: 5 * time.Minute},
+			want: map[string]string{"soon": "x"},
+		},
+		{
 			name:  "no one is sent who would arrive after the give-up time",
 			jobs:  []Job{job("far", 20000, 40*time.Minute, 40*time.Minute)},
 			techs: []Candidate{cand("z", -10000, 0)}, policy: urgent,
@@ -182,5 +206,28 @@ func TestAssignBatchPolicy(t *testing.T) {
 				t.Fatalf("assigned %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestAnswerTime(t *testing.T) {
+	t.Parallel()
+	s := time.Second
+	tests := []struct {
+		recent []time.Duration
+		want   time.Duration
+	}{
+		{nil, 0},
+		{[]time.Duration{40 * s}, 40 * s},
+		{[]time.Duration{300 * s, 20 * s, 90 * s}, 90 * s},
+		{[]time.Duration{10 * s, 30 * s, 20 * s, 100 * s}, 30 * s},
+	}
+	for _, tt := range tests {
+		in := slices.Clone(tt.recent)
+		if got := AnswerTime(tt.recent); got != tt.want {
+			t.Errorf("AnswerTime(%v) = %v, want %v", tt.recent, got, tt.want)
+		}
+		if !slices.Equal(in, tt.recent) {
+			t.Errorf("AnswerTime reordered its input: %v", tt.recent)
+		}
 	}
 }

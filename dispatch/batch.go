@@ -23,7 +23,8 @@ type BatchResult struct {
 // pending offer is matched against the technicians free for it by least-cost
 // assignment (predicted arrival, a steep penalty for missing the deadline,
 // the urgency of the request, weighed by the chance of acceptance; no one who
-// would arrive after the give-up time), then each pair gets an offer. Each
+// would arrive, after the typical answer time and the drive, past the give-up
+// time, nor early at a window's door), then each pair gets an offer. Each
 // offer is written in its own transaction with the request locked, so a round
 // that overlaps another process's changes stays correct.
 func (s *Service) BatchRound(ctx context.Context, limit int) (BatchResult, error) {
@@ -69,7 +70,12 @@ func (s *Service) BatchRound(ctx context.Context, limit int) (BatchResult, error
 		}
 		jobs, lists, reqs = append(jobs, job), append(lists, ranked), append(reqs, r)
 	}
-	for _, p := range AssignBatch(jobs, lists, now, BatchPolicy{Urgency: s.cfg.BatchUrgency, UrgencyCap: s.cfg.SLA}) {
+	answer, err := s.answerTime(ctx)
+	if err != nil {
+		return res, err
+	}
+	policy := BatchPolicy{Urgency: s.cfg.BatchUrgency, UrgencyCap: s.cfg.SLA, AnswerTime: answer, MaxWait: DefaultMaxWait}
+	for _, p := range AssignBatch(jobs, lists, now, policy) {
 		o, err := s.offerFromBatch(ctx, reqs[p.JobIndex].ID, p.Scored, now)
 		if err != nil {
 			return res, err
@@ -79,6 +85,27 @@ func (s *Service) BatchRound(ctx context.Context, limit int) (BatchResult, error
 		}
 	}
 	return res, nil
+}
+
+// answerSample is how many recent answers the typical answer time is
+// learned from.
+const answerSample = 200
+
+// answerTime is the median delay of the latest answered offers (accepted or
+// declined), 0 before any.
+func (s *Service) answerTime(ctx context.Context) (time.Duration, error) {
+	var rows []Offer
+	err := s.db.WithContext(ctx).Select("created_at", "answered_at").
+		Where("state IN ? AND answered_at IS NOT NULL", []OfferState{OfferAccepted, OfferDeclined}).
+		Order("answered_at DESC").Limit(answerSample).Find(&rows).Error
+	if err != nil {
+		return 0, fmt.Errorf("batch: recent answers: %w", err)
+	}
+	delays := make([]time.Duration, 0, len(rows))
+	for _, o := range rows {
+		delays = append(delays, o.AnsweredAt.Sub(o.CreatedAt))
+	}
+	return AnswerTime(delays), nil
 }
 
 // offerFromBatch sends one batch offer if the request still waits and the

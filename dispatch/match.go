@@ -50,6 +50,7 @@ type Job struct {
 	Place    geo.Point
 	Deadline time.Time // the SLA deadline (or window end)
 	GiveUp   time.Time // when searching stops; the batch sends no one predicted to arrive later (zero: no limit)
+	Opens    time.Time // a window's start (zero for ASAP requests)
 	// ChainWithin lets a technician at capacity who finishes within this
 	// time (and has no next job yet) be a candidate; 0 turns chaining off.
 	ChainWithin time.Duration

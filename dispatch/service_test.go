@@ -692,6 +692,55 @@ func testBatchRoundPolicy(t *testing.T, urgency float64, want string) {
 	})
 }
 
+// TestBatchLearnsAnswerTime: the batch checks the give-up time against the
+// drive plus the typical answer time, learned from the latest answers. A
+// request created at T+2 (give-up T+62) has one free technician 3.1 km
+// away (about 9.3 minutes) at T+52: on site at T+61.3 if the offer were
+// answered at once, at T+63.3 when people take two minutes to answer.
+func TestBatchLearnsAnswerTime(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		answeredAfter time.Duration
+		offers        int
+	}{
+		{0, 1},
+		{2 * time.Minute, 0},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("answered after %s", tt.answeredAfter), func(t *testing.T) {
+			dbtest.Each(t, func(t *testing.T, d *db.DB) {
+				w := newWorld(t, d, dispatch.Batch, 1)
+				w.svc = dispatch.NewService(d, dispatch.Config{
+					SLA: time.Hour, GiveUp: time.Hour, OfferStrategy: dispatch.Batch, OfferTimeout: 10 * time.Minute,
+					WaveSize: 1, MaxSearchKm: 40, BatchUrgency: 1,
+				}, w.clock.Now)
+				busy := w.tech("Busy", 1000)
+				free := w.tech("Free", 3100)
+				first := w.request()
+				res, err := w.svc.BatchRound(w.ctx, 0)
+				if err != nil || len(res.Offered) != 1 || res.Offered[0].TechnicianID != busy || res.Offered[0].RequestID != first.ID {
+					t.Fatalf("first round: %+v %v", res, err)
+				}
+				w.clock.Advance(tt.answeredAfter)
+				if _, err := w.svc.Accept(w.ctx, busy, res.Offered[0].ID); err != nil {
+					t.Fatal(err)
+				}
+				w.clock.Advance(2*time.Minute - tt.answeredAfter)
+				second := w.request()
+				w.clock.Advance(50 * time.Minute)
+				w.move(free, geo.Offset(zurich, 3100, 0))
+				res, err = w.svc.BatchRound(w.ctx, 0)
+				if err != nil || len(res.Offered) != tt.offers {
+					t.Fatalf("second round: %d offers, want %d (%+v %v)", len(res.Offered), tt.offers, res, err)
+				}
+				if tt.offers == 1 && (res.Offered[0].RequestID != second.ID || res.Offered[0].TechnicianID != free) {
+					t.Fatalf("offer %+v", res.Offered[0])
+				}
+			})
+		})
+	}
+}
+
 // TestCrossReassignNoDeadlock swaps two technicians between two requests
 // from two goroutines at once, many times, on PostgreSQL: a deadlock between
 // the two is retried, never answered as an error.

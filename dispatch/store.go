@@ -80,6 +80,9 @@ func jobOf(r Request) Job {
 	if r.GiveUpAt != nil {
 		j.GiveUp = *r.GiveUpAt
 	}
+	if r.WindowStart != nil {
+		j.Opens = *r.WindowStart
+	}
 	return j
 }
 

@@ -9,6 +9,10 @@ import (
 	"github.com/onsite/onsite/geo"
 )
 
+// answerSample is how many of the latest answers the typical answer time is
+// learned from (as in the server).
+const answerSample = 200
+
 // retryEvery is how soon a request nobody could take is searched again (as
 // in the server).
 const retryEvery = 30 * time.Second
@@ -101,6 +105,7 @@ type run struct {
 	chain    time.Duration
 	overlap  time.Duration
 	policy   dispatch.BatchPolicy
+	answers  []time.Duration // the latest answer delays
 	sla      time.Duration
 	eta      geo.StraightLine
 	now      time.Time
@@ -132,7 +137,7 @@ func simulate(d *day, v Variant, progress func(float64)) *run {
 	strategy := v.Strategy
 	r := &run{d: d, strategy: strategy, batch: v.Batch, chain: v.Chain, overlap: v.Overlap, sla: d.sc.Dispatch.SLA.Duration, progress: progress,
 		eta: geo.StraightLine{Detour: d.sc.Behaviour.Detour}, pool: dispatch.NewPool(d.sc.City.Resolution),
-		policy: dispatch.BatchPolicy{Urgency: v.Urgency, UrgencyCap: d.sc.Dispatch.SLA.Duration}}
+		policy: dispatch.BatchPolicy{Urgency: v.Urgency, UrgencyCap: d.sc.Dispatch.SLA.Duration, MaxWait: dispatch.DefaultMaxWait}}
 	r.res = Result{Strategy: v.Name, Seed: d.seed}
 	for _, t := range d.techs {
 		ts := &techState{simTech: t, pos: t.home, idleFrom: t.shiftStart}
@@ -246,7 +251,11 @@ func (r *run) refresh(t *techState) {
 }
 
 func (r *run) job(q *reqState) dispatch.Job {
-	return dispatch.Job{ID: q.id, Skill: q.skill, Place: q.place, Deadline: q.deadline(r.sla), GiveUp: q.giveUpAt, ChainWithin: r.chain}
+	j := dispatch.Job{ID: q.id, Skill: q.skill, Place: q.place, Deadline: q.deadline(r.sla), GiveUp: q.giveUpAt, ChainWithin: r.chain}
+	if !q.asap {
+		j.Opens = q.windowStart
+	}
+	return j
 }
 
 func (r *run) startSearch(q *reqState) {
@@ -352,6 +361,11 @@ func (r *run) answer(o *offerState) {
 	}
 	q, t := o.req, o.tech
 	r.closeOffer(o)
+	// The dispatcher learns the typical answer time from the latest answers,
+	// as the server does.
+	if r.answers = append(r.answers, r.now.Sub(o.sent)); len(r.answers) > answerSample {
+		r.answers = r.answers[1:]
+	}
 	if !o.answer.accepts {
 		r.res.Declined++
 		q.declined[t.id] = true
@@ -508,7 +522,9 @@ func (r *run) batchTick() {
 		lists = append(lists, list)
 	}
 	sc := r.d.sc.Dispatch
-	for _, p := range dispatch.AssignBatch(jobs, lists, r.now, r.policy) {
+	policy := r.policy
+	policy.AnswerTime = dispatch.AnswerTime(r.answers)
+	for _, p := range dispatch.AssignBatch(jobs, lists, r.now, policy) {
 		q := waiting[p.JobIndex]
 		plan := dispatch.PlanOffers(dispatch.Sequential, 1, sc.OfferTimeout.Duration, q.deadline(r.sla).Sub(r.now), 1)
 		q.round++
