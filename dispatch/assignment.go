@@ -191,9 +191,9 @@ func AnswerTime(recent []time.Duration) time.Duration {
 // time (when the platform stops searching for it) is never made: the
 // technician is kept for someone they can reach in time, and a deployment
 // that wants late arrivals dispatched sets its give-up time past the SLA. Nor
-// is one that would wait at a window's door longer than the policy allows. candidates[i] holds job i's
-// ranked candidates (short lists keep the problem small). Jobs left without a
-// technician wait for the next batch.
+// is one that would wait at a window's door longer than the policy allows.
+// candidates[i] holds job i's ranked candidates (short lists keep the problem
+// small). Jobs left without a technician wait for the next batch.
 func AssignBatch(jobs []Job, candidates [][]Scored, now time.Time, policy BatchPolicy) []BatchPair {
 	colOf := map[string]int{}
 	var techs []Scored
