@@ -70,6 +70,9 @@ func (s *Service) BatchRound(ctx context.Context, limit int) (BatchResult, error
 		}
 		jobs, lists, reqs = append(jobs, job), append(lists, ranked), append(reqs, r)
 	}
+	if len(jobs) == 0 {
+		return res, nil // nothing to assign: no need to learn the answer time
+	}
 	answer, err := s.answerTime(ctx)
 	if err != nil {
 		return res, err
