@@ -183,6 +183,23 @@ func AnswerTime(recent []time.Duration) time.Duration {
 	return s[len(s)/2]
 }
 
+// minOfferTimeout is the shortest time an offer is ever open.
+const minOfferTimeout = 15 * time.Second
+
+// BatchOfferTimeout is how long a batch offer stays open: the configured
+// timeout, cut to the time in which a yes still brings the technician (eta
+// away) to the request by its give-up time, never under 15 s. A later yes
+// is of no use, so the request is better offered onwards by then; and an
+// offer is never cut shorter than its answer can be useful, since people who
+// answer late are often people who would say yes. A zero giveUp keeps the
+// configured timeout.
+func BatchOfferTimeout(configured, eta time.Duration, giveUp, now time.Time) time.Duration {
+	if giveUp.IsZero() {
+		return configured
+	}
+	return min(configured, max(giveUp.Sub(now)-eta, minOfferTimeout))
+}
+
 // AssignBatch gives pending jobs to distinct technicians at least cost: cost
 // is the predicted arrival in minutes, plus a steep penalty when it misses
 // the deadline, divided by the chance the technician accepts (an offer that

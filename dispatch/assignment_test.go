@@ -231,3 +231,30 @@ func TestAnswerTime(t *testing.T) {
 		}
 	}
 }
+
+func TestBatchOfferTimeout(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	m := time.Minute
+	tests := []struct {
+		name       string
+		configured time.Duration
+		eta        time.Duration
+		giveUp     time.Time
+		want       time.Duration
+	}{
+		{"no give-up time keeps the configured timeout", 5 * m, 20 * m, time.Time{}, 5 * m},
+		{"plenty of time keeps the configured timeout", 5 * m, 20 * m, now.Add(50 * m), 5 * m},
+		{"cut to when a yes still arrives in time", 5 * m, 20 * m, now.Add(23 * m), 3 * m},
+		{"exactly the configured timeout", 5 * m, 20 * m, now.Add(25 * m), 5 * m},
+		{"never under 15 s", 5 * m, 20 * m, now.Add(20 * m), 15 * time.Second},
+		{"past the give-up time", 5 * m, 20 * m, now.Add(-m), 15 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := BatchOfferTimeout(tt.configured, tt.eta, tt.giveUp, now); got != tt.want {
+				t.Errorf("BatchOfferTimeout(%v, %v, %v) = %v, want %v", tt.configured, tt.eta, tt.giveUp, got, tt.want)
+			}
+		})
+	}
+}

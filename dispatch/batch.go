@@ -3,7 +3,6 @@ package dispatch
 import (
 	"context"
 	"fmt"
-	"math"
 	"time"
 
 	"gorm.io/gorm"
@@ -135,11 +134,11 @@ func (s *Service) offerFromBatch(ctx context.Context, requestID string, sc Score
 		if deciding > 0 {
 			return nil
 		}
-		timeLeft := time.Duration(math.MaxInt64)
-		if r.SLADeadline != nil {
-			timeLeft = r.SLADeadline.Sub(now)
+		var giveUp time.Time
+		if r.GiveUpAt != nil {
+			giveUp = *r.GiveUpAt
 		}
-		plan := PlanOffers(Sequential, 1, s.cfg.OfferTimeout, timeLeft, 1)
+		plan := OfferPlan{Size: 1, Timeout: BatchOfferTimeout(s.cfg.OfferTimeout, sc.ETA, giveUp, now)}
 		round, err := nextRound(tx, r.ID)
 		if err != nil {
 			return err

@@ -741,6 +741,52 @@ func TestBatchLearnsAnswerTime(t *testing.T) {
 	}
 }
 
+// TestBatchOfferLastsWhileUseful: a batch offer stays open the configured
+// five minutes, or, close to the give-up time, only as long as a yes still
+// brings the technician (about 6 minutes away) on site by then.
+func TestBatchOfferLastsWhileUseful(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		waited  time.Duration // between the request and the batch round
+		useful  bool          // the offer is cut to the useful time
+		timeout time.Duration
+	}{
+		{name: "fresh request", waited: 0, timeout: 5 * time.Minute},
+		{name: "close to give-up", waited: 51 * time.Minute, useful: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dbtest.Each(t, func(t *testing.T, d *db.DB) {
+				w := newWorld(t, d, dispatch.Batch, 1)
+				w.svc = dispatch.NewService(d, dispatch.Config{
+					SLA: time.Hour, GiveUp: time.Hour, OfferStrategy: dispatch.Batch, OfferTimeout: 5 * time.Minute,
+					WaveSize: 1, MaxSearchKm: 40, BatchUrgency: 1,
+				}, w.clock.Now)
+				tech := w.tech("Near", 2000)
+				r := w.request()
+				w.clock.Advance(tt.waited)
+				w.move(tech, geo.Offset(zurich, 2000, 0))
+				res, err := w.svc.BatchRound(w.ctx, 0)
+				if err != nil || len(res.Offered) != 1 {
+					t.Fatalf("round: %+v %v", res, err)
+				}
+				o := res.Offered[0]
+				want := o.CreatedAt.Add(tt.timeout)
+				if tt.useful {
+					want = r.GiveUpAt.Add(-time.Duration(o.EtaSeconds) * time.Second)
+					if !want.Before(o.CreatedAt.Add(5 * time.Minute)) {
+						t.Fatalf("the test's give-up time leaves %v, more than the timeout", want.Sub(o.CreatedAt))
+					}
+				}
+				if d := o.ExpiresAt.Sub(want); d < -time.Second || d > time.Second {
+					t.Fatalf("offer expires at %v, want %v (give-up %v, ETA %ds)", o.ExpiresAt, want, r.GiveUpAt, o.EtaSeconds)
+				}
+			})
+		})
+	}
+}
+
 // TestCrossReassignNoDeadlock swaps two technicians between two requests
 // from two goroutines at once, many times, on PostgreSQL: a deadlock between
 // the two is retried, never answered as an error.

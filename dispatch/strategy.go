@@ -30,7 +30,7 @@ func PlanOffers(strategy string, waveSize int, timeout, timeLeft time.Duration, 
 	}
 	if timeLeft < 20*time.Minute {
 		p.Size = max(p.Size, 3)
-		p.Timeout = min(p.Timeout, max(timeLeft/20, 15*time.Second))
+		p.Timeout = min(p.Timeout, max(timeLeft/20, minOfferTimeout))
 	}
 	p.Size = min(p.Size, available)
 	return p

@@ -526,9 +526,8 @@ func (r *run) batchTick() {
 	policy.AnswerTime = dispatch.AnswerTime(r.answers)
 	for _, p := range dispatch.AssignBatch(jobs, lists, r.now, policy) {
 		q := waiting[p.JobIndex]
-		plan := dispatch.PlanOffers(dispatch.Sequential, 1, sc.OfferTimeout.Duration, q.deadline(r.sla).Sub(r.now), 1)
 		q.round++
-		r.offer(q, r.techs[techIndex(p.TechnicianID)], plan.Timeout)
+		r.offer(q, r.techs[techIndex(p.TechnicianID)], dispatch.BatchOfferTimeout(sc.OfferTimeout.Duration, p.ETA, q.giveUpAt, r.now))
 	}
 	every := r.batch
 	if every <= 0 {
