@@ -303,7 +303,7 @@ func Default() Config {
 		OfferStrategy:      "batch",
 		BatchWindow:        5 * time.Second,
 		BatchUrgency:       1,
-		OfferTimeout:       3 * time.Minute,
+		OfferTimeout:       5 * time.Minute,
 		WaveSize:           3,
 		MaxSearchKm:        40,
 		Workers:            true,
