@@ -188,11 +188,11 @@ const minOfferTimeout = 15 * time.Second
 
 // BatchOfferTimeout is how long a batch offer stays open: the configured
 // timeout, cut to the time in which a yes still brings the technician (eta
-// away) to the request by its give-up time, never under 15 s. A later yes
-// is of no use, so the request is better offered onwards by then; and an
-// offer is never cut shorter than its answer can be useful, since people who
-// answer late are often people who would say yes. A zero giveUp keeps the
-// configured timeout.
+// away) to the request by its give-up time, but not under 15 s (unless the
+// configured timeout is shorter). A later yes is of no use, so the request is
+// better offered onwards by then; an earlier one is worth waiting for, so the
+// offer is not cut any shorter (people take about 90 s to answer, and a
+// slow answer may well be a yes). A zero giveUp keeps the configured timeout.
 func BatchOfferTimeout(configured, eta time.Duration, giveUp, now time.Time) time.Duration {
 	if giveUp.IsZero() {
 		return configured

@@ -249,6 +249,8 @@ func TestBatchOfferTimeout(t *testing.T) {
 		{"exactly the configured timeout", 5 * m, 20 * m, now.Add(25 * m), 5 * m},
 		{"never under 15 s", 5 * m, 20 * m, now.Add(20 * m), 15 * time.Second},
 		{"past the give-up time", 5 * m, 20 * m, now.Add(-m), 15 * time.Second},
+		{"a configured timeout under 15 s is kept", 10 * time.Second, 20 * m, now.Add(20 * m), 10 * time.Second},
+		{"a window's end far ahead", 5 * m, 20 * m, now.Add(3 * time.Hour), 5 * m},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

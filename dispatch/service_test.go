@@ -742,8 +742,9 @@ func TestBatchLearnsAnswerTime(t *testing.T) {
 }
 
 // TestBatchOfferLastsWhileUseful: a batch offer stays open the configured
-// five minutes, or, close to the give-up time, only as long as a yes still
-// brings the technician (about 6 minutes away) on site by then.
+// five minutes, or, close to the give-up time (90 minutes here, past the
+// 60-minute SLA), only as long as a yes still brings the technician (about 6
+// minutes away) on site by then.
 func TestBatchOfferLastsWhileUseful(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -753,14 +754,14 @@ func TestBatchOfferLastsWhileUseful(t *testing.T) {
 		timeout time.Duration
 	}{
 		{name: "fresh request", waited: 0, timeout: 5 * time.Minute},
-		{name: "close to give-up", waited: 51 * time.Minute, useful: true},
+		{name: "close to give-up", waited: 81 * time.Minute, useful: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dbtest.Each(t, func(t *testing.T, d *db.DB) {
 				w := newWorld(t, d, dispatch.Batch, 1)
 				w.svc = dispatch.NewService(d, dispatch.Config{
-					SLA: time.Hour, GiveUp: time.Hour, OfferStrategy: dispatch.Batch, OfferTimeout: 5 * time.Minute,
+					SLA: time.Hour, GiveUp: 90 * time.Minute, OfferStrategy: dispatch.Batch, OfferTimeout: 5 * time.Minute,
 					WaveSize: 1, MaxSearchKm: 40, BatchUrgency: 1,
 				}, w.clock.Now)
 				tech := w.tech("Near", 2000)

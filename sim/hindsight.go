@@ -24,6 +24,11 @@ import (
 //     order and giving each to the technician who would accept and arrive
 //     first. Any strategy can be compared with it; the true optimum lies
 //     between Clairvoyant and UpperBound.
+//   - WithoutWindows: the same plan with every windowed request left out. The
+//     upper bound may leave windows out too (it only counts ASAP requests),
+//     so this is how close a feasible plan comes to the bound on the bound's
+//     own problem; the strategies keep windows, so they compare with
+//     Clairvoyant.
 func Hindsight(sc Scenario, seed uint64) Bound {
 	d := newDay(sc, seed)
 	b := Bound{Seed: seed}
@@ -32,10 +37,18 @@ func Hindsight(sc Scenario, seed uint64) Bound {
 			b.ASAP++
 		}
 	}
+	var asap []*simRequest
+	for _, q := range d.requests {
+		if q.asap {
+			asap = append(asap, q)
+		}
+	}
 	b.UpperBound = upperBound(d)
-	b.Clairvoyant = clairvoyant(d)
+	b.Clairvoyant = clairvoyant(d, d.requests)
+	b.WithoutWindows = clairvoyant(d, asap)
 	b.UpperShare = frac(b.UpperBound, b.ASAP)
 	b.ClairvoyShare = frac(b.Clairvoyant, b.ASAP)
+	b.WithoutWindowsShare = frac(b.WithoutWindows, b.ASAP)
 	return b
 }
 
@@ -163,10 +176,12 @@ func maxMatching(adj [][]int, nRight int) int {
 	return size
 }
 
-func clairvoyant(d *day) int {
+// clairvoyant plans the given requests of the day (all, or some) and counts
+// the ASAP ones on site in time.
+func clairvoyant(d *day, requests []*simRequest) int {
 	sla := d.sc.Dispatch.SLA.Duration
 	lead := d.sc.Dispatch.WindowLead.Duration
-	reqs := append([]*simRequest(nil), d.requests...)
+	reqs := append([]*simRequest(nil), requests...)
 	sort.SliceStable(reqs, func(i, j int) bool { return reqs[i].searchFrom(lead).Before(reqs[j].searchFrom(lead)) })
 	type slot struct {
 		t      *simTech

@@ -184,4 +184,8 @@ type Bound struct {
 	Clairvoyant   int     `json:"clairvoyant"` // a feasible plan knowing the whole day
 	UpperShare    float64 `json:"upper_share"`
 	ClairvoyShare float64 `json:"clairvoyant_share"`
+	// WithoutWindows is the clairvoyant plan with every windowed request left
+	// out, as the upper bound may do.
+	WithoutWindows      int     `json:"clairvoyant_without_windows"`
+	WithoutWindowsShare float64 `json:"clairvoyant_without_windows_share"`
 }

@@ -172,7 +172,7 @@ func defaults() Scenario {
 		Demand:      Demand{ASAPShare: 1, WindowHours: 2, WindowAheadHr: [2]float64{2, 6}, UniformShare: 1},
 		Behaviour: Behaviour{AcceptProbability: 0.7, ResponseMedian: Duration{90 * time.Second}, ResponseSigma: 0.6,
 			ServiceSigma: 0.5, Detour: 1.25},
-		Dispatch: Dispatch{SLA: Duration{time.Hour}, OfferTimeout: Duration{2 * time.Minute}, WaveSize: 3,
+		Dispatch: Dispatch{SLA: Duration{time.Hour}, OfferTimeout: Duration{5 * time.Minute}, WaveSize: 3,
 			BatchWindow: Duration{30 * time.Second}, BatchUrgency: 1, WindowLead: Duration{45 * time.Minute}},
 	}
 }

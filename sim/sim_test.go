@@ -84,8 +84,31 @@ func TestTinyScenario(t *testing.T) {
 		})
 	}
 	b := Hindsight(sc, 1)
-	if b.ASAP != 2 || b.Clairvoyant != 2 || b.UpperBound != 2 {
+	if b.ASAP != 2 || b.Clairvoyant != 2 || b.UpperBound != 2 || b.WithoutWindows != 2 {
 		t.Fatalf("hindsight %+v", b)
+	}
+}
+
+// TestHindsightWithoutWindows: a window (created 08:00, open 09:00–11:00, 5 km
+// east) and an ASAP request (09:20, 10 km west) for one technician at the
+// centre. The clairvoyant plan takes the window first (searched from 08:15):
+// on site at 09:00, free at 10:00 5 km east, 30 minutes from the ASAP
+// request, on site at 10:30, past its 10:20 deadline. Left without the
+// window, the technician drives from the centre and is there at 09:40; the
+// upper bound counts it too.
+func TestHindsightWithoutWindows(t *testing.T) {
+	t.Parallel()
+	raw := oneTechnician(8, "60s",
+		"at_minute: 0, place: {lat: 47.3769, lng: 8.608084}, window: true",
+		"at_minute: 80, place: {lat: 47.3769, lng: 8.40909}")
+	raw = strings.Replace(raw, "demand:\n", "demand:\n  window_ahead_hr: [1, 1]\n", 1)
+	sc, err := Parse([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := Hindsight(sc, 1)
+	if b.ASAP != 1 || b.Clairvoyant != 0 || b.WithoutWindows != 1 || b.UpperBound != 1 {
+		t.Fatalf("hindsight %+v; want 1 ASAP, clairvoyant 0, without windows 1, upper bound 1", b)
 	}
 }
 
@@ -246,6 +269,28 @@ func TestGiveUpHorizon(t *testing.T) {
 		if r.Offers != tt.offers || r.OnSiteInTime != 0 {
 			t.Errorf("%s: %d offers, %d on time; want %d offers", tt.strategy, r.Offers, r.OnSiteInTime, tt.offers)
 		}
+	}
+}
+
+// TestBatchOfferLastsWhileUseful: the request (08:10, give-up 09:10) is 3 km
+// (6 minutes) from the only technician, whose shift starts at 09:00 and who
+// answers yes after 90 s. At 09:00 a yes within 4 minutes still brings them
+// in time, so the batch offer is open its full 2 minutes: accepted at
+// 09:01:30, on site at 09:07:30. (Cut to a twentieth of the 10 minutes left,
+// as before, it expired after 30 s and the request was lost.)
+func TestBatchOfferLastsWhileUseful(t *testing.T) {
+	t.Parallel()
+	sc, err := Parse([]byte(oneTechnician(9, "90s", "at_minute: 10, place: {lat: 47.3769, lng: 8.58148}")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := simulate(newDay(sc, 1), Variant{Name: "batch", Strategy: "batch", Batch: sc.Dispatch.BatchWindow.Duration}, nil)
+	if r.res.Offers != 1 || r.res.Expired != 0 || r.res.OnSiteInTime != 1 || len(r.res.TimeToSite) != 1 {
+		t.Fatalf("result %+v; want one offer accepted and the request on site in time", r.res)
+	}
+	// Created 08:10, on site 09:07:30 give or take the batch tick.
+	if got := r.res.TimeToSite[0]; got < 57*time.Minute || got > 58*time.Minute+30*time.Second {
+		t.Fatalf("time to site %v, want about 57m30s", got)
 	}
 }
 
