@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"container/heap"
 	"math"
 	"slices"
 	"time"
@@ -13,128 +14,160 @@ import (
 // is as large as possible and, among those, the total cost is least. A cost
 // of +Inf forbids a pair. It returns, per row, the column or -1.
 //
-// It is the Hungarian method with potentials (Jonker–Volgenant style shortest
-// augmenting paths), O(n²·m) for n rows ≤ m columns. No well-kept Go library
-// for it was reachable here (the Go assignment packages are not on the module
-// proxy, gonum has none), so it is written out and tested against brute force.
+// No well-kept Go library for it was reachable here (the Go assignment
+// packages are not on the module proxy, gonum has none), so it is written
+// out (solveSparse) and tested against brute force.
 func SolveAssignment(cost [][]float64) []int {
-	n := len(cost)
-	if n == 0 {
-		return nil
-	}
-	m := len(cost[0])
-	transposed := false
-	c := cost
-	if n > m {
-		c = transpose(cost)
-		n, m = m, n
-		transposed = true
-	}
-	// Forbidden pairs become one big finite cost, so every row can be
-	// matched; pairs that used it are dropped afterwards. big is larger than
-	// any sum of allowed costs, so fewer forbidden pairs always win.
-	big := 1.0
-	for _, row := range c {
-		for _, v := range row {
-			if !math.IsInf(v, 1) {
-				big += math.Abs(v)
+	arcs := make([][]arc, len(cost))
+	cols := 0
+	for i, row := range cost {
+		cols = max(cols, len(row))
+		for j, c := range row {
+			if !math.IsInf(c, 1) {
+				arcs[i] = append(arcs[i], arc{col: j, cost: c})
 			}
 		}
 	}
-	big *= float64(n + 1)
-	at := func(i, j int) float64 {
-		if v := c[i][j]; !math.IsInf(v, 1) {
-			return v
-		}
-		return big
-	}
-	u := make([]float64, n+1)
-	v := make([]float64, m+1)
-	p := make([]int, m+1) // p[j]: row (1-based) matched to column j
-	way := make([]int, m+1)
-	minv := make([]float64, m+1)
-	used := make([]bool, m+1)
-	for i := 1; i <= n; i++ {
-		p[0] = i
-		j0 := 0
-		for j := range minv {
-			minv[j] = math.Inf(1)
-			used[j] = false
-		}
-		for {
-			used[j0] = true
-			i0 := p[j0]
-			delta := math.Inf(1)
-			j1 := 0
-			for j := 1; j <= m; j++ {
-				if used[j] {
-					continue
-				}
-				cur := at(i0-1, j-1) - u[i0] - v[j]
-				if cur < minv[j] {
-					minv[j] = cur
-					way[j] = j0
-				}
-				if minv[j] < delta {
-					delta = minv[j]
-					j1 = j
-				}
-			}
-			for j := 0; j <= m; j++ {
-				if used[j] {
-					u[p[j]] += delta
-					v[j] -= delta
-				} else {
-					minv[j] -= delta
-				}
-			}
-			j0 = j1
-			if p[j0] == 0 {
-				break
-			}
-		}
-		for j0 != 0 {
-			j1 := way[j0]
-			p[j0] = p[j1]
-			j0 = j1
-		}
-	}
-	rowOf := make([]int, n)
-	for i := range rowOf {
-		rowOf[i] = -1
-	}
-	for j := 1; j <= m; j++ {
-		if p[j] != 0 && !math.IsInf(c[p[j]-1][j-1], 1) {
-			rowOf[p[j]-1] = j - 1
-		}
-	}
-	if !transposed {
-		return rowOf
-	}
-	out := make([]int, len(cost))
+	return solveSparse(arcs, cols)
+}
+
+// arc is an allowed pair of a row with a column, and its cost.
+type arc struct {
+	col  int
+	cost float64
+}
+
+// solveSparse is SolveAssignment for rows given as their allowed arcs, with
+// cols columns. It is the Hungarian method with potentials, each row added
+// by a shortest augmenting path (Dijkstra over the allowed arcs only, as in
+// Jonker–Volgenant), so its time grows with the arcs, not rows × columns: a
+// batch of thousands of requests with 5 candidates each stays sparse. Every
+// row also gets a private "unassigned" column that costs more than all
+// allowed arcs together, so the fewest rows are left unassigned first and
+// the least total cost decides among those.
+func solveSparse(rows [][]arc, cols int) []int {
+	n := len(rows)
+	out := make([]int, n)
 	for i := range out {
 		out[i] = -1
 	}
-	for col, row := range rowOf {
-		if row >= 0 {
-			out[row] = col
+	// Shift costs to be non-negative (the same for every arc, so the order
+	// of assignments with the same number of pairs is kept), and size the
+	// cost of leaving a row unassigned.
+	lowest := math.Inf(1)
+	for _, r := range rows {
+		for _, a := range r {
+			lowest = min(lowest, a.cost)
+		}
+	}
+	if math.IsInf(lowest, 1) {
+		return out
+	}
+	unassigned := 1.0
+	for _, r := range rows {
+		for _, a := range r {
+			unassigned += a.cost - lowest
+		}
+	}
+	m := cols + n // column cols+i is row i's own "unassigned" column
+	arcsOf := func(i int, visit func(col int, cost float64)) {
+		for _, a := range rows[i] {
+			visit(a.col, a.cost-lowest)
+		}
+		visit(cols+i, unassigned)
+	}
+	u := make([]float64, n)    // row potentials
+	v := make([]float64, m)    // column potentials
+	rowOf := make([]int, m)    // row matched to a column, -1 if free
+	colOf := make([]int, n)    // column matched to a row
+	dist := make([]float64, m) // shortest reduced distance this round
+	via := make([]int, m)      // column before this one on the path, -1 from the new row
+	done := make([]bool, m)    // distance final this round
+	for j := range rowOf {
+		rowOf[j] = -1
+		dist[j] = math.Inf(1)
+	}
+	var touched []int // columns with a distance this round, to reset
+	for r := range n {
+		for _, j := range touched {
+			dist[j], done[j] = math.Inf(1), false
+		}
+		touched = touched[:0]
+		var finalized []int
+		h := &distHeap{}
+		relax := func(from, row int, base float64) {
+			arcsOf(row, func(j int, c float64) {
+				if done[j] {
+					return
+				}
+				if d := base + c - u[row] - v[j]; d < dist[j] {
+					if math.IsInf(dist[j], 1) {
+						touched = append(touched, j)
+					}
+					dist[j], via[j] = d, from
+					heap.Push(h, distItem{col: j, dist: d})
+				}
+			})
+		}
+		relax(-1, r, 0)
+		free := -1
+		for h.Len() > 0 {
+			it := heap.Pop(h).(distItem)
+			j := it.col
+			if done[j] || it.dist > dist[j] {
+				continue
+			}
+			done[j] = true
+			if rowOf[j] < 0 {
+				free = j
+				break
+			}
+			finalized = append(finalized, j)
+			relax(j, rowOf[j], dist[j])
+		}
+		// Potentials: as the dense method's running deltas would leave them.
+		total := dist[free]
+		u[r] += total
+		for _, j := range finalized {
+			v[j] -= total - dist[j]
+			u[rowOf[j]] += total - dist[j]
+		}
+		// Augment along the path back to the new row.
+		for j := free; j >= 0; {
+			prev := via[j]
+			row := r
+			if prev >= 0 {
+				row = rowOf[prev]
+			}
+			rowOf[j], colOf[row] = row, j
+			j = prev
+		}
+	}
+	for i, j := range colOf {
+		if j < cols {
+			out[i] = j
 		}
 	}
 	return out
 }
 
-func transpose(a [][]float64) [][]float64 {
-	if len(a) == 0 {
-		return nil
-	}
-	t := make([][]float64, len(a[0]))
-	for j := range t {
-		t[j] = make([]float64, len(a))
-		for i := range a {
-			t[j][i] = a[i][j]
-		}
-	}
-	return t
+type distItem struct {
+	col  int
+	dist float64
+}
+
+// distHeap is a min-heap of columns by tentative distance.
+type distHeap []distItem
+
+func (h distHeap) Len() int           { return len(h) }
+func (h distHeap) Less(i, j int) bool { return h[i].dist < h[j].dist }
+func (h distHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *distHeap) Push(x any)        { *h = append(*h, x.(distItem)) }
+func (h *distHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return it
 }
 
 // LatePenaltyMinutes is the cost of a predicted arrival after the deadline,
@@ -213,41 +246,33 @@ func BatchOfferTimeout(configured, eta time.Duration, giveUp, now time.Time) tim
 // small). Jobs left without a technician wait for the next batch.
 func AssignBatch(jobs []Job, candidates [][]Scored, now time.Time, policy BatchPolicy) []BatchPair {
 	colOf := map[string]int{}
-	var techs []Scored
-	for _, list := range candidates {
+	rows := make([][]arc, len(jobs))
+	for i, list := range candidates {
 		for _, sc := range list {
-			if _, ok := colOf[sc.TechnicianID]; !ok {
-				colOf[sc.TechnicianID] = len(techs)
-				techs = append(techs, sc)
+			c := pairCost(jobs[i], sc, now, policy)
+			if math.IsInf(c, 1) {
+				continue
 			}
+			col, ok := colOf[sc.TechnicianID]
+			if !ok {
+				col = len(colOf)
+				colOf[sc.TechnicianID] = col
+			}
+			rows[i] = append(rows[i], arc{col: col, cost: c})
 		}
-	}
-	if len(jobs) == 0 || len(techs) == 0 {
-		return nil
-	}
-	cost := make([][]float64, len(jobs))
-	for i := range jobs {
-		row := make([]float64, len(techs))
-		for j := range row {
-			row[j] = math.Inf(1)
-		}
-		for _, sc := range candidates[i] {
-			row[colOf[sc.TechnicianID]] = pairCost(jobs[i], sc, now, policy)
-		}
-		cost[i] = row
 	}
 	var out []BatchPair
-	for i, col := range SolveAssignment(cost) {
+	for i, col := range solveSparse(rows, len(colOf)) {
 		if col < 0 {
 			continue
 		}
 		for _, sc := range candidates[i] {
-			if sc.TechnicianID == techs[col].TechnicianID {
+			if colOf[sc.TechnicianID] == col {
 				out = append(out, BatchPair{JobIndex: i, Scored: sc})
+				break
 			}
 		}
 	}
-	slices.SortFunc(out, func(a, b BatchPair) int { return a.JobIndex - b.JobIndex })
 	return out
 }
 

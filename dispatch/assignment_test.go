@@ -40,15 +40,23 @@ func bruteForce(cost [][]float64) (int, float64) {
 func TestSolveAssignmentAgainstBruteForce(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(42, 1))
-	for trial := range 2000 {
-		n, m := 1+rng.IntN(6), 1+rng.IntN(6)
+	for trial := range 4000 {
+		// Up to 7 × 7, forbidden pairs from none to most, costs whole or
+		// fractional, some negative, some with the late penalty.
+		n, m := 1+rng.IntN(7), 1+rng.IntN(7)
+		forbidden := rng.Float64() * 0.8
 		cost := make([][]float64, n)
 		for i := range cost {
 			cost[i] = make([]float64, m)
 			for j := range cost[i] {
-				if rng.Float64() < 0.3 {
+				switch x := rng.Float64(); {
+				case x < forbidden:
 					cost[i][j] = math.Inf(1)
-				} else {
+				case trial%4 == 1:
+					cost[i][j] = float64(rng.IntN(100)) - 30 + rng.Float64()
+				case trial%4 == 2 && x > 0.8:
+					cost[i][j] = LatePenaltyMinutes + float64(rng.IntN(60))
+				default:
 					cost[i][j] = float64(rng.IntN(100))
 				}
 			}
@@ -68,7 +76,7 @@ func TestSolveAssignmentAgainstBruteForce(t *testing.T) {
 			total += cost[i][j]
 		}
 		wantN, wantC := bruteForce(cost)
-		if count != wantN || math.Abs(total-wantC) > 1e-9 {
+		if count != wantN || math.Abs(total-wantC) > 1e-6 {
 			t.Fatalf("trial %d: got %d pairs cost %.0f, brute force %d pairs cost %.0f\ncost %v\nassign %v", trial, count, total, wantN, wantC, cost, got)
 		}
 	}
@@ -258,5 +266,178 @@ func TestBatchOfferTimeout(t *testing.T) {
 				t.Errorf("BatchOfferTimeout(%v, %v, %v) = %v, want %v", tt.configured, tt.eta, tt.giveUp, got, tt.want)
 			}
 		})
+	}
+}
+
+// denseHungarian is the dense O(n²·m) Hungarian method the batch used before
+// solveSparse, kept as an independent reference for instances too large
+// for brute force.
+func denseHungarian(cost [][]float64) []int {
+	n := len(cost)
+	if n == 0 {
+		return nil
+	}
+	m := len(cost[0])
+	transposed := false
+	c := cost
+	if n > m {
+		c = transposeMatrix(cost)
+		n, m = m, n
+		transposed = true
+	}
+	// Forbidden pairs become one big finite cost, so every row can be
+	// matched; pairs that used it are dropped afterwards. big is larger than
+	// any sum of allowed costs, so fewer forbidden pairs always win.
+	big := 1.0
+	for _, row := range c {
+		for _, v := range row {
+			if !math.IsInf(v, 1) {
+				big += math.Abs(v)
+			}
+		}
+	}
+	big *= float64(n + 1)
+	at := func(i, j int) float64 {
+		if v := c[i][j]; !math.IsInf(v, 1) {
+			return v
+		}
+		return big
+	}
+	u := make([]float64, n+1)
+	v := make([]float64, m+1)
+	p := make([]int, m+1) // p[j]: row (1-based) matched to column j
+	way := make([]int, m+1)
+	minv := make([]float64, m+1)
+	used := make([]bool, m+1)
+	for i := 1; i <= n; i++ {
+		p[0] = i
+		j0 := 0
+		for j := range minv {
+			minv[j] = math.Inf(1)
+			used[j] = false
+		}
+		for {
+			used[j0] = true
+			i0 := p[j0]
+			delta := math.Inf(1)
+			j1 := 0
+			for j := 1; j <= m; j++ {
+				if used[j] {
+					continue
+				}
+				cur := at(i0-1, j-1) - u[i0] - v[j]
+				if cur < minv[j] {
+					minv[j] = cur
+					way[j] = j0
+				}
+				if minv[j] < delta {
+					delta = minv[j]
+					j1 = j
+				}
+			}
+			for j := 0; j <= m; j++ {
+				if used[j] {
+					u[p[j]] += delta
+					v[j] -= delta
+				} else {
+					minv[j] -= delta
+				}
+			}
+			j0 = j1
+			if p[j0] == 0 {
+				break
+			}
+		}
+		for j0 != 0 {
+			j1 := way[j0]
+			p[j0] = p[j1]
+			j0 = j1
+		}
+	}
+	rowOf := make([]int, n)
+	for i := range rowOf {
+		rowOf[i] = -1
+	}
+	for j := 1; j <= m; j++ {
+		if p[j] != 0 && !math.IsInf(c[p[j]-1][j-1], 1) {
+			rowOf[p[j]-1] = j - 1
+		}
+	}
+	if !transposed {
+		return rowOf
+	}
+	out := make([]int, len(cost))
+	for i := range out {
+		out[i] = -1
+	}
+	for col, row := range rowOf {
+		if row >= 0 {
+			out[row] = col
+		}
+	}
+	return out
+}
+
+func transposeMatrix(a [][]float64) [][]float64 {
+	if len(a) == 0 {
+		return nil
+	}
+	t := make([][]float64, len(a[0]))
+	for j := range t {
+		t[j] = make([]float64, len(a))
+		for i := range a {
+			t[j][i] = a[i][j]
+		}
+	}
+	return t
+}
+
+// TestSolveSparseAgainstDense compares the sparse solver with the dense
+// Hungarian method on batch-sized instances (up to 150 requests, a few
+// candidates each, some technicians shared by many): the same number of
+// pairs and the same least total cost.
+func TestSolveSparseAgainstDense(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(7, 3))
+	for trial := range 200 {
+		n, m := 1+rng.IntN(150), 1+rng.IntN(150)
+		cost := make([][]float64, n)
+		for i := range cost {
+			cost[i] = make([]float64, m)
+			for j := range cost[i] {
+				cost[i][j] = math.Inf(1)
+			}
+			for range 1 + rng.IntN(6) {
+				j := rng.IntN(m)
+				if trial%2 == 0 {
+					j = rng.IntN(max(1, m/10)) // crowd onto a few technicians
+				}
+				cost[i][j] = float64(rng.IntN(60)) + rng.Float64()
+				if rng.IntN(10) == 0 {
+					cost[i][j] += LatePenaltyMinutes
+				}
+			}
+		}
+		sum := func(assign []int) (int, float64) {
+			count, total := 0, 0.0
+			seen := map[int]bool{}
+			for i, j := range assign {
+				if j < 0 {
+					continue
+				}
+				if seen[j] || math.IsInf(cost[i][j], 1) {
+					t.Fatalf("trial %d: invalid assignment", trial)
+				}
+				seen[j] = true
+				count++
+				total += cost[i][j]
+			}
+			return count, total
+		}
+		gotN, gotC := sum(SolveAssignment(cost))
+		wantN, wantC := sum(denseHungarian(cost))
+		if gotN != wantN || math.Abs(gotC-wantC) > 1e-6*math.Max(1, wantC) {
+			t.Fatalf("trial %d (%d × %d): sparse %d pairs cost %.4f, dense %d pairs cost %.4f", trial, n, m, gotN, gotC, wantN, wantC)
+		}
 	}
 }

@@ -266,3 +266,50 @@ func BenchmarkDispatchCycle(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "accepts/s")
 }
+
+// BenchmarkAssignBatch is one batch round's assignment (dispatch.AssignBatch)
+// after the candidate search: N waiting requests at random places, each with
+// its 5 best candidates, as the server's batch round builds them. "country"
+// is the benchmark world (10,000 technicians over 8,350 km², few requests
+// compete); "city" is 200 technicians and the requests in a 22 km square, a
+// surge where most requests compete for the same technicians.
+func BenchmarkAssignBatch(b *testing.B) {
+	at := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	eta := geo.DefaultETA()
+	policy := dispatch.BatchPolicy{Urgency: 1, UrgencyCap: time.Hour, AnswerTime: 90 * time.Second, MaxWait: dispatch.DefaultMaxWait}
+	cases := []struct {
+		name  string
+		techs int
+		scale float64 // share of the benchmark square's side
+		sizes []int
+	}{
+		{"country", 10_000, 1, []int{50, 200, 1000, 3000}},
+		{"city", 200, 22_000 / benchSideM, []int{100, 500}},
+	}
+	for _, c := range cases {
+		pool := dispatch.NewPool(geo.CityResolution)
+		for _, t := range benchWorld(c.techs, 1, at) {
+			t.Position = geo.Point{Lat: zurich.Lat + (t.Position.Lat-zurich.Lat)*c.scale, Lng: zurich.Lng + (t.Position.Lng-zurich.Lng)*c.scale}
+			t.Available = true
+			pool.Put(t)
+		}
+		for _, n := range c.sizes {
+			qs := benchQueries(n, 3)
+			jobs := make([]dispatch.Job, n)
+			lists := make([][]dispatch.Scored, n)
+			for i, q := range qs {
+				q.place = geo.Point{Lat: zurich.Lat + (q.place.Lat-zurich.Lat)*c.scale, Lng: zurich.Lng + (q.place.Lng-zurich.Lng)*c.scale}
+				jobs[i] = dispatch.Job{ID: fmt.Sprintf("r%d", i), Skill: q.skill, Place: q.place,
+					Deadline: at.Add(time.Duration(i%60) * time.Minute), GiveUp: at.Add(time.Hour)}
+				lists[i] = pool.Search(jobs[i], 5, 40, nil, eta, at)
+			}
+			b.Run(fmt.Sprintf("%s/requests=%d", c.name, n), func(b *testing.B) {
+				pairs := 0
+				for b.Loop() {
+					pairs = len(dispatch.AssignBatch(jobs, lists, at, policy))
+				}
+				b.ReportMetric(float64(pairs), "pairs")
+			})
+		}
+	}
+}
