@@ -12,7 +12,8 @@ import (
 // SolveAssignment solves the rectangular assignment problem: it picks at most one
 // column per row and one row per column so that the number of assigned rows
 // is as large as possible and, among those, the total cost is least. A cost
-// of +Inf forbids a pair. It returns, per row, the column or -1.
+// of +Inf (or any other that is not a finite number) forbids a pair. It
+// returns, per row, the column or -1.
 //
 // No well-kept Go library for it was reachable here (the Go assignment
 // packages are not on the module proxy, gonum has none), so it is written
@@ -23,13 +24,15 @@ func SolveAssignment(cost [][]float64) []int {
 	for i, row := range cost {
 		cols = max(cols, len(row))
 		for j, c := range row {
-			if !math.IsInf(c, 1) {
+			if finite(c) {
 				arcs[i] = append(arcs[i], arc{col: j, cost: c})
 			}
 		}
 	}
 	return solveSparse(arcs, cols)
 }
+
+func finite(c float64) bool { return !math.IsInf(c, 0) && !math.IsNaN(c) }
 
 // arc is an allowed pair of a row with a column, and its cost.
 type arc struct {
@@ -42,9 +45,10 @@ type arc struct {
 // by a shortest augmenting path (Dijkstra over the allowed arcs only, as in
 // Jonker–Volgenant), so its time grows with the arcs, not rows × columns: a
 // batch of thousands of requests with 5 candidates each stays sparse. Every
-// row also gets a private "unassigned" column that costs more than all
-// allowed arcs together, so the fewest rows are left unassigned first and
-// the least total cost decides among those.
+// row also gets a private "unassigned" column that costs more than any
+// assignment's total, so the fewest rows are left unassigned first and the
+// least total cost decides among those. Arcs with a cost that is not a
+// finite number are ignored.
 func solveSparse(rows [][]arc, cols int) []int {
 	n := len(rows)
 	out := make([]int, n)
@@ -54,25 +58,30 @@ func solveSparse(rows [][]arc, cols int) []int {
 	// Shift costs to be non-negative (the same for every arc, so the order
 	// of assignments with the same number of pairs is kept), and size the
 	// cost of leaving a row unassigned.
-	lowest := math.Inf(1)
+	lowest, highest := math.Inf(1), math.Inf(-1)
 	for _, r := range rows {
 		for _, a := range r {
-			lowest = min(lowest, a.cost)
+			if finite(a.cost) {
+				lowest, highest = min(lowest, a.cost), max(highest, a.cost)
+			}
 		}
 	}
 	if math.IsInf(lowest, 1) {
 		return out
 	}
-	unassigned := 1.0
-	for _, r := range rows {
-		for _, a := range r {
-			unassigned += a.cost - lowest
-		}
+	// No assignment has more than min(n, cols) pairs, each at most
+	// highest-lowest after the shift. (A sum of all arcs would do too, but
+	// the potentials grow to this size, and a smaller one keeps precision.)
+	unassigned := 1 + float64(min(n, cols))*(highest-lowest)
+	if !finite(unassigned) {
+		return out
 	}
 	m := cols + n // column cols+i is row i's own "unassigned" column
 	arcsOf := func(i int, visit func(col int, cost float64)) {
 		for _, a := range rows[i] {
-			visit(a.col, a.cost-lowest)
+			if finite(a.cost) {
+				visit(a.col, a.cost-lowest)
+			}
 		}
 		visit(cols+i, unassigned)
 	}
@@ -267,7 +276,8 @@ func AssignBatch(jobs []Job, candidates [][]Scored, now time.Time, policy BatchP
 			continue
 		}
 		for _, sc := range candidates[i] {
-			if colOf[sc.TechnicianID] == col {
+			// Technicians with no allowed pair have no column at all.
+			if c, ok := colOf[sc.TechnicianID]; ok && c == col {
 				out = append(out, BatchPair{JobIndex: i, Scored: sc})
 				break
 			}

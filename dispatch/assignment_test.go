@@ -56,6 +56,10 @@ func TestSolveAssignmentAgainstBruteForce(t *testing.T) {
 					cost[i][j] = float64(rng.IntN(100)) - 30 + rng.Float64()
 				case trial%4 == 2 && x > 0.8:
 					cost[i][j] = LatePenaltyMinutes + float64(rng.IntN(60))
+				case trial%4 == 3 && x > 0.85:
+					cost[i][j] = 1e10 + float64(rng.IntN(60)) // a huge spread
+				case trial%4 == 3:
+					cost[i][j] = float64(rng.IntN(100)) + rng.Float64()
 				default:
 					cost[i][j] = float64(rng.IntN(100))
 				}
@@ -76,7 +80,7 @@ func TestSolveAssignmentAgainstBruteForce(t *testing.T) {
 			total += cost[i][j]
 		}
 		wantN, wantC := bruteForce(cost)
-		if count != wantN || math.Abs(total-wantC) > 1e-6 {
+		if count != wantN || math.Abs(total-wantC) > 1e-6+1e-14*math.Abs(wantC) {
 			t.Fatalf("trial %d: got %d pairs cost %.0f, brute force %d pairs cost %.0f\ncost %v\nassign %v", trial, count, total, wantN, wantC, cost, got)
 		}
 	}
@@ -179,6 +183,14 @@ func TestAssignBatchPolicy(t *testing.T) {
 			jobs:  []Job{window("later", 4000, time.Hour)},
 			techs: []Candidate{x}, policy: BatchPolicy{MaxWait: 5 * time.Minute},
 			want: map[string]string{},
+		},
+		{
+			// x (1 km away) ranks first but would wait 27 minutes at the
+			// door; f, 9 km away, arrives about as the window opens.
+			name:  "a technician ranked first but not allowed is never sent",
+			jobs:  []Job{window("half-hour", 4000, 30*time.Minute)},
+			techs: []Candidate{x, cand("f", -5000, 0)}, policy: BatchPolicy{MaxWait: 5 * time.Minute},
+			want: map[string]string{"half-hour": "f"},
 		},
 		{
 			name:  "a window is assigned when the technician arrives as it opens",
@@ -392,6 +404,31 @@ func transposeMatrix(a [][]float64) [][]float64 {
 	return t
 }
 
+// TestSolveAssignmentNotFinite: a cost that is not a finite number forbids
+// the pair, like +Inf.
+func TestSolveAssignmentNotFinite(t *testing.T) {
+	t.Parallel()
+	inf, nan := math.Inf(1), math.NaN()
+	tests := []struct {
+		name string
+		cost [][]float64
+		want []int
+	}{
+		{"NaN", [][]float64{{nan, 5}, {1, nan}}, []int{1, 0}},
+		{"-Inf", [][]float64{{math.Inf(-1), 5}, {1, 2}}, []int{1, 0}},
+		{"all forbidden", [][]float64{{inf, nan}, {math.Inf(-1), inf}}, []int{-1, -1}},
+		{"no columns", [][]float64{{}, {}}, []int{-1, -1}},
+		{"no rows", nil, []int{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := SolveAssignment(tt.cost); !slices.Equal(got, tt.want) {
+				t.Fatalf("SolveAssignment(%v) = %v, want %v", tt.cost, got, tt.want)
+			}
+		})
+	}
+}
+
 // TestSolveSparseAgainstDense compares the sparse solver with the dense
 // Hungarian method on batch-sized instances (up to 150 requests, a few
 // candidates each, some technicians shared by many): the same number of
@@ -399,7 +436,7 @@ func transposeMatrix(a [][]float64) [][]float64 {
 func TestSolveSparseAgainstDense(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(7, 3))
-	for trial := range 200 {
+	for trial := range 300 {
 		n, m := 1+rng.IntN(150), 1+rng.IntN(150)
 		cost := make([][]float64, n)
 		for i := range cost {
@@ -413,8 +450,11 @@ func TestSolveSparseAgainstDense(t *testing.T) {
 					j = rng.IntN(max(1, m/10)) // crowd onto a few technicians
 				}
 				cost[i][j] = float64(rng.IntN(60)) + rng.Float64()
-				if rng.IntN(10) == 0 {
+				switch {
+				case rng.IntN(10) == 0:
 					cost[i][j] += LatePenaltyMinutes
+				case trial%3 == 2 && rng.IntN(10) == 0:
+					cost[i][j] += 1e10 // a huge spread: precision must hold
 				}
 			}
 		}
@@ -436,7 +476,7 @@ func TestSolveSparseAgainstDense(t *testing.T) {
 		}
 		gotN, gotC := sum(SolveAssignment(cost))
 		wantN, wantC := sum(denseHungarian(cost))
-		if gotN != wantN || math.Abs(gotC-wantC) > 1e-6*math.Max(1, wantC) {
+		if gotN != wantN || math.Abs(gotC-wantC) > 1e-6+1e-14*wantC {
 			t.Fatalf("trial %d (%d × %d): sparse %d pairs cost %.4f, dense %d pairs cost %.4f", trial, n, m, gotN, gotC, wantN, wantC)
 		}
 	}
