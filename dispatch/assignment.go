@@ -47,8 +47,7 @@ type arc struct {
 // batch of thousands of requests with 5 candidates each stays sparse. Every
 // row also gets a private "unassigned" column that costs more than any
 // assignment's total, so the fewest rows are left unassigned first and the
-// least total cost decides among those. Arcs with a cost that is not a
-// finite number are ignored.
+// least total cost decides among those. Callers give only finite costs.
 func solveSparse(rows [][]arc, cols int) []int {
 	n := len(rows)
 	out := make([]int, n)
@@ -61,9 +60,7 @@ func solveSparse(rows [][]arc, cols int) []int {
 	lowest, highest := math.Inf(1), math.Inf(-1)
 	for _, r := range rows {
 		for _, a := range r {
-			if finite(a.cost) {
-				lowest, highest = min(lowest, a.cost), max(highest, a.cost)
-			}
+			lowest, highest = min(lowest, a.cost), max(highest, a.cost)
 		}
 	}
 	if math.IsInf(lowest, 1) {
@@ -79,9 +76,7 @@ func solveSparse(rows [][]arc, cols int) []int {
 	m := cols + n // column cols+i is row i's own "unassigned" column
 	arcsOf := func(i int, visit func(col int, cost float64)) {
 		for _, a := range rows[i] {
-			if finite(a.cost) {
-				visit(a.col, a.cost-lowest)
-			}
+			visit(a.col, a.cost-lowest)
 		}
 		visit(cols+i, unassigned)
 	}
@@ -96,14 +91,14 @@ func solveSparse(rows [][]arc, cols int) []int {
 		rowOf[j] = -1
 		dist[j] = math.Inf(1)
 	}
-	var touched []int // columns with a distance this round, to reset
+	var touched []int   // columns with a distance this round, to reset
+	var finalized []int // matched columns whose distance became final this round
+	h := &distHeap{}
 	for r := range n {
 		for _, j := range touched {
 			dist[j], done[j] = math.Inf(1), false
 		}
-		touched = touched[:0]
-		var finalized []int
-		h := &distHeap{}
+		touched, finalized, *h = touched[:0], finalized[:0], (*h)[:0]
 		relax := func(from, row int, base float64) {
 			arcsOf(row, func(j int, c float64) {
 				if done[j] {
@@ -255,29 +250,30 @@ func BatchOfferTimeout(configured, eta time.Duration, giveUp, now time.Time) tim
 // small). Jobs left without a technician wait for the next batch.
 func AssignBatch(jobs []Job, candidates [][]Scored, now time.Time, policy BatchPolicy) []BatchPair {
 	colOf := map[string]int{}
+	var techAt []string // the technician of each column
 	rows := make([][]arc, len(jobs))
 	for i, list := range candidates {
 		for _, sc := range list {
 			c := pairCost(jobs[i], sc, now, policy)
-			if math.IsInf(c, 1) {
+			if !finite(c) {
 				continue
 			}
 			col, ok := colOf[sc.TechnicianID]
 			if !ok {
-				col = len(colOf)
+				col = len(techAt)
 				colOf[sc.TechnicianID] = col
+				techAt = append(techAt, sc.TechnicianID)
 			}
 			rows[i] = append(rows[i], arc{col: col, cost: c})
 		}
 	}
 	var out []BatchPair
-	for i, col := range solveSparse(rows, len(colOf)) {
+	for i, col := range solveSparse(rows, len(techAt)) {
 		if col < 0 {
 			continue
 		}
 		for _, sc := range candidates[i] {
-			// Technicians with no allowed pair have no column at all.
-			if c, ok := colOf[sc.TechnicianID]; ok && c == col {
+			if sc.TechnicianID == techAt[col] {
 				out = append(out, BatchPair{JobIndex: i, Scored: sc})
 				break
 			}

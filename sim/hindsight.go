@@ -31,19 +31,14 @@ import (
 //     Clairvoyant.
 func Hindsight(sc Scenario, seed uint64) Bound {
 	d := newDay(sc, seed)
-	b := Bound{Seed: seed}
-	for _, q := range d.requests {
-		if q.asap {
-			b.ASAP++
-		}
-	}
 	var asap []*simRequest
 	for _, q := range d.requests {
 		if q.asap {
 			asap = append(asap, q)
 		}
 	}
-	b.UpperBound = upperBound(d)
+	b := Bound{Seed: seed, ASAP: len(asap)}
+	b.UpperBound = upperBound(d, asap)
 	b.Clairvoyant = clairvoyant(d, d.requests)
 	b.WithoutWindows = clairvoyant(d, asap)
 	b.UpperShare = frac(b.UpperBound, b.ASAP)
@@ -64,14 +59,9 @@ func (d *day) wouldTake(t *simTech, q *simRequest) bool {
 	return a.responds && a.accepts && !a.drops
 }
 
-func upperBound(d *day) int {
+// upperBound is the matching bound over the day's ASAP requests, asap.
+func upperBound(d *day, asap []*simRequest) int {
 	sla := d.sc.Dispatch.SLA.Duration
-	var asap []*simRequest
-	for _, q := range d.requests {
-		if q.asap {
-			asap = append(asap, q)
-		}
-	}
 	fastest := &simTech{mode: "car"}
 	for _, t := range d.techs {
 		fastest.speed = max(fastest.speed, t.speed)
