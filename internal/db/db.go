@@ -40,6 +40,10 @@ type DB struct {
 	*gorm.DB
 	Dialect Dialect
 	Schema  string // the PostgreSQL search_path given in the URL, if any
+
+	url       string // for the change feed's own listening connections
+	feed      *feed
+	listenErr func(channel string, err error)
 }
 
 // OpenPostgres opens PostgreSQL at url; TimeZone=UTC is added so TIMESTAMP
@@ -69,7 +73,7 @@ func OpenPostgres(ctx context.Context, rawURL string) (*DB, error) {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("ping postgres: %w", err)
 	}
-	return &DB{DB: g, Dialect: Postgres, Schema: q.Get("search_path")}, nil
+	return &DB{DB: g, Dialect: Postgres, Schema: q.Get("search_path"), url: u.String(), feed: newFeed()}, nil
 }
 
 // OpenSQLite opens (creating if needed) the SQLite file at path, in WAL mode
@@ -96,7 +100,7 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("ping sqlite: %w", err)
 	}
-	return &DB{DB: g, Dialect: SQLite}, nil
+	return &DB{DB: g, Dialect: SQLite, feed: newFeed()}, nil
 }
 
 func gormConfig() *gorm.Config {
@@ -210,11 +214,17 @@ func Retryable(err error) bool {
 
 // Tx runs fn in a transaction, and again (up to three tries) when PostgreSQL
 // aborts it for a deadlock: two transactions that lock the same rows in
-// opposite order are resolved by running one after the other.
+// opposite order are resolved by running one after the other. What fn
+// notified (Notify) reaches this process's subscribers after the commit.
 func (d *DB) Tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	var err error
 	for try := 0; try < 3; try++ {
-		err = d.DB.WithContext(ctx).Transaction(fn)
+		n := &notes{db: d}
+		err = d.DB.WithContext(context.WithValue(ctx, notesKey{}, n)).Transaction(fn)
+		if err == nil {
+			d.deliver(n.list)
+			return nil
+		}
 		if !Retryable(err) || ctx.Err() != nil {
 			return err
 		}
