@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/onsite/onsite/internal/apitest"
 	"github.com/onsite/onsite/internal/db"
 	"github.com/onsite/onsite/internal/dbtest"
@@ -218,6 +220,10 @@ func TestPeriodicNoOverlapInProcess(t *testing.T) {
 	release := make(chan struct{})
 	var inFlight, maxInFlight, ran atomic.Int32
 	r := jobs.NewRunner(store, "a", quiet())
+	reg := prometheus.NewRegistry()
+	if err := r.WithMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
 	r.Add(jobs.Periodic{Name: "test:slow", Every: every, TTL: time.Minute, Run: func(ctx context.Context, _ string, _ lease.Fence) error {
 		n := inFlight.Add(1)
 		defer inFlight.Add(-1)
@@ -240,6 +246,26 @@ func TestPeriodicNoOverlapInProcess(t *testing.T) {
 	apitest.Eventually(t, 20*time.Second, "runs after the slow one", func() bool { return ran.Load() >= 3 })
 	if maxInFlight.Load() != 1 {
 		t.Errorf("%d runs at once, want 1", maxInFlight.Load())
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != "onsite_periodic_ticks_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "result" {
+					counted[l.GetValue()] += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	if counted["busy"] < 2 || counted["ran"] < 1 {
+		t.Errorf("onsite_periodic_ticks_total by result: %v, want busy >= 2 and ran >= 1", counted)
 	}
 }
 
