@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/onsite/onsite/dispatch"
@@ -27,7 +28,8 @@ const (
 )
 
 // Worker runs the outbox relay, the asynq server with Onsite's handlers and
-// the periodic scheduler, until its context ends.
+// the periodic jobs (under database leases, schedule.go), until its context
+// ends.
 type Worker struct {
 	db          *db.DB
 	redis       redis.UniversalClient
@@ -42,6 +44,8 @@ type Worker struct {
 	concurrency int
 	sweepEvery  time.Duration
 	batchEvery  time.Duration // 0: the batch strategy is off
+	owner       string        // the periodic jobs' lease owner (schedule.go)
+	metrics     prometheus.Registerer
 }
 
 // WithHooks turns on the owners' webhook deliveries.
@@ -64,7 +68,7 @@ func (w *Worker) BatchEvery(d time.Duration) { w.batchEvery = d }
 // NewWorker returns a worker over the shared Redis client; prefix is put
 // before every queue name (so processes sharing a Redis can be kept apart).
 func NewWorker(d *db.DB, rc redis.UniversalClient, ds *dispatch.Service, prefix string, log *slog.Logger) *Worker {
-	return &Worker{db: d, redis: rc, dispatch: ds, log: log, prefix: prefix, concurrency: 10, sweepEvery: 30 * time.Second}
+	return &Worker{db: d, redis: rc, dispatch: ds, log: log, prefix: prefix, concurrency: 10, sweepEvery: 30 * time.Second, owner: NewOwnerID()}
 }
 
 // Queues returns the queue names with their priorities.
@@ -90,35 +94,6 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := srv.Start(w.mux()); err != nil {
 		return fmt.Errorf("start asynq server: %w", err)
 	}
-	sched := asynq.NewSchedulerFromRedisClient(w.redis, &asynq.SchedulerOpts{Logger: asynqLogger{w.log}, LogLevel: asynq.WarnLevel})
-	if _, err := sched.Register(fmt.Sprintf("@every %s", w.sweepEvery), asynq.NewTask(TaskSweep, nil),
-		asynq.Queue(w.prefix+dispatch.QueueLow), asynq.Unique(w.sweepEvery-time.Second), asynq.MaxRetry(0)); err != nil {
-		srv.Shutdown()
-		return fmt.Errorf("register sweep: %w", err)
-	}
-	if w.batchEvery > 0 {
-		// Unique keeps one round queued across every process; a round takes
-		// each request's lock, so an overlap cannot double-assign.
-		if _, err := sched.Register(fmt.Sprintf("@every %s", w.batchEvery), asynq.NewTask(TaskBatch, nil),
-			asynq.Queue(w.prefix+dispatch.QueueCritical), asynq.Unique(w.batchEvery), asynq.MaxRetry(0),
-			asynq.Timeout(max(w.batchEvery, 10*time.Second))); err != nil {
-			srv.Shutdown()
-			return fmt.Errorf("register batch: %w", err)
-		}
-	}
-	if w.techs != nil {
-		for _, task := range []string{TaskShiftEnds, TaskStale} {
-			if _, err := sched.Register("@every 1m", asynq.NewTask(task, nil), asynq.Queue(w.prefix+dispatch.QueueLow),
-				asynq.Unique(55*time.Second), asynq.MaxRetry(0)); err != nil {
-				srv.Shutdown()
-				return fmt.Errorf("register %s: %w", task, err)
-			}
-		}
-	}
-	if err := sched.Start(); err != nil {
-		srv.Shutdown()
-		return fmt.Errorf("start scheduler: %w", err)
-	}
 	relay := NewRelay(w.db, client, w.prefix, w.log)
 	if w.live != nil {
 		relay.live = w.live.Event
@@ -129,10 +104,15 @@ func (w *Worker) Run(ctx context.Context) error {
 		defer wg.Done()
 		relay.Run(ctx)
 	}()
+	periodic := w.periodic()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = periodic.Run(ctx)
+	}()
 	w.log.Info("workers started", "queues", w.Queues(), "concurrency", w.concurrency)
 	<-ctx.Done()
 	wg.Wait()
-	sched.Shutdown()
 	srv.Shutdown()
 	return nil
 }
@@ -167,13 +147,6 @@ func (w *Worker) mux() *asynq.ServeMux {
 	mux.HandleFunc(dispatch.TaskDeadline, w.handle(func(ctx context.Context, p dispatch.TaskPayload) error {
 		return w.dispatch.CheckDeadline(ctx, p.RequestID)
 	}))
-	mux.HandleFunc(TaskBatch, func(ctx context.Context, _ *asynq.Task) error {
-		res, err := w.dispatch.BatchRound(ctx, 500)
-		if len(res.Offered) > 0 {
-			w.log.Debug("batch round", "waiting", res.Waiting, "offered", len(res.Offered))
-		}
-		return err
-	})
 	if w.messages != nil {
 		mux.HandleFunc(dispatch.TaskNotify, w.handle(func(ctx context.Context, p dispatch.TaskPayload) error {
 			return w.messages.ForEvent(ctx, p.EventID)
@@ -185,29 +158,11 @@ func (w *Worker) mux() *asynq.ServeMux {
 	if w.hooks != nil {
 		mux.HandleFunc(dispatch.TaskWebhook, w.handle(w.hooks.Deliver))
 	}
-	if w.techs != nil {
-		mux.HandleFunc(TaskShiftEnds, func(ctx context.Context, _ *asynq.Task) error {
-			n, err := w.techs.EndShifts(ctx)
-			if n > 0 {
-				w.log.Info("shifts ended", "off_duty", n)
-			}
-			return err
-		})
-		mux.HandleFunc(TaskStale, func(ctx context.Context, _ *asynq.Task) error {
-			n, err := w.techs.OfflineStale(ctx, w.staleAfter)
-			if n > 0 {
-				w.log.Info("stale positions", "off_duty", n)
-			}
-			return err
-		})
+	// Tasks the asynq scheduler of an older version may still have queued:
+	// the lease runner does this work now.
+	for _, task := range []string{TaskSweep, TaskBatch, TaskShiftEnds, TaskStale} {
+		mux.HandleFunc(task, func(context.Context, *asynq.Task) error { return nil })
 	}
-	mux.HandleFunc(TaskSweep, func(ctx context.Context, _ *asynq.Task) error {
-		res, err := w.dispatch.Sweep(ctx)
-		if res != (dispatch.SweepResult{}) {
-			w.log.Info("sweep repaired work", "matched", res.Matched, "expired", res.Expired, "given_up", res.GivenUp, "started", res.Started)
-		}
-		return err
-	})
 	return mux
 }
 

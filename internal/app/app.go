@@ -384,6 +384,7 @@ func (a *App) Worker() *jobs.Worker {
 	w.WithLive(jobs.NewLive(a.Dispatch, a.Technicians, a.Hub))
 	w.WithHooks(jobs.NewHooks(a.Dispatch, a.Webhooks))
 	w.WithTechnicians(a.Technicians, a.Config.StaleAfter)
+	w.WithMetrics(a.registry)
 	if a.Config.OfferStrategy == "batch" {
 		w.BatchEvery(a.Config.BatchWindow)
 	}

@@ -254,7 +254,8 @@ func TestAcceptRaceOverHTTP(t *testing.T) {
 }
 
 // TestBatchStrategyOverHTTP runs the default strategy, batch, through the
-// periodic asynq task: a new request gets its offer from the next round.
+// periodic batch job (run under its lease by jobs.Runner): a new request
+// gets its offer from the next round.
 func TestBatchStrategyOverHTTP(t *testing.T) {
 	t.Parallel()
 	s := apitest.Start(t, "postgres", dbtest.RedisDBApp, apitest.Env("ONSITE_BATCH_WINDOW", "1s"))

@@ -1,0 +1,77 @@
+package jobs
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/onsite/onsite/dispatch"
+	"github.com/onsite/onsite/internal/lease"
+)
+
+// WithOwner sets the owner id the periodic jobs' leases are held as
+// (default NewOwnerID(); tests run several workers in one process).
+func (w *Worker) WithOwner(id string) { w.owner = id }
+
+// WithMetrics counts the periodic jobs' ticks in reg.
+func (w *Worker) WithMetrics(reg prometheus.Registerer) { w.metrics = reg }
+
+// periodic returns the runner of the periodic jobs: each runs once per
+// window across every process, by the holder of its lease.
+func (w *Worker) periodic() *Runner {
+	r := NewRunner(lease.NewStore(w.db), w.owner, w.log)
+	if w.metrics != nil {
+		if err := r.WithMetrics(w.metrics); err != nil {
+			w.log.Warn("periodic jobs: metrics", "err", err)
+		}
+	}
+	r.Add(Periodic{Name: TaskSweep, Every: w.sweepEvery, Run: w.sweep})
+	if w.batchEvery > 0 {
+		r.Add(Periodic{Name: TaskBatch, Every: w.batchEvery, Run: w.batchRound})
+	}
+	if w.techs != nil {
+		r.Add(Periodic{Name: TaskShiftEnds, Every: time.Minute, Run: w.endShifts})
+		r.Add(Periodic{Name: TaskStale, Every: time.Minute, Run: w.offlineStale})
+	}
+	return r
+}
+
+// batchRound is the one adapter between the runner and the batch strategy.
+// TODO(batch by region): pass region and fence once BatchRound takes them,
+// and tick the regions (Regions) instead of the one partition "".
+func (w *Worker) batchRound(ctx context.Context, region string, fence lease.Fence) error {
+	res, err := w.dispatch.BatchRound(ctx, 500)
+	if len(res.Offered) > 0 {
+		w.log.Debug("batch round", "waiting", res.Waiting, "offered", len(res.Offered), "token", fence.Token)
+	}
+	return err
+}
+
+// The sweep, shift ends and stale positions are conditional updates that
+// stay correct when two runs overlap; the lease only keeps them from running
+// once per process.
+
+func (w *Worker) sweep(ctx context.Context, _ string, _ lease.Fence) error {
+	res, err := w.dispatch.Sweep(ctx)
+	if res != (dispatch.SweepResult{}) {
+		w.log.Info("sweep repaired work", "matched", res.Matched, "expired", res.Expired, "given_up", res.GivenUp, "started", res.Started)
+	}
+	return err
+}
+
+func (w *Worker) endShifts(ctx context.Context, _ string, _ lease.Fence) error {
+	n, err := w.techs.EndShifts(ctx)
+	if n > 0 {
+		w.log.Info("shifts ended", "off_duty", n)
+	}
+	return err
+}
+
+func (w *Worker) offlineStale(ctx context.Context, _ string, _ lease.Fence) error {
+	n, err := w.techs.OfflineStale(ctx, w.staleAfter)
+	if n > 0 {
+		w.log.Info("stale positions", "off_duty", n)
+	}
+	return err
+}
