@@ -6,6 +6,9 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+
+	"github.com/onsite/onsite/internal/db"
+	"github.com/onsite/onsite/technicians"
 )
 
 // batchCandidates is how many ranked technicians each request brings to the
@@ -14,52 +17,73 @@ const batchCandidates = 5
 
 // BatchResult says what one batch round did.
 type BatchResult struct {
-	Waiting int     // searching requests without a pending offer
-	Offered []Offer // one per assigned pair
+	Waiting    int     // searching requests without a pending offer
+	Offered    []Offer // one per assigned pair
+	Statements int     // SQL statements the round ran (for the benchmark and its test)
+}
+
+// Fence guards a periodic round: Check runs inside the round's write
+// transaction and fails when this process no longer holds the round's
+// lease, so a late round from a paused process writes nothing.
+type Fence interface {
+	Check(tx *gorm.DB) error
 }
 
 // BatchRound is the batch strategy's tick: every searching request without a
-// pending offer is matched against the technicians free for it by least-cost
-// assignment (predicted arrival, a steep penalty for missing the deadline,
-// the urgency of the request, weighed by the chance of acceptance; no one who
-// would arrive, after the typical answer time and the drive, past the give-up
-// time, nor early at a window's door), then each pair gets an offer. Each
-// offer is written in its own transaction with the request locked, so a round
-// that overlaps another process's changes stays correct.
-func (s *Service) BatchRound(ctx context.Context, limit int) (BatchResult, error) {
+// pending offer (in region, or everywhere when region is "") is matched
+// against the technicians free for it by least-cost assignment (predicted
+// arrival, a steep penalty for missing the deadline, the urgency of the
+// request, weighed by the chance of acceptance; no one who would arrive,
+// after the typical answer time and the drive, past the give-up time, nor
+// early at a window's door), then each pair gets an offer.
+//
+// Candidates come from the live index (the simulator's search, AssignBatch
+// the same). The round runs a constant number of statements: the waiting
+// requests, their exclusions, the typical answer time (cached), and one
+// write transaction that checks the fence, locks the requests still waiting
+// and the technicians still free, and writes every offer, event and outbox
+// row set-based.
+func (s *Service) BatchRound(ctx context.Context, region string, limit int, fence Fence) (BatchResult, error) {
 	now := s.now()
 	if limit <= 0 {
 		limit = 500
 	}
-	var waiting []Request
-	err := s.db.WithContext(ctx).Model(&Request{}).
-		Where("state = ? AND NOT EXISTS (SELECT 1 FROM offers o WHERE o.request_id = requests.id AND o.state = ?)", Searching, OfferPending).
-		Order("created_at").Limit(limit).Find(&waiting).Error
-	if err != nil {
-		return BatchResult{}, fmt.Errorf("batch: load waiting requests: %w", err)
+	var res BatchResult
+	q := s.db.WithContext(ctx).Model(&Request{}).
+		Where("state = ? AND NOT EXISTS (SELECT 1 FROM offers o WHERE o.request_id = requests.id AND o.state = ?)", Searching, OfferPending)
+	if region != "" {
+		q = q.Where("region = ?", region)
 	}
-	res := BatchResult{Waiting: len(waiting)}
+	var waiting []Request
+	if err := q.Order("created_at").Limit(limit).Find(&waiting).Error; err != nil {
+		return res, fmt.Errorf("batch: load waiting requests: %w", err)
+	}
+	res.Waiting, res.Statements = len(waiting), 1
+	if len(waiting) == 0 {
+		return res, nil
+	}
+	ids := make([]string, len(waiting))
+	for i, r := range waiting {
+		ids[i] = r.ID
+	}
+	excluded, err := exclusionsOf(s.db.WithContext(ctx), ids, now)
+	if err != nil {
+		return res, fmt.Errorf("batch: %w", err)
+	}
+	res.Statements++
+	pool, err := s.index(ctx)
+	if err != nil {
+		return res, err
+	}
 	var jobs []Job
 	var lists [][]Scored
 	var reqs []Request
+	var flips []atRiskFlip
 	for _, r := range waiting {
+		ranked := s.rankFor(pool, r, excluded[r.ID], batchCandidates, now)
 		job := jobOf(r)
-		tx := s.db.WithContext(ctx)
-		ranked, err := s.searchCandidates(tx, r, batchCandidates, ReachKm(job, now, fastestKmh, 1.25, s.cfg.MaxSearchKm), now)
-		if err != nil {
-			return res, err
-		}
-		if AtRisk(job, ranked) {
-			if ranked, err = s.searchCandidates(tx, r, batchCandidates, s.cfg.MaxSearchKm, now); err != nil {
-				return res, err
-			}
-		}
-		if AtRisk(job, ranked) != r.AtRisk {
-			if err := s.db.Tx(ctx, func(tx *gorm.DB) error {
-				return setAtRisk(tx, r, !r.AtRisk, ranked, now)
-			}); err != nil {
-				return res, err
-			}
+		if atRisk := AtRisk(job, ranked); atRisk != r.AtRisk {
+			flips = append(flips, atRiskFlip{r, atRisk, ranked})
 		}
 		if len(ranked) > batchCandidates {
 			ranked = ranked[:batchCandidates]
@@ -69,33 +93,192 @@ func (s *Service) BatchRound(ctx context.Context, limit int) (BatchResult, error
 		}
 		jobs, lists, reqs = append(jobs, job), append(lists, ranked), append(reqs, r)
 	}
-	if len(jobs) == 0 {
-		return res, nil // nothing to assign: no need to learn the answer time
-	}
-	answer, err := s.answerTime(ctx)
-	if err != nil {
-		return res, err
-	}
-	policy := BatchPolicy{Urgency: s.cfg.BatchUrgency, UrgencyCap: s.cfg.SLA, AnswerTime: answer, MaxWait: DefaultMaxWait}
-	for _, p := range AssignBatch(jobs, lists, now, policy) {
-		o, err := s.offerFromBatch(ctx, reqs[p.JobIndex].ID, p.Scored, now)
+	var pairs []BatchPair
+	if len(jobs) > 0 {
+		answer, n, err := s.answerTime(ctx, now)
 		if err != nil {
 			return res, err
 		}
-		if o != nil {
-			res.Offered = append(res.Offered, *o)
+		res.Statements += n
+		policy := BatchPolicy{Urgency: s.cfg.BatchUrgency, UrgencyCap: s.cfg.SLA, AnswerTime: answer, MaxWait: DefaultMaxWait}
+		pairs = AssignBatch(jobs, lists, now, policy)
+	}
+	if len(pairs) == 0 && len(flips) == 0 {
+		return res, nil
+	}
+	var offered []Offer
+	var n int
+	err = s.db.Tx(ctx, func(tx *gorm.DB) error {
+		offered, n = nil, 0
+		var err error
+		offered, n, err = s.writeBatch(tx, reqs, pairs, flips, fence, now)
+		return err
+	})
+	res.Statements += n
+	if err != nil {
+		return res, wrap("batch: write offers", err)
+	}
+	res.Offered = offered
+	return res, nil
+}
+
+// atRiskFlip is a request whose at-risk flag the round changes.
+type atRiskFlip struct {
+	r      Request
+	atRisk bool
+	ranked []Scored
+}
+
+// writeBatch writes a round's decisions in tx and returns the offers made
+// and the statements run. A pair whose request no longer waits or whose
+// technician is no longer free (another process, a concurrent answer) is
+// left for the next round.
+func (s *Service) writeBatch(tx *gorm.DB, reqs []Request, pairs []BatchPair, flips []atRiskFlip, fence Fence, now time.Time) ([]Offer, int, error) {
+	n := 0
+	if fence != nil {
+		n++
+		if err := fence.Check(tx); err != nil {
+			return nil, n, err
 		}
 	}
-	return res, nil
+	var w writes
+	if len(flips) > 0 {
+		var on, all []string
+		for _, f := range flips {
+			all = append(all, f.r.ID)
+			if f.atRisk {
+				on = append(on, f.r.ID)
+			}
+			if err := w.event(f.r.ID, atRiskEvent(f.atRisk), System, atRiskData(f.r, f.ranked), now); err != nil {
+				return nil, n, err
+			}
+		}
+		n++
+		if err := tx.Exec("UPDATE requests SET at_risk = (id IN ?), updated_at = ? WHERE id IN ? AND state = ?",
+			append(on, ""), now, all, Searching).Error; err != nil {
+			return nil, n, fmt.Errorf("flag requests at risk: %w", err)
+		}
+	}
+	var offers []Offer
+	var counted []string
+	if len(pairs) > 0 {
+		reqIDs := make([]string, 0, len(pairs))
+		techIDs := make([]string, 0, len(pairs))
+		for _, p := range pairs {
+			reqIDs = append(reqIDs, reqs[p.JobIndex].ID)
+			techIDs = append(techIDs, p.TechnicianID)
+		}
+		// Lock order as everywhere: requests, then technicians, each by id.
+		lock := ""
+		if s.db.Dialect == db.Postgres {
+			lock = " FOR UPDATE OF r"
+		}
+		var still []struct {
+			ID    string
+			Round *int
+		}
+		n++
+		if err := tx.Raw(`SELECT r.id, (SELECT MAX(o.round) FROM offers o WHERE o.request_id = r.id) AS round FROM requests r
+			WHERE r.id IN ? AND r.state = ? AND NOT EXISTS (SELECT 1 FROM offers o WHERE o.request_id = r.id AND o.state = ?)
+			ORDER BY r.id`+lock, reqIDs, Searching, OfferPending).Scan(&still).Error; err != nil {
+			return nil, n, fmt.Errorf("lock waiting requests: %w", err)
+		}
+		rounds := make(map[string]int, len(still))
+		for _, r := range still {
+			rounds[r.ID] = 1
+			if r.Round != nil {
+				rounds[r.ID] = *r.Round + 1
+			}
+		}
+		lock = ""
+		if s.db.Dialect == db.Postgres {
+			lock = " FOR UPDATE OF t"
+		}
+		var free []string
+		n++
+		if err := tx.Raw(`SELECT t.id FROM technicians t WHERE t.id IN ? AND t.duty_status = ? AND t.suspended = ? AND t.active_jobs < t.capacity
+			AND NOT EXISTS (SELECT 1 FROM offers o WHERE o.technician_id = t.id AND o.state = ? AND o.expires_at > ?)
+			ORDER BY t.id`+lock, techIDs, technicians.Available, false, OfferPending, now).Scan(&free).Error; err != nil {
+			return nil, n, fmt.Errorf("lock free technicians: %w", err)
+		}
+		isFree := make(map[string]bool, len(free))
+		for _, id := range free {
+			isFree[id] = true
+		}
+		for _, p := range pairs {
+			r := reqs[p.JobIndex]
+			round, waiting := rounds[r.ID]
+			if !waiting || !isFree[p.TechnicianID] {
+				continue
+			}
+			var giveUp time.Time
+			if r.GiveUpAt != nil {
+				giveUp = *r.GiveUpAt
+			}
+			plan := OfferPlan{Size: 1, Timeout: BatchOfferTimeout(s.cfg.OfferTimeout, p.ETA, giveUp, now)}
+			o, err := s.newOffer(&w, r, p.Scored, 1, round, plan, now)
+			if err != nil {
+				return nil, n, err
+			}
+			offers = append(offers, o)
+			counted = append(counted, p.TechnicianID)
+		}
+	}
+	if len(offers) > 0 {
+		n++
+		if err := tx.CreateInBatches(offers, 500).Error; err != nil {
+			return nil, n, fmt.Errorf("create %d offers: %w", len(offers), err)
+		}
+		n++
+		if err := tx.Model(&technicians.Technician{}).Where("id IN ?", counted).
+			Update("offers_sent", gorm.Expr("offers_sent + 1")).Error; err != nil {
+			return nil, n, fmt.Errorf("count offers: %w", err)
+		}
+		n++
+		if err := technicians.Changed(tx, counted...); err != nil {
+			return nil, n, err
+		}
+	}
+	if len(w.hooked) > 0 {
+		n++
+	}
+	if len(w.events) > 0 {
+		n++
+	}
+	if len(w.tasks) > 0 {
+		n++
+	}
+	if err := w.flush(tx, now); err != nil {
+		return nil, n, err
+	}
+	return offers, n, nil
 }
 
 // answerSample is how many recent answers the typical answer time is
 // learned from.
 const answerSample = 200
 
+// answerFresh is how long a learned answer time is reused.
+const answerFresh = 30 * time.Second
+
 // answerTime is the median delay of the latest answered offers (accepted or
-// declined), 0 before any.
-func (s *Service) answerTime(ctx context.Context) (time.Duration, error) {
+// declined), 0 before any, learned again every answerFresh; n is the
+// statements it ran.
+func (s *Service) answerTime(ctx context.Context, now time.Time) (d time.Duration, n int, err error) {
+	s.answerMu.Lock()
+	defer s.answerMu.Unlock()
+	if !s.answerAt.IsZero() && now.Sub(s.answerAt) < answerFresh && !now.Before(s.answerAt) {
+		return s.answer, 0, nil
+	}
+	d, err = s.learnAnswerTime(ctx)
+	if err != nil {
+		return 0, 1, err
+	}
+	s.answer, s.answerAt = d, now
+	return d, 1, nil
+}
+
+func (s *Service) learnAnswerTime(ctx context.Context) (time.Duration, error) {
 	var rows []Offer
 	err := s.db.WithContext(ctx).Select("created_at", "answered_at").
 		Where("state IN ? AND answered_at IS NOT NULL", []OfferState{OfferAccepted, OfferDeclined}).
@@ -110,48 +293,3 @@ func (s *Service) answerTime(ctx context.Context) (time.Duration, error) {
 	return AnswerTime(delays), nil
 }
 
-// offerFromBatch sends one batch offer if the request still waits and the
-// technician is still free to decide; otherwise it leaves both for the next
-// round.
-func (s *Service) offerFromBatch(ctx context.Context, requestID string, sc Scored, now time.Time) (*Offer, error) {
-	var out *Offer
-	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
-		r, err := lockRequest(tx, requestID)
-		if err != nil {
-			return err
-		}
-		if r.State != Searching {
-			return nil
-		}
-		if n, err := pendingOffers(tx, r.ID); err != nil || n > 0 {
-			return err
-		}
-		var deciding int64
-		if err := tx.Model(&Offer{}).Where("technician_id = ? AND state = ? AND expires_at > ?", sc.TechnicianID, OfferPending, now).
-			Count(&deciding).Error; err != nil {
-			return fmt.Errorf("batch: check technician: %w", err)
-		}
-		if deciding > 0 {
-			return nil
-		}
-		var giveUp time.Time
-		if r.GiveUpAt != nil {
-			giveUp = *r.GiveUpAt
-		}
-		plan := OfferPlan{Size: 1, Timeout: BatchOfferTimeout(s.cfg.OfferTimeout, sc.ETA, giveUp, now)}
-		round, err := nextRound(tx, r.ID)
-		if err != nil {
-			return err
-		}
-		o, err := s.offer(tx, r, sc, 1, round, plan, now)
-		if err != nil {
-			return err
-		}
-		out = &o
-		return nil
-	})
-	if err != nil {
-		return nil, wrap("batch offer for "+requestID, err)
-	}
-	return out, nil
-}

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -68,7 +69,7 @@ func (s *Service) View(ctx context.Context, c Caller, id string) (RequestView, e
 		v.Technician = b
 	}
 	if r.State == Searching {
-		w, err := s.expectedWait(q, r)
+		w, err := s.expectedWait(ctx, r)
 		if err != nil {
 			return v, err
 		}
@@ -84,43 +85,109 @@ func firstName(name string) string {
 	return name
 }
 
-// expectedWait: if there are more free technicians nearby than requests
-// ahead, the wait is the arrival of the one this request would get plus an
-// answer delay; otherwise it waits for busy technicians to finish (a job
-// lasts about an hour, shared by the busy ones) and then travels.
-func (s *Service) expectedWait(q *gorm.DB, r Request) (Wait, error) {
+// waitFresh is how long the index's part of an expected wait is reused for
+// requests of the same skill in the same cell: a customer app polls.
+const waitFresh = 5 * time.Second
+
+// waitKey and cachedWait cache what the index says around a cell.
+type waitKey struct {
+	cell  geo.Cell
+	skill string
+}
+
+type cachedWait struct {
+	at     time.Time
+	around Around
+	etas   []time.Duration // of the free technicians not deciding, soonest first
+}
+
+// maxWaitRanks is how many arrivals the cache keeps per cell and skill.
+const maxWaitRanks = 32
+
+// expectedWait: a technician being asked right now is the honest answer
+// (their drive plus the rest of a typical answer); otherwise, if there are
+// more free technicians nearby than requests ahead, the arrival of the one
+// this request would get plus an answer delay; otherwise it waits for busy
+// technicians to finish (a job lasts about an hour, shared by the busy ones)
+// and then travels. Everything but the pending offer comes from the live
+// index, cached per cell and skill for a few seconds.
+func (s *Service) expectedWait(ctx context.Context, r Request) (Wait, error) {
 	now := s.now()
 	var w Wait
-	cells := geo.Disk(r.Cell, geo.MaxRing(geo.CityResolution, waitRadiusKm))
-	var ahead int64
-	if err := q.Model(&Request{}).Where("state = ? AND skill_code = ? AND created_at < ? AND cell IN ?", Searching, r.SkillCode, r.CreatedAt, cells).
-		Count(&ahead).Error; err != nil {
-		return w, fmt.Errorf("wait: queue: %w", err)
+	var pending []Offer
+	if err := s.db.WithContext(ctx).Select("eta_seconds", "created_at").
+		Where("request_id = ? AND state = ? AND expires_at > ?", r.ID, OfferPending, now).Find(&pending).Error; err != nil {
+		return w, fmt.Errorf("wait: pending offers: %w", err)
 	}
-	w.AheadInQueue = int(ahead)
-	ranked, err := s.searchCandidates(q, r, int(ahead)+3, waitRadiusKm, now)
+	around, etas, err := s.fleet.around(ctx, s, r, now)
 	if err != nil {
 		return w, err
 	}
-	w.FreeTechniciansNear = len(ranked)
-	var busy int64
-	if err := q.Table("technicians t").Joins("JOIN certifications c ON c.technician_id = t.id AND c.skill_code = ? AND c.expires_at > ?", r.SkillCode, now).
-		Where("t.cell IN ? AND t.duty_status = ?", cells, technicians.Busy).Count(&busy).Error; err != nil {
-		return w, fmt.Errorf("wait: busy: %w", err)
-	}
-	w.BusyTechniciansNear = int(busy)
+	w.AheadInQueue = s.fleet.ahead(r, waitRadiusKm)
+	w.FreeTechniciansNear, w.BusyTechniciansNear = around.Free, around.Busy
 	var d time.Duration
 	switch {
-	case len(ranked) > int(ahead):
-		d = ranked[ahead].ETA + answerDelay
-	case busy > 0:
-		short := int(ahead) + 1 - len(ranked)
-		d = time.Duration(float64(time.Hour)*float64(short)/float64(busy)) + 15*time.Minute
+	case len(pending) > 0:
+		best := time.Duration(math.MaxInt64)
+		for _, o := range pending {
+			left := time.Duration(o.EtaSeconds)*time.Second + max(answerDelay-now.Sub(o.CreatedAt), 0)
+			best = min(best, left)
+		}
+		d = best
+	case len(etas) > w.AheadInQueue:
+		d = etas[w.AheadInQueue] + answerDelay
+	case around.Busy > 0:
+		short := w.AheadInQueue + 1 - len(etas)
+		d = time.Duration(float64(time.Hour)*float64(short)/float64(around.Busy)) + 15*time.Minute
 	default:
 		d = s.cfg.SLA // nobody nearby: say the honest thing, the search is widening
 	}
-	w.Minutes = int((d + time.Minute - 1) / time.Minute)
+	w.Minutes = max(int((d+time.Minute-1)/time.Minute), 1)
 	return w, nil
+}
+
+// around is the index's view of a request's cell and skill: the counts and
+// the arrivals of the free technicians, reused for waitFresh.
+func (f *Fleet) around(ctx context.Context, s *Service, r Request, now time.Time) (Around, []time.Duration, error) {
+	key := waitKey{r.Cell, r.SkillCode}
+	f.waitMu.RLock()
+	c, ok := f.waits[key]
+	f.waitMu.RUnlock()
+	if ok && now.Sub(c.at) < waitFresh && !now.Before(c.at) {
+		return c.around, c.etas, nil
+	}
+	pool, err := s.index(ctx)
+	if err != nil {
+		return Around{}, nil, err
+	}
+	place := r.Cell.Center()
+	c = cachedWait{at: now, around: pool.Around(place, r.SkillCode, waitRadiusKm, now)}
+	job := Job{Skill: r.SkillCode, Place: place}
+	for _, sc := range pool.Search(job, maxWaitRanks, waitRadiusKm, nil, s.cfg.ETA, now) {
+		c.etas = append(c.etas, sc.ETA)
+	}
+	f.waitMu.Lock()
+	if len(f.waits) > 100_000 {
+		f.waits = map[waitKey]cachedWait{} // a crude bound; entries are cheap to remake
+	}
+	f.waits[key] = c
+	f.waitMu.Unlock()
+	return c.around, c.etas, nil
+}
+
+// ahead counts the searching requests for the same skill within km of r
+// that are older than it.
+func (f *Fleet) ahead(r Request, km float64) int {
+	f.waitMu.RLock()
+	defer f.waitMu.RUnlock()
+	n := 0
+	place := r.Place()
+	for id, w := range f.waiting {
+		if id != r.ID && w.skill == r.SkillCode && w.created.Before(r.CreatedAt) && geo.DistanceM(w.place, place) <= km*1000 {
+			n++
+		}
+	}
+	return n
 }
 
 // RatingInput is a customer's rating of a finished job.
@@ -159,6 +226,9 @@ func (s *Service) Rate(ctx context.Context, c Caller, id string, in RatingInput)
 			"rating_count": gorm.Expr("rating_count + 1"),
 		}).Error; err != nil {
 			return fmt.Errorf("update technician rating: %w", err)
+		}
+		if err := technicians.Changed(tx, *r.TechnicianID); err != nil {
+			return err
 		}
 		if err := appendEvent(tx, r.ID, "rated", c.actor(), map[string]any{"stars": in.Stars}, now); err != nil {
 			return err

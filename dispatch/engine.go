@@ -41,7 +41,11 @@ type MatchResult struct {
 func (s *Service) Match(ctx context.Context, requestID string) (MatchResult, error) {
 	now := s.now()
 	var res MatchResult
-	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
+	pool, err := s.index(ctx)
+	if err != nil {
+		return MatchResult{}, wrap("match request "+requestID, err)
+	}
+	err = s.db.Tx(ctx, func(tx *gorm.DB) error {
 		r, err := lockRequest(tx, requestID)
 		if err != nil {
 			return err
@@ -57,20 +61,14 @@ func (s *Service) Match(ctx context.Context, requestID string) (MatchResult, err
 			return nil
 		}
 		want := max(s.cfg.WaveSize*3, 10)
-		job := jobOf(r)
-		ranked, err := s.searchCandidates(tx, r, want, ReachKm(job, now, fastestKmh, 1.25, s.cfg.MaxSearchKm), now)
+		excluded, err := excludedFor(tx, r.ID, now)
 		if err != nil {
 			return err
 		}
-		atRisk := AtRisk(job, ranked)
-		if atRisk {
-			// Nobody makes the deadline from nearby: widen to the whole
-			// search radius and take whoever arrives soonest.
-			if ranked, err = s.searchCandidates(tx, r, want, s.cfg.MaxSearchKm, now); err != nil {
-				return err
-			}
-			atRisk = AtRisk(job, ranked)
-		}
+		// Nobody making the deadline from nearby widens the search to the
+		// whole radius, to take whoever arrives soonest.
+		ranked := s.rankFor(pool, r, excluded, want, now)
+		atRisk := AtRisk(jobOf(r), ranked)
 		res.Candidates, res.AtRisk = len(ranked), atRisk
 		if atRisk != r.AtRisk {
 			if err := setAtRisk(tx, r, atRisk, ranked, now); err != nil {
@@ -116,6 +114,19 @@ func setAtRisk(tx *gorm.DB, r Request, atRisk bool, ranked []Scored, now time.Ti
 	if err := tx.Model(&Request{}).Where("id = ?", r.ID).Updates(map[string]any{"at_risk": atRisk, "updated_at": now}).Error; err != nil {
 		return fmt.Errorf("flag request %s at risk: %w", r.ID, err)
 	}
+	return appendEvent(tx, r.ID, atRiskEvent(atRisk), System, atRiskData(r, ranked), now)
+}
+
+func atRiskEvent(atRisk bool) string {
+	if atRisk {
+		return "at_risk"
+	}
+	return "back_on_track"
+}
+
+// atRiskData is what an at-risk event records: the best arrival against the
+// deadline.
+func atRiskData(r Request, ranked []Scored) map[string]any {
 	data := map[string]any{"candidates": len(ranked)}
 	if len(ranked) > 0 {
 		data["best_arrival"] = ranked[0].Arrival
@@ -124,11 +135,7 @@ func setAtRisk(tx *gorm.DB, r Request, atRisk bool, ranked []Scored, now time.Ti
 	if r.SLADeadline != nil {
 		data["deadline"] = *r.SLADeadline
 	}
-	typ := "at_risk"
-	if !atRisk {
-		typ = "back_on_track"
-	}
-	return appendEvent(tx, r.ID, typ, System, data, now)
+	return data
 }
 
 func nextRound(tx *gorm.DB, requestID string) (int, error) {
@@ -158,6 +165,27 @@ type OfferReason struct {
 }
 
 func (s *Service) offer(tx *gorm.DB, r Request, sc Scored, rank, round int, plan OfferPlan, now time.Time) (Offer, error) {
+	var w writes
+	o, err := s.newOffer(&w, r, sc, rank, round, plan, now)
+	if err != nil {
+		return Offer{}, err
+	}
+	if err := tx.Create(&o).Error; err != nil {
+		return Offer{}, fmt.Errorf("create offer: %w", err)
+	}
+	if err := tx.Model(&technicians.Technician{}).Where("id = ?", sc.TechnicianID).
+		Update("offers_sent", gorm.Expr("offers_sent + 1")).Error; err != nil {
+		return Offer{}, fmt.Errorf("count offer: %w", err)
+	}
+	if err := technicians.Changed(tx, sc.TechnicianID); err != nil {
+		return Offer{}, err
+	}
+	return o, w.flush(tx, now)
+}
+
+// newOffer builds an offer with its event and expiry task (gathered in w);
+// the caller inserts the offer and counts it on the technician.
+func (s *Service) newOffer(w *writes, r Request, sc Scored, rank, round int, plan OfferPlan, now time.Time) (Offer, error) {
 	strategy := s.cfg.OfferStrategy
 	if plan.Size > 1 && strategy != Batch {
 		strategy = Wave
@@ -176,20 +204,13 @@ func (s *Service) offer(tx *gorm.DB, r Request, sc Scored, rank, round int, plan
 		EtaSeconds: reason.EtaSeconds, DistanceM: reason.DistanceM, Score: round3(sc.OnTimeChance), Reason: string(body),
 		State: OfferPending, CreatedAt: now, ExpiresAt: now.Add(plan.Timeout),
 	}
-	if err := tx.Create(&o).Error; err != nil {
-		return Offer{}, fmt.Errorf("create offer: %w", err)
-	}
-	if err := tx.Model(&technicians.Technician{}).Where("id = ?", sc.TechnicianID).
-		Update("offers_sent", gorm.Expr("offers_sent + 1")).Error; err != nil {
-		return Offer{}, fmt.Errorf("count offer: %w", err)
-	}
 	var data map[string]any
 	_ = json.Unmarshal(body, &data)
 	data["offer_id"], data["technician_id"], data["expires_at"] = o.ID, o.TechnicianID, o.ExpiresAt
-	if err := appendEvent(tx, r.ID, "offered", System, data, now); err != nil {
+	if err := w.event(r.ID, "offered", System, data, now); err != nil {
 		return Offer{}, err
 	}
-	if err := enqueue(tx, TaskOfferExpire, QueueCritical, TaskPayload{OfferID: o.ID, RequestID: r.ID}, o.ExpiresAt, now); err != nil {
+	if err := w.task(TaskOfferExpire, QueueCritical, TaskPayload{OfferID: o.ID, RequestID: r.ID}, o.ExpiresAt, now); err != nil {
 		return Offer{}, err
 	}
 	return o, nil
@@ -233,6 +254,9 @@ func (s *Service) Accept(ctx context.Context, techID, offerID string) (Request, 
 		if err := tx.Model(&technicians.Technician{}).Where("id = ?", techID).
 			Update("offers_accepted", gorm.Expr("offers_accepted + 1")).Error; err != nil {
 			return fmt.Errorf("count acceptance: %w", err)
+		}
+		if err := technicians.Changed(tx, techID); err != nil {
+			return err
 		}
 		out = r
 		return nil
@@ -376,6 +400,9 @@ func (s *Service) closeOffer(ctx context.Context, offerID string, to OfferState,
 				return errs.ConflictReason("offer_not_due", "offer %s is not due yet", o.ID)
 			}
 			return offerGone(o, now)
+		}
+		if err := technicians.Changed(tx, o.TechnicianID); err != nil {
+			return err
 		}
 		typ := "offer_" + string(to)
 		if err := appendEvent(tx, o.RequestID, typ, actor, map[string]any{"offer_id": o.ID, "technician_id": o.TechnicianID}, now); err != nil {
@@ -720,10 +747,15 @@ func (s *Service) Candidates(ctx context.Context, requestID string, limit int) (
 	if err != nil {
 		return nil, err
 	}
-	ranked, err := s.searchCandidates(s.db.WithContext(ctx), r, limit, s.cfg.MaxSearchKm, now)
+	excluded, err := excludedFor(s.db.WithContext(ctx), r.ID, now)
 	if err != nil {
 		return nil, err
 	}
+	pool, err := s.index(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ranked := s.searchCandidates(pool, r, excluded, limit, s.cfg.MaxSearchKm, now)
 	out := []RankedCandidate{}
 	for i, sc := range ranked {
 		if i == limit {

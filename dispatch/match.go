@@ -36,6 +36,9 @@ type Candidate struct {
 	Accepted     int
 	Excluded     bool // declined or dropped this request, or has an offer for it already
 	Deciding     bool // holds a pending offer for another request
+	// DecidingUntil is when the technician's pending offer expires (the
+	// server's index keeps the expiry, so an offer that lapses frees them).
+	DecidingUntil time.Time
 	// FreeAt is when a technician at capacity is predicted to finish their
 	// current job, and Queued whether they already hold a next one. With
 	// chaining, such a technician may take one next job from where they are.
@@ -79,7 +82,7 @@ func Eligible(j Job, c Candidate, now time.Time) string {
 		return ReasonUnavailable
 	case c.ActiveJobs >= c.Capacity && !chainable(j, c, now):
 		return ReasonAtCapacity
-	case c.Deciding:
+	case c.Deciding || c.DecidingUntil.After(now):
 		return ReasonDeciding
 	case !certified(c.Certs, j.Skill, now):
 		return ReasonNoCert

@@ -63,6 +63,9 @@ func (s *Service) withdrawPending(tx *gorm.DB, requestID, why string, now time.T
 			return fmt.Errorf("withdraw offer %s: %w", o.ID, res.Error)
 		}
 		if res.RowsAffected == 1 {
+			if err := technicians.Changed(tx, o.TechnicianID); err != nil {
+				return err
+			}
 			if err := appendEvent(tx, requestID, "offer_withdrawn", System,
 				map[string]any{"offer_id": o.ID, "technician_id": o.TechnicianID, "why": why}, now); err != nil {
 				return err

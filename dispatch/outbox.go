@@ -72,3 +72,88 @@ func enqueue(tx *gorm.DB, kind, queue string, p TaskPayload, processAt, now time
 	}
 	return nil
 }
+
+// writes gathers events and outbox rows to insert together: a batch tick
+// writes hundreds of each in a few statements. appendEvent uses it for one.
+type writes struct {
+	events []Event
+	tasks  []OutboxTask
+	hooked []Event // events owners' webhooks hear of
+}
+
+// task adds an outbox row; its id becomes the asynq task id, so a relay
+// that hands a row over twice enqueues it once.
+func (w *writes) task(kind, queue string, p TaskPayload, processAt, now time.Time) error {
+	body, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("encode %s task: %w", kind, err)
+	}
+	id := db.NewID()
+	w.tasks = append(w.tasks, OutboxTask{ID: id, Kind: kind, Payload: string(body), TaskID: id, Queue: queue,
+		ProcessAt: db.UTC(processAt), CreatedAt: now})
+	return nil
+}
+
+// event adds an audit event (invariant 4) with the live update and the
+// message it implies.
+func (w *writes) event(requestID, typ string, a Actor, data map[string]any, now time.Time) error {
+	body := "{}"
+	if data != nil {
+		b, err := json.Marshal(data)
+		if err != nil {
+			return fmt.Errorf("encode event: %w", err)
+		}
+		body = string(b)
+	}
+	e := Event{ID: db.NewID(), RequestID: requestID, Type: typ, ActorRole: a.Role, ActorID: a.ID, Data: body, At: now}
+	w.events = append(w.events, e)
+	if err := w.task(TaskLive, QueueCritical, TaskPayload{EventID: e.ID, RequestID: requestID}, now, now); err != nil {
+		return err
+	}
+	if notifiable[typ] {
+		if err := w.task(TaskNotify, QueueDefault, TaskPayload{EventID: e.ID, RequestID: requestID}, now, now); err != nil {
+			return err
+		}
+	}
+	if hooked[typ] {
+		w.hooked = append(w.hooked, e)
+	}
+	return nil
+}
+
+// flush inserts what was gathered: one statement for the webhook endpoints
+// (when an event is hooked), one for the events, one for the outbox rows.
+func (w *writes) flush(tx *gorm.DB, now time.Time) error {
+	if len(w.hooked) > 0 {
+		ids := make([]string, 0, len(w.hooked))
+		for _, e := range w.hooked {
+			ids = append(ids, e.RequestID)
+		}
+		var rows []struct{ RequestID, EndpointID string }
+		if err := tx.Raw(`SELECT r.id AS request_id, w.id AS endpoint_id FROM webhook_endpoints w JOIN requests r ON r.customer_id = w.owner_id
+			WHERE r.id IN ? AND w.revoked_at IS NULL ORDER BY w.id`, ids).Scan(&rows).Error; err != nil {
+			return fmt.Errorf("find webhook endpoints: %w", err)
+		}
+		for _, e := range w.hooked {
+			for _, r := range rows {
+				if r.RequestID == e.RequestID {
+					if err := w.task(TaskWebhook, QueueDefault, TaskPayload{EventID: e.ID, RequestID: e.RequestID, EndpointID: r.EndpointID}, now, now); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
+	if len(w.events) > 0 {
+		if err := tx.CreateInBatches(w.events, 500).Error; err != nil {
+			return fmt.Errorf("append %d events: %w", len(w.events), err)
+		}
+	}
+	if len(w.tasks) > 0 {
+		if err := tx.CreateInBatches(w.tasks, 500).Error; err != nil {
+			return fmt.Errorf("write %d tasks to the outbox: %w", len(w.tasks), err)
+		}
+	}
+	*w = writes{}
+	return nil
+}

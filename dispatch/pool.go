@@ -66,6 +66,19 @@ func (p *Pool) Put(c Candidate) {
 	p.addToCell(cell, &cp)
 }
 
+// Remove takes a candidate out of the pool.
+func (p *Pool) Remove(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c, ok := p.byID[id]
+	if ok {
+		p.removeFromCell(p.cellOf[id], c)
+		delete(p.byID, id)
+		delete(p.cellOf, id)
+	}
+	return ok
+}
+
 // Move updates a candidate's position, the hot path of location pings.
 func (p *Pool) Move(id string, to geo.Point) bool {
 	cell := geo.CellOf(to, p.resolution)
@@ -208,3 +221,38 @@ func (p *Pool) Search(j Job, want int, reachKm float64, exclude func(id string) 
 	}
 	return ranked
 }
+
+// Around counts the technicians certified now for skill within radiusKm of
+// place: Free are on duty with room for a job and inside a shift (one
+// deciding on an offer counts: they may well say yes), Busy are on a job
+// and at capacity. It is what a customer's expected wait is made of.
+func (p *Pool) Around(place geo.Point, skill string, radiusKm float64, now time.Time) Around {
+	var out Around
+	origin := geo.CellOf(place, p.resolution)
+	maxK := geo.MaxRing(p.resolution, radiusKm)
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	id, known := p.skillIDs[skill]
+	if !known {
+		return out
+	}
+	for k := 0; k <= maxK; k++ {
+		for _, cell := range geo.Ring(origin, k) {
+			for _, c := range p.byCell[cellSkill{cell, id}] {
+				if !certified(c.Certs, skill, now) || !c.HasPosition || geo.DistanceM(c.Position, place) > radiusKm*1000 {
+					continue
+				}
+				switch {
+				case c.ActiveJobs >= c.Capacity:
+					out.Busy++
+				case c.Available && inShift(c.Shifts, now):
+					out.Free++
+				}
+			}
+		}
+	}
+	return out
+}
+
+// Around is what Pool.Around counts.
+type Around struct{ Free, Busy int }

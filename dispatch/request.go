@@ -111,6 +111,7 @@ type Request struct {
 	Lat            float64    `json:"lat"`
 	Lng            float64    `json:"lng"`
 	Cell           geo.Cell   `json:"cell"`
+	Region         string     `json:"region"`
 	Address        string     `json:"address"`
 	Notes          string     `json:"notes"`
 	Mode           Mode       `json:"mode"`

@@ -6,9 +6,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"gorm.io/gorm"
@@ -32,13 +34,23 @@ type Config struct {
 	WaveSize      int
 	MaxSearchKm   float64
 	ETA           geo.ETA
+	Log           *slog.Logger // nil: slog.Default()
+	// RegionResolution partitions requests into regions (H3 parent cells at
+	// this resolution) whose batch rounds may run on different processes;
+	// 0 keeps one region.
+	RegionResolution int
 }
 
 // Service applies the dispatch rules, one transaction per method.
 type Service struct {
-	db  *db.DB
-	cfg Config
-	now func() time.Time
+	db    *db.DB
+	cfg   Config
+	now   func() time.Time
+	fleet *Fleet
+
+	answerMu sync.Mutex // the typical answer time, learned every answerFresh
+	answer   time.Duration
+	answerAt time.Time
 }
 
 // NewService returns a Service; now is the clock.
@@ -46,8 +58,36 @@ func NewService(d *db.DB, cfg Config, now func() time.Time) *Service {
 	if cfg.ETA == nil {
 		cfg.ETA = geo.DefaultETA()
 	}
-	return &Service{db: d, cfg: cfg, now: func() time.Time { return db.UTC(now()) }}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	return &Service{db: d, cfg: cfg, now: func() time.Time { return db.UTC(now()) }, fleet: NewFleet(d, now, cfg.Log)}
 }
+
+// RegionOf is the region of a request in a cell ("" with one region).
+func (s *Service) RegionOf(c geo.Cell) string {
+	if s.cfg.RegionResolution <= 0 {
+		return ""
+	}
+	return c.Parent(s.cfg.RegionResolution).String()
+}
+
+// Regions lists the regions with searching requests, for the periodic
+// rounds (nil with one region).
+func (s *Service) Regions(ctx context.Context) ([]string, error) {
+	if s.cfg.RegionResolution <= 0 {
+		return nil, nil
+	}
+	var out []string
+	if err := s.db.WithContext(ctx).Model(&Request{}).Where("state = ?", Searching).Distinct().Pluck("region", &out).Error; err != nil {
+		return nil, fmt.Errorf("regions with searching requests: %w", err)
+	}
+	return out, nil
+}
+
+// Fleet is the live index this service decides from; run it (Fleet.Run)
+// to hear other processes' changes.
+func (s *Service) Fleet() *Fleet { return s.fleet }
 
 // Caller is who asks, for ownership checks: ops sees everything, a customer
 // or machine only requests of its customer, a technician only its jobs.
@@ -188,6 +228,7 @@ func (s *Service) Create(ctx context.Context, c Caller, idemKey string, n NewReq
 		SkillCode: n.Skill, Lat: place.Lat, Lng: place.Lng, Cell: geo.CellOf(place, geo.CityResolution),
 		Address: strings.TrimSpace(n.Address), Notes: strings.TrimSpace(n.Notes), Photos: Photos(n.Photos), CreatedAt: now, UpdatedAt: now,
 	}
+	r.Region = s.RegionOf(r.Cell)
 	if n.DeviceID != "" {
 		r.DeviceID, r.FaultCode = &n.DeviceID, nonEmpty(n.FaultCode)
 		if len(n.Diagnostics) > 0 {
@@ -227,6 +268,9 @@ func (s *Service) Create(ctx context.Context, c Caller, idemKey string, n NewReq
 		}
 		data := map[string]any{"skill": r.SkillCode, "mode": r.Mode, "cell": r.Cell.String()}
 		if err := appendEvent(tx, r.ID, "created", c.actor(), data, now); err != nil {
+			return err
+		}
+		if err := notifyRequest(tx, r); err != nil {
 			return err
 		}
 		return s.afterStateChange(tx, &r, now)
@@ -406,43 +450,14 @@ func (s *Service) Events(ctx context.Context, id string) ([]EventView, error) {
 	return out, nil
 }
 
-// appendEvent writes an audit event inside tx (invariant 4).
+// appendEvent writes an audit event inside tx (invariant 4), with the live
+// update, the message and the webhook deliveries it implies via the outbox.
 func appendEvent(tx *gorm.DB, requestID, typ string, a Actor, data map[string]any, now time.Time) error {
-	body := "{}"
-	if data != nil {
-		b, err := json.Marshal(data)
-		if err != nil {
-			return fmt.Errorf("encode event: %w", err)
-		}
-		body = string(b)
-	}
-	e := Event{ID: db.NewID(), RequestID: requestID, Type: typ, ActorRole: a.Role, ActorID: a.ID, Data: body, At: now}
-	if err := tx.Create(&e).Error; err != nil {
-		return fmt.Errorf("append %s event: %w", typ, err)
-	}
-	// The live update and the message go with the event: same transaction,
-	// via the outbox.
-	if err := enqueue(tx, TaskLive, QueueCritical, TaskPayload{EventID: e.ID, RequestID: requestID}, now, now); err != nil {
+	var w writes
+	if err := w.event(requestID, typ, a, data, now); err != nil {
 		return err
 	}
-	if notifiable[typ] {
-		if err := enqueue(tx, TaskNotify, QueueDefault, TaskPayload{EventID: e.ID, RequestID: requestID}, now, now); err != nil {
-			return err
-		}
-	}
-	if hooked[typ] {
-		var endpoints []string
-		if err := tx.Raw(`SELECT w.id FROM webhook_endpoints w JOIN requests r ON r.customer_id = w.owner_id
-			WHERE r.id = ? AND w.revoked_at IS NULL`, requestID).Scan(&endpoints).Error; err != nil {
-			return fmt.Errorf("find webhook endpoints: %w", err)
-		}
-		for _, id := range endpoints {
-			if err := enqueue(tx, TaskWebhook, QueueDefault, TaskPayload{EventID: e.ID, RequestID: requestID, EndpointID: id}, now, now); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return w.flush(tx, now)
 }
 
 // hooked are the event types owners' webhooks hear about: status changes.
@@ -487,7 +502,7 @@ func transition(tx *gorm.DB, r *Request, a Action, actor Actor, set map[string]a
 		return err
 	}
 	*r = fresh
-	return nil
+	return notifyRequest(tx, fresh)
 }
 
 // CancelInput is the body of a cancellation.

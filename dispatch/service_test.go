@@ -612,7 +612,7 @@ func TestBatchRound(t *testing.T) {
 		if res := w.match(a.ID); len(res.Offered) != 0 || res.Skipped != "waiting for the next batch" {
 			t.Fatalf("match under batch: %+v", res)
 		}
-		res, err := w.svc.BatchRound(w.ctx, 0)
+		res, err := w.svc.BatchRound(w.ctx, "", 0, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -627,7 +627,7 @@ func TestBatchRound(t *testing.T) {
 			t.Fatalf("batch gave A→%s B→%s, want A→%s B→%s", got[a.ID], got[b.ID], y, x)
 		}
 		// a second round while the offers are pending sends nothing
-		if res, err := w.svc.BatchRound(w.ctx, 0); err != nil || res.Waiting != 0 || len(res.Offered) != 0 {
+		if res, err := w.svc.BatchRound(w.ctx, "", 0, nil); err != nil || res.Waiting != 0 || len(res.Offered) != 0 {
 			t.Fatalf("second round: %+v %v", res, err)
 		}
 		offers, _ := w.svc.OffersOf(w.ctx, a.ID)
@@ -679,7 +679,7 @@ func testBatchRoundPolicy(t *testing.T, urgency float64, want string) {
 		w.move(x, geo.Offset(zurich, 3000, 0))
 		w.move(west, geo.Offset(zurich, -58000, 0))
 		names := map[string]string{old.ID: "old", at(2500).ID: "new", at(-30000).ID: "far"}
-		res, err := w.svc.BatchRound(w.ctx, 0)
+		res, err := w.svc.BatchRound(w.ctx, "", 0, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -717,7 +717,7 @@ func TestBatchLearnsAnswerTime(t *testing.T) {
 				busy := w.tech("Busy", 1000)
 				free := w.tech("Free", 3100)
 				first := w.request()
-				res, err := w.svc.BatchRound(w.ctx, 0)
+				res, err := w.svc.BatchRound(w.ctx, "", 0, nil)
 				if err != nil || len(res.Offered) != 1 || res.Offered[0].TechnicianID != busy || res.Offered[0].RequestID != first.ID {
 					t.Fatalf("first round: %+v %v", res, err)
 				}
@@ -729,7 +729,7 @@ func TestBatchLearnsAnswerTime(t *testing.T) {
 				second := w.request()
 				w.clock.Advance(50 * time.Minute)
 				w.move(free, geo.Offset(zurich, 3100, 0))
-				res, err = w.svc.BatchRound(w.ctx, 0)
+				res, err = w.svc.BatchRound(w.ctx, "", 0, nil)
 				if err != nil || len(res.Offered) != tt.offers {
 					t.Fatalf("second round: %d offers, want %d (%+v %v)", len(res.Offered), tt.offers, res, err)
 				}
@@ -768,7 +768,7 @@ func TestBatchOfferLastsWhileUseful(t *testing.T) {
 				r := w.request()
 				w.clock.Advance(tt.waited)
 				w.move(tech, geo.Offset(zurich, 2000, 0))
-				res, err := w.svc.BatchRound(w.ctx, 0)
+				res, err := w.svc.BatchRound(w.ctx, "", 0, nil)
 				if err != nil || len(res.Offered) != 1 {
 					t.Fatalf("round: %+v %v", res, err)
 				}

@@ -1,75 +1,46 @@
 package dispatch
 
 import (
+	"context"
 	"fmt"
 	"time"
 
 	"gorm.io/gorm"
 
-	"github.com/onsite/onsite/geo"
 	"github.com/onsite/onsite/internal/db"
-	"github.com/onsite/onsite/technicians"
 )
 
-// candidateRow is what the candidate query reads per technician.
-type candidateRow struct {
-	ID             string
-	Lat            float64
-	Lng            float64
-	TravelMode     string
-	SpeedKmh       float64
-	RadiusKm       float64
-	ActiveJobs     int
-	Capacity       int
-	Rating         float64
-	IdleSince      *time.Time
-	OffersSent     int
-	OffersAccepted int
-	Deciding       bool
-	CertifiedAt    time.Time
-	ExpiresAt      time.Time
-}
-
-// ringSteps are the ring distances at which the search queries the database:
-// close rings first, wider bands only when too few candidates were found.
-var ringSteps = []int{1, 3, 6, 10, 16, 25, 40, 60, 90, 140}
-
-// searchCandidates finds eligible technicians for r from the database,
-// widening ring by ring (H3 res 8 cells, indexed column) until it has want
-// candidates or the rings lie beyond reachKm. It returns them ranked.
-func (s *Service) searchCandidates(tx *gorm.DB, r Request, want int, reachKm float64, now time.Time) ([]Scored, error) {
-	job := jobOf(r)
-	excluded, err := excludedFor(tx, r.ID, now)
-	if err != nil {
-		return nil, err
-	}
-	origin := r.Cell
-	maxK := geo.MaxRing(geo.CityResolution, reachKm)
-	var cands []Candidate
-	prevK := -1
-	for _, k := range append(ringSteps, maxK) {
-		if k > maxK {
-			k = maxK
-		}
-		if k <= prevK {
-			continue
-		}
-		var cells []geo.Cell
-		for ring := prevK + 1; ring <= k; ring++ {
-			cells = append(cells, geo.Ring(origin, ring)...)
-		}
-		prevK = k
-		found, err := loadCandidates(tx, r.SkillCode, cells, excluded, now)
-		if err != nil {
+// index returns the live index, loaded at first use and with every change
+// this process has committed applied.
+func (s *Service) index(ctx context.Context) (*Pool, error) {
+	if !s.fleet.loaded.Load() {
+		if err := s.fleet.Load(ctx); err != nil {
 			return nil, err
 		}
-		cands = append(cands, found...)
-		ranked := Rank(job, cands, s.cfg.ETA, now)
-		if len(ranked) >= want || k >= maxK {
-			return ranked, nil
-		}
 	}
-	return Rank(job, cands, s.cfg.ETA, now), nil
+	if err := s.fleet.Sync(ctx); err != nil {
+		return nil, err
+	}
+	return s.fleet.Pool(), nil
+}
+
+// searchCandidates ranks the best want technicians eligible for r within
+// reachKm, from the live index: the same search and ranking the simulator
+// runs (Pool.Search, exact against Rank over every technician).
+func (s *Service) searchCandidates(pool *Pool, r Request, excluded map[string]bool, want int, reachKm float64, now time.Time) []Scored {
+	return pool.Search(jobOf(r), want, reachKm, func(id string) bool { return excluded[id] }, s.cfg.ETA, now)
+}
+
+// rankFor is the search of a matching round: within reach of the deadline,
+// and when even the best misses it (at risk), as wide as allowed.
+func (s *Service) rankFor(pool *Pool, r Request, excluded map[string]bool, want int, now time.Time) []Scored {
+	job := jobOf(r)
+	reach := ReachKm(job, now, fastestKmh, 1.25, s.cfg.MaxSearchKm)
+	ranked := s.searchCandidates(pool, r, excluded, want, reach, now)
+	if AtRisk(job, ranked) && reach < s.cfg.MaxSearchKm {
+		ranked = s.searchCandidates(pool, r, excluded, want, s.cfg.MaxSearchKm, now)
+	}
+	return ranked
 }
 
 func jobOf(r Request) Job {
@@ -90,75 +61,28 @@ func jobOf(r Request) Job {
 // declined it or dropped it, those with an offer for it still pending, and
 // those whose offer expired in the last 10 minutes.
 func excludedFor(tx *gorm.DB, requestID string, now time.Time) (map[string]bool, error) {
-	var ids []string
-	err := tx.Raw(`SELECT technician_id FROM offers WHERE request_id = ? AND (state IN ('declined', 'pending') OR (state = 'expired' AND answered_at > ?))
-		UNION SELECT technician_id FROM assignments WHERE request_id = ? AND end_reason = 'dropped'`,
-		requestID, now.Add(-10*time.Minute), requestID).Scan(&ids).Error
-	if err != nil {
-		return nil, fmt.Errorf("load exclusions for %s: %w", requestID, err)
-	}
-	out := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		out[id] = true
-	}
-	return out, nil
+	all, err := exclusionsOf(tx, []string{requestID}, now)
+	return all[requestID], err
 }
 
-// loadCandidates reads the technicians in cells that hold a current
-// certification for skill and are on duty with free capacity, with their
-// shifts and whether they are deciding on another offer (the apps show one
-// offer at a time).
-func loadCandidates(tx *gorm.DB, skill string, cells []geo.Cell, excluded map[string]bool, now time.Time) ([]Candidate, error) {
-	if len(cells) == 0 {
-		return nil, nil
-	}
-	var rows []candidateRow
-	err := tx.Raw(`SELECT t.id, t.lat, t.lng, t.travel_mode, t.speed_kmh, t.radius_km, t.active_jobs, t.capacity,
-			t.rating, t.idle_since, t.offers_sent, t.offers_accepted, c.certified_at, c.expires_at,
-			EXISTS (SELECT 1 FROM offers o WHERE o.technician_id = t.id AND o.state = 'pending' AND o.expires_at > ?) AS deciding
-		FROM technicians t JOIN certifications c ON c.technician_id = t.id AND c.skill_code = ?
-		WHERE t.cell IN ? AND t.duty_status = ? AND t.suspended = ? AND t.active_jobs < t.capacity
-		  AND c.certified_at <= ? AND c.expires_at > ?`,
-		now, skill, cells, technicians.Available, false, now, now).Scan(&rows).Error
-	if err != nil {
-		return nil, fmt.Errorf("search candidates: %w", err)
-	}
-	ids := make([]string, 0, len(rows))
-	for _, r := range rows {
-		ids = append(ids, r.ID)
-	}
-	shifts, err := shiftsOf(tx, ids)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Candidate, 0, len(rows))
-	for _, r := range rows {
-		c := Candidate{
-			TechnicianID: r.ID, Position: geo.Point{Lat: r.Lat, Lng: r.Lng}, HasPosition: true,
-			Traveller: geo.Traveller{Mode: r.TravelMode, SpeedKmh: r.SpeedKmh}, RadiusKm: r.RadiusKm,
-			Certs: map[string]Interval{skill: {Start: r.CertifiedAt, End: r.ExpiresAt}}, Available: true,
-			ActiveJobs: r.ActiveJobs, Capacity: r.Capacity, Shifts: shifts[r.ID], Rating: r.Rating,
-			OffersSent: r.OffersSent, Accepted: r.OffersAccepted, Excluded: excluded[r.ID], Deciding: r.Deciding,
-		}
-		if r.IdleSince != nil {
-			c.IdleSince = *r.IdleSince
-		}
-		out = append(out, c)
-	}
-	return out, nil
-}
-
-func shiftsOf(tx *gorm.DB, ids []string) (map[string][]Interval, error) {
-	out := map[string][]Interval{}
-	if len(ids) == 0 {
+// exclusionsOf is excludedFor for many requests in one statement.
+func exclusionsOf(tx *gorm.DB, requestIDs []string, now time.Time) (map[string]map[string]bool, error) {
+	out := map[string]map[string]bool{}
+	if len(requestIDs) == 0 {
 		return out, nil
 	}
-	var shifts []technicians.Shift
-	if err := tx.Where("technician_id IN ?", ids).Find(&shifts).Error; err != nil {
-		return nil, fmt.Errorf("load shifts: %w", err)
+	var rows []struct{ RequestID, TechnicianID string }
+	err := tx.Raw(`SELECT request_id, technician_id FROM offers WHERE request_id IN ? AND (state IN ('declined', 'pending') OR (state = 'expired' AND answered_at > ?))
+		UNION SELECT request_id, technician_id FROM assignments WHERE request_id IN ? AND end_reason = 'dropped'`,
+		requestIDs, now.Add(-10*time.Minute), requestIDs).Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("load exclusions: %w", err)
 	}
-	for _, sh := range shifts {
-		out[sh.TechnicianID] = append(out[sh.TechnicianID], Interval{Start: sh.StartsAt, End: sh.EndsAt})
+	for _, r := range rows {
+		if out[r.RequestID] == nil {
+			out[r.RequestID] = map[string]bool{}
+		}
+		out[r.RequestID][r.TechnicianID] = true
 	}
 	return out, nil
 }

@@ -182,3 +182,12 @@ func (c *Cell) UnmarshalText(b []byte) error {
 	*c = x
 	return nil
 }
+
+// Parent is the cell at a coarser resolution that holds c.
+func (c Cell) Parent(resolution int) Cell {
+	p, err := h3.Cell(c).Parent(resolution)
+	if err != nil {
+		return c
+	}
+	return Cell(p)
+}

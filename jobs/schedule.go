@@ -28,7 +28,7 @@ func (w *Worker) periodic() *Runner {
 	}
 	r.Add(Periodic{Name: TaskSweep, Every: w.sweepEvery, Run: w.sweep})
 	if w.batchEvery > 0 {
-		r.Add(Periodic{Name: TaskBatch, Every: w.batchEvery, Run: w.batchRound})
+		r.Add(Periodic{Name: TaskBatch, Every: w.batchEvery, Regions: w.dispatch.Regions, Run: w.batchRound})
 	}
 	if w.techs != nil {
 		r.Add(Periodic{Name: TaskShiftEnds, Every: time.Minute, Run: w.endShifts})
@@ -37,13 +37,12 @@ func (w *Worker) periodic() *Runner {
 	return r
 }
 
-// batchRound is the one adapter between the runner and the batch strategy.
-// TODO(batch by region): pass region and fence once BatchRound takes them,
-// and tick the regions (Regions) instead of the one partition "".
+// batchRound is the one adapter between the runner and the batch strategy:
+// the round of one region, fenced by its lease.
 func (w *Worker) batchRound(ctx context.Context, region string, fence lease.Fence) error {
-	res, err := w.dispatch.BatchRound(ctx, 500)
+	res, err := w.dispatch.BatchRound(ctx, region, 500, fence)
 	if len(res.Offered) > 0 {
-		w.log.Debug("batch round", "waiting", res.Waiting, "offered", len(res.Offered), "token", fence.Token)
+		w.log.Debug("batch round", "region", region, "waiting", res.Waiting, "offered", len(res.Offered), "token", fence.Token)
 	}
 	return err
 }

@@ -197,10 +197,15 @@ func (b *PingBuffer) writePostgres(ctx context.Context, ids []string, batch map[
 		args = append(args, id, *p.Lat, *p.Lng, int64(geo.CellOf(p.Point(), geo.CityResolution)), *p.At)
 	}
 	var rows []movedRow
-	err := b.db.WithContext(ctx).Raw(`UPDATE technicians AS t SET lat = v.lat, lng = v.lng, cell = v.cell, position_at = v.at, updated_at = ?
+	err := b.db.Tx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Raw(`UPDATE technicians AS t SET lat = v.lat, lng = v.lng, cell = v.cell, position_at = v.at, updated_at = ?
 		FROM (VALUES `+sb.String()+`) AS v(id, lat, lng, cell, at)
 		WHERE t.id = v.id AND (t.position_at IS NULL OR t.position_at < v.at)
-		RETURNING t.id, t.active_jobs`, args...).Scan(&rows).Error
+		RETURNING t.id, t.active_jobs`, args...).Scan(&rows).Error; err != nil {
+			return err
+		}
+		return notifyMoved(tx, movedOf(rows, batch))
+	})
 	if err != nil {
 		return nil, fmt.Errorf("flush %d pings: %w", len(ids), err)
 	}
@@ -221,10 +226,18 @@ func (b *PingBuffer) writeEach(ctx context.Context, ids []string, batch map[stri
 			}
 			rows = append(rows, r...)
 		}
-		return nil
+		return notifyMoved(tx, movedOf(rows, batch))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("flush %d pings: %w", len(ids), err)
 	}
 	return rows, nil
+}
+
+func movedOf(rows []movedRow, batch map[string]Ping) []Moved {
+	out := make([]Moved, len(rows))
+	for i, r := range rows {
+		out[i] = Moved{TechnicianID: r.ID, Point: batch[r.ID].Point()}
+	}
+	return out
 }

@@ -134,7 +134,13 @@ func (s *Service) Create(ctx context.Context, n NewTechnician) (Technician, erro
 	if err != nil {
 		return Technician{}, err
 	}
-	if err := s.db.WithContext(ctx).Omit(clause.Associations).Create(&t).Error; err != nil {
+	err = s.db.Tx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Omit(clause.Associations).Create(&t).Error; err != nil {
+			return err
+		}
+		return Changed(tx, t.ID)
+	})
+	if err != nil {
 		if db.IsDuplicate(err) {
 			return Technician{}, errs.ConflictReason("phone_taken", "a technician with phone %s already exists", t.Phone)
 		}
@@ -223,10 +229,13 @@ func (s *Service) Certify(ctx context.Context, techID, skill string, certifiedAt
 		if err := mustExist(tx, &Skill{}, "code", skill, "skill"); err != nil {
 			return err
 		}
-		return tx.Clauses(clause.OnConflict{
+		if err := tx.Clauses(clause.OnConflict{
 			Columns:   []clause.Column{{Name: "technician_id"}, {Name: "skill_code"}},
 			DoUpdates: clause.AssignmentColumns([]string{"certified_at", "expires_at"}),
-		}).Create(&c).Error
+		}).Create(&c).Error; err != nil {
+			return err
+		}
+		return Changed(tx, techID)
 	})
 	if err != nil {
 		return Certification{}, fmt.Errorf("certify %s for %s: %w", techID, skill, err)
@@ -236,11 +245,19 @@ func (s *Service) Certify(ctx context.Context, techID, skill string, certifiedAt
 
 // Revoke removes a certification.
 func (s *Service) Revoke(ctx context.Context, techID, skill string) error {
-	res := s.db.WithContext(ctx).Where("technician_id = ? AND skill_code = ?", techID, skill).Delete(&Certification{})
-	if res.Error != nil {
-		return fmt.Errorf("revoke %s for %s: %w", skill, techID, res.Error)
+	var affected int64
+	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
+		res := tx.Where("technician_id = ? AND skill_code = ?", techID, skill).Delete(&Certification{})
+		if res.Error != nil {
+			return res.Error
+		}
+		affected = res.RowsAffected
+		return Changed(tx, techID)
+	})
+	if err != nil {
+		return fmt.Errorf("revoke %s for %s: %w", skill, techID, err)
 	}
-	if res.RowsAffected == 0 {
+	if affected == 0 {
 		if _, err := s.Get(ctx, techID); err != nil {
 			return err
 		}
@@ -285,7 +302,10 @@ func (s *Service) SetDuty(ctx context.Context, techID, status string) (Technicia
 		default:
 			return errs.InvalidField("status", "status must be available or offline")
 		}
-		return tx.Model(&Technician{}).Where("id = ?", techID).Updates(updates).Error
+		if err := tx.Model(&Technician{}).Where("id = ?", techID).Updates(updates).Error; err != nil {
+			return err
+		}
+		return Changed(tx, techID)
 	})
 	if err != nil {
 		return Technician{}, fmt.Errorf("set duty of %s: %w", techID, err)
@@ -300,11 +320,19 @@ func (s *Service) Suspend(ctx context.Context, techID string, suspended bool) (T
 	if suspended {
 		updates["duty_status"] = Offline
 	}
-	res := s.db.WithContext(ctx).Model(&Technician{}).Where("id = ?", techID).Updates(updates)
-	if res.Error != nil {
-		return Technician{}, fmt.Errorf("suspend %s: %w", techID, res.Error)
+	var affected int64
+	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
+		res := tx.Model(&Technician{}).Where("id = ?", techID).Updates(updates)
+		if res.Error != nil {
+			return res.Error
+		}
+		affected = res.RowsAffected
+		return Changed(tx, techID)
+	})
+	if err != nil {
+		return Technician{}, fmt.Errorf("suspend %s: %w", techID, err)
 	}
-	if res.RowsAffected == 0 {
+	if affected == 0 {
 		return Technician{}, errs.NotFoundf("technician %s not found", techID)
 	}
 	return s.Get(ctx, techID)
@@ -367,9 +395,17 @@ func (s *Service) UpdateLocation(ctx context.Context, techID string, p Ping) (Lo
 func (s *Service) apply(ctx context.Context, techID string, p Ping, now time.Time) (Located, error) {
 	cell := geo.CellOf(p.Point(), geo.CityResolution)
 	var rows []struct{ ActiveJobs int }
-	err := s.db.WithContext(ctx).Raw(`UPDATE technicians SET lat = ?, lng = ?, cell = ?, position_at = ?, updated_at = ?
+	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Raw(`UPDATE technicians SET lat = ?, lng = ?, cell = ?, position_at = ?, updated_at = ?
 		WHERE id = ? AND (position_at IS NULL OR position_at < ?) RETURNING active_jobs`,
-		*p.Lat, *p.Lng, cell, *p.At, now, techID, *p.At).Scan(&rows).Error
+			*p.Lat, *p.Lng, cell, *p.At, now, techID, *p.At).Scan(&rows).Error; err != nil {
+			return err
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		return notifyMoved(tx, []Moved{{TechnicianID: techID, Point: p.Point()}})
+	})
 	if err != nil {
 		return Located{}, fmt.Errorf("update location of %s: %w", techID, err)
 	}
@@ -414,10 +450,12 @@ func (s *Service) SetShifts(ctx context.Context, techID string, in []ShiftInput)
 		if err := tx.Where("technician_id = ?", techID).Delete(&Shift{}).Error; err != nil {
 			return err
 		}
-		if len(shifts) == 0 {
-			return nil
+		if len(shifts) > 0 {
+			if err := tx.Create(&shifts).Error; err != nil {
+				return err
+			}
 		}
-		return tx.Create(&shifts).Error
+		return Changed(tx, techID)
 	})
 	if err != nil {
 		return Technician{}, fmt.Errorf("set shifts of %s: %w", techID, err)
@@ -449,7 +487,7 @@ func Reserve(tx *gorm.DB, techID string, now time.Time, force bool) error {
 	if res.RowsAffected == 0 {
 		return ErrNoCapacity
 	}
-	return nil
+	return Changed(tx, techID)
 }
 
 // Release gives back one unit of capacity inside the caller's transaction; a
@@ -464,7 +502,7 @@ func Release(tx *gorm.DB, techID string, now time.Time) error {
 	if res.Error != nil {
 		return fmt.Errorf("release %s: %w", techID, res.Error)
 	}
-	return nil
+	return Changed(tx, techID)
 }
 
 // ByPhone finds a technician by phone number.
@@ -485,15 +523,28 @@ func (s *Service) ByPhone(ctx context.Context, phone string) (Technician, error)
 // returns how many went off duty.
 func (s *Service) EndShifts(ctx context.Context) (int64, error) {
 	now := s.now()
-	res := s.db.WithContext(ctx).Model(&Technician{}).
-		Where("duty_status = ? AND active_jobs = 0", Available).
-		Where("EXISTS (SELECT 1 FROM shifts sh WHERE sh.technician_id = technicians.id)").
-		Where("NOT EXISTS (SELECT 1 FROM shifts sh WHERE sh.technician_id = technicians.id AND sh.starts_at <= ? AND sh.ends_at > ?)", now, now).
-		Updates(map[string]any{"duty_status": Offline, "updated_at": now})
-	if res.Error != nil {
-		return 0, fmt.Errorf("end shifts: %w", res.Error)
+	n, err := s.offDuty(ctx, `duty_status = ? AND active_jobs = 0
+		AND EXISTS (SELECT 1 FROM shifts sh WHERE sh.technician_id = technicians.id)
+		AND NOT EXISTS (SELECT 1 FROM shifts sh WHERE sh.technician_id = technicians.id AND sh.starts_at <= ? AND sh.ends_at > ?)`,
+		now, Available, now, now)
+	if err != nil {
+		return 0, fmt.Errorf("end shifts: %w", err)
 	}
-	return res.RowsAffected, nil
+	return n, nil
+}
+
+// offDuty takes the technicians matching where off duty in one statement and
+// says which on the change feed.
+func (s *Service) offDuty(ctx context.Context, where string, now time.Time, args ...any) (int64, error) {
+	var ids []string
+	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Raw("UPDATE technicians SET duty_status = ?, updated_at = ? WHERE "+where+" RETURNING id",
+			append([]any{Offline, now}, args...)...).Scan(&ids).Error; err != nil {
+			return err
+		}
+		return Changed(tx, ids...)
+	})
+	return int64(len(ids)), err
 }
 
 // OfflineStale takes off duty every available technician without a position
@@ -501,11 +552,10 @@ func (s *Service) EndShifts(ctx context.Context) (int64, error) {
 // to send a job to.
 func (s *Service) OfflineStale(ctx context.Context, after time.Duration) (int64, error) {
 	now := s.now()
-	res := s.db.WithContext(ctx).Model(&Technician{}).
-		Where("duty_status = ? AND active_jobs = 0 AND (position_at IS NULL OR position_at < ?)", Available, now.Add(-after)).
-		Updates(map[string]any{"duty_status": Offline, "updated_at": now})
-	if res.Error != nil {
-		return 0, fmt.Errorf("offline stale technicians: %w", res.Error)
+	n, err := s.offDuty(ctx, "duty_status = ? AND active_jobs = 0 AND (position_at IS NULL OR position_at < ?)",
+		now, Available, now.Add(-after))
+	if err != nil {
+		return 0, fmt.Errorf("offline stale technicians: %w", err)
 	}
-	return res.RowsAffected, nil
+	return n, nil
 }

@@ -42,7 +42,7 @@ func TestReserveRace(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := d.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			err := d.Tx(ctx, func(tx *gorm.DB) error {
 				return technicians.Reserve(tx, tech.ID, time.Now().UTC(), false)
 			})
 			switch {
@@ -71,7 +71,7 @@ func TestReserveRace(t *testing.T) {
 	if err == nil {
 		t.Fatal("database accepted active_jobs above capacity")
 	}
-	if err := technicians.Release(d.DB, tech.ID, time.Now().UTC()); err != nil {
+	if err := d.Tx(ctx, func(tx *gorm.DB) error { return technicians.Release(tx, tech.ID, time.Now().UTC()) }); err != nil {
 		t.Fatal(err)
 	}
 	got, _ = s.Get(ctx, tech.ID)
@@ -87,7 +87,7 @@ func TestDutyAndReserveRules(t *testing.T) {
 		s := technicians.NewService(d, time.Now)
 		tech := newTech(t, s, "+41790000002", 1)
 		reserve := func(force bool) error {
-			return d.Transaction(func(tx *gorm.DB) error { return technicians.Reserve(tx, tech.ID, time.Now().UTC(), force) })
+			return d.Tx(context.Background(), func(tx *gorm.DB) error { return technicians.Reserve(tx, tech.ID, time.Now().UTC(), force) })
 		}
 		if err := reserve(false); !errors.Is(err, technicians.ErrNoCapacity) {
 			t.Fatalf("offline technician reserved: %v", err)

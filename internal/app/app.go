@@ -121,7 +121,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, op
 		SLA: cfg.SLA, GiveUp: cfg.GiveUp, WindowLead: cfg.WindowLead, OfferStrategy: cfg.OfferStrategy, BatchWindow: cfg.BatchWindow,
 		BatchUrgency: cfg.BatchUrgency,
 		OfferTimeout: cfg.OfferTimeout, WaveSize: cfg.WaveSize, MaxSearchKm: cfg.MaxSearchKm,
+		Log: log, RegionResolution: cfg.RegionRes,
 	}, now)
+	a.DB.OnListenError(func(channel string, err error) { log.Warn("change feed: listening lost, reconnecting", "channel", channel, "err", err) })
+	if err = a.Dispatch.Fleet().Load(ctx); err != nil {
+		return nil, err
+	}
+	a.bg.Add(1)
+	go func() {
+		defer a.bg.Done()
+		a.Dispatch.Fleet().Run(bgCtx)
+	}()
 	a.Notifier = notify.NewNotifier(a.DB, newSender(cfg, log, o.twilioHTTP), cfg.PublicURL+"/v1/webhooks/twilio/status", log)
 	if !cfg.Twilio() {
 		log.Warn("no Twilio credentials: SMS are written to the log, not sent")

@@ -32,6 +32,7 @@ type Config struct {
 	OfferStrategy string        // ONSITE_OFFER_STRATEGY: batch, sequential or wave
 	BatchWindow   time.Duration // ONSITE_BATCH_WINDOW: how often the batch strategy assigns
 	BatchUrgency  float64       // ONSITE_BATCH_URGENCY: batch cost minutes per minute left to the deadline (0: off)
+	RegionRes     int           // ONSITE_REGION_RESOLUTION: H3 resolution of the regions batch rounds are partitioned by (0: one region)
 	OfferTimeout  time.Duration // ONSITE_OFFER_TIMEOUT: how long an offer stays open
 	WaveSize      int           // ONSITE_WAVE_SIZE: offers sent at once by the wave strategy
 	MaxSearchKm   float64       // ONSITE_MAX_SEARCH_KM: the widest candidate search
@@ -163,6 +164,14 @@ var settings = []setting{
 			return fmt.Errorf("want a number from 0 to 10")
 		}
 		c.BatchUrgency = f
+		return nil
+	}},
+	{"ONSITE_REGION_RESOLUTION", "H3 resolution (1 to 7) of the regions whose batch rounds may run on different processes; 0 keeps one region", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 7 {
+			return fmt.Errorf("want a whole number from 0 to 7")
+		}
+		c.RegionRes = n
 		return nil
 	}},
 	{"ONSITE_WAVE_SIZE", "offers sent at once by the wave strategy", func(c *Config, v string) error {
