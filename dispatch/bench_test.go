@@ -142,7 +142,7 @@ func BenchmarkSearchPostgres(b *testing.B) {
 	for _, n := range []int{10_000, 100_000} {
 		b.Run(fmt.Sprintf("%dk", n/1000), func(b *testing.B) {
 			d := dbtest.Postgres(b)
-			svc, ids := loadBenchWorld(b, d, n, at)
+			svc, ids := loadBenchWorld(b, d, n, at, time.Now)
 			ctx := context.Background()
 			ds := make([]time.Duration, 0, b.N)
 			for i := 0; b.Loop(); i++ {
@@ -163,7 +163,7 @@ func BenchmarkSearchPostgres(b *testing.B) {
 
 // loadBenchWorld writes the benchmark world into d and opens 512 requests at
 // the query places.
-func loadBenchWorld(b *testing.B, d *db.DB, n int, at time.Time) (*dispatch.Service, []string) {
+func loadBenchWorld(b testing.TB, d *db.DB, n int, at time.Time, now func() time.Time) (*dispatch.Service, []string) {
 	b.Helper()
 	world := benchWorld(n, 1, at)
 	ctx := context.Background()
@@ -203,7 +203,7 @@ func loadBenchWorld(b *testing.B, d *db.DB, n int, at time.Time) (*dispatch.Serv
 	flush()
 	d.Exec("ANALYZE")
 	svc := dispatch.NewService(d, dispatch.Config{SLA: time.Hour, GiveUp: time.Hour, WindowLead: time.Hour,
-		OfferStrategy: dispatch.Wave, OfferTimeout: 30 * time.Second, WaveSize: 3, MaxSearchKm: 40}, time.Now)
+		OfferStrategy: dispatch.Wave, OfferTimeout: 30 * time.Second, WaveSize: 3, MaxSearchKm: 40}, now)
 	var ids []string
 	for i, q := range benchQueries(512, 2) {
 		lat, lng := q.place.Lat, q.place.Lng

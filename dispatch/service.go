@@ -73,10 +73,10 @@ func (s *Service) RegionOf(c geo.Cell) string {
 }
 
 // Regions lists the regions with searching requests, for the periodic
-// rounds (nil with one region).
+// rounds (the one region "" when requests are not partitioned).
 func (s *Service) Regions(ctx context.Context) ([]string, error) {
 	if s.cfg.RegionResolution <= 0 {
-		return nil, nil
+		return []string{""}, nil
 	}
 	var out []string
 	if err := s.db.WithContext(ctx).Model(&Request{}).Where("state = ?", Searching).Distinct().Pluck("region", &out).Error; err != nil {

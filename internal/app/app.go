@@ -123,7 +123,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, op
 		OfferTimeout: cfg.OfferTimeout, WaveSize: cfg.WaveSize, MaxSearchKm: cfg.MaxSearchKm,
 		Log: log, RegionResolution: cfg.RegionRes,
 	}, now)
-	a.DB.OnListenError(func(channel string, err error) { log.Warn("change feed: listening lost, reconnecting", "channel", channel, "err", err) })
+	a.DB.OnListenError(func(channel string, err error) {
+		log.Warn("change feed: listening lost, reconnecting", "channel", channel, "err", err)
+	})
 	if err = a.Dispatch.Fleet().Load(ctx); err != nil {
 		return nil, err
 	}
