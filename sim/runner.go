@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -81,10 +80,31 @@ func Compare(sc Scenario, variants []Variant, seeds []uint64, progress func(floa
 		results[i] = make([]Result, len(seeds))
 	}
 	bounds := make([]Bound, len(seeds))
-	var done atomic.Int64
+	// Progress counts finished jobs plus the share of the day done in the
+	// runs under way, so a long run shows as it goes.
+	workers := max(1, runtime.GOMAXPROCS(0))
+	var mu sync.Mutex
+	done, partial := 0, make([]float64, workers)
+	report := func(w int, frac float64, finished bool) {
+		if progress == nil {
+			return
+		}
+		mu.Lock()
+		partial[w] = frac
+		if finished {
+			partial[w] = 0
+			done++
+		}
+		sum := float64(done)
+		for _, f := range partial {
+			sum += f
+		}
+		progress(min(1, sum/float64(len(jobs))))
+		mu.Unlock()
+	}
 	work := make(chan job)
 	var wg sync.WaitGroup
-	for range max(1, runtime.GOMAXPROCS(0)) {
+	for w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -93,11 +113,13 @@ func Compare(sc Scenario, variants []Variant, seeds []uint64, progress func(floa
 					bounds[j.seed] = Hindsight(sc, seeds[j.seed])
 				} else {
 					v := variants[j.v]
-					results[j.v][j.seed] = runDay(newDay(sc, seeds[j.seed]), v, nil)
+					var each func(float64)
+					if progress != nil {
+						each = func(f float64) { report(w, f, false) }
+					}
+					results[j.v][j.seed] = runDay(newDay(sc, seeds[j.seed]), v, each)
 				}
-				if progress != nil {
-					progress(float64(done.Add(1)) / float64(len(jobs)))
-				}
+				report(w, 0, true)
 			}
 		}()
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/onsite/onsite/sim"
@@ -58,8 +59,10 @@ func simulate(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// progressBar draws on a terminal and stays silent otherwise.
+// progressBar draws on a terminal; elsewhere (a log, a pipe) it writes one
+// line per tenth of the work, so it never floods.
 type progressBar struct {
+	mu   sync.Mutex
 	w    io.Writer
 	tty  bool
 	last int
@@ -77,11 +80,17 @@ func newProgressBar(w io.Writer) *progressBar {
 }
 
 func (p *progressBar) update(frac float64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pct := int(frac * 100)
 	if !p.tty {
+		if step := pct / 10 * 10; step > p.last {
+			p.last = step
+			fmt.Fprintf(p.w, "simulate: %d%% done\n", step)
+		}
 		return
 	}
-	pct := int(frac * 100)
-	if pct == p.last {
+	if pct <= p.last {
 		return
 	}
 	p.last = pct
