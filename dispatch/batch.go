@@ -226,7 +226,7 @@ func (s *Service) writeBatch(tx *gorm.DB, reqs []Request, pairs []BatchPair, fli
 	}
 	if len(offers) > 0 {
 		n++
-		if err := tx.CreateInBatches(offers, 500).Error; err != nil {
+		if err := insertOffers(tx, offers); err != nil {
 			return nil, n, fmt.Errorf("create %d offers: %w", len(offers), err)
 		}
 		n++
@@ -292,3 +292,4 @@ func (s *Service) learnAnswerTime(ctx context.Context) (time.Duration, error) {
 	}
 	return AnswerTime(delays), nil
 }
+

@@ -72,9 +72,16 @@ func (f *Fleet) Pool() *Pool { return f.pool.Load() }
 func (f *Fleet) Load(ctx context.Context) error {
 	f.reloading.Lock()
 	defer f.reloading.Unlock()
+	// What was marked before this read is in it; what is marked from now
+	// on is applied after it.
+	f.mu.Lock()
+	before := f.dirty
+	f.dirty = map[string]struct{}{}
+	f.mu.Unlock()
 	pool := NewPool(f.resolution)
 	cands, err := f.read(ctx, nil)
 	if err != nil {
+		f.remark(before)
 		return err
 	}
 	for _, c := range cands {
@@ -84,6 +91,7 @@ func (f *Fleet) Load(ctx context.Context) error {
 	}
 	waiting, err := f.readWaiting(ctx)
 	if err != nil {
+		f.remark(before)
 		return err
 	}
 	f.pool.Store(pool)
@@ -156,6 +164,15 @@ func (f *Fleet) heard(payload string) {
 		}
 	}
 	f.mark(ch.Reload...)
+}
+
+// remark marks again what a failed load had taken.
+func (f *Fleet) remark(ids map[string]struct{}) {
+	f.mu.Lock()
+	for id := range ids {
+		f.dirty[id] = struct{}{}
+	}
+	f.mu.Unlock()
 }
 
 func (f *Fleet) mark(ids ...string) {

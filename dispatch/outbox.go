@@ -144,16 +144,76 @@ func (w *writes) flush(tx *gorm.DB, now time.Time) error {
 			}
 		}
 	}
-	if len(w.events) > 0 {
-		if err := tx.CreateInBatches(w.events, 500).Error; err != nil {
-			return fmt.Errorf("append %d events: %w", len(w.events), err)
-		}
+	if err := insertEvents(tx, w.events); err != nil {
+		return fmt.Errorf("append %d events: %w", len(w.events), err)
 	}
-	if len(w.tasks) > 0 {
-		if err := tx.CreateInBatches(w.tasks, 500).Error; err != nil {
-			return fmt.Errorf("write %d tasks to the outbox: %w", len(w.tasks), err)
-		}
+	if err := insertTasks(tx, w.tasks); err != nil {
+		return fmt.Errorf("write %d tasks to the outbox: %w", len(w.tasks), err)
 	}
 	*w = writes{}
 	return nil
+}
+
+func insertEvents(tx *gorm.DB, evs []Event) error {
+	switch len(evs) {
+	case 0:
+		return nil
+	case 1:
+		return tx.Create(&evs[0]).Error
+	}
+	n := len(evs)
+	id, req, typ, role, actor, data, at := make([]string, n), make([]string, n), make([]string, n), make([]string, n),
+		make([]string, n), make([]string, n), make([]time.Time, n)
+	for i, e := range evs {
+		id[i], req[i], typ[i], role[i], actor[i], data[i], at[i] = e.ID, e.RequestID, e.Type, e.ActorRole, e.ActorID, e.Data, e.At
+	}
+	return db.InsertColumns(tx, "events", []db.Column{
+		{Name: "id", Type: "text", Values: id}, {Name: "request_id", Type: "text", Values: req}, {Name: "type", Type: "text", Values: typ},
+		{Name: "actor_role", Type: "text", Values: role}, {Name: "actor_id", Type: "text", Values: actor},
+		{Name: "data", Type: "text", Values: data}, {Name: "at", Type: "timestamp", Values: at},
+	}, evs)
+}
+
+func insertTasks(tx *gorm.DB, ts []OutboxTask) error {
+	switch len(ts) {
+	case 0:
+		return nil
+	case 1:
+		return tx.Create(&ts[0]).Error
+	}
+	n := len(ts)
+	id, kind, payload, taskID, queue, processAt, created := make([]string, n), make([]string, n), make([]string, n), make([]string, n),
+		make([]string, n), make([]time.Time, n), make([]time.Time, n)
+	for i, t := range ts {
+		id[i], kind[i], payload[i], taskID[i], queue[i], processAt[i], created[i] = t.ID, t.Kind, t.Payload, t.TaskID, t.Queue, t.ProcessAt, t.CreatedAt
+	}
+	return db.InsertColumns(tx, "outbox", []db.Column{
+		{Name: "id", Type: "text", Values: id}, {Name: "kind", Type: "text", Values: kind}, {Name: "payload", Type: "text", Values: payload},
+		{Name: "task_id", Type: "text", Values: taskID}, {Name: "queue", Type: "text", Values: queue},
+		{Name: "process_at", Type: "timestamp", Values: processAt}, {Name: "created_at", Type: "timestamp", Values: created},
+	}, ts)
+}
+
+func insertOffers(tx *gorm.DB, os []Offer) error {
+	n := len(os)
+	if n == 0 {
+		return nil
+	}
+	id, req, tech, reason, state := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	rank, round, eta, dist := make([]int, n), make([]int, n), make([]int, n), make([]int, n)
+	score := make([]float64, n)
+	created, expires := make([]time.Time, n), make([]time.Time, n)
+	for i, o := range os {
+		id[i], req[i], tech[i], reason[i], state[i] = o.ID, o.RequestID, o.TechnicianID, o.Reason, string(o.State)
+		rank[i], round[i], eta[i], dist[i], score[i] = o.Rank, o.Round, o.EtaSeconds, o.DistanceM, o.Score
+		created[i], expires[i] = o.CreatedAt, o.ExpiresAt
+	}
+	return db.InsertColumns(tx, "offers", []db.Column{
+		{Name: "id", Type: "text", Values: id}, {Name: "request_id", Type: "text", Values: req}, {Name: "technician_id", Type: "text", Values: tech},
+		{Name: "rank", Type: "integer", Values: rank}, {Name: "round", Type: "integer", Values: round},
+		{Name: "eta_seconds", Type: "integer", Values: eta}, {Name: "distance_m", Type: "integer", Values: dist},
+		{Name: "score", Type: "double precision", Values: score}, {Name: "reason", Type: "text", Values: reason},
+		{Name: "state", Type: "text", Values: state}, {Name: "created_at", Type: "timestamp", Values: created},
+		{Name: "expires_at", Type: "timestamp", Values: expires},
+	}, os)
 }
