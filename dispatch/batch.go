@@ -292,4 +292,3 @@ func (s *Service) learnAnswerTime(ctx context.Context) (time.Duration, error) {
 	}
 	return AnswerTime(delays), nil
 }
-

@@ -73,7 +73,10 @@ const (
 )
 
 // Eligible applies the hard rules of DESIGN.md; it returns ReasonOK or why not.
-func Eligible(j Job, c Candidate, now time.Time) string {
+func Eligible(j Job, c Candidate, now time.Time) string { return eligible(&j, &c, now) }
+
+// eligible is Eligible without copies, for the search's inner loop.
+func eligible(j *Job, c *Candidate, now time.Time) string {
 	// Cheapest checks first: this runs for every technician a search meets.
 	switch {
 	case c.Excluded:
@@ -96,7 +99,7 @@ func Eligible(j Job, c Candidate, now time.Time) string {
 	return ReasonOK
 }
 
-func chainable(j Job, c Candidate, now time.Time) bool {
+func chainable(j *Job, c *Candidate, now time.Time) bool {
 	return j.ChainWithin > 0 && !c.Queued && !c.FreeAt.IsZero() && c.FreeAt.Sub(now) <= j.ChainWithin
 }
 
@@ -175,20 +178,25 @@ func Rank(j Job, cands []Candidate, eta geo.ETA, now time.Time) []Scored {
 func rankEligible(j Job, cands []Candidate, eta geo.ETA, now time.Time) []Scored {
 	out := make([]Scored, 0, len(cands))
 	for _, c := range cands {
-		d := arrivalIn(j, c, eta, now)
-		arrival := now.Add(d)
-		rate := acceptRate(c)
-		idle := time.Duration(0)
-		if !c.IdleSince.IsZero() && now.After(c.IdleSince) {
-			idle = now.Sub(c.IdleSince)
-		}
-		out = append(out, Scored{
-			Candidate: c, DistanceM: geo.DistanceM(c.Position, j.Place), ETA: d, Arrival: arrival,
-			OnTimeChance: onTimeChance(rate, arrival, j.Deadline), AcceptRate: rate, IdleFor: idle,
-		})
+		out = append(out, score(j, c, eta, now))
 	}
 	slices.SortStableFunc(out, compareScored)
 	return out
+}
+
+// score is an eligible candidate's prediction and score parts.
+func score(j Job, c Candidate, eta geo.ETA, now time.Time) Scored {
+	d := arrivalIn(j, c, eta, now)
+	arrival := now.Add(d)
+	rate := acceptRate(c)
+	idle := time.Duration(0)
+	if !c.IdleSince.IsZero() && now.After(c.IdleSince) {
+		idle = now.Sub(c.IdleSince)
+	}
+	return Scored{
+		Candidate: c, DistanceM: geo.DistanceM(c.Position, j.Place), ETA: d, Arrival: arrival,
+		OnTimeChance: onTimeChance(rate, arrival, j.Deadline), AcceptRate: rate, IdleFor: idle,
+	}
 }
 
 // arrivalIn predicts how long until c is at the job: the drive, after the

@@ -9,34 +9,42 @@ import (
 )
 
 // This file is part of the pure core: an in-process index of candidates by
-// H3 cell. The simulator uses it as its whole world; a server may use it as an
-// accelerator, correct when stale because PostgreSQL is the truth and every
-// accept is checked there.
+// H3 cell. The simulator uses it as its whole world; the server keeps one
+// per process (Fleet), correct when stale because PostgreSQL is the truth and
+// every accept is checked there.
 
-// Pool holds candidates by cell and skill at one resolution; it is safe for
-// concurrent use.
+// Pool holds candidates by skill and cell at one resolution; it is safe for
+// concurrent use. Two indexes are kept: every candidate with a position
+// (held, for counts such as Around) and only those who can take work now
+// (work: available, and under capacity or able to chain a next job), which
+// is all a search ever needs to scan.
 type Pool struct {
 	mu         sync.RWMutex
 	resolution int
-	byCell     map[cellSkill][]*Candidate
-	buckets    map[int32]int // skill → non-empty buckets, so a search can stop when it has seen them all
 	skillIDs   map[string]int32
+	held       []skillIndex // by skill id
+	work       []skillIndex // by skill id
 	cellOf     map[string]geo.Cell
+	inWork     map[string]bool
 	byID       map[string]*Candidate
 	maxSpeed   float64 // the fastest traveller ever put, for search bounds
+	rings      *geo.RingCache
 }
 
-// cellSkill is a bucket of the index: the technicians in one cell certified
-// for one skill (a technician with two skills sits in two buckets).
-type cellSkill struct {
-	cell  geo.Cell
-	skill int32
+// skillIndex is one skill's technicians by cell (a technician with two
+// skills sits in two), and how many cells hold any, so a search can stop
+// when it has seen them all.
+type skillIndex struct {
+	byCell map[geo.Cell][]*Candidate
 }
+
+// ringCacheCells bounds the rings a pool remembers (8 bytes a cell).
+const ringCacheCells = 4 << 20
 
 // NewPool returns an empty pool at the resolution.
 func NewPool(resolution int) *Pool {
-	return &Pool{resolution: resolution, byCell: map[cellSkill][]*Candidate{}, buckets: map[int32]int{},
-		skillIDs: map[string]int32{}, cellOf: map[string]geo.Cell{}, byID: map[string]*Candidate{}}
+	return &Pool{resolution: resolution, skillIDs: map[string]int32{}, cellOf: map[string]geo.Cell{},
+		inWork: map[string]bool{}, byID: map[string]*Candidate{}, rings: geo.NewRingCache(ringCacheCells)}
 }
 
 // Len is the number of candidates held.
@@ -46,15 +54,19 @@ func (p *Pool) Len() int {
 	return len(p.byID)
 }
 
+// takesWork reports whether c could be eligible for some job now: anyone
+// else is left out of the search's buckets (Eligible would refuse them).
+func takesWork(c *Candidate) bool {
+	return c.Available && (c.ActiveJobs < c.Capacity || (!c.Queued && !c.FreeAt.IsZero()))
+}
+
 // Put adds or replaces a candidate (by TechnicianID), moving it to the cell of
 // its position.
 func (p *Pool) Put(c Candidate) {
 	cell := geo.CellOf(c.Position, p.resolution)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if old, ok := p.byID[c.TechnicianID]; ok {
-		p.removeFromCell(p.cellOf[c.TechnicianID], old)
-	}
+	p.removeLocked(c.TechnicianID)
 	cp := c
 	speed := c.Traveller.SpeedKmh
 	if speed <= 0 {
@@ -63,20 +75,34 @@ func (p *Pool) Put(c Candidate) {
 	p.maxSpeed = max(p.maxSpeed, speed)
 	p.byID[c.TechnicianID] = &cp
 	p.cellOf[c.TechnicianID] = cell
-	p.addToCell(cell, &cp)
+	p.add(false, cell, &cp)
+	if takesWork(&cp) {
+		p.inWork[c.TechnicianID] = true
+		p.add(true, cell, &cp)
+	}
 }
 
 // Remove takes a candidate out of the pool.
 func (p *Pool) Remove(id string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.removeLocked(id)
+}
+
+func (p *Pool) removeLocked(id string) bool {
 	c, ok := p.byID[id]
-	if ok {
-		p.removeFromCell(p.cellOf[id], c)
-		delete(p.byID, id)
-		delete(p.cellOf, id)
+	if !ok {
+		return false
 	}
-	return ok
+	cell := p.cellOf[id]
+	p.remove(false, cell, c)
+	if p.inWork[id] {
+		p.remove(true, cell, c)
+	}
+	delete(p.byID, id)
+	delete(p.cellOf, id)
+	delete(p.inWork, id)
+	return true
 }
 
 // Move updates a candidate's position, the hot path of location pings.
@@ -90,9 +116,13 @@ func (p *Pool) Move(id string, to geo.Point) bool {
 	}
 	c.Position, c.HasPosition = to, true
 	if old := p.cellOf[id]; old != cell {
-		p.removeFromCell(old, c)
+		p.remove(false, old, c)
+		p.add(false, cell, c)
+		if p.inWork[id] {
+			p.remove(true, old, c)
+			p.add(true, cell, c)
+		}
 		p.cellOf[id] = cell
-		p.addToCell(cell, c)
 	}
 	return true
 }
@@ -103,12 +133,22 @@ func (p *Pool) Update(id string, f func(c *Candidate)) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	c, ok := p.byID[id]
-	if ok {
-		pos, certs := c.Position, c.Certs
-		f(c)
-		c.Position, c.Certs = pos, certs
+	if !ok {
+		return false
 	}
-	return ok
+	pos, has, certs := c.Position, c.HasPosition, c.Certs
+	f(c)
+	c.Position, c.HasPosition, c.Certs = pos, has, certs
+	if now := takesWork(c); now != p.inWork[id] {
+		if now {
+			p.add(true, p.cellOf[id], c)
+			p.inWork[id] = true
+		} else {
+			p.remove(true, p.cellOf[id], c)
+			delete(p.inWork, id)
+		}
+	}
+	return true
 }
 
 // Get returns a copy of a candidate.
@@ -127,36 +167,48 @@ func (p *Pool) skillID(skill string) int32 {
 	if !ok {
 		id = int32(len(p.skillIDs))
 		p.skillIDs[skill] = id
+		p.held = append(p.held, skillIndex{byCell: map[geo.Cell][]*Candidate{}})
+		p.work = append(p.work, skillIndex{byCell: map[geo.Cell][]*Candidate{}})
 	}
 	return id
 }
 
-func (p *Pool) addToCell(cell geo.Cell, c *Candidate) {
+// index is the held or the work index.
+func (p *Pool) index(work bool) []skillIndex {
+	if work {
+		return p.work
+	}
+	return p.held
+}
+
+func (p *Pool) add(work bool, cell geo.Cell, c *Candidate) {
 	for skill := range c.Certs {
-		k := cellSkill{cell, p.skillID(skill)}
-		if len(p.byCell[k]) == 0 {
-			p.buckets[k.skill]++
-		}
-		p.byCell[k] = append(p.byCell[k], c)
+		id := p.skillID(skill) // may grow the indexes: before reading them
+		m := p.index(work)[id].byCell
+		m[cell] = append(m[cell], c)
 	}
 }
 
-func (p *Pool) removeFromCell(cell geo.Cell, c *Candidate) {
+func (p *Pool) remove(work bool, cell geo.Cell, c *Candidate) {
 	for skill := range c.Certs {
-		k := cellSkill{cell, p.skillID(skill)}
-		list := p.byCell[k]
+		id, ok := p.skillIDs[skill]
+		if !ok {
+			continue
+		}
+		m := p.index(work)[id].byCell
+		list := m[cell]
 		for i, x := range list {
-			if x.TechnicianID == c.TechnicianID {
+			if x == c {
 				list[i] = list[len(list)-1]
+				list[len(list)-1] = nil
 				list = list[:len(list)-1]
 				break
 			}
 		}
 		if len(list) == 0 {
-			delete(p.byCell, k)
-			p.buckets[k.skill]--
+			delete(m, cell)
 		} else {
-			p.byCell[k] = list
+			m[cell] = list
 		}
 	}
 }
@@ -171,28 +223,30 @@ func (p *Pool) removeFromCell(cell geo.Cell, c *Candidate) {
 func (p *Pool) Search(j Job, want int, reachKm float64, exclude func(id string) bool, eta geo.ETA, now time.Time) []Scored {
 	origin := geo.CellOf(j.Place, p.resolution)
 	maxK := geo.MaxRing(p.resolution, reachKm)
-	var found []Candidate
 	p.mu.RLock()
+	defer p.mu.RUnlock()
 	skill, known := p.skillIDs[j.Skill]
 	if !known {
-		p.mu.RUnlock()
 		return nil
 	}
+	buckets := p.work[skill].byCell
 	fastest := geo.Traveller{Mode: "car", SpeedKmh: p.maxSpeed}
+	var found []*Candidate
 	stopAt, bounded := maxK, false
-	seen, total := 0, p.buckets[skill]
+	seen, total := 0, len(buckets)
 	for k := 0; k <= stopAt && seen < total; k++ {
-		for _, cell := range geo.Ring(origin, k) {
-			list := p.byCell[cellSkill{cell, skill}]
-			if len(list) > 0 {
-				seen++
+		for _, cell := range p.rings.Ring(origin, k) {
+			list, ok := buckets[cell]
+			if !ok {
+				continue
 			}
+			seen++
 			for _, c := range list {
 				if exclude != nil && exclude(c.TechnicianID) {
 					continue
 				}
-				if Eligible(j, *c, now) == ReasonOK {
-					found = append(found, *c)
+				if eligible(&j, c, now) == ReasonOK {
+					found = append(found, c)
 				}
 			}
 		}
@@ -201,7 +255,7 @@ func (p *Pool) Search(j Job, want int, reachKm float64, exclude func(id string) 
 			// The want-th soonest arrival so far bounds how far to look.
 			etas := make([]time.Duration, len(found))
 			for i, c := range found {
-				etas[i] = arrivalIn(j, c, eta, now)
+				etas[i] = arrivalIn(j, *c, eta, now)
 			}
 			slices.Sort(etas)
 			bound := etas[want-1]/etaBucket*etaBucket + etaBucket
@@ -214,8 +268,12 @@ func (p *Pool) Search(j Job, want int, reachKm float64, exclude func(id string) 
 			}
 		}
 	}
-	p.mu.RUnlock()
-	ranked := rankEligible(j, found, eta, now)
+	// Ranked under the read lock: the candidates may change once it ends.
+	ranked := make([]Scored, 0, len(found))
+	for _, c := range found {
+		ranked = append(ranked, score(j, *c, eta, now))
+	}
+	slices.SortFunc(ranked, compareScored)
 	if len(ranked) > want {
 		ranked = ranked[:want]
 	}
@@ -236,9 +294,16 @@ func (p *Pool) Around(place geo.Point, skill string, radiusKm float64, now time.
 	if !known {
 		return out
 	}
-	for k := 0; k <= maxK; k++ {
-		for _, cell := range geo.Ring(origin, k) {
-			for _, c := range p.byCell[cellSkill{cell, id}] {
+	buckets := p.held[id].byCell
+	seen := 0
+	for k := 0; k <= maxK && seen < len(buckets); k++ {
+		for _, cell := range p.rings.Ring(origin, k) {
+			list, ok := buckets[cell]
+			if !ok {
+				continue
+			}
+			seen++
+			for _, c := range list {
 				if !certified(c.Certs, skill, now) || !c.HasPosition || geo.DistanceM(c.Position, place) > radiusKm*1000 {
 					continue
 				}

@@ -4,6 +4,7 @@ package geo
 
 import (
 	"math"
+	"sync"
 
 	"github.com/uber/h3-go/v4"
 
@@ -190,4 +191,46 @@ func (c Cell) Parent(resolution int) Cell {
 		return c
 	}
 	return Cell(p)
+}
+
+// RingCache remembers rings (Ring) by centre and distance, so a search that
+// walks the same rings again costs a map lookup instead of a call into the
+// H3 library. It is safe for concurrent use; the slices it returns are
+// shared and must not be changed. It forgets everything when it holds more
+// than its limit of cells.
+type RingCache struct {
+	mu    sync.RWMutex
+	rings map[ringKey][]Cell
+	cells int
+	limit int
+}
+
+type ringKey struct {
+	c Cell
+	k int
+}
+
+// NewRingCache returns a cache holding at most limit cells in all.
+func NewRingCache(limit int) *RingCache {
+	return &RingCache{rings: map[ringKey][]Cell{}, limit: limit}
+}
+
+// Ring is Ring(c, k), from the cache when it can.
+func (rc *RingCache) Ring(c Cell, k int) []Cell {
+	key := ringKey{c, k}
+	rc.mu.RLock()
+	r, ok := rc.rings[key]
+	rc.mu.RUnlock()
+	if ok {
+		return r
+	}
+	r = Ring(c, k)
+	rc.mu.Lock()
+	if rc.cells+len(r) > rc.limit {
+		rc.rings, rc.cells = map[ringKey][]Cell{}, 0
+	}
+	rc.rings[key] = r
+	rc.cells += len(r)
+	rc.mu.Unlock()
+	return r
 }
