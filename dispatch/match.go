@@ -73,10 +73,11 @@ const (
 )
 
 // Eligible applies the hard rules of DESIGN.md; it returns ReasonOK or why not.
-func Eligible(j Job, c Candidate, now time.Time) string { return eligible(&j, &c, now) }
+func Eligible(j Job, c Candidate, now time.Time) string { return eligible(&j, &c, true, now) }
 
-// eligible is Eligible without copies, for the search's inner loop.
-func eligible(j *Job, c *Candidate, now time.Time) string {
+// eligible is Eligible without copies, for the search's inner loop, which
+// checks the certification itself when checkCert is false.
+func eligible(j *Job, c *Candidate, checkCert bool, now time.Time) string {
 	// Cheapest checks first: this runs for every technician a search meets.
 	switch {
 	case c.Excluded:
@@ -87,13 +88,13 @@ func eligible(j *Job, c *Candidate, now time.Time) string {
 		return ReasonAtCapacity
 	case c.Deciding || c.DecidingUntil.After(now):
 		return ReasonDeciding
-	case !certified(c.Certs, j.Skill, now):
+	case checkCert && !certified(c.Certs, j.Skill, now):
 		return ReasonNoCert
 	case !inShift(c.Shifts, now):
 		return ReasonOutsideShift
 	case !c.HasPosition:
 		return ReasonNoPosition
-	case geo.DistanceM(c.Position, j.Place) > c.RadiusKm*1000:
+	case !geo.WithinM(c.Position, j.Place, c.RadiusKm*1000):
 		return ReasonOutsideRadius
 	}
 	return ReasonOK
@@ -209,7 +210,9 @@ func arrivalIn(j Job, c Candidate, eta geo.ETA, now time.Time) time.Duration {
 	return d
 }
 
-func compareScored(a, b Scored) int {
+func compareScored(a, b Scored) int { return compareScoredP(&a, &b) }
+
+func compareScoredP(a, b *Scored) int {
 	if c := cmp.Compare(a.ETA/etaBucket, b.ETA/etaBucket); c != 0 {
 		return c
 	}

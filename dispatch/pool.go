@@ -35,7 +35,14 @@ type Pool struct {
 // skills sits in two), and how many cells hold any, so a search can stop
 // when it has seen them all.
 type skillIndex struct {
-	byCell map[geo.Cell][]*Candidate
+	byCell map[geo.Cell][]member
+}
+
+// member is a technician in a skill's bucket with their certification for
+// that skill, so the search checks it without a map lookup.
+type member struct {
+	c    *Candidate
+	cert Interval
 }
 
 // ringCacheCells bounds the rings a pool remembers (8 bytes a cell).
@@ -167,8 +174,8 @@ func (p *Pool) skillID(skill string) int32 {
 	if !ok {
 		id = int32(len(p.skillIDs))
 		p.skillIDs[skill] = id
-		p.held = append(p.held, skillIndex{byCell: map[geo.Cell][]*Candidate{}})
-		p.work = append(p.work, skillIndex{byCell: map[geo.Cell][]*Candidate{}})
+		p.held = append(p.held, skillIndex{byCell: map[geo.Cell][]member{}})
+		p.work = append(p.work, skillIndex{byCell: map[geo.Cell][]member{}})
 	}
 	return id
 }
@@ -182,10 +189,10 @@ func (p *Pool) index(work bool) []skillIndex {
 }
 
 func (p *Pool) add(work bool, cell geo.Cell, c *Candidate) {
-	for skill := range c.Certs {
+	for skill, cert := range c.Certs {
 		id := p.skillID(skill) // may grow the indexes: before reading them
 		m := p.index(work)[id].byCell
-		m[cell] = append(m[cell], c)
+		m[cell] = append(m[cell], member{c, cert})
 	}
 }
 
@@ -198,9 +205,9 @@ func (p *Pool) remove(work bool, cell geo.Cell, c *Candidate) {
 		m := p.index(work)[id].byCell
 		list := m[cell]
 		for i, x := range list {
-			if x == c {
+			if x.c == c {
 				list[i] = list[len(list)-1]
-				list[len(list)-1] = nil
+				list[len(list)-1] = member{}
 				list = list[:len(list)-1]
 				break
 			}
@@ -241,12 +248,15 @@ func (p *Pool) Search(j Job, want int, reachKm float64, exclude func(id string) 
 				continue
 			}
 			seen++
-			for _, c := range list {
-				if exclude != nil && exclude(c.TechnicianID) {
+			for _, m := range list {
+				if now.Before(m.cert.Start) || !now.Before(m.cert.End) {
 					continue
 				}
-				if eligible(&j, c, now) == ReasonOK {
-					found = append(found, c)
+				if exclude != nil && exclude(m.c.TechnicianID) {
+					continue
+				}
+				if eligible(&j, m.c, false, now) == ReasonOK {
+					found = append(found, m.c)
 				}
 			}
 		}
@@ -268,16 +278,20 @@ func (p *Pool) Search(j Job, want int, reachKm float64, exclude func(id string) 
 			}
 		}
 	}
-	// Ranked under the read lock: the candidates may change once it ends.
-	ranked := make([]Scored, 0, len(found))
-	for _, c := range found {
-		ranked = append(ranked, score(j, *c, eta, now))
+	// Scored under the read lock (the candidates may change once it ends),
+	// ordered by pointer, and only the best want copied out.
+	scored := make([]Scored, len(found))
+	order := make([]*Scored, len(found))
+	for i, c := range found {
+		scored[i] = score(j, *c, eta, now)
+		order[i] = &scored[i]
 	}
-	slices.SortFunc(ranked, compareScored)
-	if len(ranked) > want {
-		ranked = ranked[:want]
+	slices.SortFunc(order, compareScoredP)
+	out := make([]Scored, min(want, len(order)))
+	for i := range out {
+		out[i] = *order[i]
 	}
-	return ranked
+	return out
 }
 
 // Around counts the technicians certified now for skill within radiusKm of
@@ -303,8 +317,9 @@ func (p *Pool) Around(place geo.Point, skill string, radiusKm float64, now time.
 				continue
 			}
 			seen++
-			for _, c := range list {
-				if !certified(c.Certs, skill, now) || !c.HasPosition || geo.DistanceM(c.Position, place) > radiusKm*1000 {
+			for _, m := range list {
+				c := m.c
+				if now.Before(m.cert.Start) || !now.Before(m.cert.End) || !c.HasPosition || !geo.WithinM(c.Position, place, radiusKm*1000) {
 					continue
 				}
 				switch {

@@ -162,6 +162,23 @@ func DistanceM(a, b Point) float64 {
 	return 2 * earthRadiusM * math.Asin(math.Min(1, math.Sqrt(h)))
 }
 
+// WithinM reports whether a and b lie at most m metres apart, as DistanceM
+// says, but cheaply when the answer is clear: a flat-earth distance (good to
+// far better than 1 % over a city) decides, and DistanceM only near the edge.
+func WithinM(a, b Point, m float64) bool {
+	const rad = math.Pi / 180
+	x := (b.Lng - a.Lng) * rad * math.Cos((a.Lat+b.Lat)/2*rad)
+	y := (b.Lat - a.Lat) * rad
+	d := math.Sqrt(x*x+y*y) * earthRadiusM
+	switch {
+	case d < m*0.99:
+		return true
+	case d > m*1.01 && d < 1_000_000:
+		return false
+	}
+	return DistanceM(a, b) <= m
+}
+
 // Offset returns the point dx metres east and dy metres north of p; handy for
 // placing things in tests and the simulator.
 func Offset(p Point, dxM, dyM float64) Point {
