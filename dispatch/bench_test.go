@@ -3,11 +3,11 @@ package dispatch_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"strconv"
 	"math"
 	"math/rand/v2"
+	"os"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 

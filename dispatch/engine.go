@@ -412,7 +412,7 @@ func (s *Service) closeOffer(ctx context.Context, offerID string, to OfferState,
 		if n, err := pendingOffers(tx, o.RequestID); err != nil {
 			return err
 		} else if n == 0 {
-			if err := enqueue(tx, TaskMatch, QueueCritical, TaskPayload{RequestID: o.RequestID}, now, now); err != nil {
+			if err := s.matchSoon(tx, o.RequestID, now); err != nil {
 				return err
 			}
 		}

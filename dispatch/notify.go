@@ -198,7 +198,7 @@ func (s *Service) OfferMessageFailed(ctx context.Context, offerID, why string) e
 		if n, err := pendingOffers(tx, o.RequestID); err != nil || n > 0 {
 			return err
 		}
-		return enqueue(tx, TaskMatch, QueueCritical, TaskPayload{RequestID: o.RequestID}, now, now)
+		return s.matchSoon(tx, o.RequestID, now)
 	})
 	return wrap("offer message failed "+offerID, err)
 }

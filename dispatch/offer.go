@@ -89,11 +89,21 @@ func endAssignment(tx *gorm.DB, requestID, techID, reason string, now time.Time)
 	return technicians.Release(tx, techID, now)
 }
 
+// matchSoon writes a matching round for a searching request to the outbox.
+// With the batch strategy the next batch round is that round (it flags
+// at-risk requests too), so no task is needed.
+func (s *Service) matchSoon(tx *gorm.DB, requestID string, now time.Time) error {
+	if s.cfg.OfferStrategy == Batch {
+		return nil
+	}
+	return enqueue(tx, TaskMatch, QueueCritical, TaskPayload{RequestID: requestID}, now, now)
+}
+
 // afterStateChange writes the tasks a request's new state implies.
 func (s *Service) afterStateChange(tx *gorm.DB, r *Request, now time.Time) error {
 	switch r.State {
 	case Searching:
-		if err := enqueue(tx, TaskMatch, QueueCritical, TaskPayload{RequestID: r.ID}, now, now); err != nil {
+		if err := s.matchSoon(tx, r.ID, now); err != nil {
 			return err
 		}
 		if r.GiveUpAt != nil {
