@@ -278,6 +278,23 @@ func (p *Pool) Search(j Job, want int, reachKm float64, exclude func(id string) 
 			}
 		}
 	}
+	// Only those in the want-th soonest arrival's 2-minute bucket or an
+	// earlier one can rank among the best want: the rest are not scored.
+	if len(found) > want {
+		etas := make([]time.Duration, len(found))
+		for i, c := range found {
+			etas[i] = arrivalIn(j, *c, eta, now) / etaBucket
+		}
+		cut := slices.Clone(etas)
+		slices.Sort(cut)
+		keep := found[:0]
+		for i, c := range found {
+			if etas[i] <= cut[want-1] {
+				keep = append(keep, c)
+			}
+		}
+		found = keep
+	}
 	// Scored under the read lock (the candidates may change once it ends),
 	// ordered by pointer, and only the best want copied out.
 	scored := make([]Scored, len(found))
