@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -177,11 +178,14 @@ func TestPlanOffers(t *testing.T) {
 // every technician, uniform and clustered, near cell edges included.
 func TestPoolSearchMatchesBruteForce(t *testing.T) {
 	t.Parallel()
-	for _, layout := range []string{"uniform", "clustered"} {
-		layout := layout
-		t.Run(layout, func(t *testing.T) {
+	for _, tc := range []struct {
+		layout string
+		res    int
+	}{{"uniform", 8}, {"clustered", 8}, {"uniform", 7}, {"clustered", 7}} {
+		layout := tc.layout
+		t.Run(fmt.Sprintf("%s/res%d", layout, tc.res), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(1, 2))
-			pool := NewPool(geo.CityResolution)
+			pool := NewPool(tc.res)
 			var all []Candidate
 			for i := range 3000 {
 				var dx, dy float64
