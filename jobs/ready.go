@@ -28,7 +28,12 @@ func QueuesWritable(ctx context.Context, rc redis.UniversalClient, prefix string
 	for _, q := range QueueNames(prefix) {
 		cmds[q] = pipe.Set(ctx, prefix+"ready:{"+q+"}", time.Now().UnixMilli(), 10*time.Second)
 	}
-	_, _ = pipe.Exec(ctx)
+	// A connection failure comes back from Exec alone (go-redis does not
+	// set it on the commands of a single-server pipeline); a command
+	// refused on one node of a cluster comes back on that command.
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("queues not writable: %w", err)
+	}
 	for _, q := range QueueNames(prefix) {
 		if err := cmds[q].Err(); err != nil {
 			return fmt.Errorf("queue %s not writable: %w", q, err)

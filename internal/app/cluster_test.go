@@ -14,6 +14,7 @@ import (
 	"github.com/onsite/onsite/internal/apitest"
 	"github.com/onsite/onsite/internal/auth"
 	"github.com/onsite/onsite/internal/redistest"
+	"github.com/onsite/onsite/jobs"
 )
 
 // TestOnRedisCluster runs the whole server on a real 3-node Redis Cluster
@@ -92,13 +93,23 @@ func TestOnRedisCluster(t *testing.T) {
 
 	// asynq's keys are on the cluster, spread by queue (hash tag {queue}).
 	var found atomic.Int64
-	err := cluster.Client().ForEachMaster(t.Context(), func(ctx context.Context, n *redis.Client) error {
+	rc := cluster.Client()
+	err := rc.ForEachMaster(t.Context(), func(ctx context.Context, n *redis.Client) error {
 		keys, err := n.Keys(ctx, "asynq:{"+s.App.Config.QueuePrefix+"*").Result()
 		found.Add(int64(len(keys)))
 		return err
 	})
 	if err != nil || found.Load() == 0 {
 		t.Fatalf("asynq keys on the cluster: %d (%v)", found.Load(), err)
+	}
+
+	// /readyz writes where asynq writes: the same slot as each queue's keys.
+	for _, q := range jobs.QueueNames(s.App.Config.QueuePrefix) {
+		ours, _ := rc.ClusterKeySlot(t.Context(), s.App.Config.QueuePrefix+"ready:{"+q+"}").Result()
+		theirs, _ := rc.ClusterKeySlot(t.Context(), "asynq:{"+q+"}:pending").Result()
+		if ours != theirs {
+			t.Fatalf("queue %s: readiness key in slot %d, asynq's keys in slot %d", q, ours, theirs)
+		}
 	}
 
 	// No node, no tasks: /readyz says so.

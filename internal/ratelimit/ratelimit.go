@@ -63,7 +63,9 @@ func (l *Limiter) AllowAll(ctx context.Context, keys []string, limits []int) (ok
 	}
 	// On a Redis Cluster the pipeline is split by node and sent to each at
 	// once, still one round trip; a key's two windows share a slot.
-	_, _ = pipe.Exec(ctx)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return true, 0, fmt.Errorf("rate limit %v: %w", keys, err)
+	}
 	for i := range keys {
 		// Exec reports only the first failed command, which may be the
 		// harmless redis.Nil of a missing previous window: look at each.
