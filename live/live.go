@@ -29,7 +29,11 @@ func RequestTopic(id string) string { return "request:" + id }
 // TechnicianTopic is the stream of one technician's offers and jobs.
 func TechnicianTopic(id string) string { return "technician:" + id }
 
-// Hub publishes to and reads from the streams.
+// Hub publishes to and reads from the streams. On a Redis Cluster each
+// topic's stream lives on the node owning its slot: a publish to several
+// topics is a pipeline (split by node by the cluster client, no MULTI), and
+// a stream is read with an XREAD of that one stream, so no command spans two
+// slots and no hash tag is needed.
 type Hub struct {
 	closing   chan struct{}
 	closeOnce sync.Once

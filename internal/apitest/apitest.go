@@ -48,11 +48,17 @@ type startOptions struct {
 // Env sets one variable.
 func Env(k, v string) Option { return func(o *startOptions) { o.env[k] = v } }
 
+// RedisURL points the server at any Redis REDIS_URL takes, such as a Redis
+// Cluster (redistest.StartCluster(t, 3).URL()); the DB number given to Start
+// is then unused.
+func RedisURL(url string) Option { return Env("REDIS_URL", url) }
+
 // With passes an app option.
 func With(opt app.Option) Option { return func(o *startOptions) { o.opts = append(o.opts, opt) } }
 
 // Start runs a server on the engine ("postgres" or "sqlite") with Redis DB
-// redisDB, stopped at cleanup.
+// redisDB of the test Redis (or the Redis of a RedisURL option), stopped at
+// cleanup.
 func Start(t testing.TB, engine string, redisDB int, opts ...Option) *Server {
 	t.Helper()
 	dir := t.TempDir()

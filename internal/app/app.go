@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,8 +47,7 @@ type App struct {
 	Config      config.Config
 	Log         *slog.Logger
 	DB          *db.DB
-	Redis       *redis.Client
-	RedisOpt    *redis.Options
+	Redis       redis.UniversalClient // one server or a Redis Cluster (REDIS_URL)
 	Issuer      *auth.Issuer
 	Technicians *technicians.Service
 	Dispatch    *dispatch.Service
@@ -62,7 +62,9 @@ type App struct {
 	secret      []byte // signs tokens and links
 
 	mini        *miniredis.Miniredis
-	streamRedis *redis.Client // the live streams' own pool
+	redisSingle *redis.Options        // REDIS_URL names one server, or
+	redisNodes  *redis.ClusterOptions // a Redis Cluster
+	streamRedis redis.UniversalClient // the live streams' own pool
 	registry    *prometheus.Registry
 	bg          sync.WaitGroup
 	stopBG      context.CancelFunc
@@ -138,7 +140,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, op
 	if !cfg.Twilio() {
 		log.Warn("no Twilio credentials: SMS are written to the log, not sent")
 	}
-	a.streamRedis = redis.NewClient(streamOptions(a.RedisOpt))
+	a.streamRedis = a.newRedis(true)
 	a.Hub = live.NewHub(a.Redis, a.streamRedis, cfg.QueuePrefix)
 	opsPassword := cfg.OpsPassword
 	if opsPassword == "" && cfg.Embedded() {
@@ -168,14 +170,32 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, op
 	return a, nil
 }
 
-// streamOptions is the Redis pool of the live streams: each open stream
-// holds a connection in a blocking read, so they get a large pool of their
-// own.
-func streamOptions(base *redis.Options) *redis.Options {
-	o := *base
-	o.PoolSize = 1024
-	o.MinIdleConns = 0
-	return &o
+// newRedis returns a client for REDIS_URL: a plain client for one server, a
+// cluster client (which follows MOVED/ASK redirections and splits pipelines
+// by node) for a Redis Cluster. With streams it is the pool of the live
+// streams: each open stream holds a connection in a blocking read, so they
+// get a large pool of their own (in a cluster, per node).
+func (a *App) newRedis(streams bool) redis.UniversalClient {
+	if a.redisNodes != nil {
+		o := *a.redisNodes
+		if streams {
+			o.PoolSize, o.MinIdleConns = 1024, 0
+		}
+		return redis.NewClusterClient(&o)
+	}
+	o := *a.redisSingle
+	if streams {
+		o.PoolSize, o.MinIdleConns = 1024, 0
+	}
+	return redis.NewClient(&o)
+}
+
+// redisAddrs names the configured Redis servers (for messages).
+func (a *App) redisAddrs() string {
+	if a.redisNodes != nil {
+		return "cluster " + strings.Join(a.redisNodes.Addrs, ",")
+	}
+	return a.redisSingle.Addr
 }
 
 // Position is what the dashboard's stream carries for a written ping.
@@ -239,7 +259,7 @@ func (a *App) openRedis(ctx context.Context) error {
 			return fmt.Errorf("start embedded redis: %w", err)
 		}
 		a.mini = m
-		a.RedisOpt = &redis.Options{Addr: m.Addr()}
+		a.redisSingle = &redis.Options{Addr: m.Addr()}
 		// miniredis expires keys only when told time has passed.
 		a.bg.Add(1)
 		go func() {
@@ -259,17 +279,19 @@ func (a *App) openRedis(ctx context.Context) error {
 		}()
 		a.Log.Info("embedded redis-compatible server started", "addr", m.Addr())
 	} else {
-		opt, err := redis.ParseURL(a.Config.RedisURL)
+		single, cluster, err := config.ParseRedisURL(a.Config.RedisURL)
 		if err != nil {
 			return fmt.Errorf("config: REDIS_URL: %w", err)
 		}
-		a.RedisOpt = opt
+		a.redisSingle, a.redisNodes = single, cluster
 	}
-	a.Redis = redis.NewClient(a.RedisOpt)
+	a.Redis = a.newRedis(false)
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := a.Redis.Ping(pingCtx).Err(); err != nil {
-		return fmt.Errorf("redis at %s: %w", a.RedisOpt.Addr, err)
+	// Not just a PING of one node: the task queues' keys must take writes
+	// (in a cluster, on the nodes that own their slots).
+	if err := jobs.QueuesWritable(pingCtx, a.Redis, a.Config.QueuePrefix); err != nil {
+		return fmt.Errorf("redis at %s: %w", a.redisAddrs(), err)
 	}
 	return nil
 }
@@ -325,7 +347,10 @@ func (a *App) ready(c echo.Context) error {
 	if err := a.DB.Ping(ctx); err != nil {
 		checks["database"], ok = err.Error(), false
 	}
-	if err := a.Redis.Ping(ctx).Err(); err != nil {
+	// Ready means tasks can be queued: a write routed like each asynq
+	// queue's keys (on a cluster, to the node owning that queue's slot),
+	// not a PING of whichever node answers first.
+	if err := jobs.QueuesWritable(ctx, a.Redis, a.Config.QueuePrefix); err != nil {
 		checks["redis"], ok = err.Error(), false
 	}
 	if !ok {

@@ -19,7 +19,7 @@ type Config struct {
 	Addr        string // ONSITE_ADDR: listen address
 	DataDir     string // ONSITE_DATA_DIR: SQLite file and generated secrets in embedded mode
 	DatabaseURL string // DATABASE_URL: postgres://… ; empty means the embedded SQLite file
-	RedisURL    string // REDIS_URL: redis://… ; empty means the embedded Redis-compatible server
+	RedisURL    string // REDIS_URL: redis://… or redis+cluster://… ; empty means the embedded Redis-compatible server
 	JWTSecret   string // ONSITE_JWT_SECRET: HS256 key; generated under DataDir when empty in embedded mode
 	LogLevel    slog.Level
 	LogFormat   string // text or json
@@ -68,6 +68,9 @@ func (c Config) Twilio() bool { return c.TwilioAccountSID != "" }
 // EmbeddedRedis reports whether the in-process Redis-compatible server is used.
 func (c Config) EmbeddedRedis() bool { return c.RedisURL == "" }
 
+// RedisCluster reports whether REDIS_URL names a Redis Cluster.
+func (c Config) RedisCluster() bool { return strings.Contains(c.RedisURL, "+cluster://") }
+
 // SQLitePath is the database file used in embedded mode.
 func (c Config) SQLitePath() string { return filepath.Join(c.DataDir, "onsite.db") }
 
@@ -98,10 +101,9 @@ var settings = []setting{
 		c.DatabaseURL = v
 		return nil
 	}},
-	{"REDIS_URL", "redis://… (empty: embedded)", func(c *Config, v string) error {
-		u, err := url.Parse(v)
-		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-			return fmt.Errorf("want a redis://host:port/db URL")
+	{"REDIS_URL", "redis://host:port/db, or redis+cluster://host1:port1,host2:port2,… for a Redis Cluster (empty: embedded)", func(c *Config, v string) error {
+		if _, _, err := ParseRedisURL(v); err != nil {
+			return err
 		}
 		c.RedisURL = v
 		return nil

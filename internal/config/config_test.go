@@ -34,6 +34,28 @@ func TestLoad(t *testing.T) {
 		{name: "bad addr", env: []string{"ONSITE_ADDR=8080"}, wantErr: "ONSITE_ADDR"},
 		{name: "bad database", env: []string{"DATABASE_URL=mysql://x"}, wantErr: "DATABASE_URL"},
 		{name: "bad redis", env: []string{"REDIS_URL=localhost"}, wantErr: "REDIS_URL"},
+		{name: "redis cluster", env: []string{"REDIS_URL=redis+cluster://:pw@10.0.0.1:7000,10.0.0.2:7001,10.0.0.3:7002?dial_timeout=2s"}, check: func(t *testing.T, c Config) {
+			if c.EmbeddedRedis() || !c.RedisCluster() {
+				t.Errorf("cluster: %+v", c)
+			}
+			single, cluster, err := ParseRedisURL(c.RedisURL)
+			if err != nil || single != nil || cluster == nil {
+				t.Fatalf("parse: %v %v %v", single, cluster, err)
+			}
+			if strings.Join(cluster.Addrs, ",") != "10.0.0.1:7000,10.0.0.2:7001,10.0.0.3:7002" || cluster.Password != "pw" || cluster.DialTimeout != 2*time.Second {
+				t.Errorf("cluster options: %+v", cluster)
+			}
+		}},
+		{name: "redis single is not a cluster", env: []string{"REDIS_URL=redis://127.0.0.1:6379/2"}, check: func(t *testing.T, c Config) {
+			single, cluster, err := ParseRedisURL(c.RedisURL)
+			if c.RedisCluster() || err != nil || cluster != nil || single.DB != 2 {
+				t.Errorf("single: %v %v %v", single, cluster, err)
+			}
+		}},
+		{name: "redis cluster with a db", env: []string{"REDIS_URL=redis+cluster://h1:7000,h2:7001/3"}, wantErr: "REDIS_URL"},
+		{name: "redis cluster bad node", env: []string{"REDIS_URL=redis+cluster://h1:7000,h2"}, wantErr: "REDIS_URL"},
+		{name: "redis several hosts without cluster", env: []string{"REDIS_URL=redis://h1:7000,h2:7001"}, wantErr: "REDIS_URL"},
+		{name: "redis unknown scheme", env: []string{"REDIS_URL=memcache://h1:11211"}, wantErr: "REDIS_URL"},
 		{name: "short secret", env: []string{"ONSITE_JWT_SECRET=abc"}, wantErr: "ONSITE_JWT_SECRET"},
 		{name: "bad duration", env: []string{"ONSITE_OFFER_TIMEOUT=soon"}, wantErr: "ONSITE_OFFER_TIMEOUT"},
 		{name: "bad strategy", env: []string{"ONSITE_OFFER_STRATEGY=random"}, wantErr: "ONSITE_OFFER_STRATEGY"},

@@ -24,7 +24,9 @@ import (
 // Header is the request header clients send.
 const Header = "Idempotency-Key"
 
-// Store keeps answers by key.
+// Store keeps answers by key. Every command touches one key (SETNX, GET,
+// SET, DEL), never two at once, so it runs as is on a Redis Cluster: each
+// key lives on the node owning its slot and needs no hash tag.
 type Store struct {
 	rdb    redis.UniversalClient
 	prefix string

@@ -39,6 +39,14 @@ func (l *Limiter) Allow(ctx context.Context, key string, limit int) (ok bool, re
 	return l.AllowAll(ctx, []string{key}, []int{limit})
 }
 
+// windowKey is the counter of key in the window starting at start. The key
+// is the hash tag, so that both windows of one key live in one Redis Cluster
+// slot (a script or MULTI over them stays possible); different keys spread
+// over the cluster.
+func (l *Limiter) windowKey(key string, start time.Time) string {
+	return fmt.Sprintf("%s{%s}:%d", l.prefix, key, start.Unix())
+}
+
 // AllowAll counts one call for every key (with its limit) in one round trip
 // and reports whether all are within their limits.
 func (l *Limiter) AllowAll(ctx context.Context, keys []string, limits []int) (ok bool, retryAfter time.Duration, err error) {
@@ -48,13 +56,25 @@ func (l *Limiter) AllowAll(ctx context.Context, keys []string, limits []int) (ok
 	incrs := make([]*redis.IntCmd, len(keys))
 	prevs := make([]*redis.StringCmd, len(keys))
 	for i, key := range keys {
-		cur := fmt.Sprintf("%s%s:%d", l.prefix, key, start.Unix())
+		cur, prev := l.windowKey(key, start), l.windowKey(key, start.Add(-l.window))
 		incrs[i] = pipe.Incr(ctx, cur)
 		pipe.Expire(ctx, cur, 2*l.window+time.Second)
-		prevs[i] = pipe.Get(ctx, fmt.Sprintf("%s%s:%d", l.prefix, key, start.Add(-l.window).Unix()))
+		prevs[i] = pipe.Get(ctx, prev)
 	}
+	// On a Redis Cluster the pipeline is split by node and sent to each at
+	// once, still one round trip; a key's two windows share a slot.
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return true, 0, fmt.Errorf("rate limit %v: %w", keys, err)
+	}
+	for i := range keys {
+		// Exec reports only the first failed command, which may be the
+		// harmless redis.Nil of a missing previous window: look at each.
+		if err := incrs[i].Err(); err != nil {
+			return true, 0, fmt.Errorf("rate limit %v: %w", keys, err)
+		}
+		if err := prevs[i].Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return true, 0, fmt.Errorf("rate limit %v: %w", keys, err)
+		}
 	}
 	overlap := 1 - float64(now.Sub(start))/float64(l.window)
 	for i := range keys {
