@@ -7,6 +7,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/onsite/onsite/dispatch/match"
 	"github.com/onsite/onsite/internal/db"
 	"github.com/onsite/onsite/technicians"
 )
@@ -37,7 +38,7 @@ type Fence interface {
 // after the typical answer time and the drive, past the give-up time, nor
 // early at a window's door), then each pair gets an offer.
 //
-// Candidates come from the live index (the simulator's search, AssignBatch
+// Candidates come from the live index (the simulator's search, match.AssignBatch
 // the same). The round runs a constant number of statements: the waiting
 // requests, their exclusions, the typical answer time (cached), and one
 // write transaction that checks the fence, locks the requests still waiting
@@ -75,14 +76,14 @@ func (s *Service) BatchRound(ctx context.Context, region string, limit int, fenc
 	if err != nil {
 		return res, err
 	}
-	var jobs []Job
-	var lists [][]Scored
+	var jobs []match.Job
+	var lists [][]match.Scored
 	var reqs []Request
 	var flips []atRiskFlip
 	for _, r := range waiting {
 		ranked := s.rankFor(pool, r, excluded[r.ID], batchCandidates, now)
 		job := jobOf(r)
-		if atRisk := AtRisk(job, ranked); atRisk != r.AtRisk {
+		if atRisk := match.AtRisk(job, ranked); atRisk != r.AtRisk {
 			flips = append(flips, atRiskFlip{r, atRisk, ranked})
 		}
 		if len(ranked) > batchCandidates {
@@ -93,15 +94,15 @@ func (s *Service) BatchRound(ctx context.Context, region string, limit int, fenc
 		}
 		jobs, lists, reqs = append(jobs, job), append(lists, ranked), append(reqs, r)
 	}
-	var pairs []BatchPair
+	var pairs []match.BatchPair
 	if len(jobs) > 0 {
 		answer, n, err := s.answerTime(ctx, now)
 		if err != nil {
 			return res, err
 		}
 		res.Statements += n
-		policy := BatchPolicy{Urgency: s.cfg.BatchUrgency, UrgencyCap: s.cfg.SLA, AnswerTime: answer, MaxWait: DefaultMaxWait}
-		pairs = AssignBatch(jobs, lists, now, policy)
+		policy := match.BatchPolicy{Urgency: s.cfg.BatchUrgency, UrgencyCap: s.cfg.SLA, AnswerTime: answer, MaxWait: match.DefaultMaxWait}
+		pairs = match.AssignBatch(jobs, lists, now, policy)
 	}
 	if len(pairs) == 0 && len(flips) == 0 {
 		return res, nil
@@ -126,14 +127,14 @@ func (s *Service) BatchRound(ctx context.Context, region string, limit int, fenc
 type atRiskFlip struct {
 	r      Request
 	atRisk bool
-	ranked []Scored
+	ranked []match.Scored
 }
 
 // writeBatch writes a round's decisions in tx and returns the offers made
 // and the statements run. A pair whose request no longer waits or whose
 // technician is no longer free (another process, a concurrent answer) is
 // left for the next round.
-func (s *Service) writeBatch(tx *gorm.DB, reqs []Request, pairs []BatchPair, flips []atRiskFlip, fence Fence, now time.Time) ([]Offer, int, error) {
+func (s *Service) writeBatch(tx *gorm.DB, reqs []Request, pairs []match.BatchPair, flips []atRiskFlip, fence Fence, now time.Time) ([]Offer, int, error) {
 	n := 0
 	if fence != nil {
 		n++
@@ -215,7 +216,7 @@ func (s *Service) writeBatch(tx *gorm.DB, reqs []Request, pairs []BatchPair, fli
 			if r.GiveUpAt != nil {
 				giveUp = *r.GiveUpAt
 			}
-			plan := OfferPlan{Size: 1, Timeout: BatchOfferTimeout(s.cfg.OfferTimeout, p.ETA, giveUp, now)}
+			plan := match.OfferPlan{Size: 1, Timeout: match.BatchOfferTimeout(s.cfg.OfferTimeout, p.ETA, giveUp, now)}
 			o, err := s.newOffer(&w, r, p.Scored, 1, round, plan, now)
 			if err != nil {
 				return nil, n, err
@@ -290,5 +291,5 @@ func (s *Service) learnAnswerTime(ctx context.Context) (time.Duration, error) {
 	for _, o := range rows {
 		delays = append(delays, o.AnsweredAt.Sub(o.CreatedAt))
 	}
-	return AnswerTime(delays), nil
+	return match.AnswerTime(delays), nil
 }

@@ -15,6 +15,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/onsite/onsite/dispatch"
+	"github.com/onsite/onsite/dispatch/match"
 	"github.com/onsite/onsite/geo"
 	"github.com/onsite/onsite/internal/db"
 	"github.com/onsite/onsite/internal/dbtest"
@@ -28,16 +29,16 @@ var benchSkills = []string{"router_replace", "wifi_setup", "modem_install", "tv_
 
 const benchSideM = 91400.0
 
-func benchWorld(n int, seed uint64, at time.Time) []dispatch.Candidate {
+func benchWorld(n int, seed uint64, at time.Time) []match.Candidate {
 	rng := rand.New(rand.NewPCG(seed, 7))
-	out := make([]dispatch.Candidate, n)
+	out := make([]match.Candidate, n)
 	for i := range out {
 		p := geo.Offset(zurich, (rng.Float64()-0.5)*benchSideM, (rng.Float64()-0.5)*benchSideM)
-		certs := map[string]dispatch.Interval{benchSkills[rng.IntN(8)]: {Start: at.Add(-time.Hour), End: at.Add(24 * time.Hour)}}
+		certs := map[string]match.Interval{benchSkills[rng.IntN(8)]: {Start: at.Add(-time.Hour), End: at.Add(24 * time.Hour)}}
 		if rng.IntN(2) == 0 {
-			certs[benchSkills[rng.IntN(8)]] = dispatch.Interval{Start: at.Add(-time.Hour), End: at.Add(24 * time.Hour)}
+			certs[benchSkills[rng.IntN(8)]] = match.Interval{Start: at.Add(-time.Hour), End: at.Add(24 * time.Hour)}
 		}
-		out[i] = dispatch.Candidate{
+		out[i] = match.Candidate{
 			TechnicianID: fmt.Sprintf("t%06d", i), Position: p, HasPosition: true,
 			Traveller: geo.Traveller{Mode: "car", SpeedKmh: 20 + float64(rng.IntN(3))*5}, RadiusKm: 30,
 			Certs: certs, Available: rng.Float64() < 0.6, Capacity: 1, Rating: float64(rng.IntN(11)) / 2,
@@ -70,7 +71,7 @@ func reportPercentiles(b *testing.B, ds []time.Duration) {
 }
 
 // BenchmarkSearchInProcess is candidate search + ranking over the in-process
-// H3 cell index (dispatch.Pool), beside tidwall/rtree (the R-tree inside
+// H3 cell index (match.Pool), beside tidwall/rtree (the R-tree inside
 // Tile38) and brute force over the same data and queries.
 func BenchmarkSearchInProcess(b *testing.B) {
 	at := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
@@ -82,15 +83,15 @@ func BenchmarkSearchInProcess(b *testing.B) {
 	for _, n := range sizes {
 		world := benchWorld(n, 1, at)
 		qs := benchQueries(4096, 2)
-		pool := dispatch.NewPool(benchResolution())
+		pool := match.NewPool(benchResolution())
 		tr := &rtree.RTreeG[int]{}
 		for i, c := range world {
 			pool.Put(c)
 			pt := [2]float64{c.Position.Lng, c.Position.Lat}
 			tr.Insert(pt, pt, i)
 		}
-		job := func(q benchQuery) dispatch.Job {
-			return dispatch.Job{ID: "q", Skill: q.skill, Place: q.place, Deadline: at.Add(time.Hour)}
+		job := func(q benchQuery) match.Job {
+			return match.Job{ID: "q", Skill: q.skill, Place: q.place, Deadline: at.Add(time.Hour)}
 		}
 		b.Run(fmt.Sprintf("h3-index/%dk", n/1000), func(b *testing.B) {
 			ds := make([]time.Duration, 0, b.N)
@@ -121,7 +122,7 @@ func BenchmarkSearchInProcess(b *testing.B) {
 			ds := make([]time.Duration, 0, b.N)
 			for i := 0; b.Loop(); i++ {
 				start := time.Now()
-				dispatch.Rank(job(qs[i%len(qs)]), world, eta, at)
+				match.Rank(job(qs[i%len(qs)]), world, eta, at)
 				ds = append(ds, time.Since(start))
 			}
 			reportPercentiles(b, ds)
@@ -201,7 +202,7 @@ func loadBenchWorld(b testing.TB, d *db.DB, n int, at time.Time, now func() time
 	flush()
 	d.Exec("ANALYZE")
 	svc := dispatch.NewService(d, dispatch.Config{SLA: time.Hour, GiveUp: time.Hour, WindowLead: time.Hour,
-		OfferStrategy: dispatch.Wave, OfferTimeout: 30 * time.Second, WaveSize: 3, MaxSearchKm: 40}, now)
+		OfferStrategy: match.Wave, OfferTimeout: 30 * time.Second, WaveSize: 3, MaxSearchKm: 40}, now)
 	var ids []string
 	for i, q := range benchQueries(512, 2) {
 		lat, lng := q.place.Lat, q.place.Lng
@@ -238,7 +239,7 @@ func BenchmarkDispatchCycle(b *testing.B) {
 		techs.UpdateLocation(ctx, t.ID, technicians.Ping{Lat: &p.Lat, Lng: &p.Lng})
 	}
 	svc := dispatch.NewService(d, dispatch.Config{SLA: time.Hour, GiveUp: time.Hour, WindowLead: time.Hour,
-		OfferStrategy: dispatch.Sequential, OfferTimeout: 30 * time.Second, WaveSize: 1, MaxSearchKm: 40}, time.Now)
+		OfferStrategy: match.Sequential, OfferTimeout: 30 * time.Second, WaveSize: 1, MaxSearchKm: 40}, time.Now)
 	ops := dispatch.Caller{Role: "ops", Subject: "bench"}
 	start := time.Now()
 	b.SetParallelism(4)
@@ -265,7 +266,7 @@ func BenchmarkDispatchCycle(b *testing.B) {
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "accepts/s")
 }
 
-// BenchmarkAssignBatch is one batch round's assignment (dispatch.AssignBatch)
+// BenchmarkAssignBatch is one batch round's assignment (match.AssignBatch)
 // after the candidate search: N waiting requests at random places, each with
 // its 5 best candidates, as the server's batch round builds them. "country"
 // is the benchmark world (10,000 technicians over 8,350 km², few requests
@@ -274,7 +275,7 @@ func BenchmarkDispatchCycle(b *testing.B) {
 func BenchmarkAssignBatch(b *testing.B) {
 	at := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 	eta := geo.DefaultETA()
-	policy := dispatch.BatchPolicy{Urgency: 1, UrgencyCap: time.Hour, AnswerTime: 90 * time.Second, MaxWait: dispatch.DefaultMaxWait}
+	policy := match.BatchPolicy{Urgency: 1, UrgencyCap: time.Hour, AnswerTime: 90 * time.Second, MaxWait: match.DefaultMaxWait}
 	cases := []struct {
 		name  string
 		techs int
@@ -285,7 +286,7 @@ func BenchmarkAssignBatch(b *testing.B) {
 		{"city", 200, 22_000 / benchSideM, []int{100, 500}},
 	}
 	for _, c := range cases {
-		pool := dispatch.NewPool(geo.CityResolution)
+		pool := match.NewPool(geo.CityResolution)
 		for _, t := range benchWorld(c.techs, 1, at) {
 			t.Position = geo.Point{Lat: zurich.Lat + (t.Position.Lat-zurich.Lat)*c.scale, Lng: zurich.Lng + (t.Position.Lng-zurich.Lng)*c.scale}
 			t.Available = true
@@ -293,18 +294,18 @@ func BenchmarkAssignBatch(b *testing.B) {
 		}
 		for _, n := range c.sizes {
 			qs := benchQueries(n, 3)
-			jobs := make([]dispatch.Job, n)
-			lists := make([][]dispatch.Scored, n)
+			jobs := make([]match.Job, n)
+			lists := make([][]match.Scored, n)
 			for i, q := range qs {
 				q.place = geo.Point{Lat: zurich.Lat + (q.place.Lat-zurich.Lat)*c.scale, Lng: zurich.Lng + (q.place.Lng-zurich.Lng)*c.scale}
-				jobs[i] = dispatch.Job{ID: fmt.Sprintf("r%d", i), Skill: q.skill, Place: q.place,
+				jobs[i] = match.Job{ID: fmt.Sprintf("r%d", i), Skill: q.skill, Place: q.place,
 					Deadline: at.Add(time.Duration(i%60) * time.Minute), GiveUp: at.Add(time.Hour)}
 				lists[i] = pool.Search(jobs[i], 5, 40, nil, eta, at)
 			}
 			b.Run(fmt.Sprintf("%s/requests=%d", c.name, n), func(b *testing.B) {
 				pairs := 0
 				for b.Loop() {
-					pairs = len(dispatch.AssignBatch(jobs, lists, at, policy))
+					pairs = len(match.AssignBatch(jobs, lists, at, policy))
 				}
 				b.ReportMetric(float64(pairs), "pairs")
 			})
@@ -355,8 +356,8 @@ func BenchmarkBatchTick(b *testing.B) {
 // from the R-tree, the eligible ones kept, walking on until nobody farther
 // could arrive sooner than the want-th found (the same bound Pool.Search
 // uses), then ranked like Rank. Its answers equal Rank over everyone.
-func rtreeExact(tr *rtree.RTreeG[int], world []dispatch.Candidate, j dispatch.Job, want int, reachKm float64, eta geo.ETA, at time.Time) []dispatch.Scored {
-	var found []dispatch.Candidate
+func rtreeExact(tr *rtree.RTreeG[int], world []match.Candidate, j match.Job, want int, reachKm float64, eta geo.ETA, at time.Time) []match.Scored {
+	var found []match.Candidate
 	pt := [2]float64{j.Place.Lng, j.Place.Lat}
 	// A degree of longitude is the shorter one here: metres per degree of
 	// box distance are at least this.
@@ -367,10 +368,10 @@ func rtreeExact(tr *rtree.RTreeG[int], world []dispatch.Candidate, j dispatch.Jo
 		if math.Sqrt(dist)*mPerDeg > stopM {
 			return false
 		}
-		if dispatch.Eligible(j, world[idx], at) == dispatch.ReasonOK {
+		if match.Eligible(j, world[idx], at) == match.ReasonOK {
 			found = append(found, world[idx])
 			if len(found) == want {
-				ranked := dispatch.Rank(j, found, eta, at)
+				ranked := match.Rank(j, found, eta, at)
 				bound := ranked[want-1].ETA/(2*time.Minute)*(2*time.Minute) + 2*time.Minute
 				for m := 0.0; m < stopM; m += 100 {
 					if eta.Estimate(j.Place, geo.Offset(j.Place, m, 0), fastest) > bound {
@@ -382,7 +383,7 @@ func rtreeExact(tr *rtree.RTreeG[int], world []dispatch.Candidate, j dispatch.Jo
 		}
 		return true
 	})
-	ranked := dispatch.Rank(j, found, eta, at)
+	ranked := match.Rank(j, found, eta, at)
 	if len(ranked) > want {
 		ranked = ranked[:want]
 	}

@@ -12,7 +12,7 @@ import (
 // coreFiles are the pure core: the same code runs in the server and the
 // simulator, so it takes plain values and time as a value, and imports no
 // storage, HTTP or queue library.
-var coreFiles = []string{"request.go", "match.go", "strategy.go", "pool.go", "assignment.go"}
+var coreFiles = []string{"request.go", "match/match.go", "match/strategy.go", "match/pool.go", "match/assignment.go"}
 
 func TestCoreIsPure(t *testing.T) {
 	t.Parallel()

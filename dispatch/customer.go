@@ -13,6 +13,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/onsite/onsite/dispatch/match"
 	"github.com/onsite/onsite/geo"
 	"github.com/onsite/onsite/internal/errs"
 	"github.com/onsite/onsite/technicians"
@@ -97,7 +98,7 @@ type waitKey struct {
 
 type cachedWait struct {
 	at     time.Time
-	around Around
+	around match.Around
 	etas   []time.Duration // of the free technicians not deciding, soonest first
 }
 
@@ -148,7 +149,7 @@ func (s *Service) expectedWait(ctx context.Context, r Request) (Wait, error) {
 
 // around is the index's view of a request's cell and skill: the counts and
 // the arrivals of the free technicians, reused for waitFresh.
-func (f *Fleet) around(ctx context.Context, s *Service, r Request, now time.Time) (Around, []time.Duration, error) {
+func (f *Fleet) around(ctx context.Context, s *Service, r Request, now time.Time) (match.Around, []time.Duration, error) {
 	key := waitKey{r.Cell, r.SkillCode}
 	f.waitMu.RLock()
 	c, ok := f.waits[key]
@@ -158,11 +159,11 @@ func (f *Fleet) around(ctx context.Context, s *Service, r Request, now time.Time
 	}
 	pool, err := s.index(ctx)
 	if err != nil {
-		return Around{}, nil, err
+		return match.Around{}, nil, err
 	}
 	place := r.Cell.Center()
 	c = cachedWait{at: now, around: pool.Around(place, r.SkillCode, waitRadiusKm, now)}
-	job := Job{Skill: r.SkillCode, Place: place}
+	job := match.Job{Skill: r.SkillCode, Place: place}
 	for _, sc := range pool.Search(job, maxWaitRanks, waitRadiusKm, nil, s.cfg.ETA, now) {
 		c.etas = append(c.etas, sc.ETA)
 	}

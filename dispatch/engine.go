@@ -11,6 +11,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/onsite/onsite/dispatch/match"
 	"github.com/onsite/onsite/geo"
 	"github.com/onsite/onsite/internal/db"
 	"github.com/onsite/onsite/internal/errs"
@@ -68,14 +69,14 @@ func (s *Service) Match(ctx context.Context, requestID string) (MatchResult, err
 		// Nobody making the deadline from nearby widens the search to the
 		// whole radius, to take whoever arrives soonest.
 		ranked := s.rankFor(pool, r, excluded, want, now)
-		atRisk := AtRisk(jobOf(r), ranked)
+		atRisk := match.AtRisk(jobOf(r), ranked)
 		res.Candidates, res.AtRisk = len(ranked), atRisk
 		if atRisk != r.AtRisk {
 			if err := setAtRisk(tx, r, atRisk, ranked, now); err != nil {
 				return err
 			}
 		}
-		if s.cfg.OfferStrategy == Batch {
+		if s.cfg.OfferStrategy == match.Batch {
 			res.Skipped = "waiting for the next batch"
 			return nil
 		}
@@ -90,7 +91,7 @@ func (s *Service) Match(ctx context.Context, requestID string) (MatchResult, err
 		if r.SLADeadline != nil {
 			timeLeft = r.SLADeadline.Sub(now)
 		}
-		plan := PlanOffers(s.cfg.OfferStrategy, s.cfg.WaveSize, s.cfg.OfferTimeout, timeLeft, len(ranked))
+		plan := match.PlanOffers(s.cfg.OfferStrategy, s.cfg.WaveSize, s.cfg.OfferTimeout, timeLeft, len(ranked))
 		round, err := nextRound(tx, r.ID)
 		if err != nil {
 			return err
@@ -110,7 +111,7 @@ func (s *Service) Match(ctx context.Context, requestID string) (MatchResult, err
 	return res, nil
 }
 
-func setAtRisk(tx *gorm.DB, r Request, atRisk bool, ranked []Scored, now time.Time) error {
+func setAtRisk(tx *gorm.DB, r Request, atRisk bool, ranked []match.Scored, now time.Time) error {
 	if err := tx.Model(&Request{}).Where("id = ?", r.ID).Updates(map[string]any{"at_risk": atRisk, "updated_at": now}).Error; err != nil {
 		return fmt.Errorf("flag request %s at risk: %w", r.ID, err)
 	}
@@ -126,7 +127,7 @@ func atRiskEvent(atRisk bool) string {
 
 // atRiskData is what an at-risk event records: the best arrival against the
 // deadline.
-func atRiskData(r Request, ranked []Scored) map[string]any {
+func atRiskData(r Request, ranked []match.Scored) map[string]any {
 	data := map[string]any{"candidates": len(ranked)}
 	if len(ranked) > 0 {
 		data["best_arrival"] = ranked[0].Arrival
@@ -164,7 +165,7 @@ type OfferReason struct {
 	TimeoutS     int     `json:"timeout_s"`
 }
 
-func (s *Service) offer(tx *gorm.DB, r Request, sc Scored, rank, round int, plan OfferPlan, now time.Time) (Offer, error) {
+func (s *Service) offer(tx *gorm.DB, r Request, sc match.Scored, rank, round int, plan match.OfferPlan, now time.Time) (Offer, error) {
 	var w writes
 	o, err := s.newOffer(&w, r, sc, rank, round, plan, now)
 	if err != nil {
@@ -185,10 +186,10 @@ func (s *Service) offer(tx *gorm.DB, r Request, sc Scored, rank, round int, plan
 
 // newOffer builds an offer with its event and expiry task (gathered in w);
 // the caller inserts the offer and counts it on the technician.
-func (s *Service) newOffer(w *writes, r Request, sc Scored, rank, round int, plan OfferPlan, now time.Time) (Offer, error) {
+func (s *Service) newOffer(w *writes, r Request, sc match.Scored, rank, round int, plan match.OfferPlan, now time.Time) (Offer, error) {
 	strategy := s.cfg.OfferStrategy
-	if plan.Size > 1 && strategy != Batch {
-		strategy = Wave
+	if plan.Size > 1 && strategy != match.Batch {
+		strategy = match.Wave
 	}
 	reason := OfferReason{
 		Strategy: strategy, Round: round, Rank: rank, EtaSeconds: int(sc.ETA.Seconds()), DistanceM: int(sc.DistanceM),

@@ -12,12 +12,13 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/onsite/onsite/dispatch/match"
 	"github.com/onsite/onsite/geo"
 	"github.com/onsite/onsite/internal/db"
 	"github.com/onsite/onsite/technicians"
 )
 
-// Fleet is this process's live index of technicians: the same Pool the
+// Fleet is this process's live index of technicians: the same match.Pool the
 // simulator decides from, loaded from the database at start and kept
 // current by the change feed (technicians.Channel), with a full resync
 // after any gap in the feed. The database stays the truth: offers and
@@ -33,12 +34,14 @@ type Fleet struct {
 	resolution int
 	resyncEach time.Duration
 
-	pool   atomic.Pointer[Pool]
+	pool   atomic.Pointer[match.Pool]
 	loaded atomic.Bool
 
 	reloading sync.Mutex // one reload or resync at a time, so an older read never lands after a newer one
 	mu        sync.Mutex
 	dirty     map[string]struct{}
+	inflight  map[string]struct{} // being reloaded now: a move heard meanwhile is reloaded again
+	loading   bool                // a full load is reading: every move heard meanwhile is reloaded after it
 	kick      chan struct{}
 
 	waitMu  sync.RWMutex
@@ -58,14 +61,14 @@ func NewFleet(d *db.DB, now func() time.Time, log *slog.Logger) *Fleet {
 	f := &Fleet{db: d, now: func() time.Time { return db.UTC(now()) }, log: log, resolution: geo.CityResolution,
 		resyncEach: 10 * time.Minute, dirty: map[string]struct{}{}, kick: make(chan struct{}, 1),
 		waiting: map[string]waitingRequest{}, waits: map[waitKey]cachedWait{}}
-	f.pool.Store(NewPool(f.resolution))
+	f.pool.Store(match.NewPool(f.resolution))
 	d.Subscribe(technicians.Channel, f.heard)
 	d.Subscribe(requestsChannel, f.heardRequest)
 	return f
 }
 
-// Pool is the current index (replaced whole by a resync).
-func (f *Fleet) Pool() *Pool { return f.pool.Load() }
+// match.Pool is the current index (replaced whole by a resync).
+func (f *Fleet) Pool() *match.Pool { return f.pool.Load() }
 
 // Load reads every technician and searching request from the database into
 // a fresh index and puts it in place.
@@ -76,9 +79,14 @@ func (f *Fleet) Load(ctx context.Context) error {
 	// on is applied after it.
 	f.mu.Lock()
 	before := f.dirty
-	f.dirty = map[string]struct{}{}
+	f.dirty, f.loading = map[string]struct{}{}, true
 	f.mu.Unlock()
-	pool := NewPool(f.resolution)
+	defer func() {
+		f.mu.Lock()
+		f.loading = false
+		f.mu.Unlock()
+	}()
+	pool := match.NewPool(f.resolution)
 	cands, err := f.read(ctx, nil)
 	if err != nil {
 		f.remark(before)
@@ -158,11 +166,17 @@ func (f *Fleet) heard(payload string) {
 		return
 	}
 	pool := f.Pool()
+	f.mu.Lock()
 	for _, m := range ch.Moves {
-		if !pool.Move(m.ID, m.Point) {
-			ch.Reload = append(ch.Reload, m.ID) // not held yet: its first position
+		// A reload reading now could put an older position back after this
+		// move: leave the position to a reload that reads after it.
+		_, dirty := f.dirty[m.ID]
+		_, reading := f.inflight[m.ID]
+		if f.loading || dirty || reading || !pool.Move(m.ID, m.Point) {
+			ch.Reload = append(ch.Reload, m.ID) // (or not held yet: its first position)
 		}
 	}
+	f.mu.Unlock()
 	f.mark(ch.Reload...)
 }
 
@@ -203,7 +217,16 @@ func (f *Fleet) Sync(ctx context.Context) error {
 		ids = append(ids, id)
 	}
 	f.dirty = map[string]struct{}{}
+	f.inflight = make(map[string]struct{}, len(ids))
+	for _, id := range ids {
+		f.inflight[id] = struct{}{}
+	}
 	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.inflight = nil
+		f.mu.Unlock()
+	}()
 	if len(ids) == 0 {
 		return nil
 	}
@@ -250,11 +273,11 @@ type fleetRow struct {
 
 // read loads technicians as candidates: all of them (ids nil) or those
 // given, in four statements per thousand.
-func (f *Fleet) read(ctx context.Context, ids []string) ([]Candidate, error) {
+func (f *Fleet) read(ctx context.Context, ids []string) ([]match.Candidate, error) {
 	if ids == nil {
 		return f.readChunk(ctx, nil)
 	}
-	var out []Candidate
+	var out []match.Candidate
 	for start := 0; start < len(ids); start += 1000 {
 		c, err := f.readChunk(ctx, ids[start:min(start+1000, len(ids))])
 		if err != nil {
@@ -265,7 +288,7 @@ func (f *Fleet) read(ctx context.Context, ids []string) ([]Candidate, error) {
 	return out, nil
 }
 
-func (f *Fleet) readChunk(ctx context.Context, ids []string) ([]Candidate, error) {
+func (f *Fleet) readChunk(ctx context.Context, ids []string) ([]match.Candidate, error) {
 	now := f.now()
 	q := f.db.WithContext(ctx)
 	filter := func(col string) (string, []any) {
@@ -301,12 +324,12 @@ func (f *Fleet) readChunk(ctx context.Context, ids []string) ([]Candidate, error
 		append([]any{OfferPending, now}, args...)...).Scan(&deciding).Error; err != nil {
 		return nil, fmt.Errorf("fleet: load pending offers: %w", err)
 	}
-	byID := make(map[string]*Candidate, len(rows))
-	out := make([]Candidate, len(rows))
+	byID := make(map[string]*match.Candidate, len(rows))
+	out := make([]match.Candidate, len(rows))
 	for i, r := range rows {
-		c := Candidate{
+		c := match.Candidate{
 			TechnicianID: r.ID, Traveller: geo.Traveller{Mode: r.TravelMode, SpeedKmh: r.SpeedKmh}, RadiusKm: r.RadiusKm,
-			Certs:     map[string]Interval{},
+			Certs:     map[string]match.Interval{},
 			Available: r.DutyStatus == technicians.Available && !r.Suspended, ActiveJobs: r.ActiveJobs, Capacity: r.Capacity,
 			Rating: r.Rating, OffersSent: r.OffersSent, Accepted: r.OffersAccepted,
 		}
@@ -319,19 +342,19 @@ func (f *Fleet) readChunk(ctx context.Context, ids []string) ([]Candidate, error
 		if r.HasShifts {
 			// Shifts exist even if none is current or ahead: an empty
 			// interval keeps such a technician outside every shift.
-			c.Shifts = []Interval{{}}
+			c.Shifts = []match.Interval{{}}
 		}
 		out[i] = c
 		byID[r.ID] = &out[i]
 	}
 	for _, ct := range certs {
 		if c := byID[ct.TechnicianID]; c != nil {
-			c.Certs[ct.SkillCode] = Interval{Start: ct.CertifiedAt, End: ct.ExpiresAt}
+			c.Certs[ct.SkillCode] = match.Interval{Start: ct.CertifiedAt, End: ct.ExpiresAt}
 		}
 	}
 	for _, sh := range shifts {
 		if c := byID[sh.TechnicianID]; c != nil {
-			c.Shifts = append(c.Shifts, Interval{Start: sh.StartsAt, End: sh.EndsAt})
+			c.Shifts = append(c.Shifts, match.Interval{Start: sh.StartsAt, End: sh.EndsAt})
 		}
 	}
 	for _, d := range deciding {

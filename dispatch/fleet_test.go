@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/onsite/onsite/dispatch"
+	"github.com/onsite/onsite/dispatch/match"
 	"github.com/onsite/onsite/geo"
 	"github.com/onsite/onsite/internal/db"
 	"github.com/onsite/onsite/internal/dbtest"
@@ -17,7 +18,7 @@ import (
 )
 
 // TestServerCandidatesEqualRank: the server's candidates (the live index
-// loaded from PostgreSQL) are exactly dispatch.Rank over every technician of
+// loaded from PostgreSQL) are exactly match.Rank over every technician of
 // the fleet, at 100k technicians.
 func TestServerCandidatesEqualRank(t *testing.T) {
 	n := 100_000
@@ -41,8 +42,8 @@ func TestServerCandidatesEqualRank(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		job := dispatch.Job{ID: r.ID, Skill: r.SkillCode, Place: r.Place(), Deadline: *r.SLADeadline, GiveUp: *r.GiveUpAt}
-		want := dispatch.Rank(job, world, eta, at)
+		job := match.Job{ID: r.ID, Skill: r.SkillCode, Place: r.Place(), Deadline: *r.SLADeadline, GiveUp: *r.GiveUpAt}
+		want := match.Rank(job, world, eta, at)
 		if len(want) > 10 {
 			want = want[:10]
 		}
@@ -84,11 +85,11 @@ func twoProcesses(t *testing.T) (a, b *world) {
 	if err := db.Migrate(ctx, da, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
-	a = newWorld(t, da, dispatch.Batch, 1)
+	a = newWorld(t, da, match.Batch, 1)
 	db2 := open()
 	b = &world{t: t, d: db2, clock: a.clock, techs: technicians.NewService(db2, a.clock.Now), ctx: ctx, phone: 41799000000}
 	b.svc = dispatch.NewService(db2, dispatch.Config{
-		SLA: time.Hour, GiveUp: time.Hour, WindowLead: 30 * time.Minute, OfferStrategy: dispatch.Batch,
+		SLA: time.Hour, GiveUp: time.Hour, WindowLead: 30 * time.Minute, OfferStrategy: match.Batch,
 		OfferTimeout: 30 * time.Second, WaveSize: 1, MaxSearchKm: 40, BatchUrgency: 1,
 	}, a.clock.Now)
 	for _, w := range []*world{a, b} {
@@ -233,7 +234,7 @@ func TestBatchAcrossProcessesNeverDoubleAssigns(t *testing.T) {
 // statements, whatever the number of waiting requests.
 func TestBatchRoundStatements(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
-		w := newWorld(t, d, dispatch.Batch, 1)
+		w := newWorld(t, d, match.Batch, 1)
 		const n = 40
 		for i := range n {
 			w.tech(fmt.Sprint("T", i), float64(i)*2000)

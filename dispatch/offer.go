@@ -6,6 +6,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/onsite/onsite/dispatch/match"
 	"github.com/onsite/onsite/technicians"
 )
 
@@ -93,7 +94,7 @@ func endAssignment(tx *gorm.DB, requestID, techID, reason string, now time.Time)
 // With the batch strategy the next batch round is that round (it flags
 // at-risk requests too), so no task is needed.
 func (s *Service) matchSoon(tx *gorm.DB, requestID string, now time.Time) error {
-	if s.cfg.OfferStrategy == Batch {
+	if s.cfg.OfferStrategy == match.Batch {
 		return nil
 	}
 	return enqueue(tx, TaskMatch, QueueCritical, TaskPayload{RequestID: requestID}, now, now)

@@ -29,7 +29,7 @@ type Config struct {
 	WindowLead    time.Duration // windowed requests start searching this long before the window
 	OfferStrategy string        // batch, sequential or wave
 	BatchWindow   time.Duration // how often the batch strategy runs
-	BatchUrgency  float64       // BatchPolicy.Urgency (the cap is the SLA)
+	BatchUrgency  float64       // match.BatchPolicy.Urgency (the cap is the SLA)
 	OfferTimeout  time.Duration
 	WaveSize      int
 	MaxSearchKm   float64

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/onsite/onsite/dispatch"
+	"github.com/onsite/onsite/dispatch/match"
 	"github.com/onsite/onsite/geo"
 	"github.com/onsite/onsite/internal/db"
 	"github.com/onsite/onsite/internal/dbtest"
@@ -152,7 +153,7 @@ func contains(list []string, s string) bool {
 func TestWholePath(t *testing.T) {
 	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
-		w := newWorld(t, d, dispatch.Sequential, 1)
+		w := newWorld(t, d, match.Sequential, 1)
 		near := w.tech("Nina", 1500)
 		w.tech("Fred", 6000)
 		r := w.request()
@@ -249,7 +250,7 @@ func equal(a, b []string) bool {
 func TestDeclineAndExpiryCascade(t *testing.T) {
 	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
-		w := newWorld(t, d, dispatch.Sequential, 1)
+		w := newWorld(t, d, match.Sequential, 1)
 		first := w.tech("First", 1000)
 		second := w.tech("Second", 3000)
 		third := w.tech("Third", 6000)
@@ -312,7 +313,7 @@ func TestDeclineAndExpiryCascade(t *testing.T) {
 func TestIneligibleNeverOffered(t *testing.T) {
 	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
-		w := newWorld(t, d, dispatch.Wave, 10)
+		w := newWorld(t, d, match.Wave, 10)
 		atCapacity := w.tech("Full", 500, func(w *world, id string) {
 			r := w.request()
 			if _, err := w.svc.AssignByHand(w.ctx, dispatch.Caller{Role: "ops", Subject: "alice"}, r.ID, dispatch.AssignInput{TechnicianID: id}); err != nil {
@@ -364,7 +365,7 @@ func TestIneligibleNeverOffered(t *testing.T) {
 func TestDropRedispatchesWithoutDropper(t *testing.T) {
 	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
-		w := newWorld(t, d, dispatch.Sequential, 1)
+		w := newWorld(t, d, match.Sequential, 1)
 		dropper := w.tech("Dropper", 1000)
 		other := w.tech("Other", 5000)
 		r := w.request()
@@ -402,7 +403,7 @@ func TestDropRedispatchesWithoutDropper(t *testing.T) {
 func TestPositionUpdateMovesIntoCandidates(t *testing.T) {
 	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
-		w := newWorld(t, d, dispatch.Wave, 5)
+		w := newWorld(t, d, match.Wave, 5)
 		far := w.tech("Far", 60000) // 60 km away: beyond the search
 		r := w.request()
 		if res := w.match(r.ID); len(res.Offered) != 0 || !res.AtRisk {
@@ -426,7 +427,7 @@ func TestPositionUpdateMovesIntoCandidates(t *testing.T) {
 func TestGiveUpWindowsAndOps(t *testing.T) {
 	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
-		w := newWorld(t, d, dispatch.Wave, 3)
+		w := newWorld(t, d, match.Wave, 3)
 		ops := dispatch.Caller{Role: "ops", Subject: "alice"}
 		r := w.request()
 		w.match(r.ID) // nobody: at risk, retry queued
@@ -515,7 +516,7 @@ func TestGiveUpWindowsAndOps(t *testing.T) {
 func TestSweepRepairsLostTasks(t *testing.T) {
 	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
-		w := newWorld(t, d, dispatch.Sequential, 1)
+		w := newWorld(t, d, match.Sequential, 1)
 		a := w.tech("A", 1000)
 		w.tech("B", 2000)
 		r := w.request()
@@ -544,7 +545,7 @@ func TestSweepRepairsLostTasks(t *testing.T) {
 func TestAcceptRace(t *testing.T) {
 	t.Parallel()
 	d := dbtest.Postgres(t)
-	w := newWorld(t, d, dispatch.Wave, 2)
+	w := newWorld(t, d, match.Wave, 2)
 	a := w.tech("A", 1000)
 	b := w.tech("B", 1100)
 	ops := dispatch.Caller{Role: "ops", Subject: "alice"}
@@ -598,7 +599,7 @@ func TestAcceptRace(t *testing.T) {
 func TestBatchRound(t *testing.T) {
 	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
-		w := newWorld(t, d, dispatch.Batch, 1)
+		w := newWorld(t, d, match.Batch, 1)
 		x := w.tech("Between", 14000) // 14 km east: nearest for A, the only one for B
 		y := w.tech("West", -3000)    // 3 km west: near A only
 		w.d.Exec("UPDATE technicians SET radius_km = 10 WHERE id = ?", y)
@@ -659,9 +660,9 @@ func TestBatchRoundPolicy(t *testing.T) {
 
 func testBatchRoundPolicy(t *testing.T, urgency float64, want string) {
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
-		w := newWorld(t, d, dispatch.Batch, 1)
+		w := newWorld(t, d, match.Batch, 1)
 		w.svc = dispatch.NewService(d, dispatch.Config{
-			SLA: time.Hour, GiveUp: time.Hour, OfferStrategy: dispatch.Batch, OfferTimeout: 30 * time.Second,
+			SLA: time.Hour, GiveUp: time.Hour, OfferStrategy: match.Batch, OfferTimeout: 30 * time.Second,
 			WaveSize: 1, MaxSearchKm: 40, BatchUrgency: urgency,
 		}, w.clock.Now)
 		x := w.tech("Near", 3000)
@@ -709,9 +710,9 @@ func TestBatchLearnsAnswerTime(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("answered after %s", tt.answeredAfter), func(t *testing.T) {
 			dbtest.Each(t, func(t *testing.T, d *db.DB) {
-				w := newWorld(t, d, dispatch.Batch, 1)
+				w := newWorld(t, d, match.Batch, 1)
 				w.svc = dispatch.NewService(d, dispatch.Config{
-					SLA: time.Hour, GiveUp: time.Hour, OfferStrategy: dispatch.Batch, OfferTimeout: 10 * time.Minute,
+					SLA: time.Hour, GiveUp: time.Hour, OfferStrategy: match.Batch, OfferTimeout: 10 * time.Minute,
 					WaveSize: 1, MaxSearchKm: 40, BatchUrgency: 1,
 				}, w.clock.Now)
 				busy := w.tech("Busy", 1000)
@@ -759,9 +760,9 @@ func TestBatchOfferLastsWhileUseful(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dbtest.Each(t, func(t *testing.T, d *db.DB) {
-				w := newWorld(t, d, dispatch.Batch, 1)
+				w := newWorld(t, d, match.Batch, 1)
 				w.svc = dispatch.NewService(d, dispatch.Config{
-					SLA: time.Hour, GiveUp: 90 * time.Minute, OfferStrategy: dispatch.Batch, OfferTimeout: 5 * time.Minute,
+					SLA: time.Hour, GiveUp: 90 * time.Minute, OfferStrategy: match.Batch, OfferTimeout: 5 * time.Minute,
 					WaveSize: 1, MaxSearchKm: 40, BatchUrgency: 1,
 				}, w.clock.Now)
 				tech := w.tech("Near", 2000)
@@ -794,7 +795,7 @@ func TestBatchOfferLastsWhileUseful(t *testing.T) {
 func TestCrossReassignNoDeadlock(t *testing.T) {
 	t.Parallel()
 	d := dbtest.Postgres(t)
-	w := newWorld(t, d, dispatch.Sequential, 1)
+	w := newWorld(t, d, match.Sequential, 1)
 	t1, t2 := w.tech("One", 1000), w.tech("Two", 1200)
 	ops := dispatch.Caller{Role: "ops", Subject: "alice"}
 	r1, r2 := w.request(), w.request()

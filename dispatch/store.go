@@ -7,12 +7,13 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/onsite/onsite/dispatch/match"
 	"github.com/onsite/onsite/internal/db"
 )
 
 // index returns the live index, loaded at first use and with every change
 // this process has committed applied.
-func (s *Service) index(ctx context.Context) (*Pool, error) {
+func (s *Service) index(ctx context.Context) (*match.Pool, error) {
 	if !s.fleet.loaded.Load() {
 		if err := s.fleet.Load(ctx); err != nil {
 			return nil, err
@@ -26,25 +27,25 @@ func (s *Service) index(ctx context.Context) (*Pool, error) {
 
 // searchCandidates ranks the best want technicians eligible for r within
 // reachKm, from the live index: the same search and ranking the simulator
-// runs (Pool.Search, exact against Rank over every technician).
-func (s *Service) searchCandidates(pool *Pool, r Request, excluded map[string]bool, want int, reachKm float64, now time.Time) []Scored {
+// runs (match.Pool.Search, exact against match.Rank over every technician).
+func (s *Service) searchCandidates(pool *match.Pool, r Request, excluded map[string]bool, want int, reachKm float64, now time.Time) []match.Scored {
 	return pool.Search(jobOf(r), want, reachKm, func(id string) bool { return excluded[id] }, s.cfg.ETA, now)
 }
 
 // rankFor is the search of a matching round: within reach of the deadline,
 // and when even the best misses it (at risk), as wide as allowed.
-func (s *Service) rankFor(pool *Pool, r Request, excluded map[string]bool, want int, now time.Time) []Scored {
+func (s *Service) rankFor(pool *match.Pool, r Request, excluded map[string]bool, want int, now time.Time) []match.Scored {
 	job := jobOf(r)
-	reach := ReachKm(job, now, fastestKmh, 1.25, s.cfg.MaxSearchKm)
+	reach := match.ReachKm(job, now, fastestKmh, 1.25, s.cfg.MaxSearchKm)
 	ranked := s.searchCandidates(pool, r, excluded, want, reach, now)
-	if AtRisk(job, ranked) && reach < s.cfg.MaxSearchKm {
+	if match.AtRisk(job, ranked) && reach < s.cfg.MaxSearchKm {
 		ranked = s.searchCandidates(pool, r, excluded, want, s.cfg.MaxSearchKm, now)
 	}
 	return ranked
 }
 
-func jobOf(r Request) Job {
-	j := Job{ID: r.ID, Skill: r.SkillCode, Place: r.Place()}
+func jobOf(r Request) match.Job {
+	j := match.Job{ID: r.ID, Skill: r.SkillCode, Place: r.Place()}
 	if r.SLADeadline != nil {
 		j.Deadline = *r.SLADeadline
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/onsite/onsite/dispatch"
+	"github.com/onsite/onsite/dispatch/match"
 	"github.com/onsite/onsite/geo"
 	"github.com/onsite/onsite/internal/apitest"
 	"github.com/onsite/onsite/internal/db"
@@ -83,7 +84,7 @@ func newServices(t *testing.T, d *db.DB) (*technicians.Service, *dispatch.Servic
 	t.Helper()
 	techs := technicians.NewService(d, time.Now)
 	svc := dispatch.NewService(d, dispatch.Config{SLA: time.Hour, GiveUp: time.Hour, WindowLead: time.Hour,
-		OfferStrategy: dispatch.Sequential, OfferTimeout: time.Minute, WaveSize: 1, MaxSearchKm: 40}, time.Now)
+		OfferStrategy: match.Sequential, OfferTimeout: time.Minute, WaveSize: 1, MaxSearchKm: 40}, time.Now)
 	if _, err := techs.CreateSkill(context.Background(), "wifi_setup", "Wi-Fi"); err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ type Variant struct {
 	Batch    time.Duration // batch window (batch only)
 	Chain    time.Duration // chaining horizon: a busy technician finishing within it may take a next job (0: off)
 	Overlap  time.Duration // batch: a second offer when the first is unanswered this long (0: off)
-	Urgency  float64       // batch: dispatch.BatchPolicy.Urgency
+	Urgency  float64       // batch: match.BatchPolicy.Urgency
 }
 
 // Variants expands strategy names ("all" for every one) into what to run:

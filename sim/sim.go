@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/onsite/onsite/dispatch"
+	"github.com/onsite/onsite/dispatch/match"
 	"github.com/onsite/onsite/geo"
 )
 
@@ -104,14 +105,14 @@ type run struct {
 	batch    time.Duration
 	chain    time.Duration
 	overlap  time.Duration
-	policy   dispatch.BatchPolicy
+	policy   match.BatchPolicy
 	answers  []time.Duration // the latest answer delays
 	sla      time.Duration
 	eta      geo.StraightLine
 	now      time.Time
 	queue    eventQueue
 	seq      int
-	pool     *dispatch.Pool
+	pool     *match.Pool
 	techs    []*techState
 	reqs     []*reqState
 	res      Result
@@ -136,8 +137,8 @@ func runDay(d *day, v Variant, progress func(float64)) Result {
 func simulate(d *day, v Variant, progress func(float64)) *run {
 	strategy := v.Strategy
 	r := &run{d: d, strategy: strategy, batch: v.Batch, chain: v.Chain, overlap: v.Overlap, sla: d.sc.Dispatch.SLA.Duration, progress: progress,
-		eta: geo.StraightLine{Detour: d.sc.Behaviour.Detour}, pool: dispatch.NewPool(d.sc.City.Resolution),
-		policy: dispatch.BatchPolicy{Urgency: v.Urgency, UrgencyCap: d.sc.Dispatch.SLA.Duration, MaxWait: dispatch.DefaultMaxWait}}
+		eta: geo.StraightLine{Detour: d.sc.Behaviour.Detour}, pool: match.NewPool(d.sc.City.Resolution),
+		policy: match.BatchPolicy{Urgency: v.Urgency, UrgencyCap: d.sc.Dispatch.SLA.Duration, MaxWait: match.DefaultMaxWait}}
 	r.res = Result{Strategy: v.Name, Seed: d.seed}
 	for _, t := range d.techs {
 		ts := &techState{simTech: t, pos: t.home, idleFrom: t.shiftStart}
@@ -226,32 +227,32 @@ func (r *run) onShift(t *techState) bool {
 }
 
 // candidate is what the dispatch core sees of a technician now.
-func (r *run) candidate(t *techState) dispatch.Candidate {
-	certs := map[string]dispatch.Interval{}
+func (r *run) candidate(t *techState) match.Candidate {
+	certs := map[string]match.Interval{}
 	for _, s := range t.skills {
-		certs[s] = dispatch.Interval{Start: dayStart.Add(-24 * time.Hour), End: dayStart.Add(30 * 24 * time.Hour)}
+		certs[s] = match.Interval{Start: dayStart.Add(-24 * time.Hour), End: dayStart.Add(30 * 24 * time.Hour)}
 	}
-	return dispatch.Candidate{
+	return match.Candidate{
 		TechnicianID: t.id, Position: t.pos, HasPosition: true, Traveller: geo.Traveller{Mode: t.mode, SpeedKmh: t.speed},
 		RadiusKm: maxSearchKm, Certs: certs, Available: r.onShift(t), ActiveJobs: t.active, Capacity: t.capacity,
-		Shifts: []dispatch.Interval{{Start: t.shiftStart, End: t.shiftEnd}}, IdleSince: t.idleFrom,
+		Shifts: []match.Interval{{Start: t.shiftStart, End: t.shiftEnd}}, IdleSince: t.idleFrom,
 		OffersSent: t.sent, Accepted: t.accepted, Deciding: t.deciding != nil, FreeAt: t.freeAt, Queued: t.next != nil,
 	}
 }
 
 // candidateNoGeo refreshes everything but position and skills.
-func (r *run) candidateNoGeo(t *techState, c dispatch.Candidate) dispatch.Candidate {
+func (r *run) candidateNoGeo(t *techState, c match.Candidate) match.Candidate {
 	fresh := r.candidate(t)
 	fresh.Position, fresh.Certs = c.Position, c.Certs
 	return fresh
 }
 
 func (r *run) refresh(t *techState) {
-	r.pool.Update(t.id, func(c *dispatch.Candidate) { *c = r.candidateNoGeo(t, *c) })
+	r.pool.Update(t.id, func(c *match.Candidate) { *c = r.candidateNoGeo(t, *c) })
 }
 
-func (r *run) job(q *reqState) dispatch.Job {
-	j := dispatch.Job{ID: q.id, Skill: q.skill, Place: q.place, Deadline: q.deadline(r.sla), GiveUp: q.giveUpAt, ChainWithin: r.chain}
+func (r *run) job(q *reqState) match.Job {
+	j := match.Job{ID: q.id, Skill: q.skill, Place: q.place, Deadline: q.deadline(r.sla), GiveUp: q.giveUpAt, ChainWithin: r.chain}
 	if !q.asap {
 		j.Opens = q.windowStart
 	}
@@ -285,11 +286,11 @@ func (r *run) exclude(q *reqState) func(string) bool {
 }
 
 // ranked returns the candidates for q as the server would find them.
-func (r *run) ranked(q *reqState, want int) []dispatch.Scored {
+func (r *run) ranked(q *reqState, want int) []match.Scored {
 	j := r.job(q)
-	reach := dispatch.ReachKm(j, r.now, 60, r.eta.Detour, maxSearchKm)
+	reach := match.ReachKm(j, r.now, 60, r.eta.Detour, maxSearchKm)
 	list := r.pool.Search(j, want, reach, r.exclude(q), r.eta, r.now)
-	if dispatch.AtRisk(j, list) && reach < maxSearchKm {
+	if match.AtRisk(j, list) && reach < maxSearchKm {
 		list = r.pool.Search(j, want, maxSearchKm, r.exclude(q), r.eta, r.now)
 	}
 	return list
@@ -312,7 +313,7 @@ func (r *run) match(q *reqState) {
 		}
 		return
 	}
-	plan := dispatch.PlanOffers(r.strategy, sc.WaveSize, sc.OfferTimeout.Duration, q.deadline(r.sla).Sub(r.now), len(list))
+	plan := match.PlanOffers(r.strategy, sc.WaveSize, sc.OfferTimeout.Duration, q.deadline(r.sla).Sub(r.now), len(list))
 	q.round++
 	for _, c := range list[:plan.Size] {
 		r.offer(q, r.techs[techIndex(c.TechnicianID)], plan.Timeout)
@@ -506,9 +507,9 @@ func (r *run) giveUp(q *reqState) {
 // offer against the free technicians, by least-cost assignment, then one
 // offer per pair.
 func (r *run) batchTick() {
-	var jobs []dispatch.Job
+	var jobs []match.Job
 	var waiting []*reqState
-	var lists [][]dispatch.Scored
+	var lists [][]match.Scored
 	for _, q := range r.reqs {
 		if !q.searching || q.state != dispatch.Searching || !r.mayOfferMore(q) {
 			continue
@@ -523,11 +524,11 @@ func (r *run) batchTick() {
 	}
 	sc := r.d.sc.Dispatch
 	policy := r.policy
-	policy.AnswerTime = dispatch.AnswerTime(r.answers)
-	for _, p := range dispatch.AssignBatch(jobs, lists, r.now, policy) {
+	policy.AnswerTime = match.AnswerTime(r.answers)
+	for _, p := range match.AssignBatch(jobs, lists, r.now, policy) {
 		q := waiting[p.JobIndex]
 		q.round++
-		r.offer(q, r.techs[techIndex(p.TechnicianID)], dispatch.BatchOfferTimeout(sc.OfferTimeout.Duration, p.ETA, q.giveUpAt, r.now))
+		r.offer(q, r.techs[techIndex(p.TechnicianID)], match.BatchOfferTimeout(sc.OfferTimeout.Duration, p.ETA, q.giveUpAt, r.now))
 	}
 	every := r.batch
 	if every <= 0 {
