@@ -155,13 +155,10 @@ func (w *writes) flush(tx *gorm.DB, now time.Time) error {
 }
 
 func insertEvents(tx *gorm.DB, evs []Event) error {
-	switch len(evs) {
-	case 0:
-		return nil
-	case 1:
-		return tx.Create(&evs[0]).Error
-	}
 	n := len(evs)
+	if n == 0 {
+		return nil
+	}
 	id, req, typ, role, actor, data, at := make([]string, n), make([]string, n), make([]string, n), make([]string, n),
 		make([]string, n), make([]string, n), make([]time.Time, n)
 	for i, e := range evs {
@@ -175,13 +172,10 @@ func insertEvents(tx *gorm.DB, evs []Event) error {
 }
 
 func insertTasks(tx *gorm.DB, ts []OutboxTask) error {
-	switch len(ts) {
-	case 0:
-		return nil
-	case 1:
-		return tx.Create(&ts[0]).Error
-	}
 	n := len(ts)
+	if n == 0 {
+		return nil
+	}
 	id, kind, payload, taskID, queue, processAt, created := make([]string, n), make([]string, n), make([]string, n), make([]string, n),
 		make([]string, n), make([]time.Time, n), make([]time.Time, n)
 	for i, t := range ts {

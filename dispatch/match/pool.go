@@ -240,44 +240,30 @@ func (p *Pool) Search(j Job, want int, reachKm float64, exclude func(id string) 
 	fastest := geo.Traveller{Mode: "car", SpeedKmh: p.maxSpeed}
 	var found []*Candidate
 	stopAt, bounded := maxK, false
-	seen, total := 0, len(buckets)
-	for k := 0; k <= stopAt && seen < total; k++ {
-		for _, cell := range p.rings.Ring(origin, k) {
-			list, ok := buckets[cell]
-			if !ok {
-				continue
-			}
-			seen++
-			for _, m := range list {
-				if now.Before(m.cert.Start) || !now.Before(m.cert.End) {
-					continue
-				}
-				if exclude != nil && exclude(m.c.TechnicianID) {
-					continue
-				}
-				if eligible(&j, m.c, false, now) == ReasonOK {
-					found = append(found, m.c)
-				}
+	p.walk(buckets, origin, now, func() int { return stopAt }, func(c *Candidate) {
+		if (exclude == nil || !exclude(c.TechnicianID)) && eligible(&j, c, false, now) == ReasonOK {
+			found = append(found, c)
+		}
+	}, func(k int) {
+		if bounded || len(found) < want {
+			return
+		}
+		bounded = true
+		// The want-th soonest arrival so far bounds how far to look.
+		etas := make([]time.Duration, len(found))
+		for i, c := range found {
+			etas[i] = arrivalIn(j, *c, eta, now)
+		}
+		slices.Sort(etas)
+		bound := etas[want-1]/etaBucket*etaBucket + etaBucket
+		for k2 := k + 1; k2 <= maxK; k2++ {
+			edge := geo.Offset(j.Place, geo.RingMinDistanceKm(p.resolution, k2)*1000, 0)
+			if eta.Estimate(j.Place, edge, fastest) > bound {
+				stopAt = k2 - 1
+				break
 			}
 		}
-		if !bounded && len(found) >= want {
-			bounded = true
-			// The want-th soonest arrival so far bounds how far to look.
-			etas := make([]time.Duration, len(found))
-			for i, c := range found {
-				etas[i] = arrivalIn(j, *c, eta, now)
-			}
-			slices.Sort(etas)
-			bound := etas[want-1]/etaBucket*etaBucket + etaBucket
-			for k2 := k + 1; k2 <= maxK; k2++ {
-				edge := geo.Offset(j.Place, geo.RingMinDistanceKm(p.resolution, k2)*1000, 0)
-				if eta.Estimate(j.Place, edge, fastest) > bound {
-					stopAt = k2 - 1
-					break
-				}
-			}
-		}
-	}
+	})
 	// Only those in the want-th soonest arrival's 2-minute bucket or an
 	// earlier one can rank among the best want: the rest are not scored.
 	if len(found) > want {
@@ -311,6 +297,31 @@ func (p *Pool) Search(j Job, want int, reachKm float64, exclude func(id string) 
 	return out
 }
 
+// walk visits the members of buckets certified at now, ring by ring outward
+// from origin, up to ring last() (asked after every ring, so a search can
+// narrow it) or until every non-empty bucket has been seen; ringDone, if not
+// nil, runs after each ring with its distance.
+func (p *Pool) walk(buckets map[geo.Cell][]member, origin geo.Cell, now time.Time, last func() int, visit func(c *Candidate), ringDone func(k int)) {
+	seen := 0
+	for k := 0; k <= last() && seen < len(buckets); k++ {
+		for _, cell := range p.rings.Ring(origin, k) {
+			list, ok := buckets[cell]
+			if !ok {
+				continue
+			}
+			seen++
+			for _, m := range list {
+				if !now.Before(m.cert.Start) && now.Before(m.cert.End) {
+					visit(m.c)
+				}
+			}
+		}
+		if ringDone != nil {
+			ringDone(k)
+		}
+	}
+}
+
 // Around counts the technicians certified now for skill within radiusKm of
 // place: Free are on duty with room for a job and inside a shift (one
 // deciding on an offer counts: they may well say yes), Busy are on a job
@@ -326,28 +337,17 @@ func (p *Pool) Around(place geo.Point, skill string, radiusKm float64, now time.
 		return out
 	}
 	buckets := p.held[id].byCell
-	seen := 0
-	for k := 0; k <= maxK && seen < len(buckets); k++ {
-		for _, cell := range p.rings.Ring(origin, k) {
-			list, ok := buckets[cell]
-			if !ok {
-				continue
-			}
-			seen++
-			for _, m := range list {
-				c := m.c
-				if now.Before(m.cert.Start) || !now.Before(m.cert.End) || !c.HasPosition || !geo.WithinM(c.Position, place, radiusKm*1000) {
-					continue
-				}
-				switch {
-				case c.ActiveJobs >= c.Capacity:
-					out.Busy++
-				case c.Available && inShift(c.Shifts, now):
-					out.Free++
-				}
-			}
+	p.walk(buckets, origin, now, func() int { return maxK }, func(c *Candidate) {
+		if !c.HasPosition || !geo.WithinM(c.Position, place, radiusKm*1000) {
+			return
 		}
-	}
+		switch {
+		case c.ActiveJobs >= c.Capacity:
+			out.Busy++
+		case c.Available && inShift(c.Shifts, now):
+			out.Free++
+		}
+	}, nil)
 	return out
 }
 
