@@ -264,3 +264,35 @@ func (w *world) requestAt(p geo.Point) dispatch.Request {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestExpectedWaitCountsTheOneAsked: while a technician close by decides on
+// the request's offer, the customer is told about them (their drive and the
+// rest of an answer), not that nobody is free; a second request behind it
+// waits for the next one free.
+func TestExpectedWaitCountsTheOneAsked(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		w := newWorld(t, d, match.Sequential, 1)
+		near := w.tech("Anna", 89)
+		r := w.request()
+		res := w.match(r.ID)
+		if len(res.Offered) != 1 || res.Offered[0].TechnicianID != near {
+			t.Fatalf("offered %v", offeredTo(res))
+		}
+		v, err := w.svc.View(w.ctx, dispatch.Caller{Role: "customer", Subject: "carla"}, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.ExpectedWait == nil || v.ExpectedWait.FreeTechniciansNear != 1 || v.ExpectedWait.Minutes > 5 {
+			t.Fatalf("while Anna decides: %+v", v.ExpectedWait)
+		}
+		w.clock.Advance(time.Second)
+		r2 := w.request()
+		v2, err := w.svc.View(w.ctx, dispatch.Caller{Role: "customer", Subject: "carla"}, r2.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v2.ExpectedWait == nil || v2.ExpectedWait.AheadInQueue != 1 || v2.ExpectedWait.Minutes < 15 {
+			t.Fatalf("behind the first request: %+v", v2.ExpectedWait)
+		}
+	})
+}
