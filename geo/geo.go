@@ -251,3 +251,13 @@ func (rc *RingCache) Ring(c Cell, k int) []Cell {
 	rc.mu.Unlock()
 	return r
 }
+
+// GridDistance is the number of H3 steps between two cells of one
+// resolution; ok is false when H3 cannot say (across a pentagon, too far).
+func GridDistance(a, b Cell) (int, bool) {
+	d, err := h3.Cell(a).GridDistance(h3.Cell(b))
+	if err != nil {
+		return 0, false
+	}
+	return d, true
+}

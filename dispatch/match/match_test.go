@@ -178,16 +178,19 @@ func TestPlanOffers(t *testing.T) {
 // every technician, uniform and clustered, near cell edges included.
 func TestPoolSearchMatchesBruteForce(t *testing.T) {
 	t.Parallel()
+	// Up to sparseMembers technicians of a skill, the search looks at
+	// buckets instead of walking rings: both ways are checked.
 	for _, tc := range []struct {
 		layout string
-		res    int
-	}{{"uniform", 8}, {"clustered", 8}, {"uniform", 7}, {"clustered", 7}} {
+		res, n int
+	}{{"uniform", 8, 3000}, {"clustered", 8, 3000}, {"uniform", 7, 3000}, {"clustered", 7, 3000},
+		{"uniform", 8, 150}, {"clustered", 8, 200}, {"uniform", 7, 120}} {
 		layout := tc.layout
-		t.Run(fmt.Sprintf("%s/res%d", layout, tc.res), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s/res%d/%d", layout, tc.res, tc.n), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(1, 2))
 			pool := NewPool(tc.res)
 			var all []Candidate
-			for i := range 3000 {
+			for i := range tc.n {
 				var dx, dy float64
 				if layout == "uniform" || i%3 == 0 {
 					dx, dy = (rng.Float64()*2-1)*12000, (rng.Float64()*2-1)*12000
@@ -266,3 +269,29 @@ func TestPoolMove(t *testing.T) {
 func StraightLineETAForTest() geo.StraightLine { return geo.DefaultETA() }
 
 func offset(p geo.Point, dx float64) geo.Point { return geo.Offset(p, dx, 0) }
+
+// TestSparseSearchEqualsWalk: looking at a few technicians' buckets gives
+// what walking the rings gives, at every reach (the ring limit included).
+func TestSparseSearchEqualsWalk(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(3, 4))
+	sparse, walk := NewPool(geo.CityResolution), NewPool(geo.CityResolution)
+	walk.walkOnly = true
+	for i := range 200 {
+		c := cand("s"+itoa(i), (rng.Float64()*2-1)*15000, (rng.Float64()*2-1)*15000)
+		c.Available = rng.Float64() < 0.7
+		c.Rating = float64(rng.IntN(5))
+		sparse.Put(c)
+		walk.Put(c)
+	}
+	eta := geo.DefaultETA()
+	for q := range 400 {
+		place := geo.Offset(zurich, (rng.Float64()*2-1)*14000, (rng.Float64()*2-1)*14000)
+		j := Job{ID: itoa(q), Skill: "wifi_setup", Place: place, Deadline: now.Add(time.Hour)}
+		reach := []float64{0.5, 1, 2, 3, 5, 8, 13, 40}[q%8]
+		got, want := ids(sparse.Search(j, 5, reach, nil, eta, now)), ids(walk.Search(j, 5, reach, nil, eta, now))
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("query %d, reach %.1f km: sparse %v, walk %v", q, reach, got, want)
+		}
+	}
+}

@@ -29,13 +29,15 @@ type Pool struct {
 	byID       map[string]*Candidate
 	maxSpeed   float64 // the fastest traveller ever put, for search bounds
 	rings      *geo.RingCache
+	walkOnly   bool // tests: always walk the rings
 }
 
 // skillIndex is one skill's technicians by cell (a technician with two
 // skills sits in two), and how many cells hold any, so a search can stop
 // when it has seen them all.
 type skillIndex struct {
-	byCell map[geo.Cell][]member
+	byCell  map[geo.Cell][]member
+	members int
 }
 
 // member is a technician in a skill's bucket with their certification for
@@ -191,7 +193,9 @@ func (p *Pool) index(work bool) []skillIndex {
 func (p *Pool) add(work bool, cell geo.Cell, c *Candidate) {
 	for skill, cert := range c.Certs {
 		id := p.skillID(skill) // may grow the indexes: before reading them
-		m := p.index(work)[id].byCell
+		idx := p.index(work)
+		idx[id].members++
+		m := idx[id].byCell
 		m[cell] = append(m[cell], member{c, cert})
 	}
 }
@@ -202,10 +206,12 @@ func (p *Pool) remove(work bool, cell geo.Cell, c *Candidate) {
 		if !ok {
 			continue
 		}
-		m := p.index(work)[id].byCell
+		idx := p.index(work)
+		m := idx[id].byCell
 		list := m[cell]
 		for i, x := range list {
 			if x.c == c {
+				idx[id].members--
 				list[i] = list[len(list)-1]
 				list[len(list)-1] = member{}
 				list = list[:len(list)-1]
@@ -240,11 +246,20 @@ func (p *Pool) Search(j Job, want int, reachKm float64, exclude func(id string) 
 	fastest := geo.Traveller{Mode: "car", SpeedKmh: p.maxSpeed}
 	var found []*Candidate
 	stopAt, bounded := maxK, false
-	p.walk(buckets, origin, now, func() int { return stopAt }, func(c *Candidate) {
+	keep := func(c *Candidate) {
 		if (exclude == nil || !exclude(c.TechnicianID)) && eligible(&j, c, false, now) == ReasonOK {
 			found = append(found, c)
 		}
-	}, func(k int) {
+	}
+	if few := p.work[skill].members; !p.walkOnly && few <= sparseMembers && 3*maxK*(maxK+1)+1 > 4*len(buckets) {
+		// Few can take work for this skill and the rings are wide: look at
+		// their buckets instead of walking mostly empty cells. The answer is
+		// the same: the walk's early stop only skips those who cannot rank
+		// among the best want.
+		p.within(buckets, origin, j.Place, maxK, now, keep)
+		return p.best(j, found, want, eta, now)
+	}
+	p.walk(buckets, origin, now, func() int { return stopAt }, keep, func(k int) {
 		if bounded || len(found) < want {
 			return
 		}
@@ -264,6 +279,35 @@ func (p *Pool) Search(j Job, want int, reachKm float64, exclude func(id string) 
 			}
 		}
 	})
+	return p.best(j, found, want, eta, now)
+}
+
+// sparseMembers is how few technicians of a skill make a search look at
+// their buckets rather than walk the rings.
+const sparseMembers = 256
+
+// within visits the members of buckets certified at now whose cell lies at
+// most maxK rings from origin (place's cell). Ring maxK+1 begins no nearer
+// than RingMinDistanceKm from any point of the centre cell, so a bucket with
+// a member nearer than that is in; only for the others H3 is asked.
+func (p *Pool) within(buckets map[geo.Cell][]member, origin geo.Cell, place geo.Point, maxK int, now time.Time, visit func(c *Candidate)) {
+	surelyIn := geo.RingMinDistanceKm(p.resolution, maxK+1) * 1000 * 0.99
+	for cell, list := range buckets {
+		if len(list) == 0 || !list[0].c.HasPosition || !geo.WithinM(place, list[0].c.Position, surelyIn) {
+			if k, ok := geo.GridDistance(origin, cell); !ok || k > maxK {
+				continue
+			}
+		}
+		for _, m := range list {
+			if !now.Before(m.cert.Start) && now.Before(m.cert.End) {
+				visit(m.c)
+			}
+		}
+	}
+}
+
+// best ranks what a search found and returns the best want, in Rank's order.
+func (p *Pool) best(j Job, found []*Candidate, want int, eta geo.ETA, now time.Time) []Scored {
 	// Only those in the want-th soonest arrival's 2-minute bucket or an
 	// earlier one can rank among the best want: the rest are not scored.
 	if len(found) > want {
