@@ -116,6 +116,7 @@ type run struct {
 	reqs     []*reqState
 	res      Result
 	progress func(float64)
+	tr       *Trace
 }
 
 // Run simulates one day (drawn from seed) under one strategy. batch is the
@@ -139,6 +140,8 @@ func simulate(d *day, v Variant, progress func(float64)) *run {
 		eta: geo.StraightLine{Detour: d.sc.Behaviour.Detour}, pool: dispatch.NewPool(d.sc.City.Resolution),
 		policy: dispatch.BatchPolicy{Urgency: v.Urgency, UrgencyCap: d.sc.Dispatch.SLA.Duration, MaxWait: dispatch.DefaultMaxWait}}
 	r.res = Result{Strategy: v.Name, Seed: d.seed}
+	r.tr = v.Trace
+	r.traceDay()
 	for _, t := range d.techs {
 		ts := &techState{simTech: t, pos: t.home, idleFrom: t.shiftStart}
 		r.techs = append(r.techs, ts)
@@ -330,6 +333,7 @@ func (r *run) offer(q *reqState, t *techState, timeout time.Duration) {
 	q.pending = append(q.pending, o)
 	t.deciding = o
 	t.sent++
+	r.trace(TraceOffer, q, t, o.expires)
 	r.res.Offers++
 	r.refresh(t)
 	if o.answer.responds && o.answer.delay < timeout {
@@ -367,6 +371,7 @@ func (r *run) answer(o *offerState) {
 		r.answers = r.answers[1:]
 	}
 	if !o.answer.accepts {
+		r.trace(TraceDecline, q, t, time.Time{})
 		r.res.Declined++
 		q.declined[t.id] = true
 		r.match(q)
@@ -376,6 +381,7 @@ func (r *run) answer(o *offerState) {
 	if q.state != dispatch.Searching || (chained && (r.chain == 0 || t.next != nil)) {
 		return // taken meanwhile: the accept fails like a 409
 	}
+	r.trace(TraceAccept, q, t, time.Time{})
 	r.res.Accepted++
 	t.accepted++
 	for len(q.pending) > 0 {
@@ -435,6 +441,7 @@ func (r *run) expire(o *offerState) {
 		return
 	}
 	r.res.Expired++
+	r.trace(TraceExpire, o.req, o.tech, time.Time{})
 	o.req.expiredAt[o.tech.id] = r.now
 	r.closeOffer(o)
 	r.match(o.req)
@@ -443,6 +450,7 @@ func (r *run) expire(o *offerState) {
 func (r *run) arrive(q *reqState) {
 	q.state = dispatch.OnSite
 	t := q.tech
+	r.trace(TraceArrive, q, t, time.Time{})
 	t.pos = q.place
 	r.pool.Move(t.id, q.place)
 	if q.asap {
@@ -461,6 +469,7 @@ func (r *run) arrive(q *reqState) {
 
 func (r *run) done(q *reqState) {
 	q.state = dispatch.Completed
+	r.trace(TraceDone, q, q.tech, time.Time{})
 	r.free(q.tech)
 }
 
@@ -495,6 +504,7 @@ func (r *run) giveUp(q *reqState) {
 		return
 	}
 	q.state = dispatch.Unfulfilled
+	r.trace(TraceGiveUp, q, nil, time.Time{})
 	q.searching = false
 	for len(q.pending) > 0 {
 		r.closeOffer(q.pending[0])
@@ -524,6 +534,7 @@ func (r *run) batchTick() {
 	sc := r.d.sc.Dispatch
 	policy := r.policy
 	policy.AnswerTime = dispatch.AnswerTime(r.answers)
+	r.trace(TraceBatch, nil, nil, time.Time{})
 	for _, p := range dispatch.AssignBatch(jobs, lists, r.now, policy) {
 		q := waiting[p.JobIndex]
 		q.round++
