@@ -15,6 +15,7 @@ type Variant struct {
 	Chain    time.Duration // chaining horizon: a busy technician finishing within it may take a next job (0: off)
 	Overlap  time.Duration // batch: a second offer when the first is unanswered this long (0: off)
 	Urgency  float64       // batch: match.BatchPolicy.Urgency
+	Trace    *Trace        // when set, filled with the day and every decision (for replays)
 }
 
 // Variants expands strategy names ("all" for every one) into what to run:

@@ -117,6 +117,7 @@ type run struct {
 	reqs     []*reqState
 	res      Result
 	progress func(float64)
+	tr       *Trace
 }
 
 // Run simulates one day (drawn from seed) under one strategy. batch is the
@@ -140,6 +141,8 @@ func simulate(d *day, v Variant, progress func(float64)) *run {
 		eta: geo.StraightLine{Detour: d.sc.Behaviour.Detour}, pool: match.NewPool(d.sc.City.Resolution),
 		policy: match.BatchPolicy{Urgency: v.Urgency, UrgencyCap: d.sc.Dispatch.SLA.Duration, MaxWait: match.DefaultMaxWait}}
 	r.res = Result{Strategy: v.Name, Seed: d.seed}
+	r.tr = v.Trace
+	r.traceDay()
 	for _, t := range d.techs {
 		ts := &techState{simTech: t, pos: t.home, idleFrom: t.shiftStart}
 		r.techs = append(r.techs, ts)
@@ -331,6 +334,7 @@ func (r *run) offer(q *reqState, t *techState, timeout time.Duration) {
 	q.pending = append(q.pending, o)
 	t.deciding = o
 	t.sent++
+	r.trace(TraceOffer, q, t, o.expires)
 	r.res.Offers++
 	r.refresh(t)
 	if o.answer.responds && o.answer.delay < timeout {
@@ -368,6 +372,7 @@ func (r *run) answer(o *offerState) {
 		r.answers = r.answers[1:]
 	}
 	if !o.answer.accepts {
+		r.trace(TraceDecline, q, t, time.Time{})
 		r.res.Declined++
 		q.declined[t.id] = true
 		r.match(q)
@@ -377,6 +382,7 @@ func (r *run) answer(o *offerState) {
 	if q.state != dispatch.Searching || (chained && (r.chain == 0 || t.next != nil)) {
 		return // taken meanwhile: the accept fails like a 409
 	}
+	r.trace(TraceAccept, q, t, time.Time{})
 	r.res.Accepted++
 	t.accepted++
 	for len(q.pending) > 0 {
@@ -436,6 +442,7 @@ func (r *run) expire(o *offerState) {
 		return
 	}
 	r.res.Expired++
+	r.trace(TraceExpire, o.req, o.tech, time.Time{})
 	o.req.expiredAt[o.tech.id] = r.now
 	r.closeOffer(o)
 	r.match(o.req)
@@ -444,6 +451,7 @@ func (r *run) expire(o *offerState) {
 func (r *run) arrive(q *reqState) {
 	q.state = dispatch.OnSite
 	t := q.tech
+	r.trace(TraceArrive, q, t, time.Time{})
 	t.pos = q.place
 	r.pool.Move(t.id, q.place)
 	if q.asap {
@@ -462,6 +470,7 @@ func (r *run) arrive(q *reqState) {
 
 func (r *run) done(q *reqState) {
 	q.state = dispatch.Completed
+	r.trace(TraceDone, q, q.tech, time.Time{})
 	r.free(q.tech)
 }
 
@@ -496,6 +505,7 @@ func (r *run) giveUp(q *reqState) {
 		return
 	}
 	q.state = dispatch.Unfulfilled
+	r.trace(TraceGiveUp, q, nil, time.Time{})
 	q.searching = false
 	for len(q.pending) > 0 {
 		r.closeOffer(q.pending[0])
@@ -525,6 +535,7 @@ func (r *run) batchTick() {
 	sc := r.d.sc.Dispatch
 	policy := r.policy
 	policy.AnswerTime = match.AnswerTime(r.answers)
+	r.trace(TraceBatch, nil, nil, time.Time{})
 	for _, p := range match.AssignBatch(jobs, lists, r.now, policy) {
 		q := waiting[p.JobIndex]
 		q.round++
