@@ -2,18 +2,24 @@ package app_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm/clause"
 
+	"github.com/onsite/onsite/dispatch"
+	"github.com/onsite/onsite/geo"
 	"github.com/onsite/onsite/internal/apitest"
 	"github.com/onsite/onsite/internal/auth"
 	"github.com/onsite/onsite/internal/dbtest"
@@ -122,6 +128,218 @@ func BenchmarkCreateRequest(b *testing.B) {
 		tokens[i] = s.Token(auth.Customer, fmt.Sprintf("c%03d", i))
 	}
 	elapsed, p99 := load(b, 16, http.StatusCreated, func(i int) *http.Request {
+		body, _ := json.Marshal(map[string]any{"skill": "wifi_setup", "lat": 47.3 + float64(i%100)/1000, "lng": 8.5, "address": "Bench street 1"})
+		req, _ := http.NewRequest(http.MethodPost, s.URL+"/v1/requests", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tokens[i%len(tokens)])
+		req.Header.Set("Idempotency-Key", fmt.Sprintf("bench-%d", i))
+		return req
+	})
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "requests/s")
+	b.ReportMetric(p99, "p99-ms")
+	b.ReportMetric(0, "ns/op")
+}
+
+var liveSkills = []string{"router_replace", "wifi_setup", "modem_install", "tv_setup", "smart_home", "fiber_splice", "appliance_fix", "pc_repair"}
+
+// liveWorld bulk-inserts n technicians uniform over 91.4 km around Zurich
+// (1–2 of 8 skills, 60 % available), as loadBenchWorld in dispatch does, reloads
+// the live index, and creates 300 searching requests as customers. It returns
+// the request ids and the technicians (for the Redis peer).
+func liveWorld(b *testing.B, s *apitest.Server, n int) ([]string, []technicians.Technician, map[string][]string) {
+	ctx := context.Background()
+	at := time.Now().UTC()
+	zurich := geo.Point{Lat: 47.3769, Lng: 8.5417}
+	const side = 91400.0
+	rng := rand.New(rand.NewPCG(1, 7))
+	for _, sk := range liveSkills {
+		s.App.DB.Create(&technicians.Skill{Code: sk, Name: sk, CreatedAt: at})
+	}
+	var all []technicians.Technician
+	skillsOf := map[string][]string{}
+	techs := make([]technicians.Technician, 0, 2000)
+	certs := make([]technicians.Certification, 0, 4000)
+	flush := func() {
+		if err := s.App.DB.Omit(clause.Associations).CreateInBatches(techs, 1000).Error; err != nil {
+			b.Fatal(err)
+		}
+		if err := s.App.DB.CreateInBatches(certs, 2000).Error; err != nil {
+			b.Fatal(err)
+		}
+		techs, certs = techs[:0], certs[:0]
+	}
+	for i := range n {
+		p := geo.Offset(zurich, (rng.Float64()-0.5)*side, (rng.Float64()-0.5)*side)
+		lat, lng := p.Lat, p.Lng
+		cell := geo.CellOf(p, geo.CityResolution)
+		id := fmt.Sprintf("t%06d", i)
+		sks := []string{liveSkills[rng.IntN(8)]}
+		if rng.IntN(2) == 0 {
+			if s2 := liveSkills[rng.IntN(8)]; s2 != sks[0] {
+				sks = append(sks, s2)
+			}
+		}
+		duty := technicians.Offline
+		if rng.Float64() < 0.6 {
+			duty = technicians.Available
+		}
+		t := technicians.Technician{ID: id, Name: id, Phone: fmt.Sprintf("+4170%07d", i), Locale: "en", DutyStatus: duty,
+			Lat: &lat, Lng: &lng, Cell: &cell, PositionAt: &at, TravelMode: "car", SpeedKmh: 25, RadiusKm: 30, Capacity: 1,
+			Rating: float64(rng.IntN(11)) / 2, CreatedAt: at, UpdatedAt: at}
+		techs = append(techs, t)
+		all = append(all, t)
+		skillsOf[id] = sks
+		for _, sk := range sks {
+			certs = append(certs, technicians.Certification{TechnicianID: id, SkillCode: sk, CertifiedAt: at.Add(-time.Hour), ExpiresAt: at.Add(24 * time.Hour)})
+		}
+		if len(techs) == cap(techs) {
+			flush()
+		}
+	}
+	flush()
+	s.App.DB.Exec("ANALYZE")
+	if err := s.App.Dispatch.Fleet().Load(ctx); err != nil {
+		b.Fatal(err)
+	}
+	var ids []string
+	for i := range 300 {
+		p := geo.Offset(zurich, (rng.Float64()-0.5)*side*0.9, (rng.Float64()-0.5)*side*0.9)
+		lat, lng := p.Lat, p.Lng
+		out, err := s.App.Dispatch.Create(ctx, dispatch.Caller{Role: "customer", Subject: fmt.Sprint("c", i)}, "",
+			dispatch.NewRequest{Skill: liveSkills[rng.IntN(8)], Lat: &lat, Lng: &lng, Address: "Bench street 1"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids = append(ids, out.Request.ID)
+	}
+	return ids, all, skillsOf
+}
+
+// BenchmarkViewRequest is GET /v1/requests/{id} of searching requests by
+// their customers over 10,000 technicians, 8 connections (the expected wait
+// comes from the live index).
+func BenchmarkViewRequest(b *testing.B) {
+	s := apitest.Start(b, "postgres", dbtest.RedisDBApp, apitest.Env("ONSITE_WORKERS", "false"))
+	ids, _, _ := liveWorld(b, s, 10_000)
+	tokens := make([]string, len(ids))
+	for i := range ids {
+		tokens[i] = s.Token(auth.Customer, fmt.Sprint("c", i))
+	}
+	b.ResetTimer()
+	elapsed, p99 := load(b, 8, http.StatusOK, func(i int) *http.Request {
+		k := i % len(ids)
+		req, _ := http.NewRequest(http.MethodGet, s.URL+"/v1/requests/"+ids[k], nil)
+		req.Header.Set("Authorization", "Bearer "+tokens[k])
+		return req
+	})
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "requests/s")
+	b.ReportMetric(p99, "p99-ms")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkCandidates is GET /v1/requests/{id}/candidates (ops) over 10,000
+// technicians at 8 connections, beside a peer in the same run: Redis
+// GEOSEARCH BYRADIUS 2 km ASC COUNT 10 on a per-skill GEO key of the
+// available technicians, over the network with go-redis, 8 at once.
+func BenchmarkCandidates(b *testing.B) {
+	s := apitest.Start(b, "postgres", dbtest.RedisDBApp, apitest.Env("ONSITE_WORKERS", "false"))
+	ids, all, skillsOf := liveWorld(b, s, 10_000)
+	ops := s.Token(auth.Ops, "bench")
+	b.Run("onsite", func(b *testing.B) {
+		elapsed, p99 := load(b, 8, http.StatusOK, func(i int) *http.Request {
+			req, _ := http.NewRequest(http.MethodGet, s.URL+"/v1/requests/"+ids[i%len(ids)]+"/candidates", nil)
+			req.Header.Set("Authorization", "Bearer "+ops)
+			return req
+		})
+		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "requests/s")
+		b.ReportMetric(p99, "p99-ms")
+		b.ReportMetric(0, "ns/op")
+	})
+	addr := os.Getenv("TEST_REDIS_ADDR")
+	if addr == "" {
+		addr = "127.0.0.1:6379"
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: addr, DB: 15, PoolSize: 16})
+	defer rdb.Close()
+	ctx := context.Background()
+	prefix := "httpbench:geo:"
+	for _, sk := range liveSkills {
+		rdb.Del(ctx, prefix+sk)
+	}
+	pipe := rdb.Pipeline()
+	for _, t := range all {
+		if t.DutyStatus != technicians.Available {
+			continue
+		}
+		for _, sk := range skillsOf[t.ID] {
+			pipe.GeoAdd(ctx, prefix+sk, &redis.GeoLocation{Name: t.ID, Longitude: *t.Lng, Latitude: *t.Lat})
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		b.Skip("redis peer: ", err)
+	}
+	type q struct {
+		skill    string
+		lat, lng float64
+	}
+	var qs []q
+	for _, id := range ids {
+		var r struct {
+			Skill string  `json:"skill"`
+			Lat   float64 `json:"lat"`
+			Lng   float64 `json:"lng"`
+		}
+		s.Must(http.StatusOK, "GET", "/v1/requests/"+id, ops, nil, &r)
+		qs = append(qs, q{r.Skill, r.Lat, r.Lng})
+	}
+	b.Run("redis-geosearch", func(b *testing.B) {
+		var next atomic.Int64
+		lat := make([]time.Duration, b.N)
+		var wg sync.WaitGroup
+		start := time.Now()
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					i := int(next.Add(1)) - 1
+					if i >= b.N {
+						return
+					}
+					x := qs[i%len(qs)]
+					t0 := time.Now()
+					err := rdb.GeoSearch(ctx, prefix+x.skill, &redis.GeoSearchQuery{Longitude: x.lng, Latitude: x.lat,
+						Radius: 2, RadiusUnit: "km", Sort: "ASC", Count: 10}).Err()
+					lat[i] = time.Since(t0)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		elapsed := time.Since(start)
+		slices.Sort(lat)
+		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "requests/s")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+		b.ReportMetric(0, "ns/op")
+	})
+	for _, sk := range liveSkills {
+		rdb.Del(ctx, prefix+sk)
+	}
+}
+
+// BenchmarkCreateRequestWorkers posts requests at 8 connections with the
+// workers on (the default batch strategy).
+func BenchmarkCreateRequestWorkers(b *testing.B) {
+	s := apitest.Start(b, "postgres", dbtest.RedisDBApp)
+	ops := s.Token(auth.Ops, "bench")
+	s.Must(http.StatusCreated, "POST", "/v1/skills", ops, map[string]string{"code": "wifi_setup", "name": "Wi-Fi"}, nil)
+	tokens := make([]string, 100)
+	for i := range tokens {
+		tokens[i] = s.Token(auth.Customer, fmt.Sprintf("c%03d", i))
+	}
+	elapsed, p99 := load(b, 8, http.StatusCreated, func(i int) *http.Request {
 		body, _ := json.Marshal(map[string]any{"skill": "wifi_setup", "lat": 47.3 + float64(i%100)/1000, "lng": 8.5, "address": "Bench street 1"})
 		req, _ := http.NewRequest(http.MethodPost, s.URL+"/v1/requests", bytes.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+tokens[i%len(tokens)])
