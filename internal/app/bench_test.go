@@ -118,25 +118,34 @@ func load(b *testing.B, conns, want int, build func(i int) *http.Request) (time.
 
 // BenchmarkCreateRequest posts requests end to end on PostgreSQL: token,
 // rate limits, idempotency key, validation, the insert with its event and
-// outbox rows in one transaction, 16 connections at once.
+// outbox rows in one transaction; with the workers off (16 connections) and
+// on with the default batch strategy (8 connections).
 func BenchmarkCreateRequest(b *testing.B) {
-	s := apitest.Start(b, "postgres", dbtest.RedisDBApp, apitest.Env("ONSITE_WORKERS", "false"))
-	ops := s.Token(auth.Ops, "bench")
-	s.Must(http.StatusCreated, "POST", "/v1/skills", ops, map[string]string{"code": "wifi_setup", "name": "Wi-Fi"}, nil)
-	tokens := make([]string, 100)
-	for i := range tokens {
-		tokens[i] = s.Token(auth.Customer, fmt.Sprintf("c%03d", i))
+	for _, tc := range []struct {
+		name    string
+		workers string
+		conns   int
+	}{{"workers=off", "false", 16}, {"workers=on", "true", 8}} {
+		b.Run(tc.name, func(b *testing.B) {
+			s := apitest.Start(b, "postgres", dbtest.RedisDBApp, apitest.Env("ONSITE_WORKERS", tc.workers))
+			ops := s.Token(auth.Ops, "bench")
+			s.Must(http.StatusCreated, "POST", "/v1/skills", ops, map[string]string{"code": "wifi_setup", "name": "Wi-Fi"}, nil)
+			tokens := make([]string, 100)
+			for i := range tokens {
+				tokens[i] = s.Token(auth.Customer, fmt.Sprintf("c%03d", i))
+			}
+			elapsed, p99 := load(b, tc.conns, http.StatusCreated, func(i int) *http.Request {
+				body, _ := json.Marshal(map[string]any{"skill": "wifi_setup", "lat": 47.3 + float64(i%100)/1000, "lng": 8.5, "address": "Bench street 1"})
+				req, _ := http.NewRequest(http.MethodPost, s.URL+"/v1/requests", bytes.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+tokens[i%len(tokens)])
+				req.Header.Set("Idempotency-Key", fmt.Sprintf("bench-%d", i))
+				return req
+			})
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "requests/s")
+			b.ReportMetric(p99, "p99-ms")
+			b.ReportMetric(0, "ns/op")
+		})
 	}
-	elapsed, p99 := load(b, 16, http.StatusCreated, func(i int) *http.Request {
-		body, _ := json.Marshal(map[string]any{"skill": "wifi_setup", "lat": 47.3 + float64(i%100)/1000, "lng": 8.5, "address": "Bench street 1"})
-		req, _ := http.NewRequest(http.MethodPost, s.URL+"/v1/requests", bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+tokens[i%len(tokens)])
-		req.Header.Set("Idempotency-Key", fmt.Sprintf("bench-%d", i))
-		return req
-	})
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "requests/s")
-	b.ReportMetric(p99, "p99-ms")
-	b.ReportMetric(0, "ns/op")
 }
 
 var liveSkills = []string{"router_replace", "wifi_setup", "modem_install", "tv_setup", "smart_home", "fiber_splice", "appliance_fix", "pc_repair"}
@@ -327,26 +336,4 @@ func BenchmarkCandidates(b *testing.B) {
 	for _, sk := range liveSkills {
 		rdb.Del(ctx, prefix+sk)
 	}
-}
-
-// BenchmarkCreateRequestWorkers posts requests at 8 connections with the
-// workers on (the default batch strategy).
-func BenchmarkCreateRequestWorkers(b *testing.B) {
-	s := apitest.Start(b, "postgres", dbtest.RedisDBApp)
-	ops := s.Token(auth.Ops, "bench")
-	s.Must(http.StatusCreated, "POST", "/v1/skills", ops, map[string]string{"code": "wifi_setup", "name": "Wi-Fi"}, nil)
-	tokens := make([]string, 100)
-	for i := range tokens {
-		tokens[i] = s.Token(auth.Customer, fmt.Sprintf("c%03d", i))
-	}
-	elapsed, p99 := load(b, 8, http.StatusCreated, func(i int) *http.Request {
-		body, _ := json.Marshal(map[string]any{"skill": "wifi_setup", "lat": 47.3 + float64(i%100)/1000, "lng": 8.5, "address": "Bench street 1"})
-		req, _ := http.NewRequest(http.MethodPost, s.URL+"/v1/requests", bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+tokens[i%len(tokens)])
-		req.Header.Set("Idempotency-Key", fmt.Sprintf("bench-%d", i))
-		return req
-	})
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "requests/s")
-	b.ReportMetric(p99, "p99-ms")
-	b.ReportMetric(0, "ns/op")
 }
