@@ -203,7 +203,7 @@ func (s *Service) newOffer(w *writes, r Request, sc match.Scored, rank, round in
 	o := Offer{
 		ID: db.NewID(), RequestID: r.ID, TechnicianID: sc.TechnicianID, Rank: rank, Round: round,
 		EtaSeconds: reason.EtaSeconds, DistanceM: reason.DistanceM, Score: round3(sc.OnTimeChance), Reason: string(body),
-		State: OfferPending, CreatedAt: now, ExpiresAt: now.Add(plan.Timeout),
+		State: OfferPending, CreatedAt: now, ExpiresAt: db.UTC(now.Add(plan.Timeout)), // the precision both engines keep
 	}
 	var data map[string]any
 	_ = json.Unmarshal(body, &data)

@@ -8,6 +8,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/onsite/onsite/dispatch/match"
+	"github.com/onsite/onsite/geo"
 	"github.com/onsite/onsite/internal/db"
 )
 
@@ -36,7 +37,7 @@ func (s *Service) searchCandidates(pool *match.Pool, r Request, excluded map[str
 // and when even the best misses it (at risk), as wide as allowed.
 func (s *Service) rankFor(pool *match.Pool, r Request, excluded map[string]bool, want int, now time.Time) []match.Scored {
 	job := jobOf(r)
-	reach := match.ReachKm(job, now, fastestKmh, 1.25, s.cfg.MaxSearchKm)
+	reach := match.ReachKm(job, now, fastestKmh, detourOf(s.cfg.ETA), s.cfg.MaxSearchKm)
 	ranked := s.searchCandidates(pool, r, excluded, want, reach, now)
 	if match.AtRisk(job, ranked) && reach < s.cfg.MaxSearchKm {
 		ranked = s.searchCandidates(pool, r, excluded, want, s.cfg.MaxSearchKm, now)
@@ -108,4 +109,14 @@ func loadOffer(tx *gorm.DB, id string) (Offer, error) {
 		return Offer{}, fmt.Errorf("load offer %s: %w", id, err)
 	}
 	return o, nil
+}
+
+// detourOf is the road detour of the travel model, which bounds how far a
+// search looks (as the simulator does with its scenario's); 1.25 for a model
+// that does not say.
+func detourOf(eta geo.ETA) float64 {
+	if sl, ok := eta.(geo.StraightLine); ok && sl.Detour > 0 {
+		return sl.Detour
+	}
+	return 1.25
 }
