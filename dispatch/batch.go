@@ -3,6 +3,8 @@ package dispatch
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"sync"
 	"time"
 
 	"gorm.io/gorm"
@@ -15,6 +17,10 @@ import (
 // batchCandidates is how many ranked technicians each request brings to the
 // assignment: short lists keep it small and fast.
 const batchCandidates = 5
+
+// batchColumns are what a round reads of a waiting request: the job, the
+// at-risk flag it may flip and the give-up time its offers must end by.
+var batchColumns = []string{"id", "skill_code", "lat", "lng", "sla_deadline", "give_up_at", "window_start", "at_risk"}
 
 // BatchResult says what one batch round did.
 type BatchResult struct {
@@ -42,8 +48,8 @@ type Fence interface {
 // the same). The round runs a constant number of statements: the waiting
 // requests, their exclusions, the typical answer time (cached), and one
 // write transaction that checks the fence, locks the requests still waiting
-// and the technicians still free, and writes every offer, event and outbox
-// row set-based.
+// and the technicians still free (counting their offers in the same
+// statement), and writes every offer, event and outbox row set-based.
 func (s *Service) BatchRound(ctx context.Context, region string, limit int, fence Fence) (BatchResult, error) {
 	now := s.now()
 	if limit <= 0 {
@@ -56,7 +62,7 @@ func (s *Service) BatchRound(ctx context.Context, region string, limit int, fenc
 		q = q.Where("region = ?", region)
 	}
 	var waiting []Request
-	if err := q.Order("created_at").Limit(limit).Find(&waiting).Error; err != nil {
+	if err := q.Select(batchColumns).Order("created_at").Limit(limit).Find(&waiting).Error; err != nil {
 		return res, fmt.Errorf("batch: load waiting requests: %w", err)
 	}
 	res.Waiting, res.Statements = len(waiting), 1
@@ -80,8 +86,9 @@ func (s *Service) BatchRound(ctx context.Context, region string, limit int, fenc
 	var lists [][]match.Scored
 	var reqs []Request
 	var flips []atRiskFlip
-	for _, r := range waiting {
-		ranked := s.rankFor(pool, r, excluded[r.ID], batchCandidates, now)
+	rankings := s.rankAll(pool, waiting, excluded, now)
+	for i, r := range waiting {
+		ranked := rankings[i]
 		job := jobOf(r)
 		if atRisk := match.AtRisk(job, ranked); atRisk != r.AtRisk {
 			flips = append(flips, atRiskFlip{r, atRisk, ranked})
@@ -123,6 +130,25 @@ func (s *Service) BatchRound(ctx context.Context, region string, limit int, fenc
 	return res, nil
 }
 
+// rankAll ranks every waiting request's candidates, spread over the cores:
+// the index is an immutable snapshot, so searches run side by side.
+func (s *Service) rankAll(pool *match.Pool, waiting []Request, excluded map[string]map[string]bool, now time.Time) [][]match.Scored {
+	out := make([][]match.Scored, len(waiting))
+	workers := min(runtime.GOMAXPROCS(0), (len(waiting)+63)/64)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(waiting); i += workers {
+				out[i] = s.rankFor(pool, waiting[i], excluded[waiting[i].ID], batchCandidates, now)
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
 // atRiskFlip is a request whose at-risk flag the round changes.
 type atRiskFlip struct {
 	r      Request
@@ -161,13 +187,11 @@ func (s *Service) writeBatch(tx *gorm.DB, reqs []Request, pairs []match.BatchPai
 		}
 	}
 	var offers []Offer
-	var counted []string
+	var free []string
 	if len(pairs) > 0 {
 		reqIDs := make([]string, 0, len(pairs))
-		techIDs := make([]string, 0, len(pairs))
 		for _, p := range pairs {
 			reqIDs = append(reqIDs, reqs[p.JobIndex].ID)
-			techIDs = append(techIDs, p.TechnicianID)
 		}
 		// Lock order as everywhere: requests, then technicians, each by id.
 		lock := ""
@@ -191,16 +215,27 @@ func (s *Service) writeBatch(tx *gorm.DB, reqs []Request, pairs []match.BatchPai
 				rounds[r.ID] = *r.Round + 1
 			}
 		}
+		// The technicians still free for a pair whose request still waits
+		// are locked and their offers counted in one statement; the rest
+		// are left for the next round.
+		var candidates []string
+		for _, p := range pairs {
+			if _, ok := rounds[reqs[p.JobIndex].ID]; ok {
+				candidates = append(candidates, p.TechnicianID)
+			}
+		}
 		lock = ""
 		if s.db.Dialect == db.Postgres {
-			lock = " FOR UPDATE OF t"
+			lock = " ORDER BY t.id FOR UPDATE OF t"
 		}
-		var free []string
-		n++
-		if err := tx.Raw(`SELECT t.id FROM technicians t WHERE t.id IN ? AND t.duty_status = ? AND t.suspended = ? AND t.active_jobs < t.capacity
-			AND NOT EXISTS (SELECT 1 FROM offers o WHERE o.technician_id = t.id AND o.state = ? AND o.expires_at > ?)
-			ORDER BY t.id`+lock, techIDs, technicians.Available, false, OfferPending, now).Scan(&free).Error; err != nil {
-			return nil, n, fmt.Errorf("lock free technicians: %w", err)
+		if len(candidates) > 0 {
+			n++
+			if err := tx.Raw(`UPDATE technicians SET offers_sent = offers_sent + 1, updated_at = ? WHERE id IN (
+				SELECT t.id FROM technicians t WHERE t.id IN ? AND t.duty_status = ? AND t.suspended = ? AND t.active_jobs < t.capacity
+				AND NOT EXISTS (SELECT 1 FROM offers o WHERE o.technician_id = t.id AND o.state = ? AND o.expires_at > ?)`+lock+`)
+				RETURNING id`, now, candidates, technicians.Available, false, OfferPending, now).Scan(&free).Error; err != nil {
+				return nil, n, fmt.Errorf("lock free technicians: %w", err)
+			}
 		}
 		isFree := make(map[string]bool, len(free))
 		for _, id := range free {
@@ -222,7 +257,6 @@ func (s *Service) writeBatch(tx *gorm.DB, reqs []Request, pairs []match.BatchPai
 				return nil, n, err
 			}
 			offers = append(offers, o)
-			counted = append(counted, p.TechnicianID)
 		}
 	}
 	if len(offers) > 0 {
@@ -230,13 +264,10 @@ func (s *Service) writeBatch(tx *gorm.DB, reqs []Request, pairs []match.BatchPai
 		if err := insertOffers(tx, offers); err != nil {
 			return nil, n, fmt.Errorf("create %d offers: %w", len(offers), err)
 		}
+	}
+	if len(free) > 0 {
 		n++
-		if err := tx.Model(&technicians.Technician{}).Where("id IN ?", counted).
-			Update("offers_sent", gorm.Expr("offers_sent + 1")).Error; err != nil {
-			return nil, n, fmt.Errorf("count offers: %w", err)
-		}
-		n++
-		if err := technicians.Changed(tx, counted...); err != nil {
+		if err := technicians.Changed(tx, free...); err != nil {
 			return nil, n, err
 		}
 	}

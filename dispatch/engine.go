@@ -184,6 +184,14 @@ func (s *Service) offer(tx *gorm.DB, r Request, sc match.Scored, rank, round int
 	return o, w.flush(tx, now)
 }
 
+// offeredData is an "offered" event's data: the reason and the offer.
+type offeredData struct {
+	OfferReason
+	OfferID      string    `json:"offer_id"`
+	TechnicianID string    `json:"technician_id"`
+	ExpiresAt    time.Time `json:"expires_at"`
+}
+
 // newOffer builds an offer with its event and expiry task (gathered in w);
 // the caller inserts the offer and counts it on the technician.
 func (s *Service) newOffer(w *writes, r Request, sc match.Scored, rank, round int, plan match.OfferPlan, now time.Time) (Offer, error) {
@@ -205,10 +213,11 @@ func (s *Service) newOffer(w *writes, r Request, sc match.Scored, rank, round in
 		EtaSeconds: reason.EtaSeconds, DistanceM: reason.DistanceM, Score: round3(sc.OnTimeChance), Reason: string(body),
 		State: OfferPending, CreatedAt: now, ExpiresAt: db.UTC(now.Add(plan.Timeout)), // the precision both engines keep
 	}
-	var data map[string]any
-	_ = json.Unmarshal(body, &data)
-	data["offer_id"], data["technician_id"], data["expires_at"] = o.ID, o.TechnicianID, o.ExpiresAt
-	if err := w.event(r.ID, "offered", System, data, now); err != nil {
+	data, err := json.Marshal(offeredData{OfferReason: reason, OfferID: o.ID, TechnicianID: o.TechnicianID, ExpiresAt: o.ExpiresAt})
+	if err != nil {
+		return Offer{}, fmt.Errorf("encode offer event: %w", err)
+	}
+	if err := w.eventBody(r.ID, "offered", System, string(data), now); err != nil {
 		return Offer{}, err
 	}
 	if err := w.task(TaskOfferExpire, QueueCritical, TaskPayload{OfferID: o.ID, RequestID: r.ID}, o.ExpiresAt, now); err != nil {

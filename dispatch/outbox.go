@@ -18,7 +18,7 @@ const (
 	TaskStartSearch = "dispatch:start_search" // a windowed request's search begins
 	TaskDeadline    = "dispatch:deadline"     // check the give-up time of a searching request
 	TaskNotify      = "notify:event"          // tell people about an event
-	TaskLive        = "live:event"            // push the change to the live streams (handled by the relay itself)
+	TaskLive        = "live:event"            // push the change to the live streams (handled by the relay itself; with Notify, the relay then queues TaskNotify)
 	TaskWebhook     = "webhook:deliver"       // post a status change to an owner's endpoint
 )
 
@@ -55,6 +55,9 @@ type TaskPayload struct {
 	EventID    string `json:"event_id,omitempty"`
 	EndpointID string `json:"endpoint_id,omitempty"`
 	Round      int    `json:"round,omitempty"`
+	// Notify, on a TaskLive row, asks the relay to queue the event's
+	// TaskNotify too: one outbox row per event instead of two.
+	Notify bool `json:"notify,omitempty"`
 }
 
 // enqueue writes a task to the outbox inside tx. The row id becomes the asynq
@@ -105,15 +108,15 @@ func (w *writes) event(requestID, typ string, a Actor, data map[string]any, now 
 		}
 		body = string(b)
 	}
+	return w.eventBody(requestID, typ, a, body, now)
+}
+
+// eventBody is event with its data already encoded as JSON.
+func (w *writes) eventBody(requestID, typ string, a Actor, body string, now time.Time) error {
 	e := Event{ID: db.NewID(), RequestID: requestID, Type: typ, ActorRole: a.Role, ActorID: a.ID, Data: body, At: now}
 	w.events = append(w.events, e)
-	if err := w.task(TaskLive, QueueCritical, TaskPayload{EventID: e.ID, RequestID: requestID}, now, now); err != nil {
+	if err := w.task(TaskLive, QueueCritical, TaskPayload{EventID: e.ID, RequestID: requestID, Notify: notifiable[typ]}, now, now); err != nil {
 		return err
-	}
-	if notifiable[typ] {
-		if err := w.task(TaskNotify, QueueDefault, TaskPayload{EventID: e.ID, RequestID: requestID}, now, now); err != nil {
-			return err
-		}
 	}
 	if hooked[typ] {
 		w.hooked = append(w.hooked, e)

@@ -83,9 +83,7 @@ func (r *Relay) Once(ctx context.Context) (int, error) {
 		if row.Kind == dispatch.TaskLive {
 			err = r.publish(ctx, row)
 		} else {
-			task := asynq.NewTask(row.Kind, []byte(row.Payload))
-			_, err = r.client.EnqueueContext(ctx, task, asynq.TaskID(row.TaskID), asynq.Queue(r.prefix+row.Queue),
-				asynq.ProcessAt(row.ProcessAt), asynq.MaxRetry(8), asynq.Timeout(30*time.Second))
+			err = r.enqueue(ctx, row.Kind, row.Payload, row.TaskID, row.Queue, row.ProcessAt)
 		}
 		if err == nil || errors.Is(err, asynq.ErrTaskIDConflict) {
 			done = append(done, row.ID)
@@ -108,17 +106,39 @@ func (r *Relay) Once(ctx context.Context) (int, error) {
 	return len(done), firstErr
 }
 
+func (r *Relay) enqueue(ctx context.Context, kind, payload, taskID, queue string, at time.Time) error {
+	task := asynq.NewTask(kind, []byte(payload))
+	_, err := r.client.EnqueueContext(ctx, task, asynq.TaskID(taskID), asynq.Queue(r.prefix+queue),
+		asynq.ProcessAt(at), asynq.MaxRetry(8), asynq.Timeout(30*time.Second))
+	return err
+}
+
 // publish pushes a live update straight to the streams: no task queue in
-// between, so the dashboard sees a change within one relay tick.
+// between, so the dashboard sees a change within one relay tick. A row that
+// asks for it then queues the event's message task, under an id of its own
+// so a row relayed twice queues it once.
 func (r *Relay) publish(ctx context.Context, row dispatch.OutboxTask) error {
-	if r.live == nil {
-		return nil
-	}
 	var p dispatch.TaskPayload
 	if err := json.Unmarshal([]byte(row.Payload), &p); err != nil {
 		return nil // nothing to publish from a broken row
 	}
-	return r.live(ctx, p)
+	if r.live != nil {
+		if err := r.live(ctx, p); err != nil {
+			return err
+		}
+	}
+	if !p.Notify {
+		return nil
+	}
+	body, err := json.Marshal(dispatch.TaskPayload{EventID: p.EventID, RequestID: p.RequestID})
+	if err != nil {
+		return fmt.Errorf("encode notify task: %w", err)
+	}
+	err = r.enqueue(ctx, dispatch.TaskNotify, string(body), row.TaskID+"-notify", dispatch.QueueDefault, row.ProcessAt)
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		return nil
+	}
+	return err
 }
 
 func (r *Relay) claim(ctx context.Context, now time.Time) ([]dispatch.OutboxTask, error) {
