@@ -35,23 +35,25 @@ func TestImportRules(t *testing.T) {
 	}
 }
 
-// TestMatchCoreIsPure: the matching core (dispatch/match: the index,
-// eligibility, ranking, offer plans, the batch solver) that the server and
-// the simulator share imports nothing with I/O: the standard library, geo
-// and H3 only.
+// TestMatchCoreIsPure: the pure core that the server and the simulator
+// share (dispatch/match: the index, eligibility, ranking, offer plans, the
+// batch solver; dispatch/lifecycle: the request state machine) imports
+// nothing with I/O: the standard library, geo and H3 only.
 func TestMatchCoreIsPure(t *testing.T) {
 	t.Parallel()
-	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", "./dispatch/match").Output()
-	if err != nil {
-		t.Fatalf("go list: %v", err)
-	}
-	allowed := map[string]bool{
-		"github.com/onsite/onsite/dispatch/match": true, "github.com/onsite/onsite/geo": true,
-		"github.com/onsite/onsite/internal/errs": true, "github.com/uber/h3-go/v4": true,
-	}
-	for _, dep := range strings.Fields(string(out)) {
-		if !allowed[dep] {
-			t.Errorf("dispatch/match imports %s", dep)
+	for _, pkg := range []string{"./dispatch/match", "./dispatch/lifecycle"} {
+		out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", pkg).Output()
+		if err != nil {
+			t.Fatalf("go list %s: %v", pkg, err)
+		}
+		allowed := map[string]bool{
+			"github.com/onsite/onsite/dispatch/match": true, "github.com/onsite/onsite/dispatch/lifecycle": true,
+			"github.com/onsite/onsite/geo": true, "github.com/onsite/onsite/internal/errs": true, "github.com/uber/h3-go/v4": true,
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			if !allowed[dep] {
+				t.Errorf("%s imports %s", pkg, dep)
+			}
 		}
 	}
 }

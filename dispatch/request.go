@@ -1,7 +1,26 @@
 // Package dispatch owns service requests, offers and their audit events: the
-// request state machine, candidate matching and ranking (a pure core in
-// request.go, match.go, strategy.go) and the service that applies them in one
-// transaction each (service.go).
+// shell that applies the pure core (dispatch/lifecycle: the state machine;
+// dispatch/match: the index, eligibility, ranking, offer plans and the batch
+// solver) to PostgreSQL, one transaction per change.
+//
+// Where things are:
+//
+//	request.go   a request, its events, the lifecycle's names
+//	service.go   the Service, reads, lists, transitions, cancel
+//	create.go    a new request: validation, idempotency, the first tasks
+//	machine.go   a device's fault report and its owner's confirmation
+//	fleet.go     the live index of technicians and waiting requests (change feed)
+//	matching.go  where a request is matched (one round; ops' candidate list)
+//	batch.go     the batch tick: every waiting request in one assignment
+//	offer.go     offers: made, accepted, declined, expired, withdrawn
+//	job.go       the job after assignment: steps, hand assignment, redispatch
+//	timers.go    what a timer fires: search start, give-up, the next match
+//	sweep.go     the safety net that re-runs overdue timers
+//	customer.go  the customer's view: expected wait, rating
+//	links.go     signed share and confirm links, the tracking page's read
+//	notify.go    the facts a message is written from (the text is in notify/)
+//	outbox.go    tasks written with the change that implies them
+//	kpi.go, heatmap.go  what ops measures
 package dispatch
 
 import (
@@ -10,94 +29,38 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/onsite/onsite/dispatch/lifecycle"
 	"github.com/onsite/onsite/geo"
-	"github.com/onsite/onsite/internal/errs"
 )
 
-// State is where a request is in its lifecycle.
-type State string
+// The request lifecycle is dispatch/lifecycle's (pure, shared with the
+// simulator); these names keep the shell's code short.
+type (
+	State  = lifecycle.State
+	Action = lifecycle.Action
+	Mode   = lifecycle.Mode
+)
 
-// Request states (DESIGN.md "Request lifecycle").
+// Request states.
 const (
-	PendingConfirmation State = "pending_confirmation" // opened by a device, waiting for its owner
-	Scheduled           State = "scheduled"
-	Searching           State = "searching"
-	Assigned            State = "assigned"
-	EnRoute             State = "en_route"
-	OnSite              State = "on_site"
-	Completed           State = "completed"
-	Cancelled           State = "cancelled"
-	Unfulfilled         State = "unfulfilled"
+	PendingConfirmation = lifecycle.PendingConfirmation
+	Scheduled           = lifecycle.Scheduled
+	Searching           = lifecycle.Searching
+	Assigned            = lifecycle.Assigned
+	EnRoute             = lifecycle.EnRoute
+	OnSite              = lifecycle.OnSite
+	Completed           = lifecycle.Completed
+	Cancelled           = lifecycle.Cancelled
+	Unfulfilled         = lifecycle.Unfulfilled
 )
 
 // States lists every state, for validation of filters.
-var States = []State{PendingConfirmation, Scheduled, Searching, Assigned, EnRoute, OnSite, Completed, Cancelled, Unfulfilled}
-
-// Action is what happens to a request.
-type Action string
-
-// Actions that move a request between states.
-const (
-	StartSearch Action = "start_search" // window start − lead time reached
-	Assign      Action = "assign"       // an offer accepted, or ops assigned by hand
-	Depart      Action = "en_route"     // the technician sets off
-	Arrive      Action = "arrive"       // the technician is on site
-	Complete    Action = "complete"     // the work is done
-	Drop        Action = "drop"         // the technician gives the job back
-	Unassign    Action = "unassign"     // ops takes the job away to re-dispatch it
-	Cancel      Action = "cancel"       // customer or ops
-	GiveUp      Action = "give_up"      // no one found by the give-up time
-	Reopen      Action = "reopen"       // ops searches again for an unfulfilled request
-	ConfirmASAP Action = "confirm_asap" // the owner confirms a device's request, as soon as possible
-	ConfirmSlot Action = "confirm_slot" // the owner confirms it for a time window
-)
-
-var transitions = map[State]map[Action]State{
-	PendingConfirmation: {ConfirmASAP: Searching, ConfirmSlot: Scheduled, Cancel: Cancelled},
-	Scheduled:           {StartSearch: Searching, Cancel: Cancelled, Assign: Assigned},
-	Searching:           {Assign: Assigned, Cancel: Cancelled, GiveUp: Unfulfilled},
-	Assigned:            {Depart: EnRoute, Arrive: OnSite, Drop: Searching, Unassign: Searching, Cancel: Cancelled},
-	EnRoute:             {Arrive: OnSite, Drop: Searching, Unassign: Searching, Cancel: Cancelled},
-	OnSite:              {Complete: Completed},
-	Unfulfilled:         {Reopen: Searching, Cancel: Cancelled, Assign: Assigned},
-}
-
-// Next returns the state that action leads to from s, or a conflict error
-// when the action is not allowed there.
-func Next(s State, a Action) (State, error) {
-	if next, ok := transitions[s][a]; ok {
-		return next, nil
-	}
-	return s, errs.ConflictReason("illegal_transition", "cannot %s a request that is %s", actionVerb(a), s)
-}
-
-func actionVerb(a Action) string {
-	switch a {
-	case StartSearch:
-		return "start searching for"
-	case Depart:
-		return "set off to"
-	case Arrive:
-		return "arrive at"
-	case GiveUp:
-		return "give up"
-	}
-	return string(a)
-}
-
-// Live reports whether a technician is bound to a request in state s.
-func (s State) Live() bool { return s == Assigned || s == EnRoute || s == OnSite }
-
-// Open reports whether a request in s may still be served.
-func (s State) Open() bool { return s != Completed && s != Cancelled && s != Unfulfilled }
-
-// Mode is how the customer wants the service.
-type Mode string
+var States = lifecycle.States
 
 // Modes.
 const (
-	ASAP   Mode = "asap"
-	Window Mode = "window"
+	ASAP   = lifecycle.ASAP
+	Window = lifecycle.Window
 )
 
 // Request is a service request ("job" in the technician app).
