@@ -247,7 +247,7 @@ func TestBatchRoundStatements(t *testing.T) {
 		if len(res.Offered) != n {
 			t.Fatalf("%d waiting: %d offers", n, len(res.Offered))
 		}
-		if res.Statements > 12 {
+		if res.Statements > 10 {
 			t.Fatalf("%d waiting: %d statements", n, res.Statements)
 		}
 		t.Logf("%d waiting, %d offers: %d statements", n, len(res.Offered), res.Statements)
