@@ -744,11 +744,7 @@ func (s *Service) Candidates(ctx context.Context, requestID string, limit int) (
 	if limit <= 0 || limit > 100 {
 		limit = 20
 	}
-	r, err := load(s.db.WithContext(ctx), requestID)
-	if err != nil {
-		return nil, err
-	}
-	excluded, err := excludedFor(s.db.WithContext(ctx), r.ID, now)
+	r, excluded, err := loadWithExclusions(s.db.WithContext(ctx), requestID, now)
 	if err != nil {
 		return nil, err
 	}
