@@ -48,9 +48,13 @@ const answerDelay = 2 * time.Minute
 
 // View returns what the customer app shows of a request.
 func (s *Service) View(ctx context.Context, c Caller, id string) (RequestView, error) {
-	r, err := s.Get(ctx, c, id)
+	now := s.now()
+	r, pending, err := loadWithPending(s.db.WithContext(ctx), id, now)
 	if err != nil {
 		return RequestView{}, err
+	}
+	if !mayRead(c, r) {
+		return RequestView{}, errs.NotFoundf("request %s not found", id)
 	}
 	v := RequestView{Request: r}
 	q := s.db.WithContext(ctx)
@@ -66,13 +70,44 @@ func (s *Service) View(ctx context.Context, c Caller, id string) (RequestView, e
 		v.Technician = b
 	}
 	if r.State == Searching {
-		w, err := s.expectedWait(ctx, r)
+		w, err := s.expectedWait(ctx, r, pending, now)
 		if err != nil {
 			return v, err
 		}
 		v.ExpectedWait = &w
 	}
 	return v, nil
+}
+
+// viewRow is a request beside one of its pending offers (nil when it has
+// none).
+type viewRow struct {
+	Request
+	PendingEtaSeconds *int
+	PendingCreatedAt  *time.Time
+}
+
+// loadWithPending reads a request and its offers pending and unexpired at
+// now in one statement: the customer app polls this, so it is one round
+// trip.
+func loadWithPending(tx *gorm.DB, id string, now time.Time) (Request, []Offer, error) {
+	var rows []viewRow
+	err := tx.Raw(`SELECT r.*, o.eta_seconds AS pending_eta_seconds, o.created_at AS pending_created_at FROM requests r
+		LEFT JOIN offers o ON o.request_id = r.id AND o.state = ? AND o.expires_at > ?
+		WHERE r.id = ?`, OfferPending, now, id).Scan(&rows).Error
+	if err != nil {
+		return Request{}, nil, fmt.Errorf("load request %s: %w", id, err)
+	}
+	if len(rows) == 0 {
+		return Request{}, nil, errs.NotFoundf("request %s not found", id)
+	}
+	var pending []Offer
+	for _, row := range rows {
+		if row.PendingEtaSeconds != nil && row.PendingCreatedAt != nil {
+			pending = append(pending, Offer{EtaSeconds: *row.PendingEtaSeconds, CreatedAt: *row.PendingCreatedAt})
+		}
+	}
+	return rows[0].Request, pending, nil
 }
 
 func firstName(name string) string {
@@ -107,15 +142,10 @@ const maxWaitRanks = 32
 // this request would get plus an answer delay; otherwise it waits for busy
 // technicians to finish (a job lasts about an hour, shared by the busy ones)
 // and then travels. Everything but the pending offer comes from the live
-// index, cached per cell and skill for a few seconds.
-func (s *Service) expectedWait(ctx context.Context, r Request) (Wait, error) {
-	now := s.now()
+// index, cached per cell and skill for a few seconds; the pending offers
+// (unexpired at now) are read with the request.
+func (s *Service) expectedWait(ctx context.Context, r Request, pending []Offer, now time.Time) (Wait, error) {
 	var w Wait
-	var pending []Offer
-	if err := s.db.WithContext(ctx).Select("eta_seconds", "created_at").
-		Where("request_id = ? AND state = ? AND expires_at > ?", r.ID, OfferPending, now).Find(&pending).Error; err != nil {
-		return w, fmt.Errorf("wait: pending offers: %w", err)
-	}
 	around, etas, err := s.fleet.around(ctx, s, r, now)
 	if err != nil {
 		return w, err

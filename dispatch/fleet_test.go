@@ -3,6 +3,7 @@ package dispatch_test
 import (
 	"context"
 	"fmt"
+	"hash/crc32"
 	"log/slog"
 	"slices"
 	"sync"
@@ -157,8 +158,13 @@ func TestFleetFollowsOtherProcess(t *testing.T) {
 
 	// Cut the other process's listening connections: what changes while
 	// nobody listens arrives with the resync on reconnect.
-	if err := b.d.Exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN %' AND pid <> pg_backend_pid()`).Error; err != nil {
-		t.Fatal(err)
+	// Only this test's schema's channels (their names end in the schema's
+	// hash): other tests and sessions share the database.
+	tag := fmt.Sprintf("%08x", crc32.ChecksumIEEE([]byte(b.d.Schema)))
+	var cut int64
+	if err := b.d.Raw(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE 'LISTEN %' AND query LIKE ? AND pid <> pg_backend_pid()`,
+		"%_"+tag+"%").Scan(&cut).Error; err != nil || cut == 0 {
+		t.Fatalf("cut %d listening connections: %v", cut, err)
 	}
 	t2 := a.tech("Beat", 300)
 	eventually(t, "the other process to resync after losing the feed", func() bool {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/onsite/onsite/dispatch/match"
 	"github.com/onsite/onsite/geo"
+	"github.com/onsite/onsite/internal/errs"
 )
 
 // retryEvery is how soon a request with no one to offer it to is searched
@@ -160,11 +161,7 @@ func (s *Service) Candidates(ctx context.Context, requestID string, limit int) (
 	if limit <= 0 || limit > 100 {
 		limit = 20
 	}
-	r, err := load(s.db.WithContext(ctx), requestID)
-	if err != nil {
-		return nil, err
-	}
-	excluded, err := excludedFor(s.db.WithContext(ctx), r.ID, now)
+	r, excluded, err := loadWithExclusions(s.db.WithContext(ctx), requestID, now)
 	if err != nil {
 		return nil, err
 	}
@@ -239,6 +236,41 @@ func excludedFor(tx *gorm.DB, requestID string, now time.Time) (map[string]bool,
 	return all[requestID], err
 }
 
+// exclusionSQL is the technicians a request must not be offered to again:
+// those who declined or are deciding, who let an offer expire in the last
+// ten minutes, or who dropped the job.
+const exclusionSQL = `SELECT request_id, technician_id FROM offers WHERE request_id IN ? AND (state IN ('declined', 'pending') OR (state = 'expired' AND answered_at > ?))
+		UNION SELECT request_id, technician_id FROM assignments WHERE request_id IN ? AND end_reason = 'dropped'`
+
+// loadWithExclusions is load and excludedFor in one statement (one round
+// trip for the ops candidates view).
+func loadWithExclusions(tx *gorm.DB, id string, now time.Time) (Request, map[string]bool, error) {
+	var rows []struct {
+		Request
+		ExcludedID *string
+	}
+	ids := []string{id}
+	err := tx.Raw(`SELECT r.*, x.technician_id AS excluded_id FROM requests r
+		LEFT JOIN (`+exclusionSQL+`) x ON x.request_id = r.id
+		WHERE r.id = ?`, ids, now.Add(-10*time.Minute), ids, id).Scan(&rows).Error
+	if err != nil {
+		return Request{}, nil, fmt.Errorf("load request %s: %w", id, err)
+	}
+	if len(rows) == 0 {
+		return Request{}, nil, errs.NotFoundf("request %s not found", id)
+	}
+	var excluded map[string]bool
+	for _, row := range rows {
+		if row.ExcludedID != nil {
+			if excluded == nil {
+				excluded = map[string]bool{}
+			}
+			excluded[*row.ExcludedID] = true
+		}
+	}
+	return rows[0].Request, excluded, nil
+}
+
 // exclusionsOf is excludedFor for many requests in one statement.
 func exclusionsOf(tx *gorm.DB, requestIDs []string, now time.Time) (map[string]map[string]bool, error) {
 	out := map[string]map[string]bool{}
@@ -246,9 +278,7 @@ func exclusionsOf(tx *gorm.DB, requestIDs []string, now time.Time) (map[string]m
 		return out, nil
 	}
 	var rows []struct{ RequestID, TechnicianID string }
-	err := tx.Raw(`SELECT request_id, technician_id FROM offers WHERE request_id IN ? AND (state IN ('declined', 'pending') OR (state = 'expired' AND answered_at > ?))
-		UNION SELECT request_id, technician_id FROM assignments WHERE request_id IN ? AND end_reason = 'dropped'`,
-		requestIDs, now.Add(-10*time.Minute), requestIDs).Scan(&rows).Error
+	err := tx.Raw(exclusionSQL, requestIDs, now.Add(-10*time.Minute), requestIDs).Scan(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("load exclusions: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -371,6 +372,9 @@ func (a *App) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		if status >= 500 {
 			level = slog.LevelError
 		}
+		if !a.Log.Enabled(c.Request().Context(), level) {
+			return nil // the line would be dropped: build none of it
+		}
 		a.Log.Log(c.Request().Context(), level, "http",
 			"method", c.Request().Method, "path", c.Request().URL.Path, "route", c.Path(), "status", status,
 			"took", time.Since(start), "request_id", c.Response().Header().Get(echo.HeaderXRequestID))
@@ -408,7 +412,7 @@ func (m *httpMetrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		if route == "" {
 			route = "unmatched"
 		}
-		m.requests.WithLabelValues(c.Request().Method, route, fmt.Sprint(c.Response().Status)).Inc()
+		m.requests.WithLabelValues(c.Request().Method, route, strconv.Itoa(c.Response().Status)).Inc()
 		m.latency.WithLabelValues(c.Request().Method, route).Observe(time.Since(start).Seconds())
 		return nil
 	}

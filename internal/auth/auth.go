@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -61,11 +62,27 @@ type claims struct {
 type Issuer struct {
 	key []byte
 	now func() time.Time
+
+	// verified remembers tokens whose signature and claims were checked, by
+	// their exact text: the same bytes under the same key verify the same
+	// way, so only the times (exp, nbf) are checked again on each use.
+	mu       sync.RWMutex
+	verified map[string]verifiedToken
 }
+
+// verifiedToken is what a checked token says.
+type verifiedToken struct {
+	p        Principal
+	exp, nbf time.Time // nbf zero when the token has none
+}
+
+// maxVerified bounds the remembered tokens; past it the memory starts over
+// (entries are cheap to remake: one more signature check each).
+const maxVerified = 50_000
 
 // NewIssuer returns an issuer for the key.
 func NewIssuer(key []byte) *Issuer {
-	return &Issuer{key: key, now: time.Now}
+	return &Issuer{key: key, now: time.Now, verified: map[string]verifiedToken{}}
 }
 
 // Issue signs a token for p that is valid for ttl.
@@ -94,18 +111,50 @@ func (i *Issuer) Issue(p Principal, ttl time.Duration) (string, error) {
 }
 
 // Verify checks a token and returns its principal, or an unauthenticated error.
+// A token verified before is not parsed again: its signature and issuer
+// were checked then, and its validity times are checked now exactly as the
+// parser would (valid from nbf, until before exp).
 func (i *Issuer) Verify(token string) (Principal, error) {
+	i.mu.RLock()
+	v, ok := i.verified[token]
+	i.mu.RUnlock()
+	if ok {
+		now := i.now()
+		if !now.Before(v.exp) || (!v.nbf.IsZero() && now.Before(v.nbf)) {
+			return Principal{}, errs.E(errs.Unauthenticated, "invalid or expired token")
+		}
+		return v.p, nil
+	}
+	p, c, err := i.verify(token)
+	if err != nil {
+		return Principal{}, err
+	}
+	v = verifiedToken{p: p, exp: c.ExpiresAt.Time}
+	if c.NotBefore != nil {
+		v.nbf = c.NotBefore.Time
+	}
+	i.mu.Lock()
+	if i.verified == nil || len(i.verified) >= maxVerified {
+		i.verified = map[string]verifiedToken{}
+	}
+	i.verified[token] = v
+	i.mu.Unlock()
+	return p, nil
+}
+
+// verify parses and checks a token in full.
+func (i *Issuer) verify(token string) (Principal, claims, error) {
 	var c claims
 	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return i.key, nil },
 		jwt.WithValidMethods([]string{"HS256"}), jwt.WithIssuer("onsite"), jwt.WithTimeFunc(i.now), jwt.WithExpirationRequired())
 	if err != nil {
-		return Principal{}, errs.E(errs.Unauthenticated, "invalid or expired token")
+		return Principal{}, c, errs.E(errs.Unauthenticated, "invalid or expired token")
 	}
 	role, err := ParseRole(c.Role)
 	if err != nil || c.Subject == "" {
-		return Principal{}, errs.E(errs.Unauthenticated, "token has no valid role or subject")
+		return Principal{}, c, errs.E(errs.Unauthenticated, "token has no valid role or subject")
 	}
-	return Principal{Role: role, Subject: c.Subject}, nil
+	return Principal{Role: role, Subject: c.Subject}, c, nil
 }
 
 // BearerToken extracts the token of an "Authorization: Bearer …" header.

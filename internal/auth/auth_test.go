@@ -57,3 +57,28 @@ func TestSecretIsKept(t *testing.T) {
 		t.Fatalf("secret not kept: %q %q %v", a, b, err)
 	}
 }
+
+// TestVerifiedTokenStillExpires: a token remembered from an earlier check is
+// refused once its time is up, and a tampered copy is not taken for it.
+func TestVerifiedTokenStillExpires(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	iss := NewIssuer([]byte("0123456789abcdef0123456789abcdef"))
+	iss.now = func() time.Time { return now }
+	tok, err := iss.Issue(Principal{Role: Customer, Subject: "carla"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if p, err := iss.Verify(tok); err != nil || p.Subject != "carla" {
+			t.Fatalf("got %+v, %v", p, err)
+		}
+	}
+	if _, err := iss.Verify(tok[:len(tok)-2] + "xx"); err == nil {
+		t.Fatal("a tampered token verified")
+	}
+	iss.now = func() time.Time { return now.Add(time.Minute) }
+	if _, err := iss.Verify(tok); err == nil {
+		t.Fatal("an expired token verified from memory")
+	}
+}
