@@ -118,6 +118,9 @@ type run struct {
 	res      Result
 	progress func(float64)
 	tr       *Trace
+	// exhaustive (tests only) searches every waiting request every time,
+	// as the simulator did before it was incremental: the reference.
+	exhaustive bool
 }
 
 // Run simulates one day (drawn from seed) under one strategy. batch is the
@@ -136,8 +139,13 @@ func runDay(d *day, v Variant, progress func(float64)) Result {
 
 // simulate runs the day and returns the finished run (tests look inside).
 func simulate(d *day, v Variant, progress func(float64)) *run {
+	return simulateWith(d, v, progress, false)
+}
+
+// simulateWith is simulate, exhaustive (the reference) if asked.
+func simulateWith(d *day, v Variant, progress func(float64), exhaustive bool) *run {
 	strategy := v.Strategy
-	r := &run{d: d, strategy: strategy, batch: v.Batch, chain: v.Chain, overlap: v.Overlap, sla: d.sc.Dispatch.SLA.Duration, progress: progress,
+	r := &run{d: d, strategy: strategy, batch: v.Batch, chain: v.Chain, overlap: v.Overlap, sla: d.sc.Dispatch.SLA.Duration, progress: progress, exhaustive: exhaustive,
 		eta: geo.StraightLine{Detour: d.sc.Behaviour.Detour}, pool: match.NewPool(d.sc.City.Resolution),
 		policy: match.BatchPolicy{Urgency: v.Urgency, UrgencyCap: d.sc.Dispatch.SLA.Duration, MaxWait: match.DefaultMaxWait}}
 	r.res = Result{Strategy: v.Name, Seed: d.seed}
