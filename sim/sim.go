@@ -21,6 +21,10 @@ const retryEvery = 30 * time.Second
 // maxSearchKm is the widest search (the server's default).
 const maxSearchKm = 40
 
+// expiredFor is how long a technician whose offer expired is not asked
+// again for the same request (as in the server).
+const expiredFor = 10 * time.Minute
+
 type eventKind int
 
 const (
@@ -74,6 +78,7 @@ type techState struct {
 	sent     int
 	accepted int
 	idleFrom time.Time
+	cand     match.Candidate // what the pool holds for it
 }
 
 type reqState struct {
@@ -87,6 +92,7 @@ type reqState struct {
 	giveUpAt  time.Time // searching stops here (extended after a drop, as in the server)
 	searching bool      // in the batch queue
 	onTime    bool      // an ASAP request reached within the SLA
+	w         reqWatch  // who may be eligible for it (see watch.go)
 }
 
 type offerState struct {
@@ -121,6 +127,9 @@ type run struct {
 	// exhaustive (tests only) searches every waiting request every time,
 	// as the simulator did before it was incremental: the reference.
 	exhaustive bool
+	bySkill    map[string][]*techState // the technicians certified for each skill
+	watching   map[string][]*reqState  // the watched requests, by skill
+	never      time.Time               // after every event of the run
 }
 
 // Run simulates one day (drawn from seed) under one strategy. batch is the
@@ -149,12 +158,17 @@ func simulateWith(d *day, v Variant, progress func(float64), exhaustive bool) *r
 		eta: geo.StraightLine{Detour: d.sc.Behaviour.Detour}, pool: match.NewPool(d.sc.City.Resolution),
 		policy: match.BatchPolicy{Urgency: v.Urgency, UrgencyCap: d.sc.Dispatch.SLA.Duration, MaxWait: match.DefaultMaxWait}}
 	r.res = Result{Strategy: v.Name, Seed: d.seed}
+	r.bySkill, r.watching, r.never = map[string][]*techState{}, map[string][]*reqState{}, r.horizon().Add(time.Hour)
 	r.tr = v.Trace
 	r.traceDay()
 	for _, t := range d.techs {
 		ts := &techState{simTech: t, pos: t.home, idleFrom: t.shiftStart}
 		r.techs = append(r.techs, ts)
-		r.pool.Put(r.candidate(ts))
+		for _, s := range t.skills {
+			r.bySkill[s] = append(r.bySkill[s], ts)
+		}
+		ts.cand = r.candidate(ts)
+		r.pool.Put(ts.cand)
 		r.schedule(t.shiftStart, evShift, nil, ts, nil)
 		r.schedule(t.shiftEnd, evShift, nil, ts, nil)
 		r.res.OnDutySeconds += t.shiftEnd.Sub(t.shiftStart).Seconds()
@@ -259,7 +273,19 @@ func (r *run) candidateNoGeo(t *techState, c match.Candidate) match.Candidate {
 }
 
 func (r *run) refresh(t *techState) {
-	r.pool.Update(t.id, func(c *match.Candidate) { *c = r.candidateNoGeo(t, *c) })
+	r.pool.Update(t.id, func(c *match.Candidate) {
+		*c = r.candidateNoGeo(t, *c)
+		t.cand = *c
+	})
+	r.changed(t)
+}
+
+// move puts t at p in the pool.
+func (r *run) move(t *techState, p geo.Point) {
+	t.pos = p
+	r.pool.Move(t.id, p)
+	t.cand.Position, t.cand.HasPosition = p, true
+	r.changed(t)
 }
 
 func (r *run) job(q *reqState) match.Job {
@@ -292,12 +318,15 @@ func (r *run) exclude(q *reqState) func(string) bool {
 			return true
 		}
 		at, ok := q.expiredAt[id]
-		return ok && r.now.Sub(at) < 10*time.Minute
+		return ok && r.now.Sub(at) < expiredFor
 	}
 }
 
 // ranked returns the candidates for q as the server would find them.
 func (r *run) ranked(q *reqState, want int) []match.Scored {
+	if !r.exhaustive && r.nobody(q) {
+		return nil // the search would find no one
+	}
 	j := r.job(q)
 	reach := match.ReachKm(j, r.now, 60, r.eta.Detour, maxSearchKm)
 	list := r.pool.Search(j, want, reach, r.exclude(q), r.eta, r.now)
@@ -460,8 +489,7 @@ func (r *run) arrive(q *reqState) {
 	q.state = dispatch.OnSite
 	t := q.tech
 	r.trace(TraceArrive, q, t, time.Time{})
-	t.pos = q.place
-	r.pool.Move(t.id, q.place)
+	r.move(t, q.place)
 	if q.asap {
 		d := r.now.Sub(q.created)
 		r.res.TimeToSite = append(r.res.TimeToSite, d)

@@ -1,0 +1,166 @@
+package sim
+
+import (
+	"slices"
+	"time"
+
+	"github.com/onsite/onsite/dispatch"
+	"github.com/onsite/onsite/dispatch/match"
+)
+
+// The simulator is incremental: a waiting request is searched again only
+// when a technician may have become eligible for it. A search returns only
+// eligible technicians with the request's skill, so while none can be
+// eligible it finds no one, whatever the time and reach.
+//
+// A technician's eligibility changes only when the pool's copy of them
+// changes (run.changed is told of every change) or when one of its clocks
+// turns: a busy technician becomes chainable, an expired offer's exclusion
+// ends, a certification, shift or decision starts or ends. So each watched
+// request keeps the technicians who may be eligible now (maybe) and, for
+// everyone else, the earliest such clock (until): before until, a search
+// can find only someone in maybe.
+
+// reqWatch is what a request knows of who may be eligible for it.
+type reqWatch struct {
+	watched bool         // in run.watching; until and maybe are kept true
+	until   time.Time    // no one outside maybe can be eligible before it
+	maybe   []*techState // those who may be eligible now
+}
+
+// nobody reports whether a search for q now would surely find no one.
+func (r *run) nobody(q *reqState) bool {
+	if !q.w.watched || !r.now.Before(q.w.until) {
+		r.rewatch(q)
+	}
+	j := r.job(q)
+	none := true
+	keep := q.w.maybe[:0]
+	for _, t := range q.w.maybe {
+		if none {
+			at := r.eligibleFrom(q, j, t.cand)
+			if at.After(r.now) {
+				q.w.until = minTime(q.w.until, at)
+				continue
+			}
+			none = false
+		}
+		keep = append(keep, t)
+	}
+	clear(q.w.maybe[len(keep):])
+	q.w.maybe = keep
+	return none
+}
+
+// rewatch looks at every technician with q's skill.
+func (r *run) rewatch(q *reqState) {
+	if !q.w.watched {
+		q.w.watched = true
+		r.watching[q.skill] = append(r.watching[q.skill], q)
+	}
+	j := r.job(q)
+	q.w.until, q.w.maybe = r.never, q.w.maybe[:0]
+	for _, t := range r.bySkill[q.skill] {
+		if at := r.eligibleFrom(q, j, t.cand); at.After(r.now) {
+			q.w.until = minTime(q.w.until, at)
+		} else {
+			q.w.maybe = append(q.w.maybe, t)
+		}
+	}
+}
+
+// changed is called after every change to t in the pool: the requests
+// watched for t's skills learn when t may be eligible for them.
+func (r *run) changed(t *techState) {
+	if len(r.watching) == 0 || len(t.skills) == 0 {
+		return
+	}
+	// Unavailable, at capacity, deciding, off shift or without a position:
+	// ineligible for every request (the rules before and after these look
+	// at the job), until the pool changes t or one of its clocks turns.
+	blockedUntil := time.Time{}
+	probe := match.Job{Skill: t.skills[0], Place: t.cand.Position, ChainWithin: r.chain}
+	switch match.Eligible(probe, t.cand, r.now) {
+	case match.ReasonUnavailable, match.ReasonAtCapacity, match.ReasonDeciding, match.ReasonOutsideShift, match.ReasonNoPosition:
+		blockedUntil = r.clocks(t.cand, t.skills)
+	}
+	for _, s := range t.skills {
+		list := r.watching[s]
+		keep := list[:0]
+		for _, q := range list {
+			if q.state == dispatch.OnSite || q.state == dispatch.Completed || q.state == dispatch.Unfulfilled {
+				q.w = reqWatch{} // never searched again
+				continue
+			}
+			keep = append(keep, q)
+			if !r.now.Before(q.w.until) {
+				continue // looked at afresh before the next search
+			}
+			at := blockedUntil
+			if at.IsZero() {
+				at = r.eligibleFrom(q, r.job(q), t.cand)
+			}
+			i := slices.Index(q.w.maybe, t)
+			switch {
+			case at.After(r.now):
+				q.w.until = minTime(q.w.until, at)
+				if i >= 0 {
+					q.w.maybe = slices.Delete(q.w.maybe, i, i+1)
+				}
+			case i < 0:
+				q.w.maybe = append(q.w.maybe, t)
+			}
+		}
+		clear(list[len(keep):])
+		r.watching[s] = keep
+	}
+}
+
+// eligibleFrom is the earliest time from now at which c may be eligible for
+// q (j) if the pool does not change c: now if it is eligible now, else the
+// next turn of one of eligibility's clocks.
+func (r *run) eligibleFrom(q *reqState, j match.Job, c match.Candidate) time.Time {
+	if match.Eligible(j, c, r.now) == match.ReasonOK && !r.exclude(q)(c.TechnicianID) {
+		return r.now
+	}
+	next := r.clocks(c, []string{j.Skill})
+	if at, ok := q.expiredAt[c.TechnicianID]; ok {
+		next = r.later(next, at.Add(expiredFor))
+	}
+	return next
+}
+
+// clocks is the next time after now at which c's eligibility for a job
+// with one of skills may turn by itself: chainable, decision over,
+// certification or shift started (an end only makes one ineligible).
+func (r *run) clocks(c match.Candidate, skills []string) time.Time {
+	next := r.never
+	if r.chain > 0 && !c.FreeAt.IsZero() {
+		next = r.later(next, c.FreeAt.Add(-r.chain))
+	}
+	next = r.later(next, c.DecidingUntil)
+	for _, s := range skills {
+		if iv, ok := c.Certs[s]; ok {
+			next = r.later(next, iv.Start)
+		}
+	}
+	for _, s := range c.Shifts {
+		next = r.later(next, s.Start)
+	}
+	return next
+}
+
+// later is next, or at if at is after now and before next.
+func (r *run) later(next, at time.Time) time.Time {
+	if at.After(r.now) && at.Before(next) {
+		return at
+	}
+	return next
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
