@@ -8,7 +8,8 @@ import (
 
 // TestIncrementalEqualsExhaustive pins that searching only what may have
 // changed decides exactly as searching every waiting request every time:
-// the same trace (every offer, answer, arrival) and the same Result, for
+// every answer given without the pool equals the pool's search, and the
+// trace (every offer, answer, arrival) and the Result are the same, for
 // every strategy, on the city day, twice its demand and the regional day.
 func TestIncrementalEqualsExhaustive(t *testing.T) {
 	if testing.Short() {
@@ -36,8 +37,11 @@ func TestIncrementalEqualsExhaustive(t *testing.T) {
 					t.Parallel()
 					ref, inc := v, v
 					ref.Trace, inc.Trace = &Trace{}, &Trace{}
-					want := simulateWith(newDay(tc.sc, seed), ref, nil, true)
-					got := simulateWith(newDay(tc.sc, seed), inc, nil, false)
+					want := simulateWith(newDay(tc.sc, seed), ref, nil, func(r *run) { r.exhaustive = true })
+					got := simulateWith(newDay(tc.sc, seed), inc, nil, func(r *run) { r.verify = true })
+					if got.mismatches > 0 {
+						t.Errorf("%d answers found without the pool differ from its search", got.mismatches)
+					}
 					if len(got.tr.Events) != len(want.tr.Events) {
 						t.Errorf("%d events, want %d", len(got.tr.Events), len(want.tr.Events))
 					}

@@ -79,6 +79,7 @@ type techState struct {
 	accepted int
 	idleFrom time.Time
 	cand     match.Candidate // what the pool holds for it
+	cell     geo.Cell        // of pos
 }
 
 type reqState struct {
@@ -93,6 +94,7 @@ type reqState struct {
 	searching bool      // in the batch queue
 	onTime    bool      // an ASAP request reached within the SLA
 	w         reqWatch  // who may be eligible for it (see watch.go)
+	cell      geo.Cell  // of place
 }
 
 type offerState struct {
@@ -130,6 +132,11 @@ type run struct {
 	bySkill    map[string][]*techState // the technicians certified for each skill
 	watching   map[string][]*reqState  // the watched requests, by skill
 	never      time.Time               // after every event of the run
+	maxK       int                     // the widest search's rings
+	// verify (tests only) checks every answer found without the pool
+	// against the pool's search; mismatches counts those that differ.
+	verify     bool
+	mismatches int
 }
 
 // Run simulates one day (drawn from seed) under one strategy. batch is the
@@ -148,18 +155,23 @@ func runDay(d *day, v Variant, progress func(float64)) Result {
 
 // simulate runs the day and returns the finished run (tests look inside).
 func simulate(d *day, v Variant, progress func(float64)) *run {
-	return simulateWith(d, v, progress, false)
+	return simulateWith(d, v, progress, nil)
 }
 
-// simulateWith is simulate, exhaustive (the reference) if asked.
-func simulateWith(d *day, v Variant, progress func(float64), exhaustive bool) *run {
+// simulateWith is simulate; tests set the run up (exhaustive, verify)
+// before it starts.
+func simulateWith(d *day, v Variant, progress func(float64), setup func(*run)) *run {
 	strategy := v.Strategy
-	r := &run{d: d, strategy: strategy, batch: v.Batch, chain: v.Chain, overlap: v.Overlap, sla: d.sc.Dispatch.SLA.Duration, progress: progress, exhaustive: exhaustive,
+	r := &run{d: d, strategy: strategy, batch: v.Batch, chain: v.Chain, overlap: v.Overlap, sla: d.sc.Dispatch.SLA.Duration, progress: progress,
 		eta: geo.StraightLine{Detour: d.sc.Behaviour.Detour}, pool: match.NewPool(d.sc.City.Resolution),
 		policy: match.BatchPolicy{Urgency: v.Urgency, UrgencyCap: d.sc.Dispatch.SLA.Duration, MaxWait: match.DefaultMaxWait}}
 	r.res = Result{Strategy: v.Name, Seed: d.seed}
 	r.bySkill, r.watching, r.never = map[string][]*techState{}, map[string][]*reqState{}, r.horizon().Add(time.Hour)
+	r.maxK = geo.MaxRing(d.sc.City.Resolution, maxSearchKm)
 	r.tr = v.Trace
+	if setup != nil {
+		setup(r)
+	}
 	r.traceDay()
 	for _, t := range d.techs {
 		ts := &techState{simTech: t, pos: t.home, idleFrom: t.shiftStart}
@@ -167,14 +179,14 @@ func simulateWith(d *day, v Variant, progress func(float64), exhaustive bool) *r
 		for _, s := range t.skills {
 			r.bySkill[s] = append(r.bySkill[s], ts)
 		}
-		ts.cand = r.candidate(ts)
+		ts.cand, ts.cell = r.candidate(ts), geo.CellOf(ts.pos, d.sc.City.Resolution)
 		r.pool.Put(ts.cand)
 		r.schedule(t.shiftStart, evShift, nil, ts, nil)
 		r.schedule(t.shiftEnd, evShift, nil, ts, nil)
 		r.res.OnDutySeconds += t.shiftEnd.Sub(t.shiftStart).Seconds()
 	}
 	for _, q := range d.requests {
-		rs := &reqState{simRequest: q, state: dispatch.Scheduled, declined: map[string]bool{}, expiredAt: map[string]time.Time{}}
+		rs := &reqState{simRequest: q, state: dispatch.Scheduled, declined: map[string]bool{}, expiredAt: map[string]time.Time{}, cell: geo.CellOf(q.place, d.sc.City.Resolution)}
 		r.reqs = append(r.reqs, rs)
 		r.res.Requests++
 		if q.asap {
@@ -285,6 +297,7 @@ func (r *run) move(t *techState, p geo.Point) {
 	t.pos = p
 	r.pool.Move(t.id, p)
 	t.cand.Position, t.cand.HasPosition = p, true
+	t.cell = geo.CellOf(p, r.d.sc.City.Resolution)
 	r.changed(t)
 }
 
@@ -324,9 +337,19 @@ func (r *run) exclude(q *reqState) func(string) bool {
 
 // ranked returns the candidates for q as the server would find them.
 func (r *run) ranked(q *reqState, want int) []match.Scored {
-	if !r.exhaustive && r.nobody(q) {
-		return nil // the search would find no one
+	if !r.exhaustive {
+		if r.nobody(q) {
+			return r.check(q, want, nil) // the search would find no one
+		}
+		if list, ok := r.few(q, want); ok {
+			return r.check(q, want, list)
+		}
 	}
+	return r.search(q, want)
+}
+
+// search asks the pool, as the server does.
+func (r *run) search(q *reqState, want int) []match.Scored {
 	j := r.job(q)
 	reach := match.ReachKm(j, r.now, 60, r.eta.Detour, maxSearchKm)
 	list := r.pool.Search(j, want, reach, r.exclude(q), r.eta, r.now)

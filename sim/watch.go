@@ -1,11 +1,13 @@
 package sim
 
 import (
+	"reflect"
 	"slices"
 	"time"
 
 	"github.com/onsite/onsite/dispatch"
 	"github.com/onsite/onsite/dispatch/match"
+	"github.com/onsite/onsite/geo"
 )
 
 // The simulator is incremental: a waiting request is searched again only
@@ -163,4 +165,34 @@ func minTime(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// few answers q's search without the pool when at most want technicians
+// are eligible for it and all lie within both searches' rings: the pool's
+// search then finds exactly them and ranks them as match.Rank does.
+func (r *run) few(q *reqState, want int) ([]match.Scored, bool) {
+	j := r.job(q)
+	maxK := min(r.maxK, geo.MaxRing(r.d.sc.City.Resolution, match.ReachKm(j, r.now, 60, r.eta.Detour, maxSearchKm)))
+	var found []match.Candidate
+	for _, t := range q.w.maybe {
+		if r.eligibleFrom(q, j, t.cand).After(r.now) {
+			continue
+		}
+		k, ok := geo.GridDistance(q.cell, t.cell)
+		if len(found) == want || !ok || k > maxK {
+			return nil, false
+		}
+		found = append(found, t.cand)
+	}
+	return match.Rank(j, found, r.eta, r.now), true
+}
+
+// check is list, compared with the pool's search when verifying.
+func (r *run) check(q *reqState, want int, list []match.Scored) []match.Scored {
+	if r.verify {
+		if full := r.search(q, want); len(full) != len(list) || (len(list) > 0 && !reflect.DeepEqual(full, list)) {
+			r.mismatches++
+		}
+	}
+	return list
 }
