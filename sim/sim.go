@@ -80,6 +80,9 @@ type techState struct {
 	idleFrom time.Time
 	cand     match.Candidate // what the pool holds for it
 	cell     geo.Cell        // of pos
+	// blockedUntil: since its last change in the pool, t is ineligible for
+	// every request until then (zero: not known to be).
+	blockedUntil time.Time
 }
 
 type reqState struct {
@@ -133,6 +136,7 @@ type run struct {
 	watching   map[string][]*reqState  // the watched requests, by skill
 	never      time.Time               // after every event of the run
 	maxK       int                     // the widest search's rings
+	rings      map[[2]geo.Cell]int     // grid distances met so far (-1: none)
 	// verify (tests only) checks every answer found without the pool
 	// against the pool's search; mismatches counts those that differ.
 	verify     bool
@@ -167,7 +171,7 @@ func simulateWith(d *day, v Variant, progress func(float64), setup func(*run)) *
 		policy: match.BatchPolicy{Urgency: v.Urgency, UrgencyCap: d.sc.Dispatch.SLA.Duration, MaxWait: match.DefaultMaxWait}}
 	r.res = Result{Strategy: v.Name, Seed: d.seed}
 	r.bySkill, r.watching, r.never = map[string][]*techState{}, map[string][]*reqState{}, r.horizon().Add(time.Hour)
-	r.maxK = geo.MaxRing(d.sc.City.Resolution, maxSearchKm)
+	r.maxK, r.rings = geo.MaxRing(d.sc.City.Resolution, maxSearchKm), map[[2]geo.Cell]int{}
 	r.tr = v.Trace
 	if setup != nil {
 		setup(r)
@@ -326,22 +330,21 @@ func (r *run) startSearch(q *reqState) {
 // exclude mirrors the server: technicians who declined or dropped this
 // request, and those whose offer for it expired in the last 10 minutes.
 func (r *run) exclude(q *reqState) func(string) bool {
-	return func(id string) bool {
-		if q.declined[id] {
-			return true
-		}
-		at, ok := q.expiredAt[id]
-		return ok && r.now.Sub(at) < expiredFor
+	return func(id string) bool { return r.excluded(q, id) }
+}
+
+func (r *run) excluded(q *reqState, id string) bool {
+	if q.declined[id] {
+		return true
 	}
+	at, ok := q.expiredAt[id]
+	return ok && r.now.Sub(at) < expiredFor
 }
 
 // ranked returns the candidates for q as the server would find them.
 func (r *run) ranked(q *reqState, want int) []match.Scored {
 	if !r.exhaustive {
-		if r.nobody(q) {
-			return r.check(q, want, nil) // the search would find no one
-		}
-		if list, ok := r.few(q, want); ok {
+		if list, ok := r.withoutPool(q, want); ok {
 			return r.check(q, want, list)
 		}
 	}

@@ -30,28 +30,69 @@ type reqWatch struct {
 	maybe   []*techState // those who may be eligible now
 }
 
-// nobody reports whether a search for q now would surely find no one.
-func (r *run) nobody(q *reqState) bool {
+// withoutPool answers q's search without the pool when it can: no one, if
+// no one is eligible; or, when at most want are and all lie within the
+// widest search's rings, what search would return: each search then finds
+// exactly the eligible within its rings, in match.Rank's order.
+func (r *run) withoutPool(q *reqState, want int) ([]match.Scored, bool) {
 	if !q.w.watched || !r.now.Before(q.w.until) {
 		r.rewatch(q)
 	}
 	j := r.job(q)
-	none := true
+	var found []match.Candidate
 	keep := q.w.maybe[:0]
-	for _, t := range q.w.maybe {
-		if none {
-			at := r.eligibleFrom(q, j, t.cand)
-			if at.After(r.now) {
-				q.w.until = minTime(q.w.until, at)
-				continue
-			}
-			none = false
+	for i, t := range q.w.maybe {
+		if len(found) > want {
+			keep = append(keep, q.w.maybe[i:]...) // too many: the pool searches
+			break
+		}
+		if at := r.eligibleFrom(q, j, t); at.After(r.now) {
+			q.w.until = minTime(q.w.until, at)
+			continue
 		}
 		keep = append(keep, t)
+		found = append(found, t.cand)
 	}
 	clear(q.w.maybe[len(keep):])
 	q.w.maybe = keep
-	return none
+	if len(found) == 0 {
+		return nil, true
+	}
+	if len(found) > want {
+		return nil, false
+	}
+	// Every one within the widest search's rings: it would find exactly
+	// them; the first search finds those within its reach's rings.
+	reach := match.ReachKm(j, r.now, 60, r.eta.Detour, maxSearchKm)
+	maxK := min(r.maxK, geo.MaxRing(r.d.sc.City.Resolution, reach))
+	var near []match.Candidate
+	for i, t := range q.w.maybe {
+		k := r.ring(q.cell, t.cell)
+		if k < 0 || k > r.maxK {
+			return nil, false
+		}
+		if k <= maxK {
+			near = append(near, found[i])
+		}
+	}
+	list := match.Rank(j, near, r.eta, r.now)
+	if match.AtRisk(j, list) && reach < maxSearchKm {
+		list = match.Rank(j, found, r.eta, r.now)
+	}
+	return list, true
+}
+
+// ring is the grid distance between two cells (-1 if H3 has none).
+func (r *run) ring(a, b geo.Cell) int {
+	k, ok := r.rings[[2]geo.Cell{a, b}]
+	if !ok {
+		d, found := geo.GridDistance(a, b)
+		if k = d; !found {
+			k = -1
+		}
+		r.rings[[2]geo.Cell{a, b}] = k
+	}
+	return k
 }
 
 // rewatch looks at every technician with q's skill.
@@ -63,7 +104,7 @@ func (r *run) rewatch(q *reqState) {
 	j := r.job(q)
 	q.w.until, q.w.maybe = r.never, q.w.maybe[:0]
 	for _, t := range r.bySkill[q.skill] {
-		if at := r.eligibleFrom(q, j, t.cand); at.After(r.now) {
+		if at := r.eligibleFrom(q, j, t); at.After(r.now) {
 			q.w.until = minTime(q.w.until, at)
 		} else {
 			q.w.maybe = append(q.w.maybe, t)
@@ -74,17 +115,17 @@ func (r *run) rewatch(q *reqState) {
 // changed is called after every change to t in the pool: the requests
 // watched for t's skills learn when t may be eligible for them.
 func (r *run) changed(t *techState) {
-	if len(r.watching) == 0 || len(t.skills) == 0 {
+	if len(t.skills) == 0 {
 		return
 	}
 	// Unavailable, at capacity, deciding, off shift or without a position:
 	// ineligible for every request (the rules before and after these look
 	// at the job), until the pool changes t or one of its clocks turns.
-	blockedUntil := time.Time{}
+	t.blockedUntil = time.Time{}
 	probe := match.Job{Skill: t.skills[0], Place: t.cand.Position, ChainWithin: r.chain}
 	switch match.Eligible(probe, t.cand, r.now) {
 	case match.ReasonUnavailable, match.ReasonAtCapacity, match.ReasonDeciding, match.ReasonOutsideShift, match.ReasonNoPosition:
-		blockedUntil = r.clocks(t.cand, t.skills)
+		t.blockedUntil = r.clocks(t.cand, t.skills)
 	}
 	for _, s := range t.skills {
 		list := r.watching[s]
@@ -98,10 +139,7 @@ func (r *run) changed(t *techState) {
 			if !r.now.Before(q.w.until) {
 				continue // looked at afresh before the next search
 			}
-			at := blockedUntil
-			if at.IsZero() {
-				at = r.eligibleFrom(q, r.job(q), t.cand)
-			}
+			at := r.eligibleFrom(q, r.job(q), t)
 			i := slices.Index(q.w.maybe, t)
 			switch {
 			case at.After(r.now):
@@ -118,14 +156,18 @@ func (r *run) changed(t *techState) {
 	}
 }
 
-// eligibleFrom is the earliest time from now at which c may be eligible for
-// q (j) if the pool does not change c: now if it is eligible now, else the
+// eligibleFrom is the earliest time from now at which t may be eligible for
+// q (j) if the pool does not change t: now if it is eligible now, else the
 // next turn of one of eligibility's clocks.
-func (r *run) eligibleFrom(q *reqState, j match.Job, c match.Candidate) time.Time {
-	if match.Eligible(j, c, r.now) == match.ReasonOK && !r.exclude(q)(c.TechnicianID) {
+func (r *run) eligibleFrom(q *reqState, j match.Job, t *techState) time.Time {
+	if r.now.Before(t.blockedUntil) {
+		return t.blockedUntil
+	}
+	c := &t.cand
+	if match.Eligible(j, *c, r.now) == match.ReasonOK && !r.excluded(q, c.TechnicianID) {
 		return r.now
 	}
-	next := r.clocks(c, []string{j.Skill})
+	next := r.clocks(*c, []string{j.Skill})
 	if at, ok := q.expiredAt[c.TechnicianID]; ok {
 		next = r.later(next, at.Add(expiredFor))
 	}
@@ -165,26 +207,6 @@ func minTime(a, b time.Time) time.Time {
 		return b
 	}
 	return a
-}
-
-// few answers q's search without the pool when at most want technicians
-// are eligible for it and all lie within both searches' rings: the pool's
-// search then finds exactly them and ranks them as match.Rank does.
-func (r *run) few(q *reqState, want int) ([]match.Scored, bool) {
-	j := r.job(q)
-	maxK := min(r.maxK, geo.MaxRing(r.d.sc.City.Resolution, match.ReachKm(j, r.now, 60, r.eta.Detour, maxSearchKm)))
-	var found []match.Candidate
-	for _, t := range q.w.maybe {
-		if r.eligibleFrom(q, j, t.cand).After(r.now) {
-			continue
-		}
-		k, ok := geo.GridDistance(q.cell, t.cell)
-		if len(found) == want || !ok || k > maxK {
-			return nil, false
-		}
-		found = append(found, t.cand)
-	}
-	return match.Rank(j, found, r.eta, r.now), true
 }
 
 // check is list, compared with the pool's search when verifying.
