@@ -1,8 +1,10 @@
 package sim
 
 import (
+	"cmp"
 	"container/heap"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/onsite/onsite/dispatch"
@@ -97,6 +99,7 @@ type reqState struct {
 	searching bool      // in the batch queue
 	onTime    bool      // an ASAP request reached within the SLA
 	w         reqWatch  // who may be eligible for it (see watch.go)
+	idx       int       // in run.reqs
 	cell      geo.Cell  // of place
 }
 
@@ -136,7 +139,12 @@ type run struct {
 	watching   map[string][]*reqState  // the watched requests, by skill
 	never      time.Time               // after every event of the run
 	maxK       int                     // the widest search's rings
+	ringMin    []float64               // geo.RingMinDistanceKm by ring, to maxK+1
 	rings      map[[2]geo.Cell]int     // grid distances met so far (-1: none)
+	open       []*reqState             // batch: the searching requests (and some that may search again), in run.reqs order
+	scheduled  int                     // requests not yet searching
+	found      []match.Candidate       // withoutPool's buffers
+	near       []match.Candidate
 	// verify (tests only) checks every answer found without the pool
 	// against the pool's search; mismatches counts those that differ.
 	verify     bool
@@ -172,6 +180,9 @@ func simulateWith(d *day, v Variant, progress func(float64), setup func(*run)) *
 	r.res = Result{Strategy: v.Name, Seed: d.seed}
 	r.bySkill, r.watching, r.never = map[string][]*techState{}, map[string][]*reqState{}, r.horizon().Add(time.Hour)
 	r.maxK, r.rings = geo.MaxRing(d.sc.City.Resolution, maxSearchKm), map[[2]geo.Cell]int{}
+	for k := range r.maxK + 2 {
+		r.ringMin = append(r.ringMin, geo.RingMinDistanceKm(d.sc.City.Resolution, k))
+	}
 	r.tr = v.Trace
 	if setup != nil {
 		setup(r)
@@ -191,7 +202,9 @@ func simulateWith(d *day, v Variant, progress func(float64), setup func(*run)) *
 	}
 	for _, q := range d.requests {
 		rs := &reqState{simRequest: q, state: dispatch.Scheduled, declined: map[string]bool{}, expiredAt: map[string]time.Time{}, cell: geo.CellOf(q.place, d.sc.City.Resolution)}
+		rs.idx = len(r.reqs)
 		r.reqs = append(r.reqs, rs)
+		r.scheduled++
 		r.res.Requests++
 		if q.asap {
 			r.res.ASAP++
@@ -320,8 +333,11 @@ func (r *run) startSearch(q *reqState) {
 		q.giveUpAt = q.created.Add(r.d.sc.Dispatch.GiveUp.Duration)
 	}
 	r.schedule(q.giveUpAt, evGiveUp, q, nil, nil)
+	r.scheduled--
 	if r.strategy == "batch" {
 		q.searching = true
+		i, _ := slices.BinarySearchFunc(r.open, q.idx, func(o *reqState, idx int) int { return cmp.Compare(o.idx, idx) })
+		r.open = slices.Insert(r.open, i, q)
 		return
 	}
 	r.match(q)
@@ -582,7 +598,7 @@ func (r *run) batchTick() {
 	var jobs []match.Job
 	var waiting []*reqState
 	var lists [][]match.Scored
-	for _, q := range r.reqs {
+	for _, q := range r.waiting() {
 		if !q.searching || q.state != dispatch.Searching || !r.mayOfferMore(q) {
 			continue
 		}
@@ -626,10 +642,25 @@ func (r *run) mayOfferMore(q *reqState) bool {
 	return false
 }
 
+// waiting is the batch's requests to look at: every request, or (the
+// same in the same order, and fewer) the open ones.
+func (r *run) waiting() []*reqState {
+	if r.exhaustive {
+		return r.reqs
+	}
+	r.open = slices.DeleteFunc(r.open, func(q *reqState) bool {
+		return !q.searching || q.state == dispatch.OnSite || q.state == dispatch.Completed || q.state == dispatch.Unfulfilled
+	})
+	return r.open
+}
+
 // anyOpen reports whether a request may still need dispatch.
 func (r *run) anyOpen() bool {
 	if r.now.Before(r.d.end) {
 		return true
+	}
+	if !r.exhaustive {
+		return r.scheduled > 0 || slices.ContainsFunc(r.open, func(q *reqState) bool { return q.state == dispatch.Searching })
 	}
 	for _, q := range r.reqs {
 		if q.state == dispatch.Scheduled || q.state == dispatch.Searching {

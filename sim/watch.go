@@ -39,7 +39,8 @@ func (r *run) withoutPool(q *reqState, want int) ([]match.Scored, bool) {
 		r.rewatch(q)
 	}
 	j := r.job(q)
-	var found []match.Candidate
+	found := r.found[:0]
+	defer func() { r.found = found[:0] }()
 	keep := q.w.maybe[:0]
 	for i, t := range q.w.maybe {
 		if len(found) > want {
@@ -64,8 +65,9 @@ func (r *run) withoutPool(q *reqState, want int) ([]match.Scored, bool) {
 	// Every one within the widest search's rings: it would find exactly
 	// them; the first search finds those within its reach's rings.
 	reach := match.ReachKm(j, r.now, 60, r.eta.Detour, maxSearchKm)
-	maxK := min(r.maxK, geo.MaxRing(r.d.sc.City.Resolution, reach))
-	var near []match.Candidate
+	maxK := r.maxRing(reach)
+	near := r.near[:0]
+	defer func() { r.near = near[:0] }()
 	for i, t := range q.w.maybe {
 		k := r.ring(q.cell, t.cell)
 		if k < 0 || k > r.maxK {
@@ -76,10 +78,20 @@ func (r *run) withoutPool(q *reqState, want int) ([]match.Scored, bool) {
 		}
 	}
 	list := match.Rank(j, near, r.eta, r.now)
-	if match.AtRisk(j, list) && reach < maxSearchKm {
+	if match.AtRisk(j, list) && reach < maxSearchKm && len(near) < len(found) {
 		list = match.Rank(j, found, r.eta, r.now)
 	}
 	return list, true
+}
+
+// maxRing is geo.MaxRing at the city's resolution for km up to
+// maxSearchKm, from a table of its ring distances.
+func (r *run) maxRing(km float64) int {
+	k := 1
+	for k+1 < len(r.ringMin) && r.ringMin[k+1] <= km {
+		k++
+	}
+	return min(k, r.maxK)
 }
 
 // ring is the grid distance between two cells (-1 if H3 has none).
