@@ -1,8 +1,10 @@
 package sim
 
 import (
+	"cmp"
 	"container/heap"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/onsite/onsite/dispatch"
@@ -20,6 +22,10 @@ const retryEvery = 30 * time.Second
 
 // maxSearchKm is the widest search (the server's default).
 const maxSearchKm = 40
+
+// expiredFor is how long a technician whose offer expired is not asked
+// again for the same request (as in the server).
+const expiredFor = 10 * time.Minute
 
 type eventKind int
 
@@ -74,6 +80,11 @@ type techState struct {
 	sent     int
 	accepted int
 	idleFrom time.Time
+	cand     match.Candidate // what the pool holds for it
+	cell     geo.Cell        // of pos
+	// blockedUntil: since its last change in the pool, t is ineligible for
+	// every request until then (zero: not known to be).
+	blockedUntil time.Time
 }
 
 type reqState struct {
@@ -87,6 +98,9 @@ type reqState struct {
 	giveUpAt  time.Time // searching stops here (extended after a drop, as in the server)
 	searching bool      // in the batch queue
 	onTime    bool      // an ASAP request reached within the SLA
+	w         reqWatch  // who may be eligible for it (see watch.go)
+	idx       int       // in run.reqs
+	cell      geo.Cell  // of place
 }
 
 type offerState struct {
@@ -118,6 +132,23 @@ type run struct {
 	res      Result
 	progress func(float64)
 	tr       *Trace
+	// exhaustive (tests only) searches every waiting request every time,
+	// as the simulator did before it was incremental: the reference.
+	exhaustive bool
+	bySkill    map[string][]*techState // the technicians certified for each skill
+	watching   map[string][]*reqState  // the watched requests, by skill
+	never      time.Time               // after every event of the run
+	maxK       int                     // the widest search's rings
+	ringMin    []float64               // geo.RingMinDistanceKm by ring, to maxK+1
+	rings      map[[2]geo.Cell]int     // grid distances met so far (-1: none)
+	open       []*reqState             // batch: the searching requests (and some that may search again), in run.reqs order
+	scheduled  int                     // requests not yet searching
+	found      []match.Candidate       // withoutPool's buffers
+	near       []match.Candidate
+	// verify (tests only) checks every answer found without the pool
+	// against the pool's search; mismatches counts those that differ.
+	verify     bool
+	mismatches int
 }
 
 // Run simulates one day (drawn from seed) under one strategy. batch is the
@@ -136,24 +167,44 @@ func runDay(d *day, v Variant, progress func(float64)) Result {
 
 // simulate runs the day and returns the finished run (tests look inside).
 func simulate(d *day, v Variant, progress func(float64)) *run {
+	return simulateWith(d, v, progress, nil)
+}
+
+// simulateWith is simulate; tests set the run up (exhaustive, verify)
+// before it starts.
+func simulateWith(d *day, v Variant, progress func(float64), setup func(*run)) *run {
 	strategy := v.Strategy
 	r := &run{d: d, strategy: strategy, batch: v.Batch, chain: v.Chain, overlap: v.Overlap, sla: d.sc.Dispatch.SLA.Duration, progress: progress,
 		eta: geo.StraightLine{Detour: d.sc.Behaviour.Detour}, pool: match.NewPool(d.sc.City.Resolution),
 		policy: match.BatchPolicy{Urgency: v.Urgency, UrgencyCap: d.sc.Dispatch.SLA.Duration, MaxWait: match.DefaultMaxWait}}
 	r.res = Result{Strategy: v.Name, Seed: d.seed}
+	r.bySkill, r.watching, r.never = map[string][]*techState{}, map[string][]*reqState{}, r.horizon().Add(time.Hour)
+	r.maxK, r.rings = geo.MaxRing(d.sc.City.Resolution, maxSearchKm), map[[2]geo.Cell]int{}
+	for k := range r.maxK + 2 {
+		r.ringMin = append(r.ringMin, geo.RingMinDistanceKm(d.sc.City.Resolution, k))
+	}
 	r.tr = v.Trace
+	if setup != nil {
+		setup(r)
+	}
 	r.traceDay()
 	for _, t := range d.techs {
 		ts := &techState{simTech: t, pos: t.home, idleFrom: t.shiftStart}
 		r.techs = append(r.techs, ts)
-		r.pool.Put(r.candidate(ts))
+		for _, s := range t.skills {
+			r.bySkill[s] = append(r.bySkill[s], ts)
+		}
+		ts.cand, ts.cell = r.candidate(ts), geo.CellOf(ts.pos, d.sc.City.Resolution)
+		r.pool.Put(ts.cand)
 		r.schedule(t.shiftStart, evShift, nil, ts, nil)
 		r.schedule(t.shiftEnd, evShift, nil, ts, nil)
 		r.res.OnDutySeconds += t.shiftEnd.Sub(t.shiftStart).Seconds()
 	}
 	for _, q := range d.requests {
-		rs := &reqState{simRequest: q, state: dispatch.Scheduled, declined: map[string]bool{}, expiredAt: map[string]time.Time{}}
+		rs := &reqState{simRequest: q, state: dispatch.Scheduled, declined: map[string]bool{}, expiredAt: map[string]time.Time{}, cell: geo.CellOf(q.place, d.sc.City.Resolution)}
+		rs.idx = len(r.reqs)
 		r.reqs = append(r.reqs, rs)
+		r.scheduled++
 		r.res.Requests++
 		if q.asap {
 			r.res.ASAP++
@@ -251,7 +302,20 @@ func (r *run) candidateNoGeo(t *techState, c match.Candidate) match.Candidate {
 }
 
 func (r *run) refresh(t *techState) {
-	r.pool.Update(t.id, func(c *match.Candidate) { *c = r.candidateNoGeo(t, *c) })
+	r.pool.Update(t.id, func(c *match.Candidate) {
+		*c = r.candidateNoGeo(t, *c)
+		t.cand = *c
+	})
+	r.changed(t)
+}
+
+// move puts t at p in the pool.
+func (r *run) move(t *techState, p geo.Point) {
+	t.pos = p
+	r.pool.Move(t.id, p)
+	t.cand.Position, t.cand.HasPosition = p, true
+	t.cell = geo.CellOf(p, r.d.sc.City.Resolution)
+	r.changed(t)
 }
 
 func (r *run) job(q *reqState) match.Job {
@@ -269,8 +333,11 @@ func (r *run) startSearch(q *reqState) {
 		q.giveUpAt = q.created.Add(r.d.sc.Dispatch.GiveUp.Duration)
 	}
 	r.schedule(q.giveUpAt, evGiveUp, q, nil, nil)
+	r.scheduled--
 	if r.strategy == "batch" {
 		q.searching = true
+		i, _ := slices.BinarySearchFunc(r.open, q.idx, func(o *reqState, idx int) int { return cmp.Compare(o.idx, idx) })
+		r.open = slices.Insert(r.open, i, q)
 		return
 	}
 	r.match(q)
@@ -279,17 +346,29 @@ func (r *run) startSearch(q *reqState) {
 // exclude mirrors the server: technicians who declined or dropped this
 // request, and those whose offer for it expired in the last 10 minutes.
 func (r *run) exclude(q *reqState) func(string) bool {
-	return func(id string) bool {
-		if q.declined[id] {
-			return true
-		}
-		at, ok := q.expiredAt[id]
-		return ok && r.now.Sub(at) < 10*time.Minute
+	return func(id string) bool { return r.excluded(q, id) }
+}
+
+func (r *run) excluded(q *reqState, id string) bool {
+	if q.declined[id] {
+		return true
 	}
+	at, ok := q.expiredAt[id]
+	return ok && r.now.Sub(at) < expiredFor
 }
 
 // ranked returns the candidates for q as the server would find them.
 func (r *run) ranked(q *reqState, want int) []match.Scored {
+	if !r.exhaustive {
+		if list, ok := r.withoutPool(q, want); ok {
+			return r.check(q, want, list)
+		}
+	}
+	return r.search(q, want)
+}
+
+// search asks the pool, as the server does.
+func (r *run) search(q *reqState, want int) []match.Scored {
 	j := r.job(q)
 	reach := match.ReachKm(j, r.now, 60, r.eta.Detour, maxSearchKm)
 	list := r.pool.Search(j, want, reach, r.exclude(q), r.eta, r.now)
@@ -452,8 +531,7 @@ func (r *run) arrive(q *reqState) {
 	q.state = dispatch.OnSite
 	t := q.tech
 	r.trace(TraceArrive, q, t, time.Time{})
-	t.pos = q.place
-	r.pool.Move(t.id, q.place)
+	r.move(t, q.place)
 	if q.asap {
 		d := r.now.Sub(q.created)
 		r.res.TimeToSite = append(r.res.TimeToSite, d)
@@ -520,7 +598,7 @@ func (r *run) batchTick() {
 	var jobs []match.Job
 	var waiting []*reqState
 	var lists [][]match.Scored
-	for _, q := range r.reqs {
+	for _, q := range r.waiting() {
 		if !q.searching || q.state != dispatch.Searching || !r.mayOfferMore(q) {
 			continue
 		}
@@ -564,10 +642,25 @@ func (r *run) mayOfferMore(q *reqState) bool {
 	return false
 }
 
+// waiting is the batch's requests to look at: every request, or (the
+// same in the same order, and fewer) the open ones.
+func (r *run) waiting() []*reqState {
+	if r.exhaustive {
+		return r.reqs
+	}
+	r.open = slices.DeleteFunc(r.open, func(q *reqState) bool {
+		return !q.searching || q.state == dispatch.OnSite || q.state == dispatch.Completed || q.state == dispatch.Unfulfilled
+	})
+	return r.open
+}
+
 // anyOpen reports whether a request may still need dispatch.
 func (r *run) anyOpen() bool {
 	if r.now.Before(r.d.end) {
 		return true
+	}
+	if !r.exhaustive {
+		return r.scheduled > 0 || slices.ContainsFunc(r.open, func(q *reqState) bool { return q.state == dispatch.Searching })
 	}
 	for _, q := range r.reqs {
 		if q.state == dispatch.Scheduled || q.state == dispatch.Searching {
