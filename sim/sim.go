@@ -512,8 +512,19 @@ func (r *run) chainCheck(q *reqState, t *techState) {
 	}
 	t.next = nil
 	q.tech, q.state = nil, dispatch.Searching
+	r.fairChance(q)
 	r.refresh(t)
 	r.match(q)
+}
+
+// fairChance: as in the server, a request that goes back to searching gets
+// a fair chance (a quarter of the SLA) rather than none, even when its
+// give-up time has passed meanwhile.
+func (r *run) fairChance(q *reqState) {
+	if fair := r.now.Add(r.sla / 4); q.giveUpAt.Before(fair) {
+		q.giveUpAt = fair
+		r.schedule(fair, evGiveUp, q, nil, nil)
+	}
 }
 
 func (r *run) expire(o *offerState) {
@@ -569,11 +580,7 @@ func (r *run) drop(q *reqState) {
 	r.res.Dropped++
 	q.declined[t.id] = true
 	q.tech, q.state = nil, dispatch.Searching
-	if fair := r.now.Add(r.sla / 4); q.giveUpAt.Before(fair) {
-		// As in the server: the new search gets a fair chance rather than none.
-		q.giveUpAt = fair
-		r.schedule(fair, evGiveUp, q, nil, nil)
-	}
+	r.fairChance(q)
 	r.free(t)
 	r.match(q)
 }
