@@ -106,7 +106,7 @@ func chainable(j *Job, c *Candidate, now time.Time) bool {
 
 // startFrom is when a candidate can set off: now, or when their current job
 // ends for a chained one.
-func startFrom(c Candidate, now time.Time) time.Time {
+func startFrom(c *Candidate, now time.Time) time.Time {
 	if c.ActiveJobs >= c.Capacity && c.FreeAt.After(now) {
 		return c.FreeAt
 	}
@@ -147,7 +147,7 @@ const etaBucket = 2 * time.Minute
 
 // acceptRate is the technician's smoothed acceptance rate: a newcomer counts
 // as 3 of 4 offers accepted until their own record outweighs it.
-func acceptRate(c Candidate) float64 {
+func acceptRate(c *Candidate) float64 {
 	return (float64(c.Accepted) + 3) / (float64(c.OffersSent) + 4)
 }
 
@@ -187,7 +187,11 @@ func rankEligible(j Job, cands []Candidate, eta geo.ETA, now time.Time) []Scored
 
 // score is an eligible candidate's prediction and score parts.
 func score(j Job, c Candidate, eta geo.ETA, now time.Time) Scored {
-	d := arrivalIn(j, c, eta, now)
+	return scoreIn(&j, &c, arrivalIn(&j, &c, eta, now), now)
+}
+
+// scoreIn is score for a candidate whose arrival in d is known.
+func scoreIn(j *Job, c *Candidate, d time.Duration, now time.Time) Scored {
 	arrival := now.Add(d)
 	rate := acceptRate(c)
 	idle := time.Duration(0)
@@ -195,14 +199,14 @@ func score(j Job, c Candidate, eta geo.ETA, now time.Time) Scored {
 		idle = now.Sub(c.IdleSince)
 	}
 	return Scored{
-		Candidate: c, DistanceM: geo.DistanceM(c.Position, j.Place), ETA: d, Arrival: arrival,
+		Candidate: *c, DistanceM: geo.DistanceM(c.Position, j.Place), ETA: d, Arrival: arrival,
 		OnTimeChance: onTimeChance(rate, arrival, j.Deadline), AcceptRate: rate, IdleFor: idle,
 	}
 }
 
 // arrivalIn predicts how long until c is at the job: the drive, after the
 // current job for a chained technician.
-func arrivalIn(j Job, c Candidate, eta geo.ETA, now time.Time) time.Duration {
+func arrivalIn(j *Job, c *Candidate, eta geo.ETA, now time.Time) time.Duration {
 	d := eta.Estimate(c.Position, j.Place, c.Traveller)
 	if start := startFrom(c, now); start.After(now) {
 		d += start.Sub(now)

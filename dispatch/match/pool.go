@@ -1,6 +1,7 @@
 package match
 
 import (
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -41,9 +42,11 @@ type skillIndex struct {
 }
 
 // member is a technician in a skill's bucket with their certification for
-// that skill, so the search checks it without a map lookup.
+// that skill and a copy of their position, so the search checks the one and
+// leaves out those too far away without reading the candidate.
 type member struct {
 	c    *Candidate
+	pos  geo.Point // c.Position, kept current by Move
 	cert Interval
 }
 
@@ -132,8 +135,29 @@ func (p *Pool) Move(id string, to geo.Point) bool {
 			p.add(true, cell, c)
 		}
 		p.cellOf[id] = cell
+	} else {
+		p.moved(false, cell, c)
+		if p.inWork[id] {
+			p.moved(true, cell, c)
+		}
 	}
 	return true
+}
+
+// moved copies c's new position into its members in cell.
+func (p *Pool) moved(work bool, cell geo.Cell, c *Candidate) {
+	idx := p.index(work)
+	for skill := range c.Certs {
+		if id, ok := p.skillIDs[skill]; ok {
+			list := idx[id].byCell[cell]
+			for i := range list {
+				if list[i].c == c {
+					list[i].pos = c.Position
+					break
+				}
+			}
+		}
+	}
 }
 
 // Update changes a held candidate in place (availability, jobs, …); to
@@ -196,7 +220,7 @@ func (p *Pool) add(work bool, cell geo.Cell, c *Candidate) {
 		idx := p.index(work)
 		idx[id].members++
 		m := idx[id].byCell
-		m[cell] = append(m[cell], member{c, cert})
+		m[cell] = append(m[cell], member{c, c.Position, cert})
 	}
 }
 
@@ -228,12 +252,17 @@ func (p *Pool) remove(work bool, cell geo.Cell, c *Candidate) {
 
 // Search walks rings outward from the job's cell and returns the best want
 // eligible candidates, ranked exactly as Rank would rank every candidate in
-// reach: once want are found it keeps walking while a ring could still hold
-// someone who arrives sooner (bounded by the fastest traveller in the pool),
-// and stops at reachKm. exclude marks technicians to skip for this job. The
-// bound assumes eta grows with distance and shrinks with speed, as
-// geo.StraightLine does.
+// reach, and stops at reachKm. exclude marks technicians to skip for this
+// job. Once want are found, only those who could still arrive within the
+// want-th soonest arrival's 2-minute bucket can rank among them: anyone
+// farther than the fastest traveller in the pool drives in that time is
+// skipped without reading them, and the walk stops at the first ring beyond
+// that distance. The bound assumes eta grows with distance and shrinks with
+// speed, as geo.StraightLine does.
 func (p *Pool) Search(j Job, want int, reachKm float64, exclude func(id string) bool, eta geo.ETA, now time.Time) []Scored {
+	if want <= 0 {
+		return nil
+	}
 	origin := geo.CellOf(j.Place, p.resolution)
 	maxK := geo.MaxRing(p.resolution, reachKm)
 	p.mu.RLock()
@@ -243,100 +272,177 @@ func (p *Pool) Search(j Job, want int, reachKm float64, exclude func(id string) 
 		return nil
 	}
 	buckets := p.work[skill].byCell
-	fastest := geo.Traveller{Mode: "car", SpeedKmh: p.maxSpeed}
-	var found []*Candidate
-	stopAt, bounded := maxK, false
-	keep := func(c *Candidate) {
-		if (exclude == nil || !exclude(c.TechnicianID)) && eligible(&j, c, false, now) == ReasonOK {
-			found = append(found, c)
-		}
-	}
+	sc := scratchPool.Get().(*scratch)
+	defer sc.release()
+	s := search{scratch: sc, j: &j, want: want, exclude: exclude, eta: eta, now: now,
+		fastest: geo.Traveller{Mode: "car", SpeedKmh: p.maxSpeed}, farM: math.Inf(1)}
 	if few := p.work[skill].members; !p.walkOnly && few <= sparseMembers && 3*maxK*(maxK+1)+1 > 4*len(buckets) {
 		// Few can take work for this skill and the rings are wide: look at
 		// their buckets instead of walking mostly empty cells. The answer is
 		// the same: the walk's early stop only skips those who cannot rank
 		// among the best want.
-		p.within(buckets, origin, j.Place, maxK, now, keep)
-		return p.best(j, found, want, eta, now)
+		p.within(buckets, origin, j.Place, maxK, &s)
+		return s.best()
 	}
-	p.walk(buckets, origin, now, func() int { return stopAt }, keep, func(k int) {
-		if bounded || len(found) < want {
-			return
+	seen := 0
+	for k := 0; k <= maxK && seen < len(buckets); k++ {
+		if geo.RingMinDistanceKm(p.resolution, k)*1000 > s.farM {
+			break // all of ring k and beyond are farther than anyone who can rank
 		}
-		bounded = true
-		// The want-th soonest arrival so far bounds how far to look.
-		etas := make([]time.Duration, len(found))
-		for i, c := range found {
-			etas[i] = arrivalIn(j, *c, eta, now)
-		}
-		slices.Sort(etas)
-		bound := etas[want-1]/etaBucket*etaBucket + etaBucket
-		for k2 := k + 1; k2 <= maxK; k2++ {
-			edge := geo.Offset(j.Place, geo.RingMinDistanceKm(p.resolution, k2)*1000, 0)
-			if eta.Estimate(j.Place, edge, fastest) > bound {
-				stopAt = k2 - 1
-				break
+		for _, cell := range p.rings.Ring(origin, k) {
+			list, ok := buckets[cell]
+			if !ok {
+				continue
+			}
+			seen++
+			for i := range list {
+				s.visit(&list[i])
 			}
 		}
-	})
-	return p.best(j, found, want, eta, now)
+	}
+	return s.best()
 }
 
 // sparseMembers is how few technicians of a skill make a search look at
 // their buckets rather than walk the rings.
 const sparseMembers = 256
 
-// within visits the members of buckets certified at now whose cell lies at
-// most maxK rings from origin (place's cell). Ring maxK+1 begins no nearer
-// than RingMinDistanceKm from any point of the centre cell, so a bucket with
-// a member nearer than that is in; only for the others H3 is asked.
-func (p *Pool) within(buckets map[geo.Cell][]member, origin geo.Cell, place geo.Point, maxK int, now time.Time, visit func(c *Candidate)) {
+// within visits the members of buckets whose cell lies at most maxK rings
+// from origin (place's cell). Ring maxK+1 begins no nearer than
+// RingMinDistanceKm from any point of the centre cell, so a bucket with a
+// member nearer than that is in; only for the others H3 is asked.
+func (p *Pool) within(buckets map[geo.Cell][]member, origin geo.Cell, place geo.Point, maxK int, s *search) {
 	surelyIn := geo.RingMinDistanceKm(p.resolution, maxK+1) * 1000 * 0.99
 	for cell, list := range buckets {
-		if len(list) == 0 || !list[0].c.HasPosition || !geo.WithinM(place, list[0].c.Position, surelyIn) {
+		if len(list) == 0 || !geo.WithinM(place, list[0].pos, surelyIn) {
 			if k, ok := geo.GridDistance(origin, cell); !ok || k > maxK {
 				continue
 			}
 		}
-		for _, m := range list {
-			if !now.Before(m.cert.Start) && now.Before(m.cert.End) {
-				visit(m.c)
-			}
+		for i := range list {
+			s.visit(&list[i])
 		}
 	}
 }
 
-// best ranks what a search found and returns the best want, in Rank's order.
-func (p *Pool) best(j Job, found []*Candidate, want int, eta geo.ETA, now time.Time) []Scored {
-	// Only those in the want-th soonest arrival's 2-minute bucket or an
-	// earlier one can rank among the best want: the rest are not scored.
-	if len(found) > want {
-		etas := make([]time.Duration, len(found))
-		for i, c := range found {
-			etas[i] = arrivalIn(j, *c, eta, now) / etaBucket
+// search is one Search's state: the eligible candidates found with their
+// arrival, and the want soonest arrival buckets among them, which bound who
+// can still rank.
+type search struct {
+	*scratch
+	j       *Job
+	want    int
+	exclude func(id string) bool
+	eta     geo.ETA
+	now     time.Time
+	fastest geo.Traveller
+	farM    float64 // no one farther can rank (+Inf until want are found)
+}
+
+// scratch is what a search needs memory for, reused across searches (a
+// sync.Pool, so concurrent readers each have their own).
+type scratch struct {
+	found   []hit
+	buckets []time.Duration // the want soonest arrival buckets found, ascending
+	scored  []Scored
+	order   []*Scored
+}
+
+// hit is an eligible candidate and its predicted arrival.
+type hit struct {
+	c  *Candidate
+	in time.Duration
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// release clears what points into the pool and gives the scratch back.
+func (sc *scratch) release() {
+	clear(sc.found)
+	clear(sc.scored)
+	clear(sc.order)
+	sc.found, sc.buckets, sc.scored, sc.order = sc.found[:0], sc.buckets[:0], sc.scored[:0], sc.order[:0]
+	scratchPool.Put(sc)
+}
+
+// visit keeps m's technician if they are eligible and could rank.
+func (s *search) visit(m *member) {
+	if s.now.Before(m.cert.Start) || !s.now.Before(m.cert.End) || !geo.WithinM(s.j.Place, m.pos, s.farM) {
+		return
+	}
+	c := m.c
+	if (s.exclude != nil && s.exclude(c.TechnicianID)) || eligible(s.j, c, false, s.now) != ReasonOK {
+		return
+	}
+	in := arrivalIn(s.j, c, s.eta, s.now)
+	b := in / etaBucket
+	n := len(s.buckets)
+	if n == s.want && b > s.buckets[n-1] {
+		return // later than the want-th bucket: cannot rank
+	}
+	s.found = append(s.found, hit{c, in})
+	// Insert b in order, dropping the last once want are kept.
+	if n < s.want {
+		s.buckets = append(s.buckets, b)
+	} else if b == s.buckets[n-1] {
+		return // the bound stays
+	}
+	last := s.buckets[len(s.buckets)-1]
+	i := n - 1
+	if n == s.want {
+		i--
+	}
+	for ; i >= 0 && s.buckets[i] > b; i-- {
+		s.buckets[i+1] = s.buckets[i]
+	}
+	s.buckets[i+1] = b
+	if len(s.buckets) == s.want && (n < s.want || s.buckets[n-1] != last) {
+		s.farM = s.reachM((s.buckets[s.want-1] + 1) * etaBucket)
+	}
+}
+
+// reachM is a distance beyond which the fastest traveller takes at least
+// limit to the job (+Inf if none within 20,000 km): found by bisection, to
+// the metre, on the travel model itself.
+func (s *search) reachM(limit time.Duration) float64 {
+	at := func(m float64) geo.Point { return geo.Offset(s.j.Place, m, 0) }
+	slow := func(m float64) bool { return s.eta.Estimate(s.j.Place, at(m), s.fastest) >= limit }
+	lo, hi := 0.0, 1000.0
+	for !slow(hi) {
+		if hi > 2e7 {
+			return math.Inf(1)
 		}
-		cut := slices.Clone(etas)
-		slices.Sort(cut)
-		keep := found[:0]
-		for i, c := range found {
-			if etas[i] <= cut[want-1] {
-				keep = append(keep, c)
-			}
+		lo, hi = hi, 2*hi
+	}
+	for hi-lo > 1 {
+		if mid := (lo + hi) / 2; slow(mid) {
+			hi = mid
+		} else {
+			lo = mid
 		}
-		found = keep
+	}
+	// The model sees the great-circle distance to the point, not hi.
+	return geo.DistanceM(s.j.Place, at(hi))
+}
+
+// best ranks what the search found and returns the best want, in Rank's
+// order. Only those in the want-th soonest arrival's bucket or an earlier
+// one can rank among the best want: the rest are not scored.
+func (s *search) best() []Scored {
+	for _, h := range s.found {
+		if len(s.buckets) < s.want || h.in/etaBucket <= s.buckets[s.want-1] {
+			s.scored = append(s.scored, scoreIn(s.j, h.c, h.in, s.now))
+		}
 	}
 	// Scored under the read lock (the candidates may change once it ends),
 	// ordered by pointer, and only the best want copied out.
-	scored := make([]Scored, len(found))
-	order := make([]*Scored, len(found))
-	for i, c := range found {
-		scored[i] = score(j, *c, eta, now)
-		order[i] = &scored[i]
+	for i := range s.scored {
+		s.order = append(s.order, &s.scored[i])
 	}
-	slices.SortFunc(order, compareScoredP)
-	out := make([]Scored, min(want, len(order)))
+	slices.SortFunc(s.order, compareScoredP)
+	out := make([]Scored, min(s.want, len(s.order)))
 	for i := range out {
-		out[i] = *order[i]
+		out[i] = *s.order[i]
 	}
 	return out
 }
