@@ -295,3 +295,49 @@ func TestSparseSearchEqualsWalk(t *testing.T) {
 		}
 	}
 }
+
+// TestPoolSearchReachMatchesBruteForce: with a reach that binds, the search
+// gives what ranking everyone whose cell lies within MaxRing rings of the
+// job's cell gives, at both resolutions and for dense and sparse skills.
+func TestPoolSearchReachMatchesBruteForce(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ res, n int }{{8, 4000}, {7, 4000}, {8, 200}, {7, 150}} {
+		t.Run(fmt.Sprintf("res%d/%d", tc.res, tc.n), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(5, 6))
+			pool := NewPool(tc.res)
+			var all []Candidate
+			for i := range tc.n {
+				c := cand("r"+itoa(i), (rng.Float64()*2-1)*15000, (rng.Float64()*2-1)*15000)
+				c.Available = rng.Float64() < 0.6
+				if rng.Float64() < 0.3 {
+					c.Traveller = geo.Traveller{Mode: "bike", SpeedKmh: 15}
+				}
+				c.Rating = float64(rng.IntN(5))
+				pool.Put(c)
+				all = append(all, c)
+			}
+			eta := geo.DefaultETA()
+			for q := range 300 {
+				place := geo.Offset(zurich, (rng.Float64()*2-1)*14000, (rng.Float64()*2-1)*14000)
+				j := Job{ID: itoa(q), Skill: "wifi_setup", Place: place, Deadline: now.Add(time.Hour)}
+				reach := []float64{0.3, 0.8, 1.5, 2.5, 4, 7, 12}[q%7]
+				want := []int{1, 3, 10, 40}[q%4]
+				origin, maxK := geo.CellOf(place, tc.res), geo.MaxRing(tc.res, reach)
+				var in []Candidate
+				for _, c := range all {
+					if k, ok := geo.GridDistance(origin, geo.CellOf(c.Position, tc.res)); ok && k <= maxK {
+						in = append(in, c)
+					}
+				}
+				wantIDs := ids(Rank(j, in, eta, now))
+				if len(wantIDs) > want {
+					wantIDs = wantIDs[:want]
+				}
+				got := ids(pool.Search(j, want, reach, nil, eta, now))
+				if fmt.Sprint(got) != fmt.Sprint(wantIDs) {
+					t.Fatalf("query %d, reach %.1f km, want %d: search %v, brute force %v", q, reach, want, got, wantIDs)
+				}
+			}
+		})
+	}
+}

@@ -16,16 +16,19 @@ import (
 
 // Pool holds candidates by skill and cell at one resolution; it is safe for
 // concurrent use. Two indexes are kept: every candidate with a position
-// (held, for counts such as Around) and only those who can take work now
-// (work: available, and under capacity or able to chain a next job), which
-// is all a search ever needs to scan.
+// (held, for counts such as Around) by cell, and only those who can take
+// work now (work: available, and under capacity or able to chain a next
+// job), which is all a search ever needs to scan, by block: the cell one
+// resolution coarser that holds their position, so that a search reads a few
+// longer lists rather than many short ones.
 type Pool struct {
 	mu         sync.RWMutex
 	resolution int
+	blockRes   int // the work index's resolution
 	skillIDs   map[string]int32
-	held       []skillIndex // by skill id
-	work       []skillIndex // by skill id
-	cellOf     map[string]geo.Cell
+	held       []skillIndex // by skill id, by cell
+	work       []skillIndex // by skill id, by block
+	at         map[string]place
 	inWork     map[string]bool
 	byID       map[string]*Candidate
 	maxSpeed   float64 // the fastest traveller ever put, for search bounds
@@ -33,20 +36,23 @@ type Pool struct {
 	walkOnly   bool // tests: always walk the rings
 }
 
-// skillIndex is one skill's technicians by cell (a technician with two
-// skills sits in two), and how many cells hold any, so a search can stop
-// when it has seen them all.
+// place is where a candidate is indexed: their cell and block.
+type place struct{ cell, block geo.Cell }
+
+// skillIndex is one skill's technicians by cell or block (a technician with
+// two skills sits in two), and how many, so a search can tell a sparse skill.
 type skillIndex struct {
 	byCell  map[geo.Cell][]member
 	members int
 }
 
 // member is a technician in a skill's bucket with their certification for
-// that skill and a copy of their position, so the search checks the one and
-// leaves out those too far away without reading the candidate.
+// that skill, their cell and a copy of their position, so the search checks
+// the one and leaves out those too far away without reading the candidate.
 type member struct {
 	c    *Candidate
 	pos  geo.Point // c.Position, kept current by Move
+	cell geo.Cell
 	cert Interval
 }
 
@@ -55,7 +61,11 @@ const ringCacheCells = 4 << 20
 
 // NewPool returns an empty pool at the resolution.
 func NewPool(resolution int) *Pool {
-	return &Pool{resolution: resolution, skillIDs: map[string]int32{}, cellOf: map[string]geo.Cell{},
+	blockRes := resolution - 1
+	if geo.RingMinDistanceKm(blockRes, 3) == 0 {
+		blockRes = resolution // no ring geometry for that resolution: no blocks
+	}
+	return &Pool{resolution: resolution, blockRes: blockRes, skillIDs: map[string]int32{}, at: map[string]place{},
 		inWork: map[string]bool{}, byID: map[string]*Candidate{}, rings: geo.NewRingCache(ringCacheCells)}
 }
 
@@ -72,10 +82,20 @@ func takesWork(c *Candidate) bool {
 	return c.Available && (c.ActiveJobs < c.Capacity || (!c.Queued && !c.FreeAt.IsZero()))
 }
 
+// placeOf is where a candidate at pos is indexed.
+func (p *Pool) placeOf(pos geo.Point) place {
+	at := place{cell: geo.CellOf(pos, p.resolution)}
+	at.block = at.cell
+	if p.blockRes != p.resolution {
+		at.block = geo.CellOf(pos, p.blockRes)
+	}
+	return at
+}
+
 // Put adds or replaces a candidate (by TechnicianID), moving it to the cell of
 // its position.
 func (p *Pool) Put(c Candidate) {
-	cell := geo.CellOf(c.Position, p.resolution)
+	at := p.placeOf(c.Position)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.removeLocked(c.TechnicianID)
@@ -86,11 +106,11 @@ func (p *Pool) Put(c Candidate) {
 	}
 	p.maxSpeed = max(p.maxSpeed, speed)
 	p.byID[c.TechnicianID] = &cp
-	p.cellOf[c.TechnicianID] = cell
-	p.add(false, cell, &cp)
+	p.at[c.TechnicianID] = at
+	p.add(false, at, &cp)
 	if takesWork(&cp) {
 		p.inWork[c.TechnicianID] = true
-		p.add(true, cell, &cp)
+		p.add(true, at, &cp)
 	}
 }
 
@@ -106,20 +126,20 @@ func (p *Pool) removeLocked(id string) bool {
 	if !ok {
 		return false
 	}
-	cell := p.cellOf[id]
-	p.remove(false, cell, c)
+	at := p.at[id]
+	p.remove(false, at, c)
 	if p.inWork[id] {
-		p.remove(true, cell, c)
+		p.remove(true, at, c)
 	}
 	delete(p.byID, id)
-	delete(p.cellOf, id)
+	delete(p.at, id)
 	delete(p.inWork, id)
 	return true
 }
 
 // Move updates a candidate's position, the hot path of location pings.
 func (p *Pool) Move(id string, to geo.Point) bool {
-	cell := geo.CellOf(to, p.resolution)
+	at := p.placeOf(to)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	c, ok := p.byID[id]
@@ -127,29 +147,29 @@ func (p *Pool) Move(id string, to geo.Point) bool {
 		return false
 	}
 	c.Position, c.HasPosition = to, true
-	if old := p.cellOf[id]; old != cell {
+	if old := p.at[id]; old != at {
 		p.remove(false, old, c)
-		p.add(false, cell, c)
+		p.add(false, at, c)
 		if p.inWork[id] {
 			p.remove(true, old, c)
-			p.add(true, cell, c)
+			p.add(true, at, c)
 		}
-		p.cellOf[id] = cell
+		p.at[id] = at
 	} else {
-		p.moved(false, cell, c)
+		p.moved(false, at, c)
 		if p.inWork[id] {
-			p.moved(true, cell, c)
+			p.moved(true, at, c)
 		}
 	}
 	return true
 }
 
-// moved copies c's new position into its members in cell.
-func (p *Pool) moved(work bool, cell geo.Cell, c *Candidate) {
-	idx := p.index(work)
+// moved copies c's new position into its members at the same place.
+func (p *Pool) moved(work bool, at place, c *Candidate) {
+	idx, key := p.index(work, at)
 	for skill := range c.Certs {
 		if id, ok := p.skillIDs[skill]; ok {
-			list := idx[id].byCell[cell]
+			list := idx[id].byCell[key]
 			for i := range list {
 				if list[i].c == c {
 					list[i].pos = c.Position
@@ -174,10 +194,10 @@ func (p *Pool) Update(id string, f func(c *Candidate)) bool {
 	c.Position, c.HasPosition, c.Certs = pos, has, certs
 	if now := takesWork(c); now != p.inWork[id] {
 		if now {
-			p.add(true, p.cellOf[id], c)
+			p.add(true, p.at[id], c)
 			p.inWork[id] = true
 		} else {
-			p.remove(true, p.cellOf[id], c)
+			p.remove(true, p.at[id], c)
 			delete(p.inWork, id)
 		}
 	}
@@ -206,33 +226,33 @@ func (p *Pool) skillID(skill string) int32 {
 	return id
 }
 
-// index is the held or the work index.
-func (p *Pool) index(work bool) []skillIndex {
+// index is the held or the work index, and the key of at in it.
+func (p *Pool) index(work bool, at place) ([]skillIndex, geo.Cell) {
 	if work {
-		return p.work
+		return p.work, at.block
 	}
-	return p.held
+	return p.held, at.cell
 }
 
-func (p *Pool) add(work bool, cell geo.Cell, c *Candidate) {
+func (p *Pool) add(work bool, at place, c *Candidate) {
 	for skill, cert := range c.Certs {
 		id := p.skillID(skill) // may grow the indexes: before reading them
-		idx := p.index(work)
+		idx, key := p.index(work, at)
 		idx[id].members++
 		m := idx[id].byCell
-		m[cell] = append(m[cell], member{c, c.Position, cert})
+		m[key] = append(m[key], member{c, c.Position, at.cell, cert})
 	}
 }
 
-func (p *Pool) remove(work bool, cell geo.Cell, c *Candidate) {
+func (p *Pool) remove(work bool, at place, c *Candidate) {
 	for skill := range c.Certs {
 		id, ok := p.skillIDs[skill]
 		if !ok {
 			continue
 		}
-		idx := p.index(work)
+		idx, key := p.index(work, at)
 		m := idx[id].byCell
-		list := m[cell]
+		list := m[key]
 		for i, x := range list {
 			if x.c == c {
 				idx[id].members--
@@ -243,54 +263,70 @@ func (p *Pool) remove(work bool, cell geo.Cell, c *Candidate) {
 			}
 		}
 		if len(list) == 0 {
-			delete(m, cell)
+			delete(m, key)
 		} else {
-			m[cell] = list
+			m[key] = list
 		}
 	}
 }
 
-// Search walks rings outward from the job's cell and returns the best want
-// eligible candidates, ranked exactly as Rank would rank every candidate in
-// reach, and stops at reachKm. exclude marks technicians to skip for this
-// job. Once want are found, only those who could still arrive within the
-// want-th soonest arrival's 2-minute bucket can rank among them: anyone
-// farther than the fastest traveller in the pool drives in that time is
-// skipped without reading them, and the walk stops at the first ring beyond
-// that distance. The bound assumes eta grows with distance and shrinks with
-// speed, as geo.StraightLine does.
+// Search returns the best want eligible candidates in reach, ranked exactly
+// as Rank would rank them: those whose cell lies at most
+// geo.MaxRing(resolution, reachKm) rings from the job's cell. exclude marks
+// technicians to skip for this job. It walks the rings of blocks outward
+// from the job's place; once want are found, only those who could still
+// arrive within the want-th soonest arrival's 2-minute bucket can rank
+// among them: anyone farther than the fastest traveller in the pool drives
+// in that time is skipped without reading them, and the walk stops at the
+// first ring of blocks beyond that distance. The bound assumes eta grows
+// with distance and shrinks with speed, as geo.StraightLine does.
 func (p *Pool) Search(j Job, want int, reachKm float64, exclude func(id string) bool, eta geo.ETA, now time.Time) []Scored {
 	if want <= 0 {
 		return nil
 	}
 	origin := geo.CellOf(j.Place, p.resolution)
 	maxK := geo.MaxRing(p.resolution, reachKm)
+	// The blocks that can hold a cell in reach, and who is surely in reach:
+	// ring maxK+1 begins no nearer than RingMinDistanceKm from any point of
+	// the centre cell; for anyone farther H3 is asked.
+	lastK, surelyIn := maxK, math.Inf(1)
+	originBlock := origin
+	if p.blockRes != p.resolution {
+		originBlock = geo.CellOf(j.Place, p.blockRes)
+		lastK = geo.MaxRing(p.blockRes, geo.RingMaxDistanceKm(p.resolution, maxK))
+		surelyIn = geo.RingMinDistanceKm(p.resolution, maxK+1) * 1000 * 0.99
+	}
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	skill, known := p.skillIDs[j.Skill]
 	if !known {
 		return nil
 	}
-	buckets := p.work[skill].byCell
+	blocks := p.work[skill].byCell
 	sc := scratchPool.Get().(*scratch)
 	defer sc.release()
-	s := search{scratch: sc, j: &j, want: want, exclude: exclude, eta: eta, now: now,
-		fastest: geo.Traveller{Mode: "car", SpeedKmh: p.maxSpeed}, farM: math.Inf(1)}
-	if few := p.work[skill].members; !p.walkOnly && few <= sparseMembers && 3*maxK*(maxK+1)+1 > 4*len(buckets) {
+	s := search{scratch: sc, j: &j, want: want, exclude: exclude, eta: eta, now: now, origin: origin, maxK: maxK,
+		surelyIn: surelyIn, fastest: geo.Traveller{Mode: "car", SpeedKmh: p.maxSpeed}, farM: math.Inf(1)}
+	if few := p.work[skill].members; !p.walkOnly && few <= sparseMembers && 3*lastK*(lastK+1)+1 > 4*len(blocks) {
 		// Few can take work for this skill and the rings are wide: look at
-		// their buckets instead of walking mostly empty cells. The answer is
-		// the same: the walk's early stop only skips those who cannot rank
-		// among the best want.
-		p.within(buckets, origin, j.Place, maxK, &s)
+		// all their blocks instead of walking mostly empty ones. The answer
+		// is the same: the walk's early stop only skips those who cannot
+		// rank among the best want.
+		s.surelyIn = geo.RingMinDistanceKm(p.resolution, maxK+1) * 1000 * 0.99
+		for _, list := range blocks {
+			for i := range list {
+				s.visit(&list[i])
+			}
+		}
 		return s.best()
 	}
 	seen := 0
-	for k := 0; k <= maxK && seen < len(buckets); k++ {
-		if geo.RingMinDistanceKm(p.resolution, k)*1000 > s.farM {
+	for k := 0; k <= lastK && seen < len(blocks); k++ {
+		if geo.RingMinDistanceKm(p.blockRes, k)*1000 > s.farM {
 			break // all of ring k and beyond are farther than anyone who can rank
 		}
-		for _, cell := range p.rings.Ring(origin, k) {
-			list, ok := buckets[cell]
+		for _, block := range p.rings.Ring(originBlock, k) {
+			list, ok := blocks[block]
 			if !ok {
 				continue
 			}
@@ -304,26 +340,8 @@ func (p *Pool) Search(j Job, want int, reachKm float64, exclude func(id string) 
 }
 
 // sparseMembers is how few technicians of a skill make a search look at
-// their buckets rather than walk the rings.
+// all their blocks rather than walk the rings.
 const sparseMembers = 256
-
-// within visits the members of buckets whose cell lies at most maxK rings
-// from origin (place's cell). Ring maxK+1 begins no nearer than
-// RingMinDistanceKm from any point of the centre cell, so a bucket with a
-// member nearer than that is in; only for the others H3 is asked.
-func (p *Pool) within(buckets map[geo.Cell][]member, origin geo.Cell, place geo.Point, maxK int, s *search) {
-	surelyIn := geo.RingMinDistanceKm(p.resolution, maxK+1) * 1000 * 0.99
-	for cell, list := range buckets {
-		if len(list) == 0 || !geo.WithinM(place, list[0].pos, surelyIn) {
-			if k, ok := geo.GridDistance(origin, cell); !ok || k > maxK {
-				continue
-			}
-		}
-		for i := range list {
-			s.visit(&list[i])
-		}
-	}
-}
 
 // search is one Search's state: the eligible candidates found with their
 // arrival, and the want soonest arrival buckets among them, which bound who
@@ -335,8 +353,12 @@ type search struct {
 	exclude func(id string) bool
 	eta     geo.ETA
 	now     time.Time
-	fastest geo.Traveller
-	farM    float64 // no one farther can rank (+Inf until want are found)
+	origin  geo.Cell // the job's cell
+	maxK    int      // the rings in reach
+	// surelyIn is how near a member is surely in reach, without asking H3.
+	surelyIn float64
+	fastest  geo.Traveller
+	farM     float64 // no one farther can rank (+Inf until want are found)
 }
 
 // scratch is what a search needs memory for, reused across searches (a
@@ -369,6 +391,12 @@ func (sc *scratch) release() {
 func (s *search) visit(m *member) {
 	if s.now.Before(m.cert.Start) || !s.now.Before(m.cert.End) || !geo.WithinM(s.j.Place, m.pos, s.farM) {
 		return
+	}
+	// Within farM ≤ surelyIn is in reach.
+	if s.farM > s.surelyIn && !geo.WithinM(s.j.Place, m.pos, s.surelyIn) {
+		if k, ok := geo.GridDistance(s.origin, m.cell); !ok || k > s.maxK {
+			return
+		}
 	}
 	c := m.c
 	if (s.exclude != nil && s.exclude(c.TechnicianID)) || eligible(s.j, c, false, s.now) != ReasonOK {
