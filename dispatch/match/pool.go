@@ -366,8 +366,13 @@ type search struct {
 type scratch struct {
 	found   []hit
 	buckets []time.Duration // the want soonest arrival buckets found, ascending
-	scored  []Scored
-	order   []*Scored
+	keys    []keyed
+}
+
+// keyed is a found candidate's rank key and index in found.
+type keyed struct {
+	rankKey
+	hit int
 }
 
 // hit is an eligible candidate and its predicted arrival.
@@ -381,9 +386,8 @@ var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 // release clears what points into the pool and gives the scratch back.
 func (sc *scratch) release() {
 	clear(sc.found)
-	clear(sc.scored)
-	clear(sc.order)
-	sc.found, sc.buckets, sc.scored, sc.order = sc.found[:0], sc.buckets[:0], sc.scored[:0], sc.order[:0]
+	clear(sc.keys)
+	sc.found, sc.buckets, sc.keys = sc.found[:0], sc.buckets[:0], sc.keys[:0]
 	scratchPool.Put(sc)
 }
 
@@ -430,9 +434,12 @@ func (s *search) visit(m *member) {
 }
 
 // reachM is a distance beyond which the fastest traveller takes at least
-// limit to the job (+Inf if none within 20,000 km): found by bisection, to
-// the metre, on the travel model itself.
+// limit to the job (+Inf if none within 20,000 km): the model's own answer
+// (geo.Reach), or else found by bisection, to the metre, on the model.
 func (s *search) reachM(limit time.Duration) float64 {
+	if r, ok := s.eta.(geo.Reach); ok {
+		return r.ReachM(limit, s.fastest)
+	}
 	at := func(m float64) geo.Point { return geo.Offset(s.j.Place, m, 0) }
 	slow := func(m float64) bool { return s.eta.Estimate(s.j.Place, at(m), s.fastest) >= limit }
 	lo, hi := 0.0, 1000.0
@@ -455,22 +462,20 @@ func (s *search) reachM(limit time.Duration) float64 {
 
 // best ranks what the search found and returns the best want, in Rank's
 // order. Only those in the want-th soonest arrival's bucket or an earlier
-// one can rank among the best want: the rest are not scored.
+// one can rank among the best want: the rest are not ranked, and only the
+// best want are scored in full (under the read lock: the candidates may
+// change once it ends).
 func (s *search) best() []Scored {
-	for _, h := range s.found {
+	for i, h := range s.found {
 		if len(s.buckets) < s.want || h.in/etaBucket <= s.buckets[s.want-1] {
-			s.scored = append(s.scored, scoreIn(s.j, h.c, h.in, s.now))
+			s.keys = append(s.keys, keyed{keyIn(s.j, h.c, h.in, s.now), i})
 		}
 	}
-	// Scored under the read lock (the candidates may change once it ends),
-	// ordered by pointer, and only the best want copied out.
-	for i := range s.scored {
-		s.order = append(s.order, &s.scored[i])
-	}
-	slices.SortFunc(s.order, compareScoredP)
-	out := make([]Scored, min(s.want, len(s.order)))
+	slices.SortFunc(s.keys, func(a, b keyed) int { return compareKeys(a.rankKey, b.rankKey) })
+	out := make([]Scored, min(s.want, len(s.keys)))
 	for i := range out {
-		out[i] = *s.order[i]
+		h := s.found[s.keys[i].hit]
+		out[i] = scoreIn(s.j, h.c, h.in, s.now)
 	}
 	return out
 }
