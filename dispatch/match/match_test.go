@@ -346,3 +346,18 @@ func TestPoolSearchReachMatchesBruteForce(t *testing.T) {
 		})
 	}
 }
+
+// TestPoolUpdateTravel: a technician made faster by Update is found where
+// their new speed brings them first (the search's bounds follow the speed).
+func TestPoolUpdateTravel(t *testing.T) {
+	t.Parallel()
+	pool := NewPool(geo.CityResolution)
+	for i := range 12 {
+		pool.Put(cand("near"+itoa(i), 2000, float64(i)*10))
+	}
+	pool.Put(cand("fast", 6000, 0))
+	pool.Update("fast", func(c *Candidate) { c.Traveller.SpeedKmh = 200 })
+	if got := ids(pool.Search(job(), 1, 40, nil, geo.DefaultETA(), now)); len(got) != 1 || got[0] != "fast" {
+		t.Fatalf("best %v, want [fast]", got)
+	}
+}

@@ -47,11 +47,13 @@ type skillIndex struct {
 }
 
 // member is a technician in a skill's bucket with their certification for
-// that skill, their cell and a copy of their position, so the search checks
-// the one and leaves out those too far away without reading the candidate.
+// that skill, their cell and a copy of their position and travel, so the
+// search checks the one and leaves out those too far away without reading
+// the candidate.
 type member struct {
 	c    *Candidate
-	pos  geo.Point // c.Position, kept current by Move
+	pos  geo.Point     // c.Position, kept current by Move
+	tr   geo.Traveller // c.Traveller, kept current by Update
 	cell geo.Cell
 	cert Interval
 }
@@ -100,11 +102,7 @@ func (p *Pool) Put(c Candidate) {
 	defer p.mu.Unlock()
 	p.removeLocked(c.TechnicianID)
 	cp := c
-	speed := c.Traveller.SpeedKmh
-	if speed <= 0 {
-		speed = 50
-	}
-	p.maxSpeed = max(p.maxSpeed, speed)
+	p.noteSpeed(&cp)
 	p.byID[c.TechnicianID] = &cp
 	p.at[c.TechnicianID] = at
 	p.add(false, at, &cp)
@@ -112,6 +110,15 @@ func (p *Pool) Put(c Candidate) {
 		p.inWork[c.TechnicianID] = true
 		p.add(true, at, &cp)
 	}
+}
+
+// noteSpeed keeps maxSpeed at least c's speed (50 km/h for one without).
+func (p *Pool) noteSpeed(c *Candidate) {
+	speed := c.Traveller.SpeedKmh
+	if speed <= 0 {
+		speed = 50
+	}
+	p.maxSpeed = max(p.maxSpeed, speed)
 }
 
 // Remove takes a candidate out of the pool.
@@ -156,23 +163,23 @@ func (p *Pool) Move(id string, to geo.Point) bool {
 		}
 		p.at[id] = at
 	} else {
-		p.moved(false, at, c)
+		p.refresh(false, at, c)
 		if p.inWork[id] {
-			p.moved(true, at, c)
+			p.refresh(true, at, c)
 		}
 	}
 	return true
 }
 
-// moved copies c's new position into its members at the same place.
-func (p *Pool) moved(work bool, at place, c *Candidate) {
+// refresh copies c's position and travel into its members at the place.
+func (p *Pool) refresh(work bool, at place, c *Candidate) {
 	idx, key := p.index(work, at)
 	for skill := range c.Certs {
 		if id, ok := p.skillIDs[skill]; ok {
 			list := idx[id].byCell[key]
 			for i := range list {
 				if list[i].c == c {
-					list[i].pos = c.Position
+					list[i].pos, list[i].tr = c.Position, c.Traveller
 					break
 				}
 			}
@@ -189,9 +196,16 @@ func (p *Pool) Update(id string, f func(c *Candidate)) bool {
 	if !ok {
 		return false
 	}
-	pos, has, certs := c.Position, c.HasPosition, c.Certs
+	pos, has, certs, tr := c.Position, c.HasPosition, c.Certs, c.Traveller
 	f(c)
 	c.Position, c.HasPosition, c.Certs = pos, has, certs
+	if c.Traveller != tr {
+		p.noteSpeed(c)
+		p.refresh(false, p.at[id], c)
+		if p.inWork[id] {
+			p.refresh(true, p.at[id], c)
+		}
+	}
 	if now := takesWork(c); now != p.inWork[id] {
 		if now {
 			p.add(true, p.at[id], c)
@@ -240,7 +254,7 @@ func (p *Pool) add(work bool, at place, c *Candidate) {
 		idx, key := p.index(work, at)
 		idx[id].members++
 		m := idx[id].byCell
-		m[key] = append(m[key], member{c, c.Position, at.cell, cert})
+		m[key] = append(m[key], member{c, c.Position, c.Traveller, at.cell, cert})
 	}
 }
 
@@ -307,6 +321,7 @@ func (p *Pool) Search(j Job, want int, reachKm float64, exclude func(id string) 
 	defer sc.release()
 	s := search{scratch: sc, j: &j, want: want, exclude: exclude, eta: eta, now: now, origin: origin, maxK: maxK,
 		surelyIn: surelyIn, fastest: geo.Traveller{Mode: "car", SpeedKmh: p.maxSpeed}, farM: math.Inf(1)}
+	s.reach, _ = eta.(geo.Reach)
 	if few := p.work[skill].members; !p.walkOnly && few <= sparseMembers && 3*lastK*(lastK+1)+1 > 4*len(blocks) {
 		// Few can take work for this skill and the rings are wide: look at
 		// all their blocks instead of walking mostly empty ones. The answer
@@ -359,6 +374,10 @@ type search struct {
 	surelyIn float64
 	fastest  geo.Traveller
 	farM     float64 // no one farther can rank (+Inf until want are found)
+	// limit is the arrival that cannot rank (once want are found), and
+	// reach, if the travel model has it, tells each member's own farM.
+	limit time.Duration
+	reach geo.Reach
 }
 
 // scratch is what a search needs memory for, reused across searches (a
@@ -396,6 +415,9 @@ func (s *search) visit(m *member) {
 	if s.now.Before(m.cert.Start) || !s.now.Before(m.cert.End) || !geo.WithinM(s.j.Place, m.pos, s.farM) {
 		return
 	}
+	if s.reach != nil && s.limit > 0 && !geo.WithinM(s.j.Place, m.pos, s.reach.ReachM(s.limit, m.tr)) {
+		return // too far for their own speed
+	}
 	// Within farM ≤ surelyIn is in reach.
 	if s.farM > s.surelyIn && !geo.WithinM(s.j.Place, m.pos, s.surelyIn) {
 		if k, ok := geo.GridDistance(s.origin, m.cell); !ok || k > s.maxK {
@@ -429,7 +451,8 @@ func (s *search) visit(m *member) {
 	}
 	s.buckets[i+1] = b
 	if len(s.buckets) == s.want && (n < s.want || s.buckets[n-1] != last) {
-		s.farM = s.reachM((s.buckets[s.want-1] + 1) * etaBucket)
+		s.limit = (s.buckets[s.want-1] + 1) * etaBucket
+		s.farM = s.reachM(s.limit)
 	}
 }
 
@@ -437,8 +460,8 @@ func (s *search) visit(m *member) {
 // limit to the job (+Inf if none within 20,000 km): the model's own answer
 // (geo.Reach), or else found by bisection, to the metre, on the model.
 func (s *search) reachM(limit time.Duration) float64 {
-	if r, ok := s.eta.(geo.Reach); ok {
-		return r.ReachM(limit, s.fastest)
+	if s.reach != nil {
+		return s.reach.ReachM(limit, s.fastest)
 	}
 	at := func(m float64) geo.Point { return geo.Offset(s.j.Place, m, 0) }
 	slow := func(m float64) bool { return s.eta.Estimate(s.j.Place, at(m), s.fastest) >= limit }
