@@ -188,6 +188,14 @@ func WithinM(a, b Point, m float64) bool {
 	return DistanceM(a, b) <= m
 }
 
+// LatSpanDeg is a difference in latitude, in degrees, beyond which two
+// points surely lie more than m metres apart by DistanceM: the meridian arc
+// is the shortest way to change latitude; 1 % is margin.
+func LatSpanDeg(m float64) float64 {
+	const rad = math.Pi / 180
+	return m / earthRadiusM / rad * 1.01
+}
+
 // Offset returns the point dx metres east and dy metres north of p; handy for
 // placing things in tests and the simulator.
 func Offset(p Point, dxM, dyM float64) Point {

@@ -151,3 +151,20 @@ func TestStraightLineReach(t *testing.T) {
 		}
 	}
 }
+
+// TestLatSpan: points farther apart in latitude than LatSpanDeg(m) are more
+// than m apart, whatever their longitudes.
+func TestLatSpan(t *testing.T) {
+	t.Parallel()
+	for _, lat := range []float64{-80, -47, 0, 30, 47.37, 85} {
+		for _, m := range []float64{1, 500, 2500, 40000, 900000} {
+			span := LatSpanDeg(m)
+			for _, dLng := range []float64{0, 0.01, 1, 30} {
+				a, b := Point{Lat: lat, Lng: 8}, Point{Lat: lat + span, Lng: 8 + dLng}
+				if b.Lat <= 90 && DistanceM(a, b) <= m {
+					t.Fatalf("lat %v, %v m: %v apart", lat, m, DistanceM(a, b))
+				}
+			}
+		}
+	}
+}

@@ -320,7 +320,7 @@ func (p *Pool) Search(j Job, want int, reachKm float64, exclude func(id string) 
 	sc := scratchPool.Get().(*scratch)
 	defer sc.release()
 	s := search{scratch: sc, j: &j, want: want, exclude: exclude, eta: eta, now: now, origin: origin, maxK: maxK,
-		surelyIn: surelyIn, fastest: geo.Traveller{Mode: "car", SpeedKmh: p.maxSpeed}, farM: math.Inf(1)}
+		surelyIn: surelyIn, fastest: geo.Traveller{Mode: "car", SpeedKmh: p.maxSpeed}, farM: math.Inf(1), farLat: math.Inf(1)}
 	s.reach, _ = eta.(geo.Reach)
 	if few := p.work[skill].members; !p.walkOnly && few <= sparseMembers && 3*lastK*(lastK+1)+1 > 4*len(blocks) {
 		// Few can take work for this skill and the rings are wide: look at
@@ -374,6 +374,7 @@ type search struct {
 	surelyIn float64
 	fastest  geo.Traveller
 	farM     float64 // no one farther can rank (+Inf until want are found)
+	farLat   float64 // geo.LatSpanDeg(farM): a cheap first test
 	// limit is the arrival that cannot rank (once want are found), and
 	// reach, if the travel model has it, tells each member's own farM.
 	limit time.Duration
@@ -412,7 +413,8 @@ func (sc *scratch) release() {
 
 // visit keeps m's technician if they are eligible and could rank.
 func (s *search) visit(m *member) {
-	if s.now.Before(m.cert.Start) || !s.now.Before(m.cert.End) || !geo.WithinM(s.j.Place, m.pos, s.farM) {
+	if s.now.Before(m.cert.Start) || !s.now.Before(m.cert.End) || math.Abs(m.pos.Lat-s.j.Place.Lat) > s.farLat ||
+		!geo.WithinM(s.j.Place, m.pos, s.farM) {
 		return
 	}
 	if s.reach != nil && s.limit > 0 && !geo.WithinM(s.j.Place, m.pos, s.reach.ReachM(s.limit, m.tr)) {
@@ -453,6 +455,7 @@ func (s *search) visit(m *member) {
 	if len(s.buckets) == s.want && (n < s.want || s.buckets[n-1] != last) {
 		s.limit = (s.buckets[s.want-1] + 1) * etaBucket
 		s.farM = s.reachM(s.limit)
+		s.farLat = geo.LatSpanDeg(s.farM)
 	}
 }
 
