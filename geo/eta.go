@@ -16,6 +16,13 @@ type ETA interface {
 	Estimate(from, to Point, t Traveller) time.Duration
 }
 
+// Reach is a travel model that can say how far a traveller gets in a time:
+// from any point farther than ReachM(d, t) metres (as DistanceM measures)
+// they take at least d. A search uses it to skip who is too far to rank.
+type Reach interface {
+	ReachM(d time.Duration, t Traveller) float64
+}
+
 // StraightLine predicts travel as great-circle distance × a detour factor ÷
 // speed.
 type StraightLine struct {
@@ -23,7 +30,10 @@ type StraightLine struct {
 	ModeSpeeds map[string]float64 // km/h by travel mode when the traveller has none
 }
 
-var _ ETA = StraightLine{}
+var (
+	_ ETA   = StraightLine{}
+	_ Reach = StraightLine{}
+)
 
 // DefaultETA is the straight-line model with city defaults.
 func DefaultETA() StraightLine {
@@ -32,17 +42,26 @@ func DefaultETA() StraightLine {
 
 // Estimate implements ETA.
 func (s StraightLine) Estimate(from, to Point, t Traveller) time.Duration {
-	speed := t.SpeedKmh
+	speed, detour := s.speedDetour(t)
+	km := DistanceM(from, to) / 1000 * detour
+	return time.Duration(km / speed * float64(time.Hour))
+}
+
+// ReachM implements Reach: beyond this many metres Estimate is at least d,
+// for d of a second or more (the margin of 1e-9 covers the rounding).
+func (s StraightLine) ReachM(d time.Duration, t Traveller) float64 {
+	speed, detour := s.speedDetour(t)
+	return d.Hours() * speed / detour * 1000 * (1 + 1e-9)
+}
+
+// speedDetour is the traveller's speed in km/h and the detour factor.
+func (s StraightLine) speedDetour(t Traveller) (speed, detour float64) {
+	speed = t.SpeedKmh
 	if speed <= 0 {
 		speed = s.ModeSpeeds[t.Mode]
 	}
 	if speed <= 0 {
 		speed = 25
 	}
-	detour := s.Detour
-	if detour < 1 {
-		detour = 1
-	}
-	km := DistanceM(from, to) / 1000 * detour
-	return time.Duration(km / speed * float64(time.Hour))
+	return speed, max(s.Detour, 1)
 }

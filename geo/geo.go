@@ -143,6 +143,15 @@ func RingMinDistanceKm(resolution, k int) float64 {
 	return math.Max(0, d)
 }
 
+// RingMaxDistanceKm is an upper bound on the distance from any point in the
+// centre cell to any point in ring k at the resolution: a path of k steps
+// between neighbours' centres, and a cell's radius at either end, with room
+// for cells twice the mean size.
+func RingMaxDistanceKm(resolution, k int) float64 {
+	s := centerSpacingKm[resolution]
+	return (float64(k) + 2/math.Sqrt(3)) * s * 2
+}
+
 // MaxRing is the smallest k beyond which every ring is farther than km.
 func MaxRing(resolution int, km float64) int {
 	k := 1
@@ -177,6 +186,14 @@ func WithinM(a, b Point, m float64) bool {
 		return false
 	}
 	return DistanceM(a, b) <= m
+}
+
+// LatSpanDeg is a difference in latitude, in degrees, beyond which two
+// points surely lie more than m metres apart by DistanceM: the meridian arc
+// is the shortest way to change latitude; 1 % is margin.
+func LatSpanDeg(m float64) float64 {
+	const rad = math.Pi / 180
+	return m / earthRadiusM / rad * 1.01
 }
 
 // Offset returns the point dx metres east and dy metres north of p; handy for

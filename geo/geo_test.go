@@ -127,3 +127,44 @@ func TestStraightLineETA(t *testing.T) {
 		})
 	}
 }
+
+// TestStraightLineReach: from just beyond ReachM the estimate is at least
+// the time asked, and from well inside it less.
+func TestStraightLineReach(t *testing.T) {
+	t.Parallel()
+	eta := DefaultETA()
+	from := Point{Lat: 47.3769, Lng: 8.5417}
+	for _, tr := range []Traveller{{Mode: "car", SpeedKmh: 30}, {Mode: "bike"}, {Mode: "car", SpeedKmh: 47.5}} {
+		for d := 2 * time.Minute; d <= 3*time.Hour; d += 2 * time.Minute {
+			m := eta.ReachM(d, tr)
+			for _, bearing := range []float64{0, 0.7, 1.6, 3} {
+				for _, f := range []float64{1 + 1e-12, 1.0001} {
+					to := Offset(from, math.Sin(bearing)*m*f, math.Cos(bearing)*m*f)
+					if DistanceM(from, to) > m && eta.Estimate(from, to, tr) < d {
+						t.Fatalf("%v: %.3f m away takes %v, less than %v", tr, DistanceM(from, to), eta.Estimate(from, to, tr), d)
+					}
+				}
+				if in := Offset(from, math.Sin(bearing)*m*0.999, math.Cos(bearing)*m*0.999); eta.Estimate(from, in, tr) >= d {
+					t.Fatalf("%v: inside the reach takes %v", tr, eta.Estimate(from, in, tr))
+				}
+			}
+		}
+	}
+}
+
+// TestLatSpan: points farther apart in latitude than LatSpanDeg(m) are more
+// than m apart, whatever their longitudes.
+func TestLatSpan(t *testing.T) {
+	t.Parallel()
+	for _, lat := range []float64{-80, -47, 0, 30, 47.37, 85} {
+		for _, m := range []float64{1, 500, 2500, 40000, 900000} {
+			span := LatSpanDeg(m)
+			for _, dLng := range []float64{0, 0.01, 1, 30} {
+				a, b := Point{Lat: lat, Lng: 8}, Point{Lat: lat + span, Lng: 8 + dLng}
+				if b.Lat <= 90 && DistanceM(a, b) <= m {
+					t.Fatalf("lat %v, %v m: %v apart", lat, m, DistanceM(a, b))
+				}
+			}
+		}
+	}
+}

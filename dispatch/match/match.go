@@ -106,7 +106,7 @@ func chainable(j *Job, c *Candidate, now time.Time) bool {
 
 // startFrom is when a candidate can set off: now, or when their current job
 // ends for a chained one.
-func startFrom(c Candidate, now time.Time) time.Time {
+func startFrom(c *Candidate, now time.Time) time.Time {
 	if c.ActiveJobs >= c.Capacity && c.FreeAt.After(now) {
 		return c.FreeAt
 	}
@@ -147,7 +147,7 @@ const etaBucket = 2 * time.Minute
 
 // acceptRate is the technician's smoothed acceptance rate: a newcomer counts
 // as 3 of 4 offers accepted until their own record outweighs it.
-func acceptRate(c Candidate) float64 {
+func acceptRate(c *Candidate) float64 {
 	return (float64(c.Accepted) + 3) / (float64(c.OffersSent) + 4)
 }
 
@@ -187,22 +187,36 @@ func rankEligible(j Job, cands []Candidate, eta geo.ETA, now time.Time) []Scored
 
 // score is an eligible candidate's prediction and score parts.
 func score(j Job, c Candidate, eta geo.ETA, now time.Time) Scored {
-	d := arrivalIn(j, c, eta, now)
+	return scoreIn(&j, &c, arrivalIn(&j, &c, eta, now), now)
+}
+
+// scoreIn is score for a candidate whose arrival in d is known.
+func scoreIn(j *Job, c *Candidate, d time.Duration, now time.Time) Scored {
 	arrival := now.Add(d)
 	rate := acceptRate(c)
-	idle := time.Duration(0)
-	if !c.IdleSince.IsZero() && now.After(c.IdleSince) {
-		idle = now.Sub(c.IdleSince)
-	}
 	return Scored{
-		Candidate: c, DistanceM: geo.DistanceM(c.Position, j.Place), ETA: d, Arrival: arrival,
-		OnTimeChance: onTimeChance(rate, arrival, j.Deadline), AcceptRate: rate, IdleFor: idle,
+		Candidate: *c, DistanceM: geo.DistanceM(c.Position, j.Place), ETA: d, Arrival: arrival,
+		OnTimeChance: onTimeChance(rate, arrival, j.Deadline), AcceptRate: rate, IdleFor: idleFor(c, now),
 	}
+}
+
+// keyIn is keyOf(scoreIn(j, c, d, now)) without the copy.
+func keyIn(j *Job, c *Candidate, d time.Duration, now time.Time) rankKey {
+	chance := onTimeChance(acceptRate(c), now.Add(d), j.Deadline)
+	return rankKey{d / etaBucket, math.Round(chance * 20), c.Rating, idleFor(c, now), c.TechnicianID}
+}
+
+// idleFor is how long c has been idle at now.
+func idleFor(c *Candidate, now time.Time) time.Duration {
+	if !c.IdleSince.IsZero() && now.After(c.IdleSince) {
+		return now.Sub(c.IdleSince)
+	}
+	return 0
 }
 
 // arrivalIn predicts how long until c is at the job: the drive, after the
 // current job for a chained technician.
-func arrivalIn(j Job, c Candidate, eta geo.ETA, now time.Time) time.Duration {
+func arrivalIn(j *Job, c *Candidate, eta geo.ETA, now time.Time) time.Duration {
 	d := eta.Estimate(c.Position, j.Place, c.Traveller)
 	if start := startFrom(c, now); start.After(now) {
 		d += start.Sub(now)
@@ -212,21 +226,36 @@ func arrivalIn(j Job, c Candidate, eta geo.ETA, now time.Time) time.Duration {
 
 func compareScored(a, b Scored) int { return compareScoredP(&a, &b) }
 
-func compareScoredP(a, b *Scored) int {
-	if c := cmp.Compare(a.ETA/etaBucket, b.ETA/etaBucket); c != 0 {
+func compareScoredP(a, b *Scored) int { return compareKeys(keyOf(a), keyOf(b)) }
+
+// rankKey is what ranking orders by.
+type rankKey struct {
+	bucket time.Duration // ETA in 2-minute buckets
+	chance float64       // OnTimeChance in 5-point steps
+	rating float64
+	idle   time.Duration
+	id     string
+}
+
+func keyOf(s *Scored) rankKey {
+	return rankKey{s.ETA / etaBucket, math.Round(s.OnTimeChance * 20), s.Rating, s.IdleFor, s.TechnicianID}
+}
+
+func compareKeys(a, b rankKey) int {
+	if c := cmp.Compare(a.bucket, b.bucket); c != 0 {
 		return c
 	}
 	// Chances within 5 points count as equal, so rating and idle time matter.
-	if c := cmp.Compare(math.Round(b.OnTimeChance*20), math.Round(a.OnTimeChance*20)); c != 0 {
+	if c := cmp.Compare(b.chance, a.chance); c != 0 {
 		return c
 	}
-	if c := cmp.Compare(b.Rating, a.Rating); c != 0 {
+	if c := cmp.Compare(b.rating, a.rating); c != 0 {
 		return c
 	}
-	if c := cmp.Compare(b.IdleFor, a.IdleFor); c != 0 {
+	if c := cmp.Compare(b.idle, a.idle); c != 0 {
 		return c
 	}
-	return cmp.Compare(a.TechnicianID, b.TechnicianID)
+	return cmp.Compare(a.id, b.id)
 }
 
 // AtRisk reports whether even the best candidate misses the deadline (or

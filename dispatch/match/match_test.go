@@ -295,3 +295,69 @@ func TestSparseSearchEqualsWalk(t *testing.T) {
 		}
 	}
 }
+
+// TestPoolSearchReachMatchesBruteForce: with a reach that binds, the search
+// gives what ranking everyone whose cell lies within MaxRing rings of the
+// job's cell gives, at both resolutions and for dense and sparse skills.
+func TestPoolSearchReachMatchesBruteForce(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ res, n int }{{8, 4000}, {7, 4000}, {8, 200}, {7, 150}} {
+		t.Run(fmt.Sprintf("res%d/%d", tc.res, tc.n), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(5, 6))
+			pool := NewPool(tc.res)
+			var all []Candidate
+			for i := range tc.n {
+				c := cand("r"+itoa(i), (rng.Float64()*2-1)*15000, (rng.Float64()*2-1)*15000)
+				c.Available = rng.Float64() < 0.6
+				if rng.Float64() < 0.3 {
+					c.Traveller = geo.Traveller{Mode: "bike", SpeedKmh: 15}
+				}
+				c.Rating = float64(rng.IntN(5))
+				pool.Put(c)
+				all = append(all, c)
+			}
+			eta := geo.DefaultETA()
+			for q := range 300 {
+				place := geo.Offset(zurich, (rng.Float64()*2-1)*14000, (rng.Float64()*2-1)*14000)
+				j := Job{ID: itoa(q), Skill: "wifi_setup", Place: place, Deadline: now.Add(time.Hour)}
+				reach := []float64{0.3, 0.8, 1.5, 2.5, 4, 7, 12}[q%7]
+				want := []int{1, 3, 10, 40}[q%4]
+				origin, maxK := geo.CellOf(place, tc.res), geo.MaxRing(tc.res, reach)
+				var in []Candidate
+				for _, c := range all {
+					if k, ok := geo.GridDistance(origin, geo.CellOf(c.Position, tc.res)); ok && k <= maxK {
+						in = append(in, c)
+					}
+				}
+				wantIDs := ids(Rank(j, in, eta, now))
+				if len(wantIDs) > want {
+					wantIDs = wantIDs[:want]
+				}
+				// Every other query hides geo.Reach: the search bisects.
+				var model geo.ETA = eta
+				if q%2 == 1 {
+					model = struct{ geo.ETA }{eta}
+				}
+				got := ids(pool.Search(j, want, reach, nil, model, now))
+				if fmt.Sprint(got) != fmt.Sprint(wantIDs) {
+					t.Fatalf("query %d, reach %.1f km, want %d: search %v, brute force %v", q, reach, want, got, wantIDs)
+				}
+			}
+		})
+	}
+}
+
+// TestPoolUpdateTravel: a technician made faster by Update is found where
+// their new speed brings them first (the search's bounds follow the speed).
+func TestPoolUpdateTravel(t *testing.T) {
+	t.Parallel()
+	pool := NewPool(geo.CityResolution)
+	for i := range 12 {
+		pool.Put(cand("near"+itoa(i), 2000, float64(i)*10))
+	}
+	pool.Put(cand("fast", 6000, 0))
+	pool.Update("fast", func(c *Candidate) { c.Traveller.SpeedKmh = 200 })
+	if got := ids(pool.Search(job(), 1, 40, nil, geo.DefaultETA(), now)); len(got) != 1 || got[0] != "fast" {
+		t.Fatalf("best %v, want [fast]", got)
+	}
+}
