@@ -477,7 +477,7 @@ func newCPUMeter(b *testing.B, s *apitest.Server, app string) *cpuMeter {
 	return m
 }
 
-type cpuSample struct{ self, pg, redis time.Duration }
+type cpuSample struct{ self, redis time.Duration }
 
 // procCPU is the user and system time of a process, from /proc.
 func procCPU(pid int) (time.Duration, bool) {
