@@ -656,9 +656,15 @@ func (r *run) waiting() []*reqState {
 		return r.reqs
 	}
 	r.open = slices.DeleteFunc(r.open, func(q *reqState) bool {
-		return !q.searching || q.state == dispatch.OnSite || q.state == dispatch.Completed || q.state == dispatch.Unfulfilled
+		return !q.searching || q.dispatched()
 	})
 	return r.open
+}
+
+// dispatched reports whether q can never be searched again: its technician
+// is on site, or it has ended.
+func (q *reqState) dispatched() bool {
+	return q.state == dispatch.OnSite || q.state == dispatch.Completed || q.state == dispatch.Unfulfilled
 }
 
 // anyOpen reports whether a request may still need dispatch.

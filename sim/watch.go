@@ -5,7 +5,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/onsite/onsite/dispatch"
 	"github.com/onsite/onsite/dispatch/match"
 	"github.com/onsite/onsite/geo"
 )
@@ -143,7 +142,7 @@ func (r *run) changed(t *techState) {
 		list := r.watching[s]
 		keep := list[:0]
 		for _, q := range list {
-			if q.state == dispatch.OnSite || q.state == dispatch.Completed || q.state == dispatch.Unfulfilled {
+			if q.dispatched() {
 				q.w = reqWatch{} // never searched again
 				continue
 			}
