@@ -58,6 +58,18 @@ type TaskPayload struct {
 	// Notify, on a TaskLive row, asks the relay to queue the event's
 	// TaskNotify too: one outbox row per event instead of two.
 	Notify bool `json:"notify,omitempty"`
+	// Batch carries the payloads of one transaction's tasks of one kind in
+	// one row (the live updates of every event; the expiries of the offers
+	// due at one time): a batch round writes two rows, not a thousand.
+	Batch []TaskPayload `json:"batch,omitempty"`
+}
+
+// Items are the payloads a row stands for: its batch, or itself.
+func (p TaskPayload) Items() []TaskPayload {
+	if len(p.Batch) > 0 {
+		return p.Batch
+	}
+	return []TaskPayload{p}
 }
 
 // enqueue writes a task to the outbox inside tx. The row id becomes the asynq
@@ -80,21 +92,66 @@ func enqueue(tx *gorm.DB, kind, queue string, p TaskPayload, processAt, now time
 // writes hundreds of each in a few statements. appendEvent uses it for one.
 type writes struct {
 	events []Event
-	tasks  []OutboxTask
+	tasks  []pendingTask
 	hooked []Event // events owners' webhooks hear of
 }
+
+// pendingTask is an outbox row before it is encoded.
+type pendingTask struct {
+	kind, queue    string
+	payload        TaskPayload
+	processAt, now time.Time
+}
+
+// batched are the task kinds whose rows of one transaction are written as
+// one row per process time (their handlers take a batch).
+var batched = map[string]bool{TaskLive: true, TaskOfferExpire: true}
 
 // task adds an outbox row; its id becomes the asynq task id, so a relay
 // that hands a row over twice enqueues it once.
 func (w *writes) task(kind, queue string, p TaskPayload, processAt, now time.Time) error {
-	body, err := json.Marshal(p)
-	if err != nil {
-		return fmt.Errorf("encode %s task: %w", kind, err)
-	}
-	id := db.NewID()
-	w.tasks = append(w.tasks, OutboxTask{ID: id, Kind: kind, Payload: string(body), TaskID: id, Queue: queue,
-		ProcessAt: db.UTC(processAt), CreatedAt: now})
+	w.tasks = append(w.tasks, pendingTask{kind: kind, queue: queue, payload: p, processAt: db.UTC(processAt), now: now})
 	return nil
+}
+
+// rows encodes the gathered tasks, one row per task except for batched
+// kinds: their tasks due at the same time share a row, in order.
+func (w *writes) rows() ([]OutboxTask, error) {
+	type key struct {
+		kind string
+		at   int64
+	}
+	var groups [][]pendingTask
+	at := map[key]int{} // a batched kind and time → its group
+	for _, t := range w.tasks {
+		k := key{t.kind, t.processAt.UnixNano()}
+		if i, ok := at[k]; ok {
+			groups[i] = append(groups[i], t)
+			continue
+		}
+		if batched[t.kind] {
+			at[k] = len(groups)
+		}
+		groups = append(groups, []pendingTask{t})
+	}
+	out := make([]OutboxTask, 0, len(groups))
+	for _, ts := range groups {
+		p := ts[0].payload
+		if len(ts) > 1 {
+			p = TaskPayload{Batch: make([]TaskPayload, len(ts))}
+			for i, t := range ts {
+				p.Batch[i] = t.payload
+			}
+		}
+		body, err := json.Marshal(p)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s task: %w", ts[0].kind, err)
+		}
+		id := db.NewID()
+		out = append(out, OutboxTask{ID: id, Kind: ts[0].kind, Payload: string(body), TaskID: id, Queue: ts[0].queue,
+			ProcessAt: ts[0].processAt, CreatedAt: ts[0].now})
+	}
+	return out, nil
 }
 
 // event adds an audit event (invariant 4) with the live update and the
@@ -150,8 +207,12 @@ func (w *writes) flush(tx *gorm.DB, now time.Time) error {
 	if err := insertEvents(tx, w.events); err != nil {
 		return fmt.Errorf("append %d events: %w", len(w.events), err)
 	}
-	if err := insertTasks(tx, w.tasks); err != nil {
-		return fmt.Errorf("write %d tasks to the outbox: %w", len(w.tasks), err)
+	rows, err := w.rows()
+	if err != nil {
+		return err
+	}
+	if err := insertTasks(tx, rows); err != nil {
+		return fmt.Errorf("write %d tasks to the outbox: %w", len(rows), err)
 	}
 	*w = writes{}
 	return nil

@@ -2,6 +2,7 @@ package dispatch_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -613,6 +614,7 @@ func TestBatchRound(t *testing.T) {
 		if res := w.match(a.ID); len(res.Offered) != 0 || res.Skipped != "waiting for the next batch" {
 			t.Fatalf("match under batch: %+v", res)
 		}
+		liveBefore, expireBefore := w.outboxCount(dispatch.TaskLive), w.outboxCount(dispatch.TaskOfferExpire)
 		res, err := w.svc.BatchRound(w.ctx, "", 0, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -626,6 +628,29 @@ func TestBatchRound(t *testing.T) {
 		}
 		if got[a.ID] != y || got[b.ID] != x {
 			t.Fatalf("batch gave A→%s B→%s, want A→%s B→%s", got[a.ID], got[b.ID], y, x)
+		}
+		// The round's two live updates share one outbox row, and so do the
+		// expiries of its offers due at the same time.
+		if n := w.outboxCount(dispatch.TaskLive) - liveBefore; n != 1 {
+			t.Fatalf("the round wrote %d live rows, want 1", n)
+		}
+		var rows []dispatch.OutboxTask
+		w.d.Where("kind = ?", dispatch.TaskOfferExpire).Order("created_at").Find(&rows)
+		expiring := map[string]bool{}
+		for _, row := range rows[expireBefore:] {
+			var p dispatch.TaskPayload
+			if err := json.Unmarshal([]byte(row.Payload), &p); err != nil {
+				t.Fatal(err)
+			}
+			for _, item := range p.Items() {
+				expiring[item.OfferID] = true
+			}
+		}
+		if len(expiring) != 2 || !expiring[res.Offered[0].ID] || !expiring[res.Offered[1].ID] {
+			t.Fatalf("expiry rows %v, want both offers %s and %s", expiring, res.Offered[0].ID, res.Offered[1].ID)
+		}
+		if res.Offered[0].ExpiresAt.Equal(res.Offered[1].ExpiresAt) && len(rows)-int(expireBefore) != 1 {
+			t.Fatalf("%d expiry rows for two offers due at the same time", len(rows)-int(expireBefore))
 		}
 		// a second round while the offers are pending sends nothing
 		if res, err := w.svc.BatchRound(w.ctx, "", 0, nil); err != nil || res.Waiting != 0 || len(res.Offered) != 0 {

@@ -113,32 +113,34 @@ func (r *Relay) enqueue(ctx context.Context, kind, payload, taskID, queue string
 	return err
 }
 
-// publish pushes a live update straight to the streams: no task queue in
-// between, so the dashboard sees a change within one relay tick. A row that
-// asks for it then queues the event's message task, under an id of its own
-// so a row relayed twice queues it once.
+// publish pushes a row's live updates straight to the streams: no task
+// queue in between, so the dashboard sees a change within one relay tick.
+// An event that asks for it then gets its message task, under an id made
+// from the event so a row relayed twice queues it once.
 func (r *Relay) publish(ctx context.Context, row dispatch.OutboxTask) error {
 	var p dispatch.TaskPayload
 	if err := json.Unmarshal([]byte(row.Payload), &p); err != nil {
 		return nil // nothing to publish from a broken row
 	}
-	if r.live != nil {
-		if err := r.live(ctx, p); err != nil {
+	for _, e := range p.Items() {
+		if r.live != nil {
+			if err := r.live(ctx, e); err != nil {
+				return err
+			}
+		}
+		if !e.Notify {
+			continue
+		}
+		body, err := json.Marshal(dispatch.TaskPayload{EventID: e.EventID, RequestID: e.RequestID})
+		if err != nil {
+			return fmt.Errorf("encode notify task: %w", err)
+		}
+		err = r.enqueue(ctx, dispatch.TaskNotify, string(body), e.EventID+"-notify", dispatch.QueueDefault, row.ProcessAt)
+		if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 			return err
 		}
 	}
-	if !p.Notify {
-		return nil
-	}
-	body, err := json.Marshal(dispatch.TaskPayload{EventID: p.EventID, RequestID: p.RequestID})
-	if err != nil {
-		return fmt.Errorf("encode notify task: %w", err)
-	}
-	err = r.enqueue(ctx, dispatch.TaskNotify, string(body), row.TaskID+"-notify", dispatch.QueueDefault, row.ProcessAt)
-	if errors.Is(err, asynq.ErrTaskIDConflict) {
-		return nil
-	}
-	return err
+	return nil
 }
 
 func (r *Relay) claim(ctx context.Context, now time.Time) ([]dispatch.OutboxTask, error) {

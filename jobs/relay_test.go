@@ -2,11 +2,13 @@ package jobs_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os/exec"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -176,7 +178,7 @@ func TestNothingLostWhenRedisStops(t *testing.T) {
 }
 
 // TestRelayEnqueuesOnce hands the same rows to asynq twice: the task id (the
-// outbox row id, or the live row's id for the notify task it queues) keeps
+// outbox row id, or the event id for the notify task a live row queues) keeps
 // asynq from holding two copies.
 func TestRelayEnqueuesOnce(t *testing.T) {
 	t.Parallel()
@@ -215,5 +217,53 @@ func TestRelayEnqueuesOnce(t *testing.T) {
 	}
 	for _, q := range []string{prefix + dispatch.QueueCritical, prefix + dispatch.QueueDefault} {
 		_ = insp.DeleteQueue(q, true)
+	}
+}
+
+// TestRelayBatchedLiveRow relays a live row that carries a batch round's
+// events (one row for hundreds of offers): every event that asks for a
+// message gets its notify task, once however often the row is relayed.
+func TestRelayBatchedLiveRow(t *testing.T) {
+	t.Parallel()
+	d := dbtest.SQLite(t)
+	payload, err := json.Marshal(dispatch.TaskPayload{Batch: []dispatch.TaskPayload{
+		{EventID: "e1", RequestID: "r1", Notify: true}, {EventID: "e2", RequestID: "r2"}, {EventID: "e3", RequestID: "r3", Notify: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	if err := d.Create(&dispatch.OutboxTask{ID: "row1", Kind: dispatch.TaskLive, Payload: string(payload), TaskID: "row1",
+		Queue: dispatch.QueueCritical, ProcessAt: now, CreatedAt: now}).Error; err != nil {
+		t.Fatal(err)
+	}
+	opt, err := redis.ParseURL(dbtest.RedisURL(dbtest.RedisDBJobs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := redis.NewClient(opt)
+	t.Cleanup(func() { _ = rc.Close() })
+	prefix := fmt.Sprintf("relaybatch%d:", time.Now().UnixNano())
+	relay := jobs.NewRelay(d, asynq.NewClientFromRedisClient(rc), prefix, quiet())
+	for range 2 {
+		if n, err := relay.Once(context.Background()); err != nil || n != 1 {
+			t.Fatalf("relay: %d %v", n, err)
+		}
+		if err := d.Exec("UPDATE outbox SET relayed_at = NULL, locked_until = NULL").Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	insp := asynq.NewInspectorFromRedisClient(rc)
+	t.Cleanup(func() { _ = insp.DeleteQueue(prefix+dispatch.QueueDefault, true) })
+	tasks, err := insp.ListPendingTasks(prefix + dispatch.QueueDefault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, task := range tasks {
+		got = append(got, task.ID)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"e1-notify", "e3-notify"}) {
+		t.Fatalf("notify tasks %v, want e1-notify and e3-notify", got)
 	}
 }

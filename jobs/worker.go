@@ -123,24 +123,7 @@ func (w *Worker) mux() *asynq.ServeMux {
 		_, err := w.dispatch.Match(ctx, p.RequestID)
 		return err
 	}))
-	mux.HandleFunc(dispatch.TaskOfferExpire, w.handle(func(ctx context.Context, p dispatch.TaskPayload) error {
-		err := w.dispatch.ExpireOffer(ctx, p.OfferID)
-		var early *dispatch.NotDueError
-		if errors.As(err, &early) {
-			// asynq fires to the whole second; wait out the rest here.
-			wait := time.Until(early.Due) + 10*time.Millisecond
-			if wait > 5*time.Second {
-				return err // retried later by asynq
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(wait):
-			}
-			err = w.dispatch.ExpireOffer(ctx, p.OfferID)
-		}
-		return err
-	}))
+	mux.HandleFunc(dispatch.TaskOfferExpire, w.handle(w.expireOffers))
 	mux.HandleFunc(dispatch.TaskStartSearch, w.handle(func(ctx context.Context, p dispatch.TaskPayload) error {
 		return w.dispatch.StartSearch(ctx, p.RequestID)
 	}))
@@ -164,6 +147,34 @@ func (w *Worker) mux() *asynq.ServeMux {
 		mux.HandleFunc(task, func(context.Context, *asynq.Task) error { return nil })
 	}
 	return mux
+}
+
+// expireOffers ends the offers of an expiry row (one, or a batch round's
+// offers due at the same time). An offer answered or gone meanwhile is
+// skipped; the others are still expired.
+func (w *Worker) expireOffers(ctx context.Context, p dispatch.TaskPayload) error {
+	var failed []error
+	for _, o := range p.Items() {
+		err := w.dispatch.ExpireOffer(ctx, o.OfferID)
+		var early *dispatch.NotDueError
+		if errors.As(err, &early) {
+			// asynq fires to the whole second; wait out the rest here.
+			wait := time.Until(early.Due) + 10*time.Millisecond
+			if wait > 5*time.Second {
+				return err // retried later by asynq
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(wait):
+			}
+			err = w.dispatch.ExpireOffer(ctx, o.OfferID)
+		}
+		if err != nil && errs.CodeOf(err) != errs.NotFound {
+			failed = append(failed, fmt.Errorf("offer %s: %w", o.OfferID, err))
+		}
+	}
+	return errors.Join(failed...)
 }
 
 // handle decodes the payload and runs f; a task for something that no longer

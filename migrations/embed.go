@@ -4,7 +4,8 @@ package migrations
 
 import "embed"
 
-// FS holds every migration file, 00001_name.sql and onwards.
+// FS holds every migration file, 00001_name.sql and onwards; Go (go.go)
+// adds the few written in Go.
 //
 //go:embed *.sql
 var FS embed.FS

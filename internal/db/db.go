@@ -159,7 +159,7 @@ func Migrate(ctx context.Context, d *DB, log *slog.Logger, opts ...MigrateOption
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	var gooseOpts []goose.ProviderOption
+	gooseOpts := []goose.ProviderOption{goose.WithGoMigrations(migrations.Go(d.Dialect == Postgres)...)}
 	dialect := goose.DialectSQLite3
 	if d.Dialect == Postgres {
 		dialect = goose.DialectPostgres
