@@ -109,9 +109,8 @@ var batched = map[string]bool{TaskLive: true, TaskOfferExpire: true}
 
 // task adds an outbox row; its id becomes the asynq task id, so a relay
 // that hands a row over twice enqueues it once.
-func (w *writes) task(kind, queue string, p TaskPayload, processAt, now time.Time) error {
+func (w *writes) task(kind, queue string, p TaskPayload, processAt, now time.Time) {
 	w.tasks = append(w.tasks, pendingTask{kind: kind, queue: queue, payload: p, processAt: db.UTC(processAt), now: now})
-	return nil
 }
 
 // rows encodes the gathered tasks, one row per task except for batched
@@ -172,9 +171,7 @@ func (w *writes) event(requestID, typ string, a Actor, data map[string]any, now 
 func (w *writes) eventBody(requestID, typ string, a Actor, body string, now time.Time) error {
 	e := Event{ID: db.NewID(), RequestID: requestID, Type: typ, ActorRole: a.Role, ActorID: a.ID, Data: body, At: now}
 	w.events = append(w.events, e)
-	if err := w.task(TaskLive, QueueCritical, TaskPayload{EventID: e.ID, RequestID: requestID, Notify: notifiable[typ]}, now, now); err != nil {
-		return err
-	}
+	w.task(TaskLive, QueueCritical, TaskPayload{EventID: e.ID, RequestID: requestID, Notify: notifiable[typ]}, now, now)
 	if hooked[typ] {
 		w.hooked = append(w.hooked, e)
 	}
@@ -197,9 +194,7 @@ func (w *writes) flush(tx *gorm.DB, now time.Time) error {
 		for _, e := range w.hooked {
 			for _, r := range rows {
 				if r.RequestID == e.RequestID {
-					if err := w.task(TaskWebhook, QueueDefault, TaskPayload{EventID: e.ID, RequestID: e.RequestID, EndpointID: r.EndpointID}, now, now); err != nil {
-						return err
-					}
+					w.task(TaskWebhook, QueueDefault, TaskPayload{EventID: e.ID, RequestID: e.RequestID, EndpointID: r.EndpointID}, now, now)
 				}
 			}
 		}
