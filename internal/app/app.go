@@ -334,7 +334,7 @@ func (a *App) buildEcho() *echo.Echo {
 	e.GET("/", dashboard)
 	e.GET("/index.html", dashboard)
 	e.GET("/static/*", dashboard)
-	httpx.Register(e, httpx.Auth{Issuer: a.Issuer, Keys: a.Machines}, a.Routes, ratelimit.New(a.Redis, a.Config.QueuePrefix),
+	httpx.Register(e, httpx.Auth{Issuer: a.Issuer, Keys: a.Machines}, a.Routes, ratelimit.New(a.Redis, a.Config.QueuePrefix).WithLocalShare(a.Config.RateLimitProcesses),
 		httpx.Limits{PerIP: a.Config.RateLimitIP, PerPrincipal: a.Config.RateLimitPrincipal},
 		idempotency.NewStore(a.Redis, a.Config.QueuePrefix).Middleware)
 	return e
