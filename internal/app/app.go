@@ -159,6 +159,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, op
 		hookClient = webhooks.SafeClient(cfg.WebhookAllowPrivate)
 	}
 	a.Webhooks = webhooks.NewService(a.DB, hookClient, now)
+	a.Webhooks.WithWaker(jobs.NewWaker(a.Redis, cfg.QueuePrefix, log))
 	opsAPI := api.New(a.Technicians, a.Dispatch, a.Hub)
 	signIn := signin.NewService(a.DB, a.Issuer, a.Notifier, ratelimit.NewWindow(a.Redis, cfg.QueuePrefix, 10*time.Minute), secret, now)
 	a.Pings = technicians.NewPingBuffer(a.DB, cfg.PingFlush, a.techniciansMoved, log)
@@ -423,7 +424,7 @@ func (a *App) Worker() *jobs.Worker {
 	w := jobs.NewWorker(a.DB, a.Redis, a.Dispatch, a.Config.QueuePrefix, a.Log)
 	w.WithMessages(jobs.NewMessages(a.Dispatch, a.Notifier, nil, a.secret, a.Config.PublicURL))
 	w.WithLive(jobs.NewLive(a.Dispatch, a.Technicians, a.Hub))
-	w.WithHooks(jobs.NewHooks(a.Dispatch, a.Webhooks))
+	w.WithHooks(jobs.NewHooks(a.Webhooks, a.Log))
 	w.WithTechnicians(a.Technicians, a.Config.StaleAfter)
 	w.WithMetrics(a.registry)
 	if a.Config.OfferStrategy == "batch" {
