@@ -11,12 +11,6 @@ import (
 	"github.com/onsite/onsite/internal/db"
 )
 
-// hooked are the event types owners' webhooks hear about: status changes.
-var hooked = map[string]bool{
-	"created": true, "searching": true, "scheduled": true, "assigned": true, "en_route": true, "on_site": true,
-	"completed": true, "cancelled": true, "unfulfilled": true, "fault_attached": true, "at_risk": true,
-}
-
 // hookBody is the JSON an owner's webhook endpoint receives for one event:
 // the event and the request as the event left it (read inside the event's
 // transaction), whenever the delivery is attempted.

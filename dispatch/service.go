@@ -268,6 +268,12 @@ func appendEvent(tx *gorm.DB, requestID, typ string, a Actor, data map[string]an
 	return w.flush(tx, now)
 }
 
+// hooked are the event types owners' webhooks hear about: status changes.
+var hooked = map[string]bool{
+	"created": true, "searching": true, "scheduled": true, "assigned": true, "en_route": true, "on_site": true,
+	"completed": true, "cancelled": true, "unfulfilled": true, "fault_attached": true, "at_risk": true,
+}
+
 // transition moves r by action with a conditional update on its current
 // state, so a concurrent change makes this one fail instead of both winning.
 // set holds extra columns to write. It records the event.

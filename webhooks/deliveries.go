@@ -28,8 +28,8 @@ const (
 	Failed     = "failed"     // given up (24 h of failures, or the endpoint removed); last_error says why
 )
 
-// States lists the delivery states.
-var States = []string{Pending, Delivering, Delivered, Failed}
+// states lists the delivery states.
+func states() []string { return []string{Pending, Delivering, Delivered, Failed} }
 
 // The retry policy.
 const (
@@ -296,8 +296,8 @@ type DeliveryLog struct {
 
 // Log lists the deliveries of one of owner's live endpoints, newest first.
 func (s *Service) Log(ctx context.Context, owner, endpointID string, f LogFilter) (DeliveryLog, error) {
-	if f.State != "" && !slices.Contains(States, f.State) {
-		return DeliveryLog{}, errs.InvalidField("state", "state must be one of %s", strings.Join(States, ", "))
+	if f.State != "" && !slices.Contains(states(), f.State) {
+		return DeliveryLog{}, errs.InvalidField("state", "state must be one of %s", strings.Join(states(), ", "))
 	}
 	q := s.db.WithContext(ctx)
 	if err := ownEndpoint(q, owner, endpointID); err != nil {
@@ -350,13 +350,13 @@ func (s *Service) Redeliver(ctx context.Context, owner, endpointID, deliveryID s
 		if res.RowsAffected == 0 {
 			return errs.ConflictReason("changed_concurrently", "delivery %s changed at the same time; try again", deliveryID)
 		}
-		return tx.Where("id = ?", d.ID).First(&out).Error
+		if err := tx.Where("id = ?", d.ID).First(&out).Error; err != nil {
+			return fmt.Errorf("reload webhook delivery %s: %w", d.ID, err)
+		}
+		return nil
 	})
 	if err != nil {
-		if _, ok := errs.As(err); ok {
-			return Delivery{}, err
-		}
-		return Delivery{}, fmt.Errorf("redeliver %s: %w", deliveryID, err)
+		return Delivery{}, err
 	}
 	s.wake(ctx, Wake{DeliveryID: out.ID})
 	return out.view(), nil
