@@ -19,7 +19,7 @@ const (
 	TaskDeadline    = "dispatch:deadline"     // check the give-up time of a searching request
 	TaskNotify      = "notify:event"          // tell people about an event
 	TaskLive        = "live:event"            // push the change to the live streams (handled by the relay itself; with Notify, the relay then queues TaskNotify)
-	TaskWebhook     = "webhook:deliver"       // post a status change to an owner's endpoint
+	TaskWebhook     = "webhook:deliver"       // wake up a delivery to an owner's endpoint (webhook_deliveries holds the work)
 )
 
 // Queues, by urgency.
@@ -54,6 +54,7 @@ type TaskPayload struct {
 	OfferID    string `json:"offer_id,omitempty"`
 	EventID    string `json:"event_id,omitempty"`
 	EndpointID string `json:"endpoint_id,omitempty"`
+	DeliveryID string `json:"delivery_id,omitempty"`
 	Round      int    `json:"round,omitempty"`
 	// Notify, on a TaskLive row, asks the relay to queue the event's
 	// TaskNotify too: one outbox row per event instead of two.
@@ -178,39 +179,51 @@ func (w *writes) eventBody(requestID, typ string, a Actor, body string, now time
 	return nil
 }
 
-// flush inserts what was gathered: one statement for the webhook endpoints
-// (when an event is hooked), one for the events, one for the outbox rows.
+// flush inserts what was gathered: the webhook deliveries of hooked events
+// (hooks.go), then one statement each for the events, the deliveries and
+// the outbox rows.
 func (w *writes) flush(tx *gorm.DB, now time.Time) error {
+	_, err := w.flushCounted(tx, now)
+	return err
+}
+
+// flushCounted is flush, returning the statements it ran.
+func (w *writes) flushCounted(tx *gorm.DB, now time.Time) (int, error) {
+	n := 0
+	var deliveries []hookDelivery
 	if len(w.hooked) > 0 {
-		ids := make([]string, 0, len(w.hooked))
-		for _, e := range w.hooked {
-			ids = append(ids, e.RequestID)
-		}
-		var rows []struct{ RequestID, EndpointID string }
-		if err := tx.Raw(`SELECT r.id AS request_id, w.id AS endpoint_id FROM webhook_endpoints w JOIN requests r ON r.customer_id = w.owner_id
-			WHERE r.id IN ? AND w.revoked_at IS NULL ORDER BY w.id`, ids).Scan(&rows).Error; err != nil {
-			return fmt.Errorf("find webhook endpoints: %w", err)
-		}
-		for _, e := range w.hooked {
-			for _, r := range rows {
-				if r.RequestID == e.RequestID {
-					w.task(TaskWebhook, QueueDefault, TaskPayload{EventID: e.ID, RequestID: e.RequestID, EndpointID: r.EndpointID}, now, now)
-				}
-			}
+		var k int
+		var err error
+		deliveries, k, err = w.hookDeliveries(tx, now)
+		n += k
+		if err != nil {
+			return n, err
 		}
 	}
-	if err := insertEvents(tx, w.events); err != nil {
-		return fmt.Errorf("append %d events: %w", len(w.events), err)
+	if len(w.events) > 0 {
+		n++
+		if err := insertEvents(tx, w.events); err != nil {
+			return n, fmt.Errorf("append %d events: %w", len(w.events), err)
+		}
+	}
+	if len(deliveries) > 0 {
+		n++
+		if err := insertDeliveries(tx, deliveries); err != nil {
+			return n, fmt.Errorf("write %d webhook deliveries: %w", len(deliveries), err)
+		}
 	}
 	rows, err := w.rows()
 	if err != nil {
-		return err
+		return n, err
 	}
-	if err := insertTasks(tx, rows); err != nil {
-		return fmt.Errorf("write %d tasks to the outbox: %w", len(rows), err)
+	if len(rows) > 0 {
+		n++
+		if err := insertTasks(tx, rows); err != nil {
+			return n, fmt.Errorf("write %d tasks to the outbox: %w", len(rows), err)
+		}
 	}
 	*w = writes{}
-	return nil
+	return n, nil
 }
 
 func insertEvents(tx *gorm.DB, evs []Event) error {

@@ -30,6 +30,9 @@ func (w *Worker) periodic() *Runner {
 	if w.batchEvery > 0 {
 		r.Add(Periodic{Name: TaskBatch, Every: w.batchEvery, Regions: w.dispatch.Regions, Run: w.batchRound})
 	}
+	if w.hooks != nil {
+		r.Add(Periodic{Name: TaskWebhookSweep, Every: w.sweepEvery, Run: w.hooks.sweep})
+	}
 	if w.techs != nil {
 		r.Add(Periodic{Name: TaskShiftEnds, Every: time.Minute, Run: w.endShifts})
 		r.Add(Periodic{Name: TaskStale, Every: time.Minute, Run: w.offlineStale})

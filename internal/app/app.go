@@ -78,13 +78,18 @@ type Clock func() time.Time
 type Option func(*options)
 
 type options struct {
-	twilioHTTP  *http.Client
-	webhookHTTP *http.Client
+	twilioHTTP   *http.Client
+	webhookHTTP  *http.Client
+	webhookWaker webhooks.Waker
 }
 
 // WithTwilioHTTPClient sets the HTTP client of the Twilio sender (tests point
 // it at a local server standing in for the Twilio API).
 func WithTwilioHTTPClient(c *http.Client) Option { return func(o *options) { o.twilioHTTP = c } }
+
+// WithWebhookWaker sets what wakes owners' webhook deliveries up instead of
+// asynq tasks (tests run the attempts themselves on their own clock).
+func WithWebhookWaker(w webhooks.Waker) Option { return func(o *options) { o.webhookWaker = w } }
 
 // New opens the stores, applies migrations and builds the HTTP server.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, opts ...Option) (_ *App, err error) {
@@ -159,6 +164,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, op
 		hookClient = webhooks.SafeClient(cfg.WebhookAllowPrivate)
 	}
 	a.Webhooks = webhooks.NewService(a.DB, hookClient, now)
+	waker := o.webhookWaker
+	if waker == nil {
+		waker = jobs.NewWaker(a.Redis, cfg.QueuePrefix, log)
+	}
+	a.Webhooks.WithWaker(waker)
 	opsAPI := api.New(a.Technicians, a.Dispatch, a.Hub)
 	signIn := signin.NewService(a.DB, a.Issuer, a.Notifier, ratelimit.NewWindow(a.Redis, cfg.QueuePrefix, 10*time.Minute), secret, now)
 	a.Pings = technicians.NewPingBuffer(a.DB, cfg.PingFlush, a.techniciansMoved, log)
@@ -423,7 +433,7 @@ func (a *App) Worker() *jobs.Worker {
 	w := jobs.NewWorker(a.DB, a.Redis, a.Dispatch, a.Config.QueuePrefix, a.Log)
 	w.WithMessages(jobs.NewMessages(a.Dispatch, a.Notifier, nil, a.secret, a.Config.PublicURL))
 	w.WithLive(jobs.NewLive(a.Dispatch, a.Technicians, a.Hub))
-	w.WithHooks(jobs.NewHooks(a.Dispatch, a.Webhooks))
+	w.WithHooks(jobs.NewHooks(a.Webhooks, a.Log))
 	w.WithTechnicians(a.Technicians, a.Config.StaleAfter)
 	w.WithMetrics(a.registry)
 	if a.Config.OfferStrategy == "batch" {
