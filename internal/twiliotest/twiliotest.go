@@ -36,6 +36,8 @@ type Server struct {
 	received []Received
 	fail     int // answer every call with this status (0: succeed)
 	lose     int // record the next sends but drop the connection instead of answering
+	failed   int // calls answered with fail
+	lost     int // answers dropped
 	srv      *httptest.Server
 }
 
@@ -69,6 +71,7 @@ func (f *Server) serve(w http.ResponseWriter, r *http.Request) {
 	defer f.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	if f.fail != 0 {
+		f.failed++
 		w.WriteHeader(f.fail)
 		fmt.Fprintf(w, `{"code": 21211, "message": "The 'To' number is not a valid phone number.", "status": %d}`, f.fail)
 		return
@@ -82,6 +85,7 @@ func (f *Server) serve(w http.ResponseWriter, r *http.Request) {
 	f.received = append(f.received, m)
 	if f.lose > 0 {
 		f.lose--
+		f.lost++
 		// Twilio has the message, the client never hears so.
 		if hj, ok := w.(http.Hijacker); ok {
 			if conn, _, err := hj.Hijack(); err == nil {
@@ -172,6 +176,14 @@ func (rw rewrite) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	r.URL.Scheme, r.URL.Host = rw.scheme, rw.host
 	return http.DefaultTransport.RoundTrip(r)
+}
+
+// Faults returns how many calls were answered with the FailWith status and
+// how many answers LoseAnswers dropped.
+func (f *Server) Faults() (failed, lost int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.failed, f.lost
 }
 
 // Messages returns the forms of every message sent so far.
