@@ -200,6 +200,9 @@ func (n *Notifier) Send(ctx context.Context, b Batch) error {
 			if err != nil {
 				errsSeen = append(errsSeen, err)
 			}
+			if m.RequestID != nil {
+				requests[*m.RequestID] = true // what waited for it
+			}
 		case m.RequestID != nil:
 			requests[*m.RequestID] = true
 		default:

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+
+	"github.com/onsite/onsite/internal/db"
 )
 
 // How sends are retried: a passing failure waits backoff(attempt) (1 s,
@@ -285,7 +287,7 @@ func (n *Notifier) Due(ctx context.Context, before time.Time, limit int) ([]Mess
 		AND NOT EXISTS (SELECT 1 FROM messages p WHERE m.request_id IS NOT NULL AND p.request_id = m.request_id
 			AND p.recipient = m.recipient AND p.state IN (?, ?)
 			AND (p.event_at < m.event_at OR (p.event_at = m.event_at AND p.event_id < m.event_id)))
-		ORDER BY m.event_at LIMIT ?`, StateQueued, before, StateSending, before, StateQueued, StateSending, limit).Scan(&out).Error
+		ORDER BY m.event_at LIMIT ?`, StateQueued, db.UTC(before), StateSending, db.UTC(before), StateQueued, StateSending, limit).Scan(&out).Error
 	if err != nil {
 		return nil, fmt.Errorf("find due messages: %w", err)
 	}
