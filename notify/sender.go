@@ -1,8 +1,9 @@
 // Package notify sends SMS: a Sender with two implementations (Twilio through
 // twilio-go, and a log sender when no credentials are configured), the
 // message templates in four languages, the reading of technicians' replies,
-// the webhook signature check, and the messages table that makes each
-// message go out at most once. It is the only package that imports
+// the webhook signature check, and the messages table, which owns every
+// message until it is final and sends each once, in order per request and
+// recipient (docs/messages.md). It is the only package that imports
 // twilio-go.
 package notify
 
