@@ -170,7 +170,7 @@ func (w *writes) event(requestID, typ string, a Actor, data map[string]any, now 
 
 // eventBody is event with its data already encoded as JSON.
 func (w *writes) eventBody(requestID, typ string, a Actor, body string, now time.Time) error {
-	e := Event{ID: db.NewID(), RequestID: requestID, Type: typ, ActorRole: a.Role, ActorID: a.ID, Data: body, At: now}
+	e := Event{ID: db.NewID(), RequestID: requestID, Type: typ, ActorRole: a.Role, ActorID: a.ID, Data: body, At: now, MessagesOwed: notifiable[typ]}
 	w.events = append(w.events, e)
 	w.task(TaskLive, QueueCritical, TaskPayload{EventID: e.ID, RequestID: requestID, Notify: notifiable[typ]}, now, now)
 	if hooked[typ] {
@@ -233,13 +233,16 @@ func insertEvents(tx *gorm.DB, evs []Event) error {
 	}
 	id, req, typ, role, actor, data, at := make([]string, n), make([]string, n), make([]string, n), make([]string, n),
 		make([]string, n), make([]string, n), make([]time.Time, n)
+	owed := make([]bool, n)
 	for i, e := range evs {
 		id[i], req[i], typ[i], role[i], actor[i], data[i], at[i] = e.ID, e.RequestID, e.Type, e.ActorRole, e.ActorID, e.Data, e.At
+		owed[i] = e.MessagesOwed
 	}
 	return db.InsertColumns(tx, "events", []db.Column{
 		{Name: "id", Type: "text", Values: id}, {Name: "request_id", Type: "text", Values: req}, {Name: "type", Type: "text", Values: typ},
 		{Name: "actor_role", Type: "text", Values: role}, {Name: "actor_id", Type: "text", Values: actor},
 		{Name: "data", Type: "text", Values: data}, {Name: "at", Type: "timestamp", Values: at},
+		{Name: "messages_owed", Type: "boolean", Values: owed},
 	}, evs)
 }
 

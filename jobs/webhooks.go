@@ -49,19 +49,19 @@ func (h *Hooks) sweep(ctx context.Context, _ string, _ lease.Fence) error {
 	return err
 }
 
-// Waker queues webhook wake-ups as asynq tasks (dispatch.TaskWebhook).
-type Waker struct {
+// HookWaker queues webhook wake-ups as asynq tasks (dispatch.TaskWebhook).
+type HookWaker struct {
 	client *asynq.Client
 	prefix string
 	log    *slog.Logger
 }
 
-var _ webhooks.Waker = (*Waker)(nil)
+var _ webhooks.Waker = (*HookWaker)(nil)
 
-// NewWaker returns a waker over the shared Redis client; prefix is put
-// before queue names.
-func NewWaker(rc redis.UniversalClient, prefix string, log *slog.Logger) *Waker {
-	return &Waker{client: asynq.NewClientFromRedisClient(rc), prefix: prefix, log: log}
+// NewHookWaker returns a webhook waker over the shared Redis client; prefix
+// is put before queue names.
+func NewHookWaker(rc redis.UniversalClient, prefix string, log *slog.Logger) *HookWaker {
+	return &HookWaker{client: asynq.NewClientFromRedisClient(rc), prefix: prefix, log: log}
 }
 
 // wakePayload is a wake-up task's payload; Key makes wake-ups with the same
@@ -73,7 +73,7 @@ type wakePayload struct {
 
 // Wake queues a wake-up; a failure is logged, not returned: the sweep wakes
 // whatever is due.
-func (k *Waker) Wake(ctx context.Context, w webhooks.Wake) {
+func (k *HookWaker) Wake(ctx context.Context, w webhooks.Wake) {
 	body, err := json.Marshal(wakePayload{TaskPayload: dispatch.TaskPayload{DeliveryID: w.DeliveryID}, Key: w.Key})
 	if err != nil {
 		k.log.Warn("webhook wake-up not queued", "delivery", w.DeliveryID, "err", err)

@@ -13,7 +13,9 @@ import (
 	"github.com/onsite/onsite/internal/db"
 )
 
-// Message states.
+// Message states. A message is final once sent, delivered, undelivered or
+// failed; until then PostgreSQL owns it (docs/messages.md): queued (due at
+// next_attempt_at) or sending (held by a send attempt until lease_until).
 const (
 	StateQueued      = "queued"
 	StateSending     = "sending"
@@ -23,26 +25,35 @@ const (
 	StateFailed      = "failed"
 )
 
-// maxAttempts bounds retries of a send that keeps failing for passing reasons.
-const maxAttempts = 8
+// SupersededPrefix starts the error of a message that was not sent because
+// its request had moved on (state failed): "superseded: request cancelled".
+const SupersededPrefix = "superseded: "
+
+// Final reports whether a message in state will not be sent (again).
+func Final(state string) bool { return state != StateQueued && state != StateSending }
 
 // Message is one row of the messages table.
 type Message struct {
-	ID          string `gorm:"primaryKey"`
-	DedupeKey   string
-	Kind        Kind
-	RequestID   *string
-	OfferID     *string
-	Recipient   string // technician:<id> or customer:<id>
-	ToPhone     string
-	Locale      string
-	Body        string
-	State       string
-	ProviderSID *string `gorm:"column:provider_sid"`
-	Error       *string
-	Attempts    int
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	ID            string `gorm:"primaryKey"`
+	DedupeKey     string
+	Kind          Kind
+	RequestID     *string
+	OfferID       *string
+	Recipient     string // technician:<id> or customer:<id>
+	ToPhone       string
+	Locale        string
+	Body          string
+	State         string
+	ProviderSID   *string `gorm:"column:provider_sid"`
+	Error         *string
+	Attempts      int
+	EventID       string    // the event the message tells of ("" for none)
+	EventAt       time.Time // when it happened: the order of a request's messages to one recipient
+	TechnicianID  *string   // the technician the message is about
+	NextAttemptAt *time.Time
+	LeaseUntil    *time.Time
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
 }
 
 // Outgoing is a message to send, before it is stored.
@@ -55,6 +66,14 @@ type Outgoing struct {
 	To        string
 	Locale    string
 	Data      Data
+	// EventID and EventAt name the event the message tells of; the messages
+	// of one request to one recipient leave in the order of EventAt (zero:
+	// the time it is stored).
+	EventID string
+	EventAt time.Time
+	// Technician is the technician the message is about, for the check
+	// made when it is sent.
+	Technician string
 	// Secret messages (sign-in codes, confirmation links) are sent but not
 	// kept: the table stores a placeholder, and a failed send is not retried
 	// (the person asks again).
@@ -64,143 +83,177 @@ type Outgoing struct {
 // withheld is what the table keeps of a secret message.
 const withheld = "[withheld: this message carried a code or link]"
 
-// Notifier stores messages and sends them at most once each.
+// CheckFunc says why a stored message should no longer be sent, given where
+// its request stands now ("" to send it). It runs just before each send.
+type CheckFunc func(ctx context.Context, m Message) (string, error)
+
+// WakeFunc asks for a send attempt of message id at a time (a task in the
+// queue). It is only a wake-up: a lost one is made good by the sweep (Due).
+type WakeFunc func(ctx context.Context, id string, attempt int, at time.Time) error
+
+// Notifier stores messages and sends each once, in order per request and
+// recipient.
 type Notifier struct {
 	db          *db.DB
 	sender      Sender
 	callbackURL string // the status callback webhook; empty for none
 	log         *slog.Logger
 	now         func() time.Time
+	check       CheckFunc
+	wake        WakeFunc
+	lease       time.Duration // how long a send attempt holds a message
 }
 
 // NewNotifier returns a notifier; callbackURL is where the provider reports
 // delivery.
 func NewNotifier(d *db.DB, s Sender, callbackURL string, log *slog.Logger) *Notifier {
-	return &Notifier{db: d, sender: s, callbackURL: callbackURL, log: log, now: func() time.Time { return db.UTC(time.Now()) }}
+	return &Notifier{db: d, sender: s, callbackURL: callbackURL, log: log, now: func() time.Time { return db.UTC(time.Now()) },
+		lease: time.Minute}
 }
 
-// Deliver stores the messages (a message whose dedupe key exists already is
-// the same message and is not stored again) and sends every one still
-// queued. A passing failure is returned so the task is retried; a permanent
-// one is recorded.
+// WithCheck sets the check made before each send; call it before use.
+func (n *Notifier) WithCheck(f CheckFunc) { n.check = f }
+
+// WithWake sets how retries are woken; call it before use. Without one,
+// only the sweep wakes them.
+func (n *Notifier) WithWake(f WakeFunc) { n.wake = f }
+
+// WithClock sets the clock (tests).
+func (n *Notifier) WithClock(now func() time.Time) { n.now = func() time.Time { return db.UTC(now()) } }
+
+// Batch is messages just stored, with the texts of the secret ones (which
+// exist only here).
+type Batch struct {
+	Messages []Message
+	secrets  map[string]string // dedupe key → text
+}
+
+// Deliver stores the messages and sends those that may go now. A message
+// that cannot go yet stays owned by the database and is sent later; only a
+// secret message that failed, or a database error, is returned.
 func (n *Notifier) Deliver(ctx context.Context, out []Outgoing) error {
+	b, err := n.Store(ctx, out)
+	if err != nil {
+		return err
+	}
+	return n.Send(ctx, b)
+}
+
+// Store stores the messages: a message whose dedupe key exists already is
+// the same message and is not stored again.
+func (n *Notifier) Store(ctx context.Context, out []Outgoing) (Batch, error) {
 	now := n.now()
+	b := Batch{secrets: map[string]string{}}
 	keys := make([]string, 0, len(out))
-	secrets := map[string]string{} // dedupe key → the text to send, for secret messages
 	for _, o := range out {
 		body, err := Render(o.Kind, o.Locale, o.Data)
 		if err != nil {
-			return err
+			return b, err
 		}
 		stored := body
 		if o.Secret {
-			secrets[o.DedupeKey], stored = body, withheld
+			b.secrets[o.DedupeKey], stored = body, withheld
 		}
 		m := Message{ID: db.NewID(), DedupeKey: o.DedupeKey, Kind: o.Kind, Recipient: o.Recipient, ToPhone: o.To,
-			Locale: o.Locale, Body: stored, State: StateQueued, CreatedAt: now, UpdatedAt: now}
+			Locale: o.Locale, Body: stored, State: StateQueued, EventID: o.EventID, EventAt: db.UTC(o.EventAt),
+			NextAttemptAt: &now, CreatedAt: now, UpdatedAt: now}
+		if o.EventAt.IsZero() {
+			m.EventAt = now
+		}
 		if o.RequestID != "" {
 			m.RequestID = &o.RequestID
 		}
 		if o.OfferID != "" {
 			m.OfferID = &o.OfferID
 		}
+		if o.Technician != "" {
+			m.TechnicianID = &o.Technician
+		}
 		if err := n.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&m).Error; err != nil {
-			return fmt.Errorf("store message %s: %w", o.DedupeKey, err)
+			return b, fmt.Errorf("store message %s: %w", o.DedupeKey, err)
 		}
 		keys = append(keys, o.DedupeKey)
 	}
 	if len(keys) == 0 {
-		return nil
+		return b, nil
 	}
-	var queued []Message
-	if err := n.db.WithContext(ctx).Where("dedupe_key IN ? AND state = ?", keys, StateQueued).Find(&queued).Error; err != nil {
-		return fmt.Errorf("load queued messages: %w", err)
+	if err := n.db.WithContext(ctx).Where("dedupe_key IN ?", keys).Find(&b.Messages).Error; err != nil {
+		return b, fmt.Errorf("load stored messages: %w", err)
 	}
-	var errs []error
-	for _, m := range queued {
-		text, secret := secrets[m.DedupeKey]
-		if m.Body == withheld && !secret {
-			// A retry of a secret message: its text was never kept.
-			n.fail(ctx, m, "secret message not retried")
-			continue
-		}
-		if !secret {
-			text = m.Body
-		}
-		if err := n.send(ctx, m, text, secret); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
+	return b, nil
 }
 
-// send claims a queued message (so two runs of one task cannot both send
-// it), sends it and records the outcome. A process dying between the send
-// and the record leaves the message "sending": never sent twice.
-func (n *Notifier) send(ctx context.Context, m Message, text string, secret bool) error {
-	res := n.db.WithContext(ctx).Model(&Message{}).Where("id = ? AND state = ?", m.ID, StateQueued).
-		Updates(map[string]any{"state": StateSending, "attempts": gorm.Expr("attempts + 1"), "updated_at": n.now()})
-	if res.Error != nil {
-		return fmt.Errorf("claim message %s: %w", m.ID, res.Error)
+// Send sends what may go now of a batch just stored: its secret messages at
+// once (their text exists only in this process), then, in order, every
+// message of the batch's requests whose turn it is.
+func (n *Notifier) Send(ctx context.Context, b Batch) error {
+	var errsSeen []error
+	requests := map[string]bool{}
+	for _, m := range b.Messages {
+		text, secret := b.secrets[m.DedupeKey]
+		switch {
+		case secret:
+			state, err := n.attempt(ctx, m, text)
+			if err == nil && state == StateFailed {
+				err = fmt.Errorf("secret message %s could not be sent", m.ID)
+			}
+			if err != nil {
+				errsSeen = append(errsSeen, err)
+			}
+			if m.RequestID != nil {
+				requests[*m.RequestID] = true // what waited for it
+			}
+		case m.RequestID != nil:
+			requests[*m.RequestID] = true
+		default:
+			if _, err := n.attempt(ctx, m, ""); err != nil {
+				errsSeen = append(errsSeen, err)
+			}
+		}
 	}
-	if res.RowsAffected == 0 {
-		return nil // another run has it
+	for id := range requests {
+		if err := n.SendRequest(ctx, id); err != nil {
+			errsSeen = append(errsSeen, err)
+		}
 	}
-	sid, err := n.sender.Send(ctx, SMS{To: m.ToPhone, Body: text, StatusCallback: n.callbackURL})
-	update := map[string]any{"updated_at": n.now()}
-	switch {
-	case err == nil:
-		update["state"], update["provider_sid"], update["error"] = StateSent, sid, nil
-	case errors.Is(err, ErrPermanent) || m.Attempts+1 >= maxAttempts || secret:
-		update["state"], update["error"] = StateFailed, err.Error()
-		n.log.WarnContext(ctx, "sms failed for good", "message", m.ID, "kind", m.Kind, "to", m.ToPhone, "err", err)
-	default:
-		update["state"], update["error"] = StateQueued, err.Error()
-	}
-	// The record must land even if the task's context is ending.
-	if uerr := n.db.WithContext(context.WithoutCancel(ctx)).Model(&Message{}).Where("id = ?", m.ID).Updates(update).Error; uerr != nil {
-		return fmt.Errorf("record send of %s: %w", m.ID, uerr)
-	}
-	if update["state"] == StateQueued {
-		return fmt.Errorf("send %s (attempt %d): %w", m.ID, m.Attempts+1, err)
-	}
-	return nil
-}
-
-// fail records a message that will not be sent.
-func (n *Notifier) fail(ctx context.Context, m Message, why string) {
-	if err := n.db.WithContext(ctx).Model(&Message{}).Where("id = ? AND state = ?", m.ID, StateQueued).
-		Updates(map[string]any{"state": StateFailed, "error": why, "updated_at": n.now()}).Error; err != nil {
-		n.log.WarnContext(ctx, "record failed message", "message", m.ID, "err", err)
-	}
+	return errors.Join(errsSeen...)
 }
 
 // statusOrder keeps a late callback from moving a message backwards.
 var statusOrder = map[string]int{StateQueued: 0, StateSending: 1, StateSent: 2, StateDelivered: 3, StateUndelivered: 3, StateFailed: 3}
 
 // RecordStatus stores a delivery report from the provider and returns the
-// message (ok false when the sid is unknown).
-func (n *Notifier) RecordStatus(ctx context.Context, sid, status, errorCode string) (Message, bool, error) {
-	var m Message
-	err := n.db.WithContext(ctx).Where("provider_sid = ?", sid).First(&m).Error
-	if db.IsNotFound(err) {
-		return Message{}, false, nil
-	}
-	if err != nil {
-		return Message{}, false, fmt.Errorf("find message %s: %w", sid, err)
-	}
+// message (ok false when neither the sid nor the message id is known).
+// messageID comes from the status callback's URL: it finds a message whose
+// send answer was lost (still "sending", no sid), which the report then
+// settles.
+func (n *Notifier) RecordStatus(ctx context.Context, sid, status, errorCode, messageID string) (Message, bool, error) {
 	state := status
 	switch status {
 	case "accepted", "queued", "sending", "scheduled":
 		state = StateSent
 	case StateSent, StateDelivered, StateUndelivered, StateFailed:
 	default:
-		return m, true, nil // statuses Onsite does not track (read, …)
+		state = "" // statuses Onsite does not track (read, …)
+	}
+	var m Message
+	err := n.db.WithContext(ctx).Where("provider_sid = ?", sid).First(&m).Error
+	if db.IsNotFound(err) && messageID != "" && state != "" {
+		m, err = n.adopt(ctx, messageID, sid, state)
+	}
+	if db.IsNotFound(err) {
+		return Message{}, false, nil
+	}
+	if err != nil {
+		return Message{}, false, fmt.Errorf("find message %s: %w", sid, err)
+	}
+	if state == "" {
+		return m, true, nil
 	}
 	if statusOrder[state] <= statusOrder[m.State] && state != StateUndelivered && state != StateFailed {
 		return m, true, nil
 	}
-	upd := map[string]any{"state": state, "updated_at": n.now()}
+	upd := map[string]any{"state": state, "updated_at": n.now(), "next_attempt_at": nil, "lease_until": nil}
 	if errorCode != "" {
 		upd["error"] = "provider error " + errorCode
 	}
@@ -209,4 +262,22 @@ func (n *Notifier) RecordStatus(ctx context.Context, sid, status, errorCode stri
 	}
 	m.State = state
 	return m, true, nil
+}
+
+// adopt records sid on message id when its send's answer was lost (it is
+// still "sending" without a sid): the provider has it, so it is sent.
+func (n *Notifier) adopt(ctx context.Context, id, sid, state string) (Message, error) {
+	res := n.db.WithContext(ctx).Model(&Message{}).Where("id = ? AND state = ? AND provider_sid IS NULL", id, StateSending).
+		Updates(map[string]any{"provider_sid": sid, "state": StateSent, "lease_until": nil, "updated_at": n.now()})
+	if res.Error != nil {
+		return Message{}, fmt.Errorf("record sid of message %s: %w", id, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return Message{}, gorm.ErrRecordNotFound
+	}
+	var m Message
+	if err := n.db.WithContext(ctx).Where("id = ?", id).First(&m).Error; err != nil {
+		return Message{}, fmt.Errorf("load message %s: %w", id, err)
+	}
+	return m, nil
 }

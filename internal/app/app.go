@@ -65,6 +65,7 @@ type App struct {
 	mini        *miniredis.Miniredis
 	redisSingle *redis.Options        // REDIS_URL names one server, or
 	redisNodes  *redis.ClusterOptions // a Redis Cluster
+	sweepEvery  time.Duration         // 0: the worker's default
 	streamRedis redis.UniversalClient // the live streams' own pool
 	registry    *prometheus.Registry
 	bg          sync.WaitGroup
@@ -81,6 +82,7 @@ type options struct {
 	twilioHTTP   *http.Client
 	webhookHTTP  *http.Client
 	webhookWaker webhooks.Waker
+	sweepEvery   time.Duration
 }
 
 // WithTwilioHTTPClient sets the HTTP client of the Twilio sender (tests point
@@ -90,6 +92,10 @@ func WithTwilioHTTPClient(c *http.Client) Option { return func(o *options) { o.t
 // WithWebhookWaker sets what wakes owners' webhook deliveries up instead of
 // asynq tasks (tests run the attempts themselves on their own clock).
 func WithWebhookWaker(w webhooks.Waker) Option { return func(o *options) { o.webhookWaker = w } }
+
+// WithSweepEvery sets the period of the sweep that repairs lost tasks
+// (default 30 s; fault tests shorten it).
+func WithSweepEvery(d time.Duration) Option { return func(o *options) { o.sweepEvery = d } }
 
 // New opens the stores, applies migrations and builds the HTTP server.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, opts ...Option) (_ *App, err error) {
@@ -143,6 +149,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, op
 		a.Dispatch.Fleet().Run(bgCtx)
 	}()
 	a.Notifier = notify.NewNotifier(a.DB, newSender(cfg, log, o.twilioHTTP), cfg.PublicURL+"/v1/webhooks/twilio/status", log)
+	a.Notifier.WithCheck(jobs.Check(a.Dispatch))
+	a.Notifier.WithWake(jobs.NewWaker(a.Redis, cfg.QueuePrefix).Message)
+	a.sweepEvery = o.sweepEvery
 	if !cfg.Twilio() {
 		log.Warn("no Twilio credentials: SMS are written to the log, not sent")
 	}
@@ -166,7 +175,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, op
 	a.Webhooks = webhooks.NewService(a.DB, hookClient, now)
 	waker := o.webhookWaker
 	if waker == nil {
-		waker = jobs.NewWaker(a.Redis, cfg.QueuePrefix, log)
+		waker = jobs.NewHookWaker(a.Redis, cfg.QueuePrefix, log)
 	}
 	a.Webhooks.WithWaker(waker)
 	opsAPI := api.New(a.Technicians, a.Dispatch, a.Hub)
@@ -436,6 +445,9 @@ func (a *App) Worker() *jobs.Worker {
 	w.WithHooks(jobs.NewHooks(a.Webhooks, a.Log))
 	w.WithTechnicians(a.Technicians, a.Config.StaleAfter)
 	w.WithMetrics(a.registry)
+	if a.sweepEvery > 0 {
+		w.SweepEvery(a.sweepEvery)
+	}
 	if a.Config.OfferStrategy == "batch" {
 		w.BatchEvery(a.Config.BatchWindow)
 	}
