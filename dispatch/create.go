@@ -201,7 +201,7 @@ func (s *Service) Create(ctx context.Context, c Caller, idemKey string, n NewReq
 		// outbox write.
 		var w writes
 		data := map[string]any{"skill": r.SkillCode, "mode": r.Mode, "cell": r.Cell.String()}
-		if err := w.event(r.ID, "created", c.actor(), data, now); err != nil {
+		if err := w.eventTelling(r.ID, "created", c.actor(), data, r.State == PendingConfirmation, now); err != nil {
 			return err
 		}
 		s.timersOf(&w, &r, now)

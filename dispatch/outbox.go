@@ -157,6 +157,13 @@ func (w *writes) rows() ([]OutboxTask, error) {
 // event adds an audit event (invariant 4) with the live update and the
 // message it implies.
 func (w *writes) event(requestID, typ string, a Actor, data map[string]any, now time.Time) error {
+	return w.eventTelling(requestID, typ, a, data, notifiable[typ], now)
+}
+
+// eventTelling is event for a caller that knows better than the event type
+// whether anyone is told: a request created searching texts nobody, one
+// created waiting for its owner's confirmation texts the owner.
+func (w *writes) eventTelling(requestID, typ string, a Actor, data map[string]any, tells bool, now time.Time) error {
 	body := "{}"
 	if data != nil {
 		b, err := json.Marshal(data)
@@ -165,18 +172,23 @@ func (w *writes) event(requestID, typ string, a Actor, data map[string]any, now 
 		}
 		body = string(b)
 	}
-	return w.eventBody(requestID, typ, a, body, now)
+	w.add(requestID, typ, a, body, tells, now)
+	return nil
 }
 
 // eventBody is event with its data already encoded as JSON.
 func (w *writes) eventBody(requestID, typ string, a Actor, body string, now time.Time) error {
-	e := Event{ID: db.NewID(), RequestID: requestID, Type: typ, ActorRole: a.Role, ActorID: a.ID, Data: body, At: now, MessagesOwed: notifiable[typ]}
+	w.add(requestID, typ, a, body, notifiable[typ], now)
+	return nil
+}
+
+func (w *writes) add(requestID, typ string, a Actor, body string, tells bool, now time.Time) {
+	e := Event{ID: db.NewID(), RequestID: requestID, Type: typ, ActorRole: a.Role, ActorID: a.ID, Data: body, At: now, MessagesOwed: tells}
 	w.events = append(w.events, e)
-	w.task(TaskLive, QueueCritical, TaskPayload{EventID: e.ID, RequestID: requestID, Notify: notifiable[typ]}, now, now)
+	w.task(TaskLive, QueueCritical, TaskPayload{EventID: e.ID, RequestID: requestID, Notify: tells}, now, now)
 	if hooked[typ] {
 		w.hooked = append(w.hooked, e)
 	}
-	return nil
 }
 
 // flush inserts what was gathered: the webhook deliveries of hooked events
