@@ -80,11 +80,7 @@ func (h *Handler) createTechnician(c echo.Context) error {
 }
 
 func (h *Handler) listTechnicians(c echo.Context) error {
-	limit, err := httpx.QueryInt(c, "limit", 100, 1, 500)
-	if err != nil {
-		return err
-	}
-	offset, err := httpx.QueryInt(c, "offset", 0, 0, 1_000_000)
+	limit, offset, err := httpx.QueryPage(c, 100)
 	if err != nil {
 		return err
 	}
@@ -179,11 +175,7 @@ func (h *Handler) listRequests(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	limit, err := httpx.QueryInt(c, "limit", 100, 1, 500)
-	if err != nil {
-		return err
-	}
-	offset, err := httpx.QueryInt(c, "offset", 0, 0, 1_000_000)
+	limit, offset, err := httpx.QueryPage(c, 100)
 	if err != nil {
 		return err
 	}

@@ -295,11 +295,7 @@ func (h *Handler) refresh(c echo.Context) error {
 }
 
 func (h *Handler) myRequests(c echo.Context) error {
-	limit, err := httpx.QueryInt(c, "limit", 50, 1, 500)
-	if err != nil {
-		return err
-	}
-	offset, err := httpx.QueryInt(c, "offset", 0, 0, 1_000_000)
+	limit, offset, err := httpx.QueryPage(c, 50)
 	if err != nil {
 		return err
 	}

@@ -64,11 +64,7 @@ func (w *Webhooks) remove(c echo.Context) error {
 }
 
 func (w *Webhooks) deliveries(c echo.Context) error {
-	limit, err := httpx.QueryInt(c, "limit", 100, 1, 500)
-	if err != nil {
-		return err
-	}
-	offset, err := httpx.QueryInt(c, "offset", 0, 0, 1_000_000)
+	limit, offset, err := httpx.QueryPage(c, 100)
 	if err != nil {
 		return err
 	}

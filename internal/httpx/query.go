@@ -22,6 +22,18 @@ func QueryInt(c echo.Context, name string, def, lo, hi int) (int, error) {
 	return n, nil
 }
 
+// QueryPage reads the paging parameters of a list: limit (1–500, defLimit
+// when absent) and offset (0–1,000,000).
+func QueryPage(c echo.Context, defLimit int) (limit, offset int, err error) {
+	if limit, err = QueryInt(c, "limit", defLimit, 1, 500); err != nil {
+		return 0, 0, err
+	}
+	if offset, err = QueryInt(c, "offset", 0, 0, 1_000_000); err != nil {
+		return 0, 0, err
+	}
+	return limit, offset, nil
+}
+
 // QueryTime reads an optional RFC 3339 time query parameter.
 func QueryTime(c echo.Context, name string, def time.Time) (time.Time, error) {
 	s := c.QueryParam(name)
