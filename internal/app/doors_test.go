@@ -94,3 +94,38 @@ func equalCounts(a, b map[string]int64) bool {
 	}
 	return true
 }
+
+// TestSMSYesRefusedWhenNotEligible: a technician whose certification was
+// revoked after the offer went out answers YES by SMS: the reply says why,
+// the job stays searching and nothing is written.
+func TestSMSYesRefusedWhenNotEligible(t *testing.T) {
+	t.Parallel()
+	s, tw := startWithTwilio(t, "postgres", apitest.Env("ONSITE_OFFER_STRATEGY", "sequential"), apitest.Env("ONSITE_OFFER_TIMEOUT", "5m"))
+	techs := onboard(t, s, 1000)
+	ops := s.Token(auth.Ops, "alice")
+	var req fullRequest
+	s.Must(http.StatusCreated, "POST", "/v1/requests", s.Token(auth.Customer, "carla"),
+		map[string]any{"skill": "router_replace", "lat": 47.3769, "lng": 8.5417}, &req)
+	waitSMS(t, tw, "+41795550000", "Reply YES")
+	s.Must(http.StatusNoContent, "DELETE", "/v1/technicians/"+techs[0]+"/certifications/router_replace", ops, nil, nil)
+
+	tables := []string{"events", "assignments", "offers"}
+	before := map[string]int64{}
+	for _, table := range tables {
+		before[table] = s.Rows(table)
+	}
+	r := sms(s, "+41795550000", "YES", true)
+	if r.Status != http.StatusOK || !strings.Contains(string(r.Body), "no longer available") ||
+		!strings.Contains(string(r.Body), "no current certification") {
+		t.Fatalf("yes by SMS: %d %s", r.Status, r.Body)
+	}
+	for _, table := range tables {
+		if n := s.Rows(table); n != before[table] {
+			t.Fatalf("%s: %d rows, then %d", table, before[table], n)
+		}
+	}
+	s.Must(http.StatusOK, "GET", "/v1/requests/"+req.ID, ops, nil, &req)
+	if req.State != "searching" || req.TechnicianID != nil {
+		t.Fatalf("after a refused yes: %+v", req)
+	}
+}
