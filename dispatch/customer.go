@@ -36,9 +36,23 @@ type TechnicianBrief struct {
 type Wait struct {
 	Minutes             int `json:"minutes"`
 	AheadInQueue        int `json:"ahead_in_queue"`        // searching requests for the same skill nearby, older than this one
-	FreeTechniciansNear int `json:"free_technicians_near"` // eligible right now
+	FreeTechniciansNear int `json:"free_technicians_near"` // certified, on duty with room for a job (one deciding on an offer, this one's too, counts)
 	BusyTechniciansNear int `json:"busy_technicians_near"` // certified, on a job nearby
+	BeingAsked          int `json:"being_asked"`           // technicians deciding on an offer of this request now
+	// BasedOn names the inputs Minutes was worked out from, in the order
+	// they add up (the Wait* constants).
+	BasedOn []string `json:"based_on"`
 }
+
+// What an expected wait can be based on (Wait.BasedOn).
+const (
+	WaitAskedETA   = "asked_technician_eta" // the drive of the technician being asked now
+	WaitFreeETA    = "free_technician_eta"  // the arrival of the free technician this request would get
+	WaitQueueAhead = "queue_ahead"          // the requests ahead take the free (or busy) technicians first
+	WaitAnswerTime = "answer_time"          // a typical answer to an offer (what is left of it while one is pending)
+	WaitBusyFinish = "busy_technicians"     // busy technicians finishing their jobs (about an hour, shared), then travel
+	WaitSLA        = "sla"                  // nobody nearby: the promise, while the search widens
+)
 
 // waitRadiusKm is "nearby" for the expected wait.
 const waitRadiusKm = 15
@@ -151,10 +165,11 @@ func (s *Service) expectedWait(ctx context.Context, r Request, pending []Offer, 
 		return w, err
 	}
 	w.AheadInQueue = s.fleet.ahead(r, waitRadiusKm)
-	w.FreeTechniciansNear, w.BusyTechniciansNear = around.Free, around.Busy
+	w.FreeTechniciansNear, w.BusyTechniciansNear, w.BeingAsked = around.Free, around.Busy, len(pending)
 	var d time.Duration
 	switch {
 	case len(pending) > 0:
+		w.BasedOn = []string{WaitAskedETA, WaitAnswerTime}
 		best := time.Duration(math.MaxInt64)
 		for _, o := range pending {
 			left := time.Duration(o.EtaSeconds)*time.Second + max(answerDelay-now.Sub(o.CreatedAt), 0)
@@ -162,11 +177,14 @@ func (s *Service) expectedWait(ctx context.Context, r Request, pending []Offer, 
 		}
 		d = best
 	case len(etas) > w.AheadInQueue:
+		w.BasedOn = []string{WaitFreeETA, WaitQueueAhead, WaitAnswerTime}
 		d = etas[w.AheadInQueue] + answerDelay
 	case around.Busy > 0:
+		w.BasedOn = []string{WaitBusyFinish, WaitQueueAhead}
 		short := w.AheadInQueue + 1 - len(etas)
 		d = time.Duration(float64(time.Hour)*float64(short)/float64(around.Busy)) + 15*time.Minute
 	default:
+		w.BasedOn = []string{WaitSLA}
 		d = s.cfg.SLA // nobody nearby: say the honest thing, the search is widening
 	}
 	w.Minutes = max(int((d+time.Minute-1)/time.Minute), 1)

@@ -289,8 +289,18 @@ func (f *Fleet) read(ctx context.Context, ids []string) ([]match.Candidate, erro
 }
 
 func (f *Fleet) readChunk(ctx context.Context, ids []string) ([]match.Candidate, error) {
-	now := f.now()
-	q := f.db.WithContext(ctx)
+	cands, err := readCandidates(f.db.WithContext(ctx), f.now(), ids)
+	if err != nil {
+		return nil, fmt.Errorf("fleet: %w", err)
+	}
+	return cands, nil
+}
+
+// readCandidates loads technicians from q as the matching core sees them
+// (all of them when ids is nil) in four statements: the index reads them so,
+// and so does every door that gives a technician a job (eligibleAtDoor),
+// inside its own transaction.
+func readCandidates(q *gorm.DB, now time.Time, ids []string) ([]match.Candidate, error) {
 	filter := func(col string) (string, []any) {
 		if ids == nil {
 			return "", nil
@@ -303,18 +313,18 @@ func (f *Fleet) readChunk(ctx context.Context, ids []string) ([]match.Candidate,
 			t.active_jobs, t.capacity, t.rating, t.idle_since, t.offers_sent, t.offers_accepted,
 			EXISTS (SELECT 1 FROM shifts sh WHERE sh.technician_id = t.id) AS has_shifts
 		FROM technicians t WHERE 1 = 1`+where, args...).Scan(&rows).Error; err != nil {
-		return nil, fmt.Errorf("fleet: load technicians: %w", err)
+		return nil, fmt.Errorf("load technicians: %w", err)
 	}
 	where, args = filter("technician_id")
 	var certs []technicians.Certification
 	if err := q.Raw(`SELECT technician_id, skill_code, certified_at, expires_at FROM certifications WHERE expires_at > ?`+where,
 		append([]any{now}, args...)...).Scan(&certs).Error; err != nil {
-		return nil, fmt.Errorf("fleet: load certifications: %w", err)
+		return nil, fmt.Errorf("load certifications: %w", err)
 	}
 	var shifts []technicians.Shift
 	if err := q.Raw(`SELECT technician_id, starts_at, ends_at FROM shifts WHERE ends_at > ?`+where,
 		append([]any{now.Add(-time.Hour)}, args...)...).Scan(&shifts).Error; err != nil {
-		return nil, fmt.Errorf("fleet: load shifts: %w", err)
+		return nil, fmt.Errorf("load shifts: %w", err)
 	}
 	var deciding []struct {
 		TechnicianID string
@@ -322,7 +332,7 @@ func (f *Fleet) readChunk(ctx context.Context, ids []string) ([]match.Candidate,
 	}
 	if err := q.Raw(`SELECT technician_id, expires_at FROM offers WHERE state = ? AND expires_at > ?`+where,
 		append([]any{OfferPending, now}, args...)...).Scan(&deciding).Error; err != nil {
-		return nil, fmt.Errorf("fleet: load pending offers: %w", err)
+		return nil, fmt.Errorf("load pending offers: %w", err)
 	}
 	byID := make(map[string]*match.Candidate, len(rows))
 	out := make([]match.Candidate, len(rows))

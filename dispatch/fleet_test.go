@@ -273,32 +273,57 @@ func ptr[T any](v T) *T { return &v }
 
 // TestExpectedWaitCountsTheOneAsked: while a technician close by decides on
 // the request's offer, the customer is told about them (their drive and the
-// rest of an answer), not that nobody is free; a second request behind it
-// waits for the next one free.
+// rest of an answer), not that nobody is free, and what the figure is made
+// of; a second request behind it waits for the next one free.
 func TestExpectedWaitCountsTheOneAsked(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, d *db.DB) {
-		w := newWorld(t, d, match.Sequential, 1)
-		near := w.tech("Anna", 89)
-		r := w.request()
-		res := w.match(r.ID)
-		if len(res.Offered) != 1 || res.Offered[0].TechnicianID != near {
-			t.Fatalf("offered %v", offeredTo(res))
-		}
-		v, err := w.svc.View(w.ctx, dispatch.Caller{Role: "customer", Subject: "carla"}, r.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if v.ExpectedWait == nil || v.ExpectedWait.FreeTechniciansNear != 1 || v.ExpectedWait.Minutes > 5 {
-			t.Fatalf("while Anna decides: %+v", v.ExpectedWait)
-		}
-		w.clock.Advance(time.Second)
-		r2 := w.request()
-		v2, err := w.svc.View(w.ctx, dispatch.Caller{Role: "customer", Subject: "carla"}, r2.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if v2.ExpectedWait == nil || v2.ExpectedWait.AheadInQueue != 1 || v2.ExpectedWait.Minutes < 15 {
-			t.Fatalf("behind the first request: %+v", v2.ExpectedWait)
-		}
-	})
+	for _, strategy := range []string{match.Sequential, match.Batch} {
+		t.Run(strategy, func(t *testing.T) {
+			dbtest.Each(t, func(t *testing.T, d *db.DB) {
+				w := newWorld(t, d, strategy, 1)
+				carla := dispatch.Caller{Role: "customer", Subject: "carla"}
+				near := w.tech("Anna", 89)
+				r := w.request()
+				before, err := w.svc.View(w.ctx, carla, r.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if e := before.ExpectedWait; e == nil || e.FreeTechniciansNear != 1 || e.BeingAsked != 0 ||
+					!slices.Equal(e.BasedOn, []string{"free_technician_eta", "queue_ahead", "answer_time"}) {
+					t.Fatalf("before any offer: %+v", e)
+				}
+				var offered []dispatch.Offer
+				if strategy == match.Batch {
+					res, err := w.svc.BatchRound(w.ctx, "", 0, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					offered = res.Offered
+				} else {
+					offered = w.match(r.ID).Offered
+				}
+				if len(offered) != 1 || offered[0].TechnicianID != near {
+					t.Fatalf("offered %+v", offered)
+				}
+				w.clock.Advance(time.Second) // past the cached figure
+				v, err := w.svc.View(w.ctx, carla, r.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if e := v.ExpectedWait; e == nil || e.FreeTechniciansNear != 1 || e.BeingAsked != 1 || e.Minutes > 5 ||
+					!slices.Equal(e.BasedOn, []string{"asked_technician_eta", "answer_time"}) {
+					t.Fatalf("while Anna decides: %+v", e)
+				}
+				w.clock.Advance(time.Second)
+				r2 := w.request()
+				v2, err := w.svc.View(w.ctx, carla, r2.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if e := v2.ExpectedWait; e == nil || e.AheadInQueue != 1 || e.BeingAsked != 0 || e.Minutes < 15 ||
+					!slices.Equal(e.BasedOn, []string{"sla"}) {
+					t.Fatalf("behind the first request: %+v", e)
+				}
+			})
+		})
+	}
 }

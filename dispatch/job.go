@@ -10,6 +10,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/onsite/onsite/dispatch/lifecycle"
+	"github.com/onsite/onsite/dispatch/match"
 	"github.com/onsite/onsite/geo"
 	"github.com/onsite/onsite/internal/db"
 	"github.com/onsite/onsite/internal/errs"
@@ -164,17 +165,30 @@ func unassign(tx *gorm.DB, r *Request, actor Actor, why string, set map[string]a
 	return endAssignment(tx, r.ID, prev, why, now)
 }
 
-// AssignInput is ops' hand assignment.
+// AssignInput is ops' hand assignment. Override assigns a technician the
+// hard rules refuse (no current certification, off duty, outside shift or
+// travel radius); it needs a Reason, and both are kept in the assigned
+// event. No override lifts capacity or a suspension.
 type AssignInput struct {
 	TechnicianID string `json:"technician_id"`
+	Override     bool   `json:"override"`
+	Reason       string `json:"reason"`
 }
 
 // AssignByHand lets ops give a request to a technician (or move it to
 // another). The same invariants hold: one live assignment, capacity, an
-// event in the same transaction.
+// event in the same transaction; and the same hard rules as matching, unless
+// ops override them.
 func (s *Service) AssignByHand(ctx context.Context, c Caller, requestID string, in AssignInput) (Request, error) {
 	if strings.TrimSpace(in.TechnicianID) == "" {
 		return Request{}, errs.InvalidField("technician_id", "technician_id is required")
+	}
+	reason := strings.TrimSpace(in.Reason)
+	if len(reason) > 500 {
+		return Request{}, errs.InvalidField("reason", "reason is longer than 500 characters")
+	}
+	if in.Override && reason == "" {
+		return Request{}, errs.InvalidField("reason", "an override needs a reason")
 	}
 	return s.change(ctx, requestID, "assign", func(tx *gorm.DB, r *Request, now time.Time) error {
 		if err := mustExist(tx, &technicians.Technician{}, "id", in.TechnicianID); err != nil {
@@ -182,6 +196,23 @@ func (s *Service) AssignByHand(ctx context.Context, c Caller, requestID string, 
 		}
 		if r.TechnicianID != nil && *r.TechnicianID == in.TechnicianID {
 			return errs.ConflictReason("already_assigned", "request %s is already assigned to %s", r.ID, in.TechnicianID)
+		}
+		why, err := eligibleAtDoor(tx, *r, in.TechnicianID, now)
+		if err != nil {
+			return err
+		}
+		data := map[string]any{"by_hand": true}
+		if reason != "" {
+			data["reason"] = reason
+		}
+		switch {
+		case in.Override:
+			data["override"] = true
+			if why != match.ReasonOK {
+				data["overridden"] = why
+			}
+		case why != match.ReasonOK:
+			return notEligible(in.TechnicianID, *r, why)
 		}
 		if r.State == Assigned || r.State == EnRoute {
 			if err := unassign(tx, r, c.actor(), "reassigned by ops", nil, now); err != nil {
@@ -196,7 +227,7 @@ func (s *Service) AssignByHand(ctx context.Context, c Caller, requestID string, 
 				return err
 			}
 		}
-		return s.bind(tx, r, in.TechnicianID, nil, c.actor(), map[string]any{"by_hand": true}, false, now)
+		return s.bind(tx, r, in.TechnicianID, nil, c.actor(), data, in.Override, now)
 	})
 }
 

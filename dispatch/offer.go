@@ -147,7 +147,8 @@ func (s *Service) newOffer(w *writes, r Request, sc match.Scored, rank, round in
 func round3(f float64) float64 { return math.Round(f*1000) / 1000 }
 
 // Accept lets a technician take an offer. Only a pending, unexpired offer of
-// a request that is still searching can be accepted (invariant 3); of two
+// a request that is still searching can be accepted (invariant 3), by a
+// technician the hard rules still allow (conflict not_eligible); of two
 // technicians accepting at once exactly one wins (invariant 1), the other
 // gets a conflict with reason offer_taken.
 func (s *Service) Accept(ctx context.Context, techID, offerID string) (Request, error) {
@@ -175,6 +176,12 @@ func (s *Service) Accept(ctx context.Context, techID, offerID string) (Request, 
 		}
 		if r.State != Searching {
 			return errs.ConflictReason("offer_taken", "this job is no longer available (it is %s)", r.State)
+		}
+		// The offer was made on what matching knew then; the technician
+		// must still be allowed the job now (a certification may have
+		// expired, a shift ended).
+		if err := mustBeEligible(tx, r, techID, now); err != nil {
+			return err
 		}
 		if err := s.bind(tx, &r, techID, &o.ID, Actor{Role: "technician", ID: techID}, map[string]any{"offer_id": o.ID}, false, now); err != nil {
 			return err

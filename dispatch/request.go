@@ -14,6 +14,7 @@
 //	batch.go     the batch tick: every waiting request in one assignment
 //	offer.go     offers: made, accepted, declined, expired, withdrawn
 //	job.go       the job after assignment: steps, hand assignment, redispatch
+//	eligibility.go  the hard rules at the doors outside matching (accept, hand assignment)
 //	timers.go    what a timer fires: search start, give-up, the next match
 //	sweep.go     the safety net that re-runs overdue timers
 //	customer.go  the customer's view: expected wait, rating
