@@ -213,11 +213,7 @@ func scoreKnown(j *Job, c *Candidate, d time.Duration, now time.Time, ch chances
 	}
 }
 
-// keyIn is keyOf(scoreIn(j, c, d, now)) without the copy.
-func keyIn(j *Job, c *Candidate, d time.Duration, now time.Time) rankKey {
-	return keyKnown(c, d, now, chanceIn(j, c, d, now))
-}
-
+// keyKnown is keyOf(scoreKnown(j, c, d, now, ch)) without the copy.
 func keyKnown(c *Candidate, d time.Duration, now time.Time, ch chances) rankKey {
 	return rankKey{d / etaBucket, math.Round(ch.onTime * 20), c.Rating, idleFor(c, now), c.TechnicianID}
 }
