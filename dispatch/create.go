@@ -16,6 +16,7 @@ import (
 	"github.com/onsite/onsite/geo"
 	"github.com/onsite/onsite/internal/db"
 	"github.com/onsite/onsite/internal/errs"
+	"github.com/onsite/onsite/internal/idempotency"
 	"github.com/onsite/onsite/technicians"
 )
 
@@ -112,8 +113,11 @@ type Created struct {
 // conflict.
 func (s *Service) Create(ctx context.Context, c Caller, idemKey string, n NewRequest) (Created, error) {
 	now := s.now()
-	if len(idemKey) > 200 {
-		return Created{}, errs.InvalidField("Idempotency-Key", "Idempotency-Key is longer than 200 characters")
+	if idemKey != "" {
+		// The same rule as the HTTP middleware in front, so the two agree.
+		if err := idempotency.CheckKey(idemKey); err != nil {
+			return Created{}, err
+		}
 	}
 	if c.Role == "machine" && idemKey == "" {
 		return Created{}, errs.InvalidField("Idempotency-Key", "machine customers must send an Idempotency-Key header")

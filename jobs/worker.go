@@ -46,6 +46,7 @@ type Worker struct {
 	batchEvery  time.Duration // 0: the batch strategy is off
 	owner       string        // the periodic jobs' lease owner (schedule.go)
 	metrics     prometheus.Registerer
+	cleanups    []cleanup
 }
 
 // WithHooks turns on the owners' webhook deliveries.

@@ -57,6 +57,7 @@ type App struct {
 	Pings       *technicians.PingBuffer
 	Machines    *machines.Service
 	Webhooks    *webhooks.Service
+	Idempotency *idempotency.Store // answers to Idempotency-Key calls, in the database
 	Echo        *echo.Echo
 	Routes      []httpx.Route
 	OpsPassword string // the dashboard password in force
@@ -159,6 +160,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, op
 		hookClient = webhooks.SafeClient(cfg.WebhookAllowPrivate)
 	}
 	a.Webhooks = webhooks.NewService(a.DB, hookClient, now)
+	a.Idempotency = idempotency.NewStore(a.DB, now)
 	opsAPI := api.New(a.Technicians, a.Dispatch, a.Hub)
 	signIn := signin.NewService(a.DB, a.Issuer, a.Notifier, ratelimit.NewWindow(a.Redis, cfg.QueuePrefix, 10*time.Minute), secret, now)
 	a.Pings = technicians.NewPingBuffer(a.DB, cfg.PingFlush, a.techniciansMoved, log)
@@ -336,7 +338,7 @@ func (a *App) buildEcho() *echo.Echo {
 	e.GET("/static/*", dashboard)
 	httpx.Register(e, httpx.Auth{Issuer: a.Issuer, Keys: a.Machines}, a.Routes, ratelimit.New(a.Redis, a.Config.QueuePrefix),
 		httpx.Limits{PerIP: a.Config.RateLimitIP, PerPrincipal: a.Config.RateLimitPrincipal},
-		idempotency.NewStore(a.Redis, a.Config.QueuePrefix).Middleware)
+		httpx.Idempotent(a.Idempotency, a.Log))
 	return e
 }
 
@@ -426,6 +428,7 @@ func (a *App) Worker() *jobs.Worker {
 	w.WithHooks(jobs.NewHooks(a.Dispatch, a.Webhooks))
 	w.WithTechnicians(a.Technicians, a.Config.StaleAfter)
 	w.WithMetrics(a.registry)
+	w.WithCleanup("idempotency:expire", a.Idempotency.Expire)
 	if a.Config.OfferStrategy == "batch" {
 		w.BatchEvery(a.Config.BatchWindow)
 	}
