@@ -28,8 +28,7 @@ func TestMessagesSurviveRedisStop(t *testing.T) {
 		rp := startRedis(t, freePort(t))
 		_, svc := newServices(t, d)
 		tw := twiliotest.Start(t)
-		sender := notify.NewTwilioSender(notify.TwilioConfig{AccountSID: twiliotest.AccountSID, AuthToken: twiliotest.AuthToken,
-			From: twiliotest.From, HTTPClient: tw.Client()})
+		sender := twilioSender(t, tw)
 		notifier := notify.NewNotifier(d, sender, "https://onsite.test/v1/webhooks/twilio/status", quiet())
 		rc := redis.NewClient(&redis.Options{Addr: rp.addr(), MaxRetries: 1, DialTimeout: 200 * time.Millisecond})
 		t.Cleanup(func() { _ = rc.Close() })
@@ -107,8 +106,7 @@ func TestReminders(t *testing.T) {
 		ctx := context.Background()
 		techs, svc := newServices(t, d)
 		tw := twiliotest.Start(t)
-		sender := notify.NewTwilioSender(notify.TwilioConfig{AccountSID: twiliotest.AccountSID, AuthToken: twiliotest.AuthToken,
-			From: twiliotest.From, HTTPClient: tw.Client()})
+		sender := twilioSender(t, tw)
 		msgs := jobs.NewMessages(svc, notify.NewNotifier(d, sender, "", quiet()), nil, []byte("k"), "https://onsite.test")
 		lat, lng := 47.3769, 8.5417
 		start := time.Now().Add(3 * time.Hour).Truncate(time.Minute)
@@ -147,4 +145,15 @@ func TestReminders(t *testing.T) {
 			t.Fatalf("%d messages after the cancellation's reminder, want still 2", n)
 		}
 	})
+}
+
+// twilioSender is the real twilio-go sender pointed at the stand-in.
+func twilioSender(t *testing.T, tw *twiliotest.Server) *notify.TwilioSender {
+	t.Helper()
+	s, err := notify.NewTwilioSender(notify.TwilioConfig{AccountSID: twiliotest.AccountSID, AuthToken: twiliotest.AuthToken,
+		From: twiliotest.From, APIURL: tw.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

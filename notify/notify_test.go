@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"strings"
 	"sync"
@@ -22,7 +23,10 @@ import (
 func TestTwilioSender(t *testing.T) {
 	t.Parallel()
 	f := twiliotest.Start(t)
-	s := notify.NewTwilioSender(notify.TwilioConfig{AccountSID: twiliotest.AccountSID, AuthToken: twiliotest.AuthToken, From: twiliotest.From, HTTPClient: f.Client()})
+	s, err := notify.NewTwilioSender(notify.TwilioConfig{AccountSID: twiliotest.AccountSID, AuthToken: twiliotest.AuthToken, From: twiliotest.From, APIURL: f.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	sid, err := s.Send(context.Background(), notify.SMS{To: "+41791234567", Body: "hello", StatusCallback: "https://onsite.test/v1/webhooks/twilio/status"})
 	if err != nil || !strings.HasPrefix(sid, "SM") {
 		t.Fatalf("send: %q %v", sid, err)
@@ -41,6 +45,55 @@ func TestTwilioSender(t *testing.T) {
 	f.FailWith(http.StatusServiceUnavailable)
 	if _, err := s.Send(context.Background(), notify.SMS{To: "+41791234567", Body: "x"}); err == nil || errors.Is(err, notify.ErrPermanent) {
 		t.Fatalf("503 should be retried: %v", err)
+	}
+}
+
+// TestTwilioAccountCheck: the real twilio-go client fetches the account
+// from the stand-in through TWILIO_API_URL's setting (also behind a base
+// path); wrong credentials are ErrRejected, an unreachable Twilio is an
+// error that is not.
+func TestTwilioAccountCheck(t *testing.T) {
+	t.Parallel()
+	f := twiliotest.Start(t)
+	target, err := url.Parse(f.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httptest.NewServer(http.StripPrefix("/twilio", httputil.NewSingleHostReverseProxy(target)))
+	t.Cleanup(proxy.Close)
+	sender := func(token, apiURL string) *notify.TwilioSender {
+		s, err := notify.NewTwilioSender(notify.TwilioConfig{AccountSID: twiliotest.AccountSID, AuthToken: token, From: twiliotest.From, APIURL: apiURL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	ctx := t.Context()
+	if err := sender(twiliotest.AuthToken, f.URL()).CheckAccount(ctx); err != nil {
+		t.Fatalf("good credentials: %v", err)
+	}
+	behind := sender(twiliotest.AuthToken, proxy.URL+"/twilio/")
+	if err := behind.CheckAccount(ctx); err != nil {
+		t.Fatalf("behind a base path: %v", err)
+	}
+	if _, err := behind.Send(ctx, notify.SMS{To: "+41791234567", Body: "via the proxy"}); err != nil || len(f.To("+41791234567")) != 1 {
+		t.Fatalf("send behind a base path: %v, received %v", err, f.To("+41791234567"))
+	}
+	if f.AccountFetches() != 2 {
+		t.Fatalf("the stand-in answered %d account fetches, want 2", f.AccountFetches())
+	}
+	err = sender("wrongtoken", f.URL()).CheckAccount(ctx)
+	if !errors.Is(err, notify.ErrRejected) || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("wrong token: %v", err)
+	}
+	f.SetDown(true)
+	err = sender(twiliotest.AuthToken, f.URL()).CheckAccount(ctx)
+	if err == nil || errors.Is(err, notify.ErrRejected) {
+		t.Fatalf("unreachable: %v", err)
+	}
+	f.SetDown(false)
+	if _, err := notify.NewTwilioSender(notify.TwilioConfig{AccountSID: twiliotest.AccountSID, AuthToken: "t", APIURL: "ftp://x"}); err == nil {
+		t.Fatal("an ftp API URL was taken")
 	}
 }
 

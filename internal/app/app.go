@@ -68,6 +68,7 @@ type App struct {
 	redisNodes  *redis.ClusterOptions // a Redis Cluster
 	streamRedis redis.UniversalClient // the live streams' own pool
 	registry    *prometheus.Registry
+	sms         providerHealth // the Twilio account check, for /readyz
 	bg          sync.WaitGroup
 	stopBG      context.CancelFunc
 }
@@ -79,13 +80,8 @@ type Clock func() time.Time
 type Option func(*options)
 
 type options struct {
-	twilioHTTP  *http.Client
 	webhookHTTP *http.Client
 }
-
-// WithTwilioHTTPClient sets the HTTP client of the Twilio sender (tests point
-// it at a local server standing in for the Twilio API).
-func WithTwilioHTTPClient(c *http.Client) Option { return func(o *options) { o.twilioHTTP = c } }
 
 // New opens the stores, applies migrations and builds the HTTP server.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, opts ...Option) (_ *App, err error) {
@@ -103,14 +99,26 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, op
 		log.Warn("embedded single-node mode: fine for trying Onsite on one machine, not for production",
 			"sqlite", cfg.Embedded(), "embedded_redis", cfg.EmbeddedRedis(), "data_dir", cfg.DataDir)
 	}
+	bgCtx, stop := context.WithCancel(context.Background())
+	a.stopBG = stop
+	// Credentials Twilio refuses stop the start before anything else.
+	sender, err := newSender(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if tw, ok := sender.(*notify.TwilioSender); ok {
+		if err := a.checkTwilio(ctx, bgCtx, tw); err != nil {
+			return nil, err
+		}
+	} else {
+		log.Warn("no Twilio credentials: SMS are written to the log, not sent")
+	}
 	if a.DB, err = OpenDB(ctx, cfg); err != nil {
 		return nil, err
 	}
 	if err = db.Migrate(ctx, a.DB, log); err != nil {
 		return nil, err
 	}
-	bgCtx, stop := context.WithCancel(context.Background())
-	a.stopBG = stop
 	if err = a.openRedis(bgCtx); err != nil {
 		return nil, err
 	}
@@ -138,10 +146,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, op
 		defer a.bg.Done()
 		a.Dispatch.Fleet().Run(bgCtx)
 	}()
-	a.Notifier = notify.NewNotifier(a.DB, newSender(cfg, log, o.twilioHTTP), cfg.PublicURL+"/v1/webhooks/twilio/status", log)
-	if !cfg.Twilio() {
-		log.Warn("no Twilio credentials: SMS are written to the log, not sent")
-	}
+	a.Notifier = notify.NewNotifier(a.DB, sender, cfg.PublicURL+"/v1/webhooks/twilio/status", log)
 	a.streamRedis = a.newRedis(true)
 	a.Hub = live.NewHub(a.Redis, a.streamRedis, cfg.QueuePrefix)
 	opsPassword := cfg.OpsPassword
@@ -227,12 +232,82 @@ func (a *App) techniciansMoved(ctx context.Context, moved []technicians.Moved) {
 }
 
 // newSender is Twilio when configured, the log sender otherwise.
-func newSender(cfg config.Config, log *slog.Logger, hc *http.Client) notify.Sender {
+func newSender(cfg config.Config, log *slog.Logger) (notify.Sender, error) {
 	if !cfg.Twilio() {
-		return &notify.LogSender{Log: log}
+		return &notify.LogSender{Log: log}, nil
 	}
-	return notify.NewTwilioSender(notify.TwilioConfig{AccountSID: cfg.TwilioAccountSID, AuthToken: cfg.TwilioAuthToken,
-		From: cfg.TwilioFrom, MessagingServiceSID: cfg.TwilioMessagingServiceSID, HTTPClient: hc})
+	tw, err := notify.NewTwilioSender(notify.TwilioConfig{AccountSID: cfg.TwilioAccountSID, AuthToken: cfg.TwilioAuthToken,
+		From: cfg.TwilioFrom, MessagingServiceSID: cfg.TwilioMessagingServiceSID, APIURL: cfg.TwilioAPIURL})
+	if err != nil {
+		return nil, fmt.Errorf("config: TWILIO_API_URL: %w", err)
+	}
+	return tw, nil
+}
+
+// twilioCheckTimeout bounds one check of the Twilio account.
+const twilioCheckTimeout = 5 * time.Second
+
+// checkTwilio fetches the Twilio account before Onsite starts: credentials
+// Twilio refuses stop the start with a message saying so; a Twilio that
+// cannot be reached lets Onsite start with the SMS provider reported failing
+// by /readyz, checked again in the background (1 s, doubling, at most a
+// minute apart) until a check succeeds.
+func (a *App) checkTwilio(ctx, bgCtx context.Context, tw *notify.TwilioSender) error {
+	check := func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, twilioCheckTimeout)
+		defer cancel()
+		return tw.CheckAccount(ctx)
+	}
+	err := check(ctx)
+	if errors.Is(err, notify.ErrRejected) {
+		return fmt.Errorf("config: Twilio refused TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, so no SMS could be sent; not starting: %w", err)
+	}
+	if err == nil {
+		a.Log.Info("twilio account checked", "account", a.Config.TwilioAccountSID)
+		return nil
+	}
+	a.sms.set(err)
+	a.Log.Error("twilio cannot be reached: starting anyway, SMS fail and /readyz says so until a check succeeds", "err", err)
+	a.bg.Add(1)
+	go func() {
+		defer a.bg.Done()
+		for wait := time.Second; ; wait = min(2*wait, time.Minute) {
+			select {
+			case <-bgCtx.Done():
+				return
+			case <-time.After(wait):
+			}
+			err := check(bgCtx)
+			if bgCtx.Err() != nil {
+				return
+			}
+			a.sms.set(err)
+			if err == nil {
+				a.Log.Info("twilio reachable: the SMS provider is ready", "account", a.Config.TwilioAccountSID)
+				return
+			}
+			a.Log.Warn("twilio check failed", "err", err, "next_in", min(2*wait, time.Minute))
+		}
+	}()
+	return nil
+}
+
+// providerHealth is the last check of the SMS provider (nil: fine).
+type providerHealth struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (h *providerHealth) set(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.err = err
+}
+
+func (h *providerHealth) get() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.err
 }
 
 // OpenDB opens PostgreSQL or, with no DATABASE_URL, the embedded SQLite file.
@@ -345,8 +420,13 @@ func (a *App) buildEcho() *echo.Echo {
 func (a *App) ready(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 	defer cancel()
-	checks := map[string]string{"database": "ok", "redis": "ok"}
+	checks := map[string]string{"database": "ok", "redis": "ok", "sms": "ok"}
 	ok := true
+	if !a.Config.Twilio() {
+		checks["sms"] = "log sender (SMS are written to the log)"
+	} else if err := a.sms.get(); err != nil {
+		checks["sms"], ok = err.Error(), false
+	}
 	if err := a.DB.Ping(ctx); err != nil {
 		checks["database"], ok = err.Error(), false
 	}

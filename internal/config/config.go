@@ -44,6 +44,7 @@ type Config struct {
 	TwilioAuthToken           string // TWILIO_AUTH_TOKEN (also checks webhook signatures)
 	TwilioFrom                string // TWILIO_FROM: sending number, or
 	TwilioMessagingServiceSID string // TWILIO_MESSAGING_SERVICE_SID
+	TwilioAPIURL              string // TWILIO_API_URL: base of every Twilio API call; empty: https://api.twilio.com
 
 	OpsPassword string // ONSITE_OPS_PASSWORD: dashboard sign-in; generated under DataDir in embedded mode
 	TileURL     string // ONSITE_TILE_URL: base-map tiles for the dashboard ({z}/{x}/{y}); empty: plain background
@@ -216,6 +217,14 @@ var settings = []setting{
 			return fmt.Errorf("want a messaging service SID starting with MG")
 		}
 		c.TwilioMessagingServiceSID = v
+		return nil
+	}},
+	{"TWILIO_API_URL", "base URL of the Twilio API (a stand-in or proxy for tests and staging; empty: https://api.twilio.com)", func(c *Config, v string) error {
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("want an http(s):// base URL without query")
+		}
+		c.TwilioAPIURL = strings.TrimRight(v, "/")
 		return nil
 	}},
 	{"ONSITE_OPS_PASSWORD", "dashboard sign-in password (at least 12 characters)", func(c *Config, v string) error {

@@ -69,6 +69,18 @@ func TestLoad(t *testing.T) {
 		{name: "twilio sid without token", env: []string{"TWILIO_ACCOUNT_SID=AC1"}, wantErr: "TWILIO_AUTH_TOKEN"},
 		{name: "twilio without sender", env: []string{"TWILIO_ACCOUNT_SID=AC1", "TWILIO_AUTH_TOKEN=t"}, wantErr: "TWILIO_FROM"},
 		{name: "bad twilio sid", env: []string{"TWILIO_ACCOUNT_SID=XX1"}, wantErr: "TWILIO_ACCOUNT_SID"},
+		{name: "twilio api url", env: []string{"TWILIO_API_URL=http://127.0.0.1:8089/twilio/"}, check: func(t *testing.T, c Config) {
+			if c.TwilioAPIURL != "http://127.0.0.1:8089/twilio" {
+				t.Errorf("twilio api url = %q", c.TwilioAPIURL)
+			}
+		}},
+		{name: "twilio api url default", check: func(t *testing.T, c Config) {
+			if c.TwilioAPIURL != "" {
+				t.Errorf("twilio api url = %q, want empty (api.twilio.com)", c.TwilioAPIURL)
+			}
+		}},
+		{name: "twilio api url not a url", env: []string{"TWILIO_API_URL=api.twilio.test"}, wantErr: "TWILIO_API_URL"},
+		{name: "twilio api url with a query", env: []string{"TWILIO_API_URL=https://proxy.test/?x=1"}, wantErr: "TWILIO_API_URL"},
 		{name: "bad batch window", env: []string{"ONSITE_BATCH_WINDOW=1ms"}, wantErr: "ONSITE_BATCH_WINDOW"},
 		{name: "batch urgency", env: []string{"ONSITE_BATCH_URGENCY=0"}, check: func(t *testing.T, c Config) {
 			if c.BatchUrgency != 0 {

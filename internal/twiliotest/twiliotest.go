@@ -1,7 +1,9 @@
 // Package twiliotest stands in for the Twilio API in tests: a local HTTP
-// server that the real twilio-go client is pointed at, recording every
-// message it is asked to send, and the webhook signature Twilio would put on
-// a callback.
+// server that the real twilio-go client is pointed at (TWILIO_API_URL, or
+// notify.TwilioConfig.APIURL, set to URL()), recording every message it is
+// asked to send, answering the account fetch of the start-up check (401 for
+// wrong credentials, as Twilio does), and the webhook signature Twilio would
+// put on a callback.
 package twiliotest
 
 import (
@@ -31,6 +33,8 @@ type Server struct {
 	mu       sync.Mutex
 	received []url.Values
 	fail     int
+	down     bool
+	fetches  int
 	srv      *httptest.Server
 }
 
@@ -43,24 +47,57 @@ func Start(t testing.TB) *Server {
 	return f
 }
 
+// URL is the fake's base URL, for TWILIO_API_URL (the real twilio-go client
+// then sends every call here).
+func (f *Server) URL() string { return f.srv.URL }
+
+// twilioError writes an error the way Twilio does (twilio-go decodes it into
+// a *client.TwilioRestError).
+func twilioError(w http.ResponseWriter, status, code int, message string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `{"code": %d, "message": %q, "more_info": "https://www.twilio.com/docs/errors/%d", "status": %d}`, code, message, code, status)
+}
+
 func (f *Server) serve(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	down := f.down
+	f.mu.Unlock()
+	if down {
+		// Unreachable: the connection drops without an answer.
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			_ = conn.Close()
+		}
+		return
+	}
 	user, pass, ok := r.BasicAuth()
-	if !ok || user != AccountSID || pass != AuthToken || r.Method != http.MethodPost ||
-		r.URL.Path != "/2010-04-01/Accounts/"+AccountSID+"/Messages.json" {
-		w.WriteHeader(http.StatusUnauthorized)
+	if !ok || user != AccountSID || pass != AuthToken {
+		twilioError(w, http.StatusUnauthorized, 20003, "Authenticate")
+		return
+	}
+	switch {
+	case r.Method == http.MethodGet && r.URL.Path == "/2010-04-01/Accounts/"+AccountSID+".json":
+		f.mu.Lock()
+		f.fetches++
+		f.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"sid": %q, "friendly_name": "Onsite test", "status": "active", "type": "Full"}`, AccountSID)
+		return
+	case r.Method == http.MethodPost && r.URL.Path == "/2010-04-01/Accounts/"+AccountSID+"/Messages.json":
+	default:
+		twilioError(w, http.StatusNotFound, 20404, "The requested resource "+r.URL.Path+" was not found")
 		return
 	}
 	body, _ := io.ReadAll(r.Body)
 	form, _ := url.ParseQuery(string(body))
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
 	if f.fail != 0 {
-		w.WriteHeader(f.fail)
-		fmt.Fprintf(w, `{"code": 21211, "message": "The 'To' number is not a valid phone number.", "status": %d}`, f.fail)
+		twilioError(w, f.fail, 21211, "The 'To' number is not a valid phone number.")
 		return
 	}
 	f.received = append(f.received, form)
+	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
 	fmt.Fprintf(w, `{"sid": "SM%030d", "status": "queued"}`, len(f.received))
 }
@@ -72,19 +109,19 @@ func (f *Server) FailWith(status int) {
 	f.fail = status
 }
 
-// Client returns an HTTP client that sends every request to the fake (the
-// twilio-go client has no base-URL option).
-func (f *Server) Client() *http.Client {
-	target, _ := url.Parse(f.srv.URL)
-	return &http.Client{Transport: rewrite{host: target.Host, scheme: target.Scheme}}
+// SetDown makes the fake unreachable (every connection dropped unanswered)
+// or reachable again.
+func (f *Server) SetDown(down bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.down = down
 }
 
-type rewrite struct{ host, scheme string }
-
-func (rw rewrite) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.URL.Scheme, r.URL.Host = rw.scheme, rw.host
-	return http.DefaultTransport.RoundTrip(r)
+// AccountFetches counts the account fetches answered (the start-up check).
+func (f *Server) AccountFetches() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fetches
 }
 
 // Messages returns the forms of every message sent so far.
