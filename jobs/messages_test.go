@@ -130,7 +130,8 @@ func TestReminders(t *testing.T) {
 		}
 		cust := tw.To("+41791117777")
 		tech := tw.To(list[0].Phone)
-		if len(cust) != 1 || !strings.Contains(cust[0], "Promemoria") || len(tech) != 1 || !strings.Contains(tech[0], "Seestrasse 5") {
+		if len(cust) != 1 || !strings.Contains(cust[0], "Promemoria") || len(tech) != 1 || !strings.Contains(tech[0], "your wifi_setup job") ||
+			strings.Contains(tech[0], "Seestrasse") {
 			t.Fatalf("reminders: customer %q, technician %q", cust, tech)
 		}
 		// a cancelled appointment is not reminded of
@@ -157,3 +158,4 @@ func twilioSender(t *testing.T, tw *twiliotest.Server) *notify.TwilioSender {
 	}
 	return s
 }
+

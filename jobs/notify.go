@@ -35,6 +35,11 @@ var kindOf = map[string]notify.Kind{
 	"completed": notify.KindCompleted, "cancelled": notify.KindCancelled, "unfulfilled": notify.KindUnfulfilled,
 }
 
+// cancelledBy says who cancelled, by the role of the event's actor.
+var cancelledBy = map[string]notify.Reason{
+	"customer": notify.ReasonCancelledByCustomer, "ops": notify.ReasonCancelledByOps, "machine": notify.ReasonCancelledByDevice,
+}
+
 func firstName(name string) string {
 	if f := strings.Fields(name); len(f) > 0 {
 		return f[0]
@@ -64,18 +69,14 @@ func (m *Messages) ForEvent(ctx context.Context, eventID string) error {
 			DedupeKey: fmt.Sprintf("%s:%s:technician:%s", eventID, notify.KindOffer, f.Technician.ID), Kind: notify.KindOffer,
 			RequestID: r.ID, OfferID: o.ID, Recipient: "technician:" + f.Technician.ID, To: f.Technician.Phone, Locale: f.Technician.Locale,
 			Data: notify.Data{Skill: r.SkillCode, DistanceKm: fmt.Sprintf("%.1f", float64(o.DistanceM)/1000),
-				EtaMinutes: (o.EtaSeconds + 59) / 60, ExpiresAt: m.clock(&o.ExpiresAt), Address: r.Address},
+				EtaMinutes: (o.EtaSeconds + 59) / 60, ExpiresAt: m.clock(&o.ExpiresAt)},
 		})
 	}
 	if f.Event.Type == "created" && r.State == dispatch.PendingConfirmation && f.Customer.Phone != "" {
-		device := ""
-		if r.DeviceID != nil {
-			device = *r.DeviceID
-		}
 		out = append(out, notify.Outgoing{
 			DedupeKey: fmt.Sprintf("%s:%s:customer:%s", eventID, notify.KindConfirm, f.Customer.ID), Kind: notify.KindConfirm, RequestID: r.ID,
 			Recipient: "customer:" + f.Customer.ID, To: f.Customer.Phone, Locale: f.Customer.Locale,
-			Data:   notify.Data{Skill: r.SkillCode, Reason: device, Link: dispatch.ConfirmLink(m.linkKey, m.publicURL, r.ID, time.Now())},
+			Data:   notify.Data{Skill: r.SkillCode, Link: dispatch.ConfirmLink(m.linkKey, m.publicURL, r.ID, time.Now())},
 			Secret: true,
 		})
 	}
@@ -84,8 +85,10 @@ func (m *Messages) ForEvent(ctx context.Context, eventID string) error {
 		if f.Technician != nil {
 			d.Technician = firstName(f.Technician.Name)
 		}
-		if reason, ok := f.Data["reason"].(string); ok {
-			d.Reason = reason
+		if kind == notify.KindCancelled {
+			// Who cancelled, in fixed words: the reason the caller typed
+			// stays in the event and never reaches a text.
+			d.Reason = cancelledBy[f.Event.ActorRole]
 		}
 		out = append(out, notify.Outgoing{
 			DedupeKey: fmt.Sprintf("%s:%s:customer:%s", eventID, kind, f.Customer.ID), Kind: kind, RequestID: r.ID,
@@ -106,7 +109,7 @@ func (m *Messages) Remind(ctx context.Context, requestID string) error {
 	out := []notify.Outgoing{{
 		DedupeKey: fmt.Sprintf("remind:%s:technician:%s", r.ID, f.Technician.ID), Kind: notify.KindReminderTech, RequestID: r.ID,
 		Recipient: "technician:" + f.Technician.ID, To: f.Technician.Phone, Locale: f.Technician.Locale,
-		Data: notify.Data{Skill: r.SkillCode, Address: r.Address, Window: window},
+		Data: notify.Data{Skill: r.SkillCode, Window: window},
 	}}
 	if f.Customer.Phone != "" {
 		out = append(out, notify.Outgoing{

@@ -101,9 +101,10 @@ func TestRenderEveryKindInEveryLocale(t *testing.T) {
 	t.Parallel()
 	kinds := []notify.Kind{notify.KindOffer, notify.KindAssigned, notify.KindEnRoute, notify.KindArrived, notify.KindCompleted,
 		notify.KindCancelled, notify.KindUnfulfilled, notify.KindReminder, notify.KindReminderTech, notify.KindReplyAccepted,
-		notify.KindReplyDeclined, notify.KindReplyTooLate, notify.KindReplyHelp, notify.KindReplyNoOffer, notify.KindOTP, notify.KindConfirm}
+		notify.KindReplyDeclined, notify.KindReplyTooLate, notify.KindReplyHelp, notify.KindReplyNoOffer, notify.KindOTP, notify.KindConfirm,
+		notify.KindContactCode}
 	d := notify.Data{Skill: "wifi_setup", DistanceKm: "2.4", EtaMinutes: 9, ETA: "15:40", ExpiresAt: "15:33", Technician: "Tina",
-		Address: "Bahnhofstrasse 1", Link: "https://onsite.test/t/abc", Window: "14:00–16:00", Code: "123456", Reason: "changed plans"}
+		Link: "https://onsite.test/t/abc", Window: "14:00–16:00", Code: "123456", Reason: notify.ReasonOfferTaken}
 	seen := map[string]bool{}
 	for _, k := range kinds {
 		for _, loc := range notify.Locales {
@@ -123,6 +124,41 @@ func TestRenderEveryKindInEveryLocale(t *testing.T) {
 	}
 	if en, _ := notify.Render(notify.KindOffer, "xx", d); !strings.Contains(en, "Reply YES") {
 		t.Errorf("unknown locale does not fall back to English: %q", en)
+	}
+}
+
+// TestReasonsInEveryLocale: a text gives a reason only from the fixed list,
+// in the recipient's words; anything else does not render.
+func TestReasonsInEveryLocale(t *testing.T) {
+	t.Parallel()
+	want := map[notify.Reason]map[string]string{
+		notify.ReasonCancelledByCustomer: {"en": "Your wifi_setup request was cancelled (as you asked).", "de": "Ihr Auftrag wifi_setup wurde storniert (auf Ihren Wunsch).",
+			"fr": "Votre demande wifi_setup a été annulée (à votre demande).", "it": "La tua richiesta wifi_setup è stata annullata (su tua richiesta)."},
+		notify.ReasonCancelledByOps:    {"en": "Your wifi_setup request was cancelled (by our dispatch team).", "de": "Ihr Auftrag wifi_setup wurde storniert (durch unsere Disposition)."},
+		notify.ReasonCancelledByDevice: {"fr": "Votre demande wifi_setup a été annulée (par votre appareil).", "it": "La tua richiesta wifi_setup è stata annullata (dal tuo dispositivo)."},
+		notify.ReasonNone:              {"en": "Your wifi_setup request was cancelled.", "de": "Ihr Auftrag wifi_setup wurde storniert."},
+	}
+	for reason, byLocale := range want {
+		for loc, text := range byLocale {
+			got, err := notify.Render(notify.KindCancelled, loc, notify.Data{Skill: "wifi_setup", Reason: reason})
+			if err != nil || got != text {
+				t.Errorf("%s/%s: %q %v, want %q", reason, loc, got, err, text)
+			}
+		}
+	}
+	for _, code := range []string{"offer_taken", "offer_withdrawn", "offer_expired", "offer_declined", "offer_already_accepted"} {
+		for _, loc := range notify.Locales {
+			got, err := notify.Render(notify.KindReplyTooLate, loc, notify.Data{Reason: notify.ReasonOf(code)})
+			if err != nil || !strings.Contains(got, "(") {
+				t.Errorf("%s/%s: %q %v", code, loc, got, err)
+			}
+		}
+	}
+	if notify.ReasonOf("I changed my mind, call +44 20 7946 0000") != notify.ReasonNone {
+		t.Error("free text became a reason")
+	}
+	if _, err := notify.Render(notify.KindCancelled, "en", notify.Data{Reason: "call +44 20 7946 0000 now"}); err == nil {
+		t.Error("a reason outside the list rendered")
 	}
 }
 
@@ -252,3 +288,4 @@ func TestSecretMessagesAreNotKept(t *testing.T) {
 		t.Fatalf("stored %+v", m)
 	}
 }
+
