@@ -13,6 +13,7 @@ import (
 	"github.com/onsite/onsite/internal/apitest"
 	"github.com/onsite/onsite/internal/db"
 	"github.com/onsite/onsite/internal/dbtest"
+	"github.com/onsite/onsite/internal/phones"
 	"github.com/onsite/onsite/internal/twiliotest"
 	"github.com/onsite/onsite/jobs"
 	"github.com/onsite/onsite/notify"
@@ -29,7 +30,7 @@ func TestMessagesSurviveRedisStop(t *testing.T) {
 		_, svc := newServices(t, d)
 		tw := twiliotest.Start(t)
 		sender := twilioSender(t, tw)
-		notifier := notify.NewNotifier(d, sender, "https://onsite.test/v1/webhooks/twilio/status", quiet())
+		notifier := notify.NewNotifier(d, sender, "https://onsite.test/v1/webhooks/twilio/status", guards(), quiet())
 		rc := redis.NewClient(&redis.Options{Addr: rp.addr(), MaxRetries: 1, DialTimeout: 200 * time.Millisecond})
 		t.Cleanup(func() { _ = rc.Close() })
 		w := jobs.NewWorker(d, rc, svc, "", quiet())
@@ -40,6 +41,7 @@ func TestMessagesSurviveRedisStop(t *testing.T) {
 		t.Cleanup(func() { cancel(); <-done })
 
 		open := func(i int) string {
+			proveContact(t, d, fmt.Sprint("c", i), fmt.Sprintf("+4179111000%d", i))
 			lat, lng := 47.3769, 8.5417
 			out, err := svc.Create(context.Background(), dispatch.Caller{Role: "customer", Subject: fmt.Sprint("c", i)}, "",
 				dispatch.NewRequest{Skill: "wifi_setup", Lat: &lat, Lng: &lng, Phone: fmt.Sprintf("+4179111000%d", i)})
@@ -107,7 +109,8 @@ func TestReminders(t *testing.T) {
 		techs, svc := newServices(t, d)
 		tw := twiliotest.Start(t)
 		sender := twilioSender(t, tw)
-		msgs := jobs.NewMessages(svc, notify.NewNotifier(d, sender, "", quiet()), nil, []byte("k"), "https://onsite.test")
+		msgs := jobs.NewMessages(svc, notify.NewNotifier(d, sender, "", guards(), quiet()), nil, []byte("k"), "https://onsite.test")
+		proveContact(t, d, "c1", "+41791117777")
 		lat, lng := 47.3769, 8.5417
 		start := time.Now().Add(3 * time.Hour).Truncate(time.Minute)
 		out, err := svc.Create(ctx, dispatch.Caller{Role: "customer", Subject: "c1"}, "", dispatch.NewRequest{Skill: "wifi_setup", Lat: &lat, Lng: &lng,
@@ -159,3 +162,18 @@ func twilioSender(t *testing.T, tw *twiliotest.Server) *notify.TwilioSender {
 	return s
 }
 
+// guards are the default guards of a deployment.
+func guards() notify.Guards {
+	return notify.Guards{Countries: phones.MustParseCountries(phones.DefaultCountries), PerPhoneDay: 20, PerAccountDay: 50}
+}
+
+// proveContact makes phone a confirmed contact phone of customer, as the
+// confirmation flow does (tested over HTTP in internal/app).
+func proveContact(t *testing.T, d *db.DB, customer, phone string) {
+	t.Helper()
+	now := time.Now().UTC()
+	if err := d.Exec(`INSERT INTO contact_phones (customer_id, phone, confirmed_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?)`,
+		customer, phone, now, now, now).Error; err != nil {
+		t.Fatal(err)
+	}
+}

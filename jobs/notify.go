@@ -75,7 +75,7 @@ func (m *Messages) ForEvent(ctx context.Context, eventID string) error {
 	if f.Event.Type == "created" && r.State == dispatch.PendingConfirmation && f.Customer.Phone != "" {
 		out = append(out, notify.Outgoing{
 			DedupeKey: fmt.Sprintf("%s:%s:customer:%s", eventID, notify.KindConfirm, f.Customer.ID), Kind: notify.KindConfirm, RequestID: r.ID,
-			Recipient: "customer:" + f.Customer.ID, To: f.Customer.Phone, Locale: f.Customer.Locale,
+			Recipient: "customer:" + f.Customer.ID, To: f.Customer.Phone, Locale: f.Customer.Locale, Account: f.Customer.ID,
 			Data:   notify.Data{Skill: r.SkillCode, Link: dispatch.ConfirmLink(m.linkKey, m.publicURL, r.ID, time.Now())},
 			Secret: true,
 		})
@@ -92,7 +92,7 @@ func (m *Messages) ForEvent(ctx context.Context, eventID string) error {
 		}
 		out = append(out, notify.Outgoing{
 			DedupeKey: fmt.Sprintf("%s:%s:customer:%s", eventID, kind, f.Customer.ID), Kind: kind, RequestID: r.ID,
-			Recipient: "customer:" + f.Customer.ID, To: f.Customer.Phone, Locale: f.Customer.Locale, Data: d,
+			Recipient: "customer:" + f.Customer.ID, To: f.Customer.Phone, Locale: f.Customer.Locale, Account: f.Customer.ID, Data: d,
 		})
 	}
 	return m.notifier.Deliver(ctx, out)
@@ -114,7 +114,7 @@ func (m *Messages) Remind(ctx context.Context, requestID string) error {
 	if f.Customer.Phone != "" {
 		out = append(out, notify.Outgoing{
 			DedupeKey: fmt.Sprintf("remind:%s:customer:%s", r.ID, f.Customer.ID), Kind: notify.KindReminder, RequestID: r.ID,
-			Recipient: "customer:" + f.Customer.ID, To: f.Customer.Phone, Locale: f.Customer.Locale,
+			Recipient: "customer:" + f.Customer.ID, To: f.Customer.Phone, Locale: f.Customer.Locale, Account: f.Customer.ID,
 			Data: notify.Data{Skill: r.SkillCode, Technician: firstName(f.Technician.Name), Window: window},
 		})
 	}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"github.com/onsite/onsite/internal/db"
 )
@@ -51,10 +50,19 @@ type Outgoing struct {
 	Kind      Kind
 	RequestID string
 	OfferID   string
+	// Recipient is technician:<id> or customer:<id> (a sign-in code:
+	// <role>:<phone>). Texts to technicians, whose phones ops onboarded, are
+	// not capped; every other text counts against its phone's daily cap.
 	Recipient string
 	To        string
 	Locale    string
 	Data      Data
+	// Account is the customer a text is for or about. It counts against the
+	// account's daily cap, and goes only to a phone the account has proved:
+	// its sign-in phone or a confirmed contact phone (a contact code, which
+	// is how a phone gets proved, is the one exception). Empty for texts to
+	// technicians and for sign-in codes.
+	Account string
 	// Secret messages (sign-in codes, confirmation links) are sent but not
 	// kept: the table stores a placeholder, and a failed send is not retried
 	// (the person asks again).
@@ -64,33 +72,67 @@ type Outgoing struct {
 // withheld is what the table keeps of a secret message.
 const withheld = "[withheld: this message carried a code or link]"
 
-// Notifier stores messages and sends them at most once each.
+// Notifier stores messages and sends them at most once each, within its
+// guards.
 type Notifier struct {
 	db          *db.DB
 	sender      Sender
 	callbackURL string // the status callback webhook; empty for none
+	guards      Guards
 	log         *slog.Logger
 	now         func() time.Time
 }
 
 // NewNotifier returns a notifier; callbackURL is where the provider reports
 // delivery.
-func NewNotifier(d *db.DB, s Sender, callbackURL string, log *slog.Logger) *Notifier {
-	return &Notifier{db: d, sender: s, callbackURL: callbackURL, log: log, now: func() time.Time { return db.UTC(time.Now()) }}
+func NewNotifier(d *db.DB, s Sender, callbackURL string, g Guards, log *slog.Logger) *Notifier {
+	return &Notifier{db: d, sender: s, callbackURL: callbackURL, guards: g, log: log, now: func() time.Time { return db.UTC(time.Now()) }}
 }
 
 // Deliver stores the messages (a message whose dedupe key exists already is
 // the same message and is not stored again) and sends every one still
-// queued. A passing failure is returned so the task is retried; a permanent
-// one is recorded.
+// queued. A message the guards hold back is recorded as withheld, not
+// stored for sending. A passing failure is returned so the task is retried;
+// a permanent one is recorded.
 func (n *Notifier) Deliver(ctx context.Context, out []Outgoing) error {
+	_, err := n.deliver(ctx, out)
+	return err
+}
+
+// DeliverNow is Deliver for one message whose sender waits for the outcome
+// (a code): when the guards hold it back the error is a *WithheldError.
+func (n *Notifier) DeliverNow(ctx context.Context, o Outgoing) error {
+	held, err := n.deliver(ctx, []Outgoing{o})
+	if err != nil {
+		return err
+	}
+	if reason, ok := held[o.DedupeKey]; ok {
+		return &WithheldError{Reason: reason}
+	}
+	return nil
+}
+
+// deliver stores and sends; it returns the reasons of the messages it
+// withheld in this run, by dedupe key.
+func (n *Notifier) deliver(ctx context.Context, out []Outgoing) (map[string]string, error) {
 	now := n.now()
 	keys := make([]string, 0, len(out))
 	secrets := map[string]string{} // dedupe key → the text to send, for secret messages
+	held := map[string]string{}
+	if len(out) == 0 {
+		return held, nil
+	}
+	done, err := n.withheldBefore(ctx, out)
+	if err != nil {
+		return nil, err
+	}
 	for _, o := range out {
+		if done[o.DedupeKey] {
+			continue
+		}
 		body, err := Render(o.Kind, o.Locale, o.Data)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		stored := body
 		if o.Secret {
@@ -104,17 +146,22 @@ func (n *Notifier) Deliver(ctx context.Context, out []Outgoing) error {
 		if o.OfferID != "" {
 			m.OfferID = &o.OfferID
 		}
-		if err := n.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&m).Error; err != nil {
-			return fmt.Errorf("store message %s: %w", o.DedupeKey, err)
+		reason, err := n.store(ctx, o, m, now)
+		if err != nil {
+			return nil, err
+		}
+		if reason != "" {
+			held[o.DedupeKey] = reason
+			continue
 		}
 		keys = append(keys, o.DedupeKey)
 	}
 	if len(keys) == 0 {
-		return nil
+		return held, nil
 	}
 	var queued []Message
 	if err := n.db.WithContext(ctx).Where("dedupe_key IN ? AND state = ?", keys, StateQueued).Find(&queued).Error; err != nil {
-		return fmt.Errorf("load queued messages: %w", err)
+		return nil, fmt.Errorf("load queued messages: %w", err)
 	}
 	var errs []error
 	for _, m := range queued {
@@ -131,7 +178,7 @@ func (n *Notifier) Deliver(ctx context.Context, out []Outgoing) error {
 			errs = append(errs, err)
 		}
 	}
-	return errors.Join(errs...)
+	return held, errors.Join(errs...)
 }
 
 // send claims a queued message (so two runs of one task cannot both send

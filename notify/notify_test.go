@@ -16,6 +16,7 @@ import (
 
 	"github.com/onsite/onsite/internal/db"
 	"github.com/onsite/onsite/internal/dbtest"
+	"github.com/onsite/onsite/internal/phones"
 	"github.com/onsite/onsite/internal/twiliotest"
 	"github.com/onsite/onsite/notify"
 )
@@ -225,7 +226,7 @@ func TestDeliverAtMostOncePerEvent(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
 		s := &countingSender{}
-		n := notify.NewNotifier(d, s, "https://onsite.test/status", slog.New(slog.NewTextHandler(io.Discard, nil)))
+		n := notify.NewNotifier(d, s, "https://onsite.test/status", guards(), quiet())
 		out := []notify.Outgoing{{DedupeKey: "ev1:assigned:customer:c1", Kind: notify.KindAssigned, Recipient: "customer:c1",
 			To: "+41791234567", Locale: "fr", Data: notify.Data{Skill: "wifi_setup", Technician: "Tina", ETA: "15:40"}}}
 		var wg sync.WaitGroup
@@ -273,7 +274,7 @@ func TestSecretMessagesAreNotKept(t *testing.T) {
 	t.Parallel()
 	d := dbtest.SQLite(t)
 	s := &countingSender{}
-	n := notify.NewNotifier(d, s, "", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	n := notify.NewNotifier(d, s, "", guards(), quiet())
 	out := []notify.Outgoing{{DedupeKey: "otp:1", Kind: notify.KindOTP, Recipient: "customer:+41791234567", To: "+41791234567",
 		Locale: "en", Data: notify.Data{Code: "123456"}, Secret: true}}
 	if err := n.Deliver(context.Background(), out); err != nil {
@@ -289,3 +290,9 @@ func TestSecretMessagesAreNotKept(t *testing.T) {
 	}
 }
 
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// guards are the default guards of a deployment.
+func guards() notify.Guards {
+	return notify.Guards{Countries: phones.MustParseCountries(phones.DefaultCountries), PerPhoneDay: 20, PerAccountDay: 50}
+}

@@ -133,7 +133,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, op
 		SLA: cfg.SLA, GiveUp: cfg.GiveUp, WindowLead: cfg.WindowLead, OfferStrategy: cfg.OfferStrategy, BatchWindow: cfg.BatchWindow,
 		BatchUrgency: cfg.BatchUrgency,
 		OfferTimeout: cfg.OfferTimeout, WaveSize: cfg.WaveSize, MaxSearchKm: cfg.MaxSearchKm,
-		Log: log, RegionResolution: cfg.RegionRes,
+		Log: log, RegionResolution: cfg.RegionRes, SMSCountries: cfg.SMSCountries,
 	}, now)
 	a.DB.OnListenError(func(channel string, err error) {
 		log.Warn("change feed: listening lost, reconnecting", "channel", channel, "err", err)
@@ -146,7 +146,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, op
 		defer a.bg.Done()
 		a.Dispatch.Fleet().Run(bgCtx)
 	}()
-	a.Notifier = notify.NewNotifier(a.DB, sender, cfg.PublicURL+"/v1/webhooks/twilio/status", log)
+	a.Notifier = notify.NewNotifier(a.DB, sender, cfg.PublicURL+"/v1/webhooks/twilio/status",
+		notify.Guards{Countries: cfg.SMSCountries, PerPhoneDay: cfg.SMSPerPhoneDay, PerAccountDay: cfg.SMSPerAccountDay}, log)
 	a.streamRedis = a.newRedis(true)
 	a.Hub = live.NewHub(a.Redis, a.streamRedis, cfg.QueuePrefix)
 	opsPassword := cfg.OpsPassword
@@ -167,7 +168,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, op
 	a.Webhooks = webhooks.NewService(a.DB, hookClient, now)
 	a.Idempotency = idempotency.NewStore(a.DB, now)
 	opsAPI := api.New(a.Technicians, a.Dispatch, a.Hub)
-	signIn := signin.NewService(a.DB, a.Issuer, a.Notifier, ratelimit.NewWindow(a.Redis, cfg.QueuePrefix, 10*time.Minute), secret, now)
+	signIn := signin.NewService(a.DB, a.Issuer, a.Notifier, ratelimit.NewWindow(a.Redis, cfg.QueuePrefix, 10*time.Minute), secret, cfg.SMSCountries, now)
 	a.Pings = technicians.NewPingBuffer(a.DB, cfg.PingFlush, a.techniciansMoved, log)
 	a.Routes = append(opsAPI.Routes(), mobileapi.New(a.Technicians, a.Dispatch, a.Hub, signIn, a.Pings, secret, cfg.PublicURL).Routes()...)
 	a.Routes = append(a.Routes, api.NewOps(opsAPI, a.Issuer, a.Hub, opsPassword, cfg.TileURL).Routes()...)
@@ -509,6 +510,7 @@ func (a *App) Worker() *jobs.Worker {
 	w.WithTechnicians(a.Technicians, a.Config.StaleAfter)
 	w.WithMetrics(a.registry)
 	w.WithCleanup("idempotency:expire", a.Idempotency.Expire)
+	w.WithCleanup("sms:counts", a.Notifier.Cleanup)
 	if a.Config.OfferStrategy == "batch" {
 		w.BatchEvery(a.Config.BatchWindow)
 	}

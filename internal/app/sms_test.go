@@ -51,6 +51,17 @@ func statusCallback(s *apitest.Server, sid, status string) apitest.Response {
 		"Content-Type", "application/x-www-form-urlencoded", "X-Twilio-Signature", sig)
 }
 
+// confirmContact makes phone a confirmed contact phone of the customer
+// (the confirmation API comes with the next commit).
+func confirmContact(t *testing.T, s *apitest.Server, _ *twiliotest.Server, _ string, phone string) {
+	t.Helper()
+	now := time.Now().UTC()
+	if err := s.App.DB.Exec(`INSERT INTO contact_phones (customer_id, phone, confirmed_at, created_at, updated_at) VALUES ('carla', ?, ?, ?, ?)`,
+		phone, now, now, now).Error; err != nil {
+		t.Fatal(err)
+	}
+}
+
 func waitSMS(t *testing.T, tw *twiliotest.Server, to, contains string) url.Values {
 	t.Helper()
 	var got url.Values
@@ -76,6 +87,7 @@ func TestSMSBothWays(t *testing.T) {
 	techs := onboard(t, s, 1000, 3000, 6000)
 	phones := []string{"+41795550000", "+41795550001", "+41795550002"}
 	cust := s.Token(auth.Customer, "carla")
+	confirmContact(t, s, tw, cust, "+41791110000")
 	var req fullRequest
 	s.Must(http.StatusCreated, "POST", "/v1/requests", cust, map[string]any{
 		"skill": "router_replace", "lat": 47.3769, "lng": 8.5417, "address": "Bahnhofstrasse 1", "phone": "+41791110000", "locale": "de"}, &req)
