@@ -51,15 +51,16 @@ func statusCallback(s *apitest.Server, sid, status string) apitest.Response {
 		"Content-Type", "application/x-www-form-urlencoded", "X-Twilio-Signature", sig)
 }
 
-// confirmContact makes phone a confirmed contact phone of the customer
-// (the confirmation API comes with the next commit).
-func confirmContact(t *testing.T, s *apitest.Server, _ *twiliotest.Server, _ string, phone string) {
+// confirmContact makes phone a contact phone of the customer through the
+// API: a code texted there, typed back.
+func confirmContact(t *testing.T, s *apitest.Server, tw *twiliotest.Server, token, phone string) {
 	t.Helper()
-	now := time.Now().UTC()
-	if err := s.App.DB.Exec(`INSERT INTO contact_phones (customer_id, phone, confirmed_at, created_at, updated_at) VALUES ('carla', ?, ?, ?, ?)`,
-		phone, now, now, now).Error; err != nil {
-		t.Fatal(err)
+	s.Must(http.StatusAccepted, "POST", "/v1/me/contacts", token, map[string]string{"phone": phone}, nil)
+	code := codeRE.FindStringSubmatch(waitSMS(t, tw, phone, "Onsite: someone asked").Get("Body"))
+	if code == nil {
+		t.Fatalf("no code in the text to %s", phone)
 	}
+	s.Must(http.StatusOK, "POST", "/v1/me/contacts/confirm", token, map[string]string{"phone": phone, "code": code[1]}, nil)
 }
 
 func waitSMS(t *testing.T, tw *twiliotest.Server, to, contains string) url.Values {
