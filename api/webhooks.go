@@ -103,7 +103,9 @@ func (w *Webhooks) status(c echo.Context) error {
 		return errs.InvalidField("MessageSid", "MessageSid and MessageStatus are required")
 	}
 	ctx := c.Request().Context()
-	m, found, err := w.notifier.RecordStatus(ctx, sid, status, form.Get("ErrorCode"))
+	// The callback URL names the message, so a report settles a message
+	// whose send answer was lost.
+	m, found, err := w.notifier.RecordStatus(ctx, sid, status, form.Get("ErrorCode"), c.QueryParam("message"))
 	if err != nil {
 		return err
 	}

@@ -271,16 +271,9 @@ func (s *Service) writeBatch(tx *gorm.DB, reqs []Request, pairs []match.BatchPai
 			return nil, n, err
 		}
 	}
-	if len(w.hooked) > 0 {
-		n++
-	}
-	if len(w.events) > 0 {
-		n++
-	}
-	if len(w.tasks) > 0 {
-		n++
-	}
-	if err := w.flush(tx, now); err != nil {
+	k, err := w.flushCounted(tx, now)
+	n += k
+	if err != nil {
 		return nil, n, err
 	}
 	return offers, n, nil

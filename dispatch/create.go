@@ -196,21 +196,27 @@ func (s *Service) Create(ctx context.Context, c Caller, idemKey string, n NewReq
 			}
 			s.skills.Store(n.Skill, true) // skills are never removed from the catalog
 		}
-		if err := tx.Clauses(clause.OnConflict{DoNothing: true}).
-			Create(&customer{ID: c.Subject, Locale: "en", CreatedAt: now}).Error; err != nil {
-			return fmt.Errorf("ensure customer: %w", err)
+		if !s.customers.has(c.Subject) {
+			if err := tx.Clauses(clause.OnConflict{DoNothing: true}).
+				Create(&customer{ID: c.Subject, Locale: "en", CreatedAt: now}).Error; err != nil {
+				return fmt.Errorf("ensure customer: %w", err)
+			}
 		}
 		if err := tx.Create(&r).Error; err != nil {
 			return err
 		}
+		// The event, its live row and the timers of the new state in one
+		// outbox write.
+		var w writes
 		data := map[string]any{"skill": r.SkillCode, "mode": r.Mode, "cell": r.Cell.String()}
-		if err := appendEvent(tx, r.ID, "created", c.actor(), data, now); err != nil {
+		if err := w.event(r.ID, "created", c.actor(), data, now); err != nil {
 			return err
 		}
-		if err := notifyRequest(tx, r); err != nil {
+		s.timersOf(&w, &r, now)
+		if err := w.flush(tx, now); err != nil {
 			return err
 		}
-		return s.afterStateChange(tx, &r, now)
+		return notifyRequest(tx, r)
 	})
 	if db.IsDuplicate(err) && key != nil {
 		// A concurrent retry with the same key won the insert.
@@ -231,6 +237,7 @@ func (s *Service) Create(ctx context.Context, c Caller, idemKey string, n NewReq
 		}
 		return Created{}, fmt.Errorf("create request: %w", err)
 	}
+	s.customers.add(c.Subject) // committed: the customer row exists
 	return Created{Request: r}, nil
 }
 

@@ -140,9 +140,7 @@ func (s *Service) newOffer(w *writes, r Request, sc match.Scored, rank, round in
 	if err := w.eventBody(r.ID, "offered", System, string(data), now); err != nil {
 		return Offer{}, err
 	}
-	if err := w.task(TaskOfferExpire, QueueCritical, TaskPayload{OfferID: o.ID, RequestID: r.ID}, o.ExpiresAt, now); err != nil {
-		return Offer{}, err
-	}
+	w.task(TaskOfferExpire, QueueCritical, TaskPayload{OfferID: o.ID, RequestID: r.ID}, o.ExpiresAt, now)
 	return o, nil
 }
 

@@ -19,7 +19,7 @@ const (
 	TaskDeadline    = "dispatch:deadline"     // check the give-up time of a searching request
 	TaskNotify      = "notify:event"          // tell people about an event
 	TaskLive        = "live:event"            // push the change to the live streams (handled by the relay itself; with Notify, the relay then queues TaskNotify)
-	TaskWebhook     = "webhook:deliver"       // post a status change to an owner's endpoint
+	TaskWebhook     = "webhook:deliver"       // wake up a delivery to an owner's endpoint (webhook_deliveries holds the work)
 )
 
 // Queues, by urgency.
@@ -54,6 +54,7 @@ type TaskPayload struct {
 	OfferID    string `json:"offer_id,omitempty"`
 	EventID    string `json:"event_id,omitempty"`
 	EndpointID string `json:"endpoint_id,omitempty"`
+	DeliveryID string `json:"delivery_id,omitempty"`
 	Round      int    `json:"round,omitempty"`
 	// Notify, on a TaskLive row, asks the relay to queue the event's
 	// TaskNotify too: one outbox row per event instead of two.
@@ -109,9 +110,8 @@ var batched = map[string]bool{TaskLive: true, TaskOfferExpire: true}
 
 // task adds an outbox row; its id becomes the asynq task id, so a relay
 // that hands a row over twice enqueues it once.
-func (w *writes) task(kind, queue string, p TaskPayload, processAt, now time.Time) error {
+func (w *writes) task(kind, queue string, p TaskPayload, processAt, now time.Time) {
 	w.tasks = append(w.tasks, pendingTask{kind: kind, queue: queue, payload: p, processAt: db.UTC(processAt), now: now})
-	return nil
 }
 
 // rows encodes the gathered tasks, one row per task except for batched
@@ -170,52 +170,60 @@ func (w *writes) event(requestID, typ string, a Actor, data map[string]any, now 
 
 // eventBody is event with its data already encoded as JSON.
 func (w *writes) eventBody(requestID, typ string, a Actor, body string, now time.Time) error {
-	e := Event{ID: db.NewID(), RequestID: requestID, Type: typ, ActorRole: a.Role, ActorID: a.ID, Data: body, At: now}
+	e := Event{ID: db.NewID(), RequestID: requestID, Type: typ, ActorRole: a.Role, ActorID: a.ID, Data: body, At: now, MessagesOwed: notifiable[typ]}
 	w.events = append(w.events, e)
-	if err := w.task(TaskLive, QueueCritical, TaskPayload{EventID: e.ID, RequestID: requestID, Notify: notifiable[typ]}, now, now); err != nil {
-		return err
-	}
+	w.task(TaskLive, QueueCritical, TaskPayload{EventID: e.ID, RequestID: requestID, Notify: notifiable[typ]}, now, now)
 	if hooked[typ] {
 		w.hooked = append(w.hooked, e)
 	}
 	return nil
 }
 
-// flush inserts what was gathered: one statement for the webhook endpoints
-// (when an event is hooked), one for the events, one for the outbox rows.
+// flush inserts what was gathered: the webhook deliveries of hooked events
+// (hooks.go), then one statement each for the events, the deliveries and
+// the outbox rows.
 func (w *writes) flush(tx *gorm.DB, now time.Time) error {
+	_, err := w.flushCounted(tx, now)
+	return err
+}
+
+// flushCounted is flush, returning the statements it ran.
+func (w *writes) flushCounted(tx *gorm.DB, now time.Time) (int, error) {
+	n := 0
+	var deliveries []hookDelivery
 	if len(w.hooked) > 0 {
-		ids := make([]string, 0, len(w.hooked))
-		for _, e := range w.hooked {
-			ids = append(ids, e.RequestID)
-		}
-		var rows []struct{ RequestID, EndpointID string }
-		if err := tx.Raw(`SELECT r.id AS request_id, w.id AS endpoint_id FROM webhook_endpoints w JOIN requests r ON r.customer_id = w.owner_id
-			WHERE r.id IN ? AND w.revoked_at IS NULL ORDER BY w.id`, ids).Scan(&rows).Error; err != nil {
-			return fmt.Errorf("find webhook endpoints: %w", err)
-		}
-		for _, e := range w.hooked {
-			for _, r := range rows {
-				if r.RequestID == e.RequestID {
-					if err := w.task(TaskWebhook, QueueDefault, TaskPayload{EventID: e.ID, RequestID: e.RequestID, EndpointID: r.EndpointID}, now, now); err != nil {
-						return err
-					}
-				}
-			}
+		var k int
+		var err error
+		deliveries, k, err = w.hookDeliveries(tx, now)
+		n += k
+		if err != nil {
+			return n, err
 		}
 	}
-	if err := insertEvents(tx, w.events); err != nil {
-		return fmt.Errorf("append %d events: %w", len(w.events), err)
+	if len(w.events) > 0 {
+		n++
+		if err := insertEvents(tx, w.events); err != nil {
+			return n, fmt.Errorf("append %d events: %w", len(w.events), err)
+		}
+	}
+	if len(deliveries) > 0 {
+		n++
+		if err := insertDeliveries(tx, deliveries); err != nil {
+			return n, fmt.Errorf("write %d webhook deliveries: %w", len(deliveries), err)
+		}
 	}
 	rows, err := w.rows()
 	if err != nil {
-		return err
+		return n, err
 	}
-	if err := insertTasks(tx, rows); err != nil {
-		return fmt.Errorf("write %d tasks to the outbox: %w", len(rows), err)
+	if len(rows) > 0 {
+		n++
+		if err := insertTasks(tx, rows); err != nil {
+			return n, fmt.Errorf("write %d tasks to the outbox: %w", len(rows), err)
+		}
 	}
 	*w = writes{}
-	return nil
+	return n, nil
 }
 
 func insertEvents(tx *gorm.DB, evs []Event) error {
@@ -225,13 +233,16 @@ func insertEvents(tx *gorm.DB, evs []Event) error {
 	}
 	id, req, typ, role, actor, data, at := make([]string, n), make([]string, n), make([]string, n), make([]string, n),
 		make([]string, n), make([]string, n), make([]time.Time, n)
+	owed := make([]bool, n)
 	for i, e := range evs {
 		id[i], req[i], typ[i], role[i], actor[i], data[i], at[i] = e.ID, e.RequestID, e.Type, e.ActorRole, e.ActorID, e.Data, e.At
+		owed[i] = e.MessagesOwed
 	}
 	return db.InsertColumns(tx, "events", []db.Column{
 		{Name: "id", Type: "text", Values: id}, {Name: "request_id", Type: "text", Values: req}, {Name: "type", Type: "text", Values: typ},
 		{Name: "actor_role", Type: "text", Values: role}, {Name: "actor_id", Type: "text", Values: actor},
 		{Name: "data", Type: "text", Values: data}, {Name: "at", Type: "timestamp", Values: at},
+		{Name: "messages_owed", Type: "boolean", Values: owed},
 	}, evs)
 }
 

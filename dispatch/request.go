@@ -163,6 +163,9 @@ type Event struct {
 	ActorID   string    `json:"actor_id"`
 	Data      string    `json:"-"`
 	At        time.Time `json:"at"`
+	// MessagesOwed marks an event someone is to be told about until the
+	// worker has stored its messages (docs/messages.md).
+	MessagesOwed bool `json:"-"`
 }
 
 // Actor is who caused a change: a role and an id ("system" for Onsite itself).

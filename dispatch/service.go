@@ -49,7 +49,8 @@ type Service struct {
 	now   func() time.Time
 	fleet *Fleet
 
-	skills sync.Map // skill codes known to exist
+	skills    sync.Map // skill codes known to exist
+	customers knownIDs // customers known to exist (rows are never deleted)
 
 	answerMu sync.Mutex // the typical answer time, learned every answerFresh
 	answer   time.Duration
@@ -67,7 +68,32 @@ func NewService(d *db.DB, cfg Config, now func() time.Time) *Service {
 	if cfg.SMSCountries.IsZero() {
 		cfg.SMSCountries = phones.MustParseCountries(phones.DefaultCountries)
 	}
-	return &Service{db: d, cfg: cfg, now: func() time.Time { return db.UTC(now()) }, fleet: NewFleet(d, now, cfg.Log)}
+	return &Service{db: d, cfg: cfg, now: func() time.Time { return db.UTC(now()) }, fleet: NewFleet(d, now, cfg.Log),
+		customers: knownIDs{max: 100_000}}
+}
+
+// knownIDs remembers ids of rows known to exist, so a create can skip its
+// "insert if missing"; at max it forgets them all and starts again.
+type knownIDs struct {
+	mu  sync.Mutex
+	ids map[string]struct{}
+	max int
+}
+
+func (k *knownIDs) has(id string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	_, ok := k.ids[id]
+	return ok
+}
+
+func (k *knownIDs) add(id string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.ids == nil || len(k.ids) >= k.max {
+		k.ids = make(map[string]struct{})
+	}
+	k.ids[id] = struct{}{}
 }
 
 // RegionOf is the region of a request in a cell ("" with one region).

@@ -58,27 +58,36 @@ func (s *Service) CheckDeadline(ctx context.Context, requestID string) error {
 // With the batch strategy the next batch round is that round (it flags
 // at-risk requests too), so no task is needed.
 func (s *Service) matchSoon(tx *gorm.DB, requestID string, now time.Time) error {
-	if s.cfg.OfferStrategy == match.Batch {
-		return nil
+	var w writes
+	s.matchSoonIn(&w, requestID, now)
+	return w.flush(tx, now)
+}
+
+// matchSoonIn is matchSoon gathered into w.
+func (s *Service) matchSoonIn(w *writes, requestID string, now time.Time) {
+	if s.cfg.OfferStrategy != match.Batch {
+		w.task(TaskMatch, QueueCritical, TaskPayload{RequestID: requestID}, now, now)
 	}
-	return enqueue(tx, TaskMatch, QueueCritical, TaskPayload{RequestID: requestID}, now, now)
 }
 
 // afterStateChange writes the tasks a request's new state implies.
 func (s *Service) afterStateChange(tx *gorm.DB, r *Request, now time.Time) error {
+	var w writes
+	s.timersOf(&w, r, now)
+	return w.flush(tx, now)
+}
+
+// timersOf gathers into w the tasks a request's new state implies.
+func (s *Service) timersOf(w *writes, r *Request, now time.Time) {
 	switch r.State {
 	case Searching:
-		if err := s.matchSoon(tx, r.ID, now); err != nil {
-			return err
-		}
+		s.matchSoonIn(w, r.ID, now)
 		if r.GiveUpAt != nil {
-			return enqueue(tx, TaskDeadline, QueueDefault, TaskPayload{RequestID: r.ID}, *r.GiveUpAt, now)
+			w.task(TaskDeadline, QueueDefault, TaskPayload{RequestID: r.ID}, *r.GiveUpAt, now)
 		}
 	case Scheduled:
-		at := r.WindowStart.Add(-s.cfg.WindowLead)
-		return enqueue(tx, TaskStartSearch, QueueDefault, TaskPayload{RequestID: r.ID}, at, now)
+		w.task(TaskStartSearch, QueueDefault, TaskPayload{RequestID: r.ID}, r.WindowStart.Add(-s.cfg.WindowLead), now)
 	}
-	return nil
 }
 
 // Actions.

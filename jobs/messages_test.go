@@ -3,10 +3,12 @@ package jobs_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/onsite/onsite/dispatch"
@@ -126,16 +128,30 @@ func TestReminders(t *testing.T) {
 		if err := d.Table("outbox").Where("kind = ?", dispatch.TaskRemind).Select("process_at").Scan(&at).Error; err != nil || !at.Equal(start.Add(-time.Hour).UTC()) {
 			t.Fatalf("reminder task at %v (%v), want %v", at, err, start.Add(-time.Hour))
 		}
+		// The reminder waits for the messages of the events before it (the
+		// assignment's): the worker stores them.
 		for range 2 { // the task may run twice
 			if err := msgs.Remind(ctx, out.Request.ID); err != nil {
 				t.Fatal(err)
 			}
 		}
+		if n := len(tw.Messages()); n != 0 {
+			t.Fatalf("%d messages went before the assignment's was stored", n)
+		}
+		owed, err := svc.OwedEvents(ctx, time.Now().Add(time.Second), 10)
+		if err != nil || len(owed) != 2 { // created, assigned
+			t.Fatalf("owed events: %+v %v", owed, err)
+		}
+		for _, p := range owed {
+			if err := msgs.ForEvent(ctx, p.EventID); err != nil {
+				t.Fatal(err)
+			}
+		}
 		cust := tw.To("+41791117777")
 		tech := tw.To(list[0].Phone)
-		if len(cust) != 1 || !strings.Contains(cust[0], "Promemoria") || len(tech) != 1 || !strings.Contains(tech[0], "your wifi_setup job") ||
-			strings.Contains(tech[0], "Seestrasse") {
-			t.Fatalf("reminders: customer %q, technician %q", cust, tech)
+		if len(cust) != 2 || !strings.Contains(cust[0], "si occupa") || !strings.Contains(cust[1], "Promemoria") ||
+			len(tech) != 1 || !strings.Contains(tech[0], "your wifi_setup job") || strings.Contains(tech[0], "Seestrasse") {
+			t.Fatalf("assignment and reminders: customer %q, technician %q", cust, tech)
 		}
 		// a cancelled appointment is not reminded of
 		if _, err := svc.Cancel(ctx, dispatch.Caller{Role: "customer", Subject: "c1"}, out.Request.ID, dispatch.CancelInput{Reason: "away"}); err != nil {
@@ -145,8 +161,126 @@ func TestReminders(t *testing.T) {
 		if err := msgs.Remind(ctx, out.Request.ID); err != nil {
 			t.Fatal(err)
 		}
-		if n := len(tw.Messages()); n != 2 {
-			t.Fatalf("%d messages after the cancellation's reminder, want still 2", n)
+		if n := len(tw.Messages()); n != 3 {
+			t.Fatalf("%d messages after the cancellation's reminder, want still 3", n)
+		}
+	})
+}
+
+// TestMessagesWaitForEarlierEvents: a request's messages leave in event
+// order even when the worker handles its events out of order: a message
+// waits while an earlier event of its request still owes its messages.
+func TestMessagesWaitForEarlierEvents(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		techs, svc := newServices(t, d)
+		tw := twiliotest.Start(t)
+		notifier := notify.NewNotifier(d, twilioSender(t, tw), "", guards(), quiet())
+		notifier.WithCheck(jobs.Check(svc))
+		msgs := jobs.NewMessages(svc, notifier, nil, []byte("k"), "https://onsite.test")
+		proveContact(t, d, "c1", "+41791117777")
+		lat, lng := 47.3769, 8.5417
+		out, err := svc.Create(ctx, dispatch.Caller{Role: "customer", Subject: "c1"}, "", dispatch.NewRequest{Skill: "wifi_setup", Lat: &lat, Lng: &lng,
+			Phone: "+41791117777", Locale: "en"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		list, _ := techs.List(ctx, technicians.Filter{})
+		if _, err := svc.AssignByHand(ctx, dispatch.Caller{Role: "ops", Subject: "alice"}, out.Request.ID, dispatch.AssignInput{TechnicianID: list[0].ID}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.Depart(ctx, list[0].ID, out.Request.ID); err != nil {
+			t.Fatal(err)
+		}
+		owed, err := svc.OwedEvents(ctx, time.Now().Add(time.Second), 10)
+		if err != nil || len(owed) != 3 { // created, assigned, en_route
+			t.Fatalf("owed: %+v %v", owed, err)
+		}
+		// The en route event is handled first: its message waits.
+		if err := msgs.ForEvent(ctx, owed[2].EventID); err != nil {
+			t.Fatal(err)
+		}
+		if err := msgs.ForEvent(ctx, owed[0].EventID); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(tw.Messages()); n != 0 {
+			t.Fatalf("%d sent while the assignment's message was owed", n)
+		}
+		if err := msgs.ForEvent(ctx, owed[1].EventID); err != nil {
+			t.Fatal(err)
+		}
+		got := tw.To("+41791117777")
+		if len(got) != 2 || !strings.Contains(got[0], "Tina is on the way") || !strings.Contains(got[1], "Tina has set off") {
+			t.Fatalf("sent %q", got)
+		}
+		if left, _ := svc.OwedEvents(ctx, time.Now().Add(time.Second), 10); len(left) != 0 {
+			t.Fatalf("still owed: %+v", left)
+		}
+	})
+}
+
+// TestSweepWakesLostMessageWork: Redis loses every wake-up twice, once
+// after the relay handed the events over and once while a send's outcome is
+// unknown (Twilio answering 500); the sweep queues the work again from
+// PostgreSQL and the customer gets each message once.
+func TestSweepWakesLostMessageWork(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		rp := startRedis(t, freePort(t))
+		techs, svc := newServices(t, d)
+		tw := twiliotest.Start(t)
+		rc := redis.NewClient(&redis.Options{Addr: rp.addr(), MaxRetries: 1, DialTimeout: 200 * time.Millisecond})
+		t.Cleanup(func() { _ = rc.Close() })
+		notifier := notify.NewNotifier(d, twilioSender(t, tw), "", guards(), quiet())
+		notifier.WithCheck(jobs.Check(svc))
+		notifier.WithWake(jobs.NewWaker(rc, "").Message)
+		msgs := jobs.NewMessages(svc, notifier, nil, []byte("k"), "https://onsite.test")
+		proveContact(t, d, "c1", "+41791117777")
+
+		lat, lng := 47.3769, 8.5417
+		out, err := svc.Create(ctx, dispatch.Caller{Role: "customer", Subject: "c1"}, "", dispatch.NewRequest{Skill: "wifi_setup", Lat: &lat, Lng: &lng,
+			Phone: "+41791117777", Locale: "en"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		list, _ := techs.List(ctx, technicians.Filter{})
+		if _, err := svc.AssignByHand(ctx, dispatch.Caller{Role: "ops", Subject: "alice"}, out.Request.ID, dispatch.AssignInput{TechnicianID: list[0].ID}); err != nil {
+			t.Fatal(err)
+		}
+		relay := jobs.NewRelay(d, asynq.NewClientFromRedisClient(rc), "", quiet())
+		if _, err := relay.Once(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := rc.FlushAll(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		tw.FailWith(http.StatusInternalServerError)
+		w := jobs.NewWorker(d, rc, svc, "", quiet())
+		w.WithMessages(msgs)
+		w.SweepEvery(time.Second)
+		wctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- w.Run(wctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+
+		var m notify.Message
+		apitest.Eventually(t, 20*time.Second, "the assignment's message stored by the sweep's wake-up and tried", func() bool {
+			return d.Where("kind = ? AND state = ?", notify.KindAssigned, notify.StateSending).First(&m).Error == nil
+		})
+		if err := rc.FlushAll(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		tw.FailWith(0)
+		apitest.Eventually(t, 30*time.Second, "the message sent", func() bool {
+			return d.Where("id = ?", m.ID).First(&m).Error == nil && m.State == notify.StateSent
+		})
+		if got := tw.To("+41791117777"); len(got) != 1 || !strings.Contains(got[0], "Tina is on the way") {
+			t.Fatalf("the customer got %q", got)
+		}
+		if left, _ := svc.OwedEvents(ctx, time.Now().Add(time.Second), 10); len(left) != 0 {
+			t.Fatalf("still owed: %+v", left)
 		}
 	})
 }

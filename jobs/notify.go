@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/onsite/onsite/dispatch"
+	"github.com/onsite/onsite/internal/errs"
 	"github.com/onsite/onsite/notify"
 )
 
@@ -54,14 +55,35 @@ func (m *Messages) clock(t *time.Time) string {
 	return t.In(m.loc).Format("15:04")
 }
 
-// ForEvent sends the messages an event implies. A second run sends nothing
-// new: each message's key is its event, kind and recipient.
+// ForEvent stores the messages an event implies, records that the event
+// owes none any more, and sends what may go now. A second run stores and
+// sends nothing new: each message's key is its event, kind and recipient.
 func (m *Messages) ForEvent(ctx context.Context, eventID string) error {
 	f, err := m.dispatch.FactsForEvent(ctx, eventID)
+	if errs.CodeOf(err) == errs.NotFound {
+		// What the event was about is gone: nothing to tell.
+		return m.dispatch.MessagesStored(ctx, eventID)
+	}
 	if err != nil {
 		return err
 	}
-	r := f.Request
+	b, err := m.notifier.Store(ctx, m.eventMessages(f))
+	if err != nil {
+		return err
+	}
+	if err := m.dispatch.MessagesStored(ctx, eventID); err != nil {
+		return err
+	}
+	if len(b.Messages) == 0 {
+		// Messages of later events may have waited for this one's.
+		return m.notifier.SendRequest(ctx, f.Request.ID)
+	}
+	return m.notifier.Send(ctx, b)
+}
+
+// eventMessages are the messages an event implies.
+func (m *Messages) eventMessages(f dispatch.EventFacts) []notify.Outgoing {
+	r, eventID := f.Request, f.Event.ID
 	var out []notify.Outgoing
 	if f.Event.Type == "offered" && f.Technician != nil && f.Offer != nil {
 		o := f.Offer
@@ -70,6 +92,7 @@ func (m *Messages) ForEvent(ctx context.Context, eventID string) error {
 			RequestID: r.ID, OfferID: o.ID, Recipient: "technician:" + f.Technician.ID, To: f.Technician.Phone, Locale: f.Technician.Locale,
 			Data: notify.Data{Skill: r.SkillCode, DistanceKm: fmt.Sprintf("%.1f", float64(o.DistanceM)/1000),
 				EtaMinutes: (o.EtaSeconds + 59) / 60, ExpiresAt: m.clock(&o.ExpiresAt)},
+			Technician: f.Technician.ID,
 		})
 	}
 	if f.Event.Type == "created" && r.State == dispatch.PendingConfirmation && f.Customer.Phone != "" {
@@ -93,9 +116,34 @@ func (m *Messages) ForEvent(ctx context.Context, eventID string) error {
 		out = append(out, notify.Outgoing{
 			DedupeKey: fmt.Sprintf("%s:%s:customer:%s", eventID, kind, f.Customer.ID), Kind: kind, RequestID: r.ID,
 			Recipient: "customer:" + f.Customer.ID, To: f.Customer.Phone, Locale: f.Customer.Locale, Account: f.Customer.ID, Data: d,
+			Technician: eventTechnician(f),
 		})
 	}
-	return m.notifier.Deliver(ctx, out)
+	for i := range out {
+		out[i].EventID, out[i].EventAt = eventID, f.Event.At
+	}
+	return out
+}
+
+// eventTechnician is the technician an event is about: the one it names, or
+// the one who acted, or else the request's.
+func eventTechnician(f dispatch.EventFacts) string {
+	if id, ok := f.Data["technician_id"].(string); ok && id != "" {
+		return id
+	}
+	if f.Event.ActorRole == "technician" {
+		return f.Event.ActorID
+	}
+	if f.Technician != nil {
+		return f.Technician.ID
+	}
+	return ""
+}
+
+// ReminderKey is the dedupe key of the technician's reminder of a windowed
+// appointment (the sweep looks for it).
+func ReminderKey(requestID, technicianID string) string {
+	return fmt.Sprintf("remind:%s:technician:%s", requestID, technicianID)
 }
 
 // Remind sends the reminders of a windowed appointment, once.
@@ -107,15 +155,16 @@ func (m *Messages) Remind(ctx context.Context, requestID string) error {
 	r := f.Request
 	window := m.clock(r.WindowStart) + "–" + m.clock(r.WindowEnd)
 	out := []notify.Outgoing{{
-		DedupeKey: fmt.Sprintf("remind:%s:technician:%s", r.ID, f.Technician.ID), Kind: notify.KindReminderTech, RequestID: r.ID,
+		DedupeKey: ReminderKey(r.ID, f.Technician.ID), Kind: notify.KindReminderTech, RequestID: r.ID,
 		Recipient: "technician:" + f.Technician.ID, To: f.Technician.Phone, Locale: f.Technician.Locale,
-		Data: notify.Data{Skill: r.SkillCode, Window: window},
+		Data: notify.Data{Skill: r.SkillCode, Window: window}, Technician: f.Technician.ID,
 	}}
 	if f.Customer.Phone != "" {
 		out = append(out, notify.Outgoing{
 			DedupeKey: fmt.Sprintf("remind:%s:customer:%s", r.ID, f.Customer.ID), Kind: notify.KindReminder, RequestID: r.ID,
 			Recipient: "customer:" + f.Customer.ID, To: f.Customer.Phone, Locale: f.Customer.Locale, Account: f.Customer.ID,
-			Data: notify.Data{Skill: r.SkillCode, Technician: firstName(f.Technician.Name), Window: window},
+			Data:       notify.Data{Skill: r.SkillCode, Technician: firstName(f.Technician.Name), Window: window},
+			Technician: f.Technician.ID,
 		})
 	}
 	return m.notifier.Deliver(ctx, out)

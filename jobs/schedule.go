@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +30,9 @@ func (w *Worker) periodic() *Runner {
 	r.Add(Periodic{Name: TaskSweep, Every: w.sweepEvery, Run: w.sweep})
 	if w.batchEvery > 0 {
 		r.Add(Periodic{Name: TaskBatch, Every: w.batchEvery, Regions: w.dispatch.Regions, Run: w.batchRound})
+	}
+	if w.hooks != nil {
+		r.Add(Periodic{Name: TaskWebhookSweep, Every: w.sweepEvery, Run: w.hooks.sweep})
 	}
 	if w.techs != nil {
 		r.Add(Periodic{Name: TaskShiftEnds, Every: time.Minute, Run: w.endShifts})
@@ -80,7 +84,18 @@ func (w *Worker) sweep(ctx context.Context, _ string, _ lease.Fence) error {
 	if res != (dispatch.SweepResult{}) {
 		w.log.Info("sweep repaired work", "matched", res.Matched, "expired", res.Expired, "given_up", res.GivenUp, "started", res.Started)
 	}
-	return err
+	if w.messages == nil {
+		return err
+	}
+	window, ok := TickWindow(ctx)
+	if !ok {
+		window = time.Now()
+	}
+	mres, merr := w.messages.Sweep(ctx, w.waker, window, w.sweepEvery)
+	if mres != (MessageSweep{}) {
+		w.log.Info("sweep woke message work", "events", mres.Events, "messages", mres.Messages, "reminders", mres.Reminders)
+	}
+	return errors.Join(err, merr)
 }
 
 func (w *Worker) endShifts(ctx context.Context, _ string, _ lease.Fence) error {

@@ -46,6 +46,7 @@ type Worker struct {
 	batchEvery  time.Duration // 0: the batch strategy is off
 	owner       string        // the periodic jobs' lease owner (schedule.go)
 	metrics     prometheus.Registerer
+	waker       *Waker // the sweep's wake-ups of message work
 	cleanups    []cleanup
 }
 
@@ -63,13 +64,18 @@ func (w *Worker) WithTechnicians(t *technicians.Service, staleAfter time.Duratio
 	w.techs, w.staleAfter = t, staleAfter
 }
 
+// SweepEvery sets the sweep's period (default 30 s); messages whose
+// wake-up was lost wait up to about two periods.
+func (w *Worker) SweepEvery(d time.Duration) { w.sweepEvery = d }
+
 // BatchEvery turns on the batch strategy's periodic round.
 func (w *Worker) BatchEvery(d time.Duration) { w.batchEvery = d }
 
 // NewWorker returns a worker over the shared Redis client; prefix is put
 // before every queue name (so processes sharing a Redis can be kept apart).
 func NewWorker(d *db.DB, rc redis.UniversalClient, ds *dispatch.Service, prefix string, log *slog.Logger) *Worker {
-	return &Worker{db: d, redis: rc, dispatch: ds, log: log, prefix: prefix, concurrency: 10, sweepEvery: 30 * time.Second, owner: NewOwnerID()}
+	return &Worker{db: d, redis: rc, dispatch: ds, log: log, prefix: prefix, concurrency: 10, sweepEvery: 30 * time.Second, owner: NewOwnerID(),
+		waker: NewWaker(rc, prefix)}
 }
 
 // Queues returns the queue names with their priorities.
@@ -138,6 +144,16 @@ func (w *Worker) mux() *asynq.ServeMux {
 		mux.HandleFunc(dispatch.TaskRemind, w.handle(func(ctx context.Context, p dispatch.TaskPayload) error {
 			return w.messages.Remind(ctx, p.RequestID)
 		}))
+		mux.HandleFunc(TaskSend, func(ctx context.Context, t *asynq.Task) error {
+			var p sendPayload
+			if err := json.Unmarshal(t.Payload(), &p); err != nil {
+				return fmt.Errorf("%s: bad payload: %v: %w", t.Type(), err, asynq.SkipRetry)
+			}
+			if err := w.messages.notifier.SendMessage(ctx, p.MessageID); err != nil {
+				return fmt.Errorf("%s: %w", t.Type(), err)
+			}
+			return nil
+		})
 	}
 	if w.hooks != nil {
 		mux.HandleFunc(dispatch.TaskWebhook, w.handle(w.hooks.Deliver))

@@ -52,14 +52,10 @@ type withheldRow struct {
 
 func (withheldRow) TableName() string { return "sms_withheld" }
 
-// withheldBefore returns the dedupe keys of out already withheld: a task
-// that runs again does not reconsider them (a phone confirmed meanwhile gets
-// the texts from then on, not the ones held back before).
-func (n *Notifier) withheldBefore(ctx context.Context, out []Outgoing) (map[string]bool, error) {
-	keys := make([]string, len(out))
-	for i, o := range out {
-		keys[i] = o.DedupeKey
-	}
+// withheldBefore returns which of the dedupe keys were withheld before: a
+// task that runs again does not reconsider them (a phone confirmed meanwhile
+// gets the texts from then on, not the ones held back before).
+func (n *Notifier) withheldBefore(ctx context.Context, keys []string) (map[string]bool, error) {
 	var found []string
 	if err := n.db.WithContext(ctx).Model(&withheldRow{}).Where("dedupe_key IN ?", keys).Pluck("dedupe_key", &found).Error; err != nil {
 		return nil, fmt.Errorf("load withheld messages: %w", err)
@@ -76,10 +72,11 @@ type errOverCap struct{ reason string }
 
 func (e errOverCap) Error() string { return "over the cap: " + e.reason }
 
-// store keeps m for sending unless a guard holds o back; it returns the
-// reason when one does (and records it). A message stored before is left
-// as it is and counts nothing again.
-func (n *Notifier) store(ctx context.Context, o Outgoing, m Message, now time.Time) (string, error) {
+// keep stores m for sending unless a guard holds o back; it returns the
+// reason when one does (and records it in sms_withheld instead). A message
+// stored before (a concurrent run) is left as it is and counts nothing
+// again.
+func (n *Notifier) keep(ctx context.Context, o Outgoing, m Message, now time.Time) (string, error) {
 	reason, err := n.screen(ctx, o)
 	if err != nil {
 		return "", err
@@ -105,11 +102,43 @@ func (n *Notifier) store(ctx context.Context, o Outgoing, m Message, now time.Ti
 	if o.RequestID != "" {
 		w.RequestID = &o.RequestID
 	}
-	if err := n.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&w).Error; err != nil {
-		return "", fmt.Errorf("record withheld message %s: %w", o.DedupeKey, err)
+	if err := n.recordWithheld(ctx, w); err != nil {
+		return "", err
 	}
 	n.log.WarnContext(ctx, "sms withheld", "kind", o.Kind, "to", o.To, "account", o.Account, "reason", reason)
 	return reason, nil
+}
+
+// recordWithheld keeps w (once per dedupe key).
+func (n *Notifier) recordWithheld(ctx context.Context, w withheldRow) error {
+	if err := n.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&w).Error; err != nil {
+		return fmt.Errorf("record withheld message %s: %w", w.DedupeKey, err)
+	}
+	return nil
+}
+
+// WithheldPrefix starts the error of a stored message that the guards
+// stopped just before it was sent (state failed): "withheld:
+// country_not_allowed".
+const WithheldPrefix = "withheld: "
+
+// screenAtSend is the guards' last look at a stored message, just before
+// each send attempt (also the sweep's and every retry's): its phone must
+// still be in an allowed country. Messages are screened in full when they
+// are stored; this catches rows stored before a narrower
+// ONSITE_SMS_COUNTRIES, or before the guards existed. The withheld text is
+// recorded like one held back when stored.
+func (n *Notifier) screenAtSend(ctx context.Context, m Message) (string, error) {
+	if n.guards.Countries.Allows(m.ToPhone) {
+		return "", nil
+	}
+	w := withheldRow{ID: db.NewID(), DedupeKey: m.DedupeKey, Kind: m.Kind, RequestID: m.RequestID, Recipient: m.Recipient,
+		ToPhone: m.ToPhone, Reason: WithheldCountry, CreatedAt: n.now()}
+	if err := n.recordWithheld(ctx, w); err != nil {
+		return "", err
+	}
+	n.log.WarnContext(ctx, "sms withheld before sending", "message", m.ID, "kind", m.Kind, "to", m.ToPhone, "reason", WithheldCountry)
+	return WithheldCountry, nil
 }
 
 // screen applies the guards that need no counting: the country, and a

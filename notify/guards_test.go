@@ -157,3 +157,116 @@ func TestCapUnderConcurrency(t *testing.T) {
 		}
 	})
 }
+
+// TestGuardsInTheDurablePath: the guards hold inside the durable delivery
+// (docs/messages.md): a withheld or capped text never becomes a message, so
+// it holds no lane up, no retry or sweep finds it, and a later run of its
+// task neither sends nor counts it again (the sweep counts it as stored); a
+// message already stored for a country since taken off the list is stopped
+// at its next attempt and recorded, not sent.
+func TestGuardsInTheDurablePath(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		now := time.Now().UTC()
+		if err := d.Exec(`INSERT INTO customers (id, name, phone, locale, created_at) VALUES ('carla', '', '+41790000001', 'en', ?)`, now).Error; err != nil {
+			t.Fatal(err)
+		}
+		c := newClock()
+		s := &countingSender{}
+		g := guards()
+		g.PerPhoneDay = 2
+		n := notify.NewNotifier(d, s, "", g, quiet())
+		n.WithClock(c.Now)
+		lane := func(i int, to string) notify.Outgoing {
+			o := out(fmt.Sprint("ev", i, ":completed:customer:carla"), notify.KindCompleted, to)
+			o.Recipient, o.Account, o.RequestID = "customer:carla", "carla", "r1"
+			o.EventID, o.EventAt = fmt.Sprint("ev", i), c.Now().Add(time.Duration(i)*time.Millisecond)
+			return o
+		}
+		texts := []notify.Outgoing{
+			lane(1, "+41790000009"), // a phone carla never proved: withheld
+			lane(2, "+41790000001"), // her sign-in phone: sent, though behind a withheld text
+			lane(3, "+41790000001"), // not accepted: queued for a retry
+			lane(4, "+41790000001"), // past the cap of 2 (the queued one counted): withheld
+		}
+		s.fails = nil
+		if err := n.Deliver(ctx, texts[:2]); err != nil {
+			t.Fatal(err)
+		}
+		s.fails = []error{fmt.Errorf("busy: %w", notify.ErrNotAccepted)}
+		if err := n.Deliver(ctx, texts[2:]); err != nil {
+			t.Fatal(err)
+		}
+		if len(s.sent) != 1 || s.sent[0].To != "+41790000001" {
+			t.Fatalf("sent %+v", s.sent)
+		}
+		var reasons []string
+		d.Table("sms_withheld").Order("dedupe_key").Pluck("reason", &reasons)
+		if len(reasons) != 2 || reasons[0] != notify.WithheldUnconfirmed || reasons[1] != notify.WithheldPhoneCap {
+			t.Fatalf("withheld %v", reasons)
+		}
+		for _, k := range []string{texts[0].DedupeKey, texts[3].DedupeKey} {
+			var n int64
+			d.Model(&notify.Message{}).Where("dedupe_key = ?", k).Count(&n)
+			if n != 0 {
+				t.Fatalf("withheld %s is a message", k)
+			}
+		}
+		// The sweep, later: only the queued message is due; a withheld
+		// text counts as stored.
+		c.Add(time.Minute)
+		due, err := n.Due(ctx, c.Now(), 10)
+		if err != nil || len(due) != 1 || due[0].ID != load(t, d, texts[2].DedupeKey).ID {
+			t.Fatalf("due %+v %v", due, err)
+		}
+		stored, err := n.Stored(ctx, []string{texts[0].DedupeKey, texts[3].DedupeKey, "nothing"})
+		if err != nil || !stored[texts[0].DedupeKey] || !stored[texts[3].DedupeKey] || stored["nothing"] {
+			t.Fatalf("stored %v %v", stored, err)
+		}
+		if err := n.SendMessage(ctx, due[0].ID); err != nil {
+			t.Fatal(err)
+		}
+		// Every task run again: nothing more is sent or counted.
+		if err := n.Deliver(ctx, texts); err != nil {
+			t.Fatal(err)
+		}
+		if len(s.sent) != 2 {
+			t.Fatalf("%d sent, want 2", len(s.sent))
+		}
+		var counted []int
+		d.Table("sms_counts").Where("scope = ?", "phone:+41790000001").Pluck("sent", &counted)
+		if len(counted) != 1 || counted[0] != 2 {
+			t.Fatalf("counted %v, want [2]", counted)
+		}
+		if due, _ := n.Due(ctx, c.Now().Add(time.Hour), 10); len(due) != 0 {
+			t.Fatalf("still due: %+v", due)
+		}
+
+		// A message stored while GB was allowed, then GB taken off the list
+		// (a restart with a narrower ONSITE_SMS_COUNTRIES): its retry is
+		// stopped by the guards and recorded.
+		wide := guards()
+		wide.Countries = phones.MustParseCountries("CH,GB")
+		before := notify.NewNotifier(d, s, "", wide, quiet())
+		before.WithClock(c.Now)
+		s.fails = []error{fmt.Errorf("busy: %w", notify.ErrNotAccepted)}
+		gb := out("gb:assigned:customer:c9", notify.KindAssigned, "+447700900123")
+		if err := before.Deliver(ctx, []notify.Outgoing{gb}); err != nil {
+			t.Fatal(err)
+		}
+		c.Add(time.Minute)
+		if err := n.SendMessage(ctx, load(t, d, gb.DedupeKey).ID); err != nil {
+			t.Fatal(err)
+		}
+		m := load(t, d, gb.DedupeKey)
+		if m.State != notify.StateFailed || m.Error == nil || *m.Error != notify.WithheldPrefix+notify.WithheldCountry || len(s.sent) != 2 {
+			t.Fatalf("after the narrower list: %+v (%d sent)", m, len(s.sent))
+		}
+		var held int64
+		d.Table("sms_withheld").Where("dedupe_key = ? AND reason = ?", gb.DedupeKey, notify.WithheldCountry).Count(&held)
+		if held != 1 {
+			t.Fatal("the stopped message was not recorded as withheld")
+		}
+	})
+}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -13,8 +11,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
-	"github.com/onsite/onsite/internal/db"
 	"github.com/onsite/onsite/internal/dbtest"
 	"github.com/onsite/onsite/internal/phones"
 	"github.com/onsite/onsite/internal/twiliotest"
@@ -44,8 +42,29 @@ func TestTwilioSender(t *testing.T) {
 		t.Fatalf("400 is not permanent: %v", err)
 	}
 	f.FailWith(http.StatusServiceUnavailable)
-	if _, err := s.Send(context.Background(), notify.SMS{To: "+41791234567", Body: "x"}); err == nil || errors.Is(err, notify.ErrPermanent) {
-		t.Fatalf("503 should be retried: %v", err)
+	if _, err := s.Send(context.Background(), notify.SMS{To: "+41791234567", Body: "x"}); err == nil || errors.Is(err, notify.ErrPermanent) ||
+		errors.Is(err, notify.ErrNotAccepted) {
+		t.Fatalf("503 should be retried after asking Twilio: %v", err)
+	}
+	f.FailWith(http.StatusTooManyRequests)
+	if _, err := s.Send(context.Background(), notify.SMS{To: "+41791234567", Body: "x"}); !errors.Is(err, notify.ErrNotAccepted) {
+		t.Fatalf("429 is not 'not accepted': %v", err)
+	}
+	f.FailWith(0)
+	// What Twilio has for a number, through ListMessage: newest first,
+	// created since the time asked.
+	since := time.Now().Add(-time.Minute)
+	for _, body := range []string{"one", "two"} {
+		if _, err := s.Send(context.Background(), notify.SMS{To: "+41790000001", Body: body}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got2, err := s.Accepted(context.Background(), "+41790000001", since)
+	if err != nil || len(got2) != 2 || got2[0].Body != "two" || got2[1].Body != "one" || !strings.HasPrefix(got2[0].SID, "SM") {
+		t.Fatalf("accepted: %+v %v", got2, err)
+	}
+	if got3, err := s.Accepted(context.Background(), "+41790000001", time.Now().Add(time.Minute)); err != nil || len(got3) != 0 {
+		t.Fatalf("accepted since later: %+v %v", got3, err)
 	}
 }
 
@@ -221,55 +240,6 @@ func (c *countingSender) Send(_ context.Context, m notify.SMS) (string, error) {
 	return fmt.Sprintf("SM%d", len(c.sent)), nil
 }
 
-func TestDeliverAtMostOncePerEvent(t *testing.T) {
-	t.Parallel()
-	dbtest.Each(t, func(t *testing.T, d *db.DB) {
-		ctx := context.Background()
-		s := &countingSender{}
-		n := notify.NewNotifier(d, s, "https://onsite.test/status", guards(), quiet())
-		out := []notify.Outgoing{{DedupeKey: "ev1:assigned:customer:c1", Kind: notify.KindAssigned, Recipient: "customer:c1",
-			To: "+41791234567", Locale: "fr", Data: notify.Data{Skill: "wifi_setup", Technician: "Tina", ETA: "15:40"}}}
-		var wg sync.WaitGroup
-		for range 10 { // a task that runs ten times at once
-			wg.Add(1)
-			go func() { defer wg.Done(); _ = n.Deliver(ctx, out) }()
-		}
-		wg.Wait()
-		if len(s.sent) != 1 || !strings.Contains(s.sent[0].Body, "Tina") || s.sent[0].StatusCallback != "https://onsite.test/status" {
-			t.Fatalf("sent %+v", s.sent)
-		}
-		// a passing failure is retried, a permanent one recorded
-		s.fails = []error{errors.New("timeout")}
-		out2 := []notify.Outgoing{{DedupeKey: "ev2:en_route:customer:c1", Kind: notify.KindEnRoute, Recipient: "customer:c1", To: "+41791234567", Locale: "en"}}
-		if err := n.Deliver(ctx, out2); err == nil {
-			t.Fatal("a passing failure was not returned for a retry")
-		}
-		if err := n.Deliver(ctx, out2); err != nil || len(s.sent) != 2 {
-			t.Fatalf("retry: %v, %d sent", err, len(s.sent))
-		}
-		s.fails = []error{fmt.Errorf("bad number: %w", notify.ErrPermanent)}
-		out3 := []notify.Outgoing{{DedupeKey: "ev3:arrived:customer:c2", Kind: notify.KindArrived, Recipient: "customer:c2", To: "+4100", Locale: "en"}}
-		if err := n.Deliver(ctx, out3); err != nil {
-			t.Fatalf("a permanent failure is recorded, not retried: %v", err)
-		}
-		var m notify.Message
-		d.Where("dedupe_key = ?", "ev3:arrived:customer:c2").First(&m)
-		if m.State != notify.StateFailed || m.Error == nil {
-			t.Fatalf("message %+v", m)
-		}
-		// delivery reports move a message forward only
-		if got, ok, err := n.RecordStatus(ctx, "SM1", "delivered", ""); err != nil || !ok || got.State != notify.StateDelivered {
-			t.Fatalf("delivered: %+v %v %v", got, ok, err)
-		}
-		if got, _, _ := n.RecordStatus(ctx, "SM1", "sent", ""); got.State != notify.StateDelivered {
-			t.Fatalf("moved backwards to %s", got.State)
-		}
-		if _, ok, _ := n.RecordStatus(ctx, "SM-unknown", "failed", "30003"); ok {
-			t.Fatal("unknown sid found")
-		}
-	})
-}
-
 func TestSecretMessagesAreNotKept(t *testing.T) {
 	t.Parallel()
 	d := dbtest.SQLite(t)
@@ -289,8 +259,6 @@ func TestSecretMessagesAreNotKept(t *testing.T) {
 		t.Fatalf("stored %+v", m)
 	}
 }
-
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // guards are the default guards of a deployment.
 func guards() notify.Guards {

@@ -1,8 +1,9 @@
 // Package notify sends SMS: a Sender with two implementations (Twilio through
 // twilio-go, and a log sender when no credentials are configured), the
 // message templates in four languages, the reading of technicians' replies,
-// the webhook signature check, and the messages table that makes each
-// message go out at most once. It is the only package that imports
+// the webhook signature check, and the messages table, which owns every
+// message until it is final and sends each once, in order per request and
+// recipient (docs/messages.md). It is the only package that imports
 // twilio-go.
 package notify
 
@@ -37,6 +38,26 @@ type Sender interface {
 // blocked recipient): it is recorded, not retried.
 var ErrPermanent = errors.New("permanent send failure")
 
+// ErrNotAccepted marks a passing failure after which the provider surely
+// does not have the message (it answered "too many requests", or nothing
+// was sent): it is retried as it is. Any other failure may have reached the
+// provider (no answer, a server error), so the provider is asked before the
+// message is sent again.
+var ErrNotAccepted = errors.New("not accepted by the provider")
+
+// Finder looks up the messages the provider accepted for a number, so a send
+// whose outcome is unknown is not sent twice.
+type Finder interface {
+	Accepted(ctx context.Context, to string, since time.Time) ([]Accepted, error)
+}
+
+// Accepted is a message the provider has.
+type Accepted struct {
+	SID  string
+	Body string
+	At   time.Time // when the provider created it
+}
+
 // TwilioConfig is what the Twilio sender needs.
 type TwilioConfig struct {
 	AccountSID          string
@@ -59,6 +80,7 @@ type TwilioSender struct {
 
 var (
 	_ Sender            = (*TwilioSender)(nil)
+	_ Finder            = (*TwilioSender)(nil)
 	_ Sender            = (*LogSender)(nil)
 	_ client.BaseClient = apiBase{}
 )
@@ -143,10 +165,11 @@ func (s *TwilioSender) CheckAccount(ctx context.Context) error {
 }
 
 // Send implements Sender. Twilio's 4xx answers (other than 429) are
-// permanent; anything else may succeed on a retry.
+// permanent, a 429 is ErrNotAccepted; anything else (a 5xx, no answer, an
+// answer without a sid) may have created the message.
 func (s *TwilioSender) Send(ctx context.Context, m SMS) (string, error) {
 	if err := ctx.Err(); err != nil {
-		return "", err
+		return "", fmt.Errorf("twilio: %w: %w", err, ErrNotAccepted)
 	}
 	p := &api.CreateMessageParams{}
 	p.SetTo(m.To).SetBody(m.Body)
@@ -161,7 +184,10 @@ func (s *TwilioSender) Send(ctx context.Context, m SMS) (string, error) {
 	msg, err := s.api.CreateMessage(p)
 	if err != nil {
 		var te *client.TwilioRestError
-		if errors.As(err, &te) && te.Status >= 400 && te.Status < 500 && te.Status != http.StatusTooManyRequests {
+		switch {
+		case errors.As(err, &te) && te.Status == http.StatusTooManyRequests:
+			return "", fmt.Errorf("twilio %d (code %d): %s: %w", te.Status, te.Code, te.Message, ErrNotAccepted)
+		case errors.As(err, &te) && te.Status >= 400 && te.Status < 500:
 			return "", fmt.Errorf("twilio %d (code %d): %s: %w", te.Status, te.Code, te.Message, ErrPermanent)
 		}
 		return "", fmt.Errorf("twilio: %w", err)
@@ -170,6 +196,37 @@ func (s *TwilioSender) Send(ctx context.Context, m SMS) (string, error) {
 		return "", errors.New("twilio: answer without a message sid")
 	}
 	return *msg.Sid, nil
+}
+
+// Accepted implements Finder: the newest messages to the number (at most
+// 100) that Twilio created since since. It filters on the creation time
+// rather than DateSent: a message Twilio still queues has no date_sent yet,
+// and that is exactly the one a lost answer leaves unknown.
+func (s *TwilioSender) Accepted(ctx context.Context, to string, since time.Time) ([]Accepted, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p := &api.ListMessageParams{}
+	p.SetTo(to).SetPageSize(50).SetLimit(100)
+	msgs, err := s.api.ListMessage(p)
+	if err != nil {
+		return nil, fmt.Errorf("twilio: list messages to %s: %w", to, err)
+	}
+	var out []Accepted
+	for _, m := range msgs {
+		if m.Sid == nil || m.Body == nil || m.DateCreated == nil {
+			continue
+		}
+		at, err := time.Parse(time.RFC1123Z, *m.DateCreated)
+		if err != nil {
+			return nil, fmt.Errorf("twilio: message %s: date_created %q: %w", *m.Sid, *m.DateCreated, err)
+		}
+		if at.Before(since) {
+			continue
+		}
+		out = append(out, Accepted{SID: *m.Sid, Body: *m.Body, At: at})
+	}
+	return out, nil
 }
 
 // LogSender writes messages to the log instead of sending them: the embedded

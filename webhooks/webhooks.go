@@ -1,6 +1,10 @@
 // Package webhooks lets owners (customers, and the machines acting for them)
-// register URLs that hear about their requests' status changes. Each
-// delivery is signed:
+// register URLs that hear about their requests' status changes, and
+// delivers them. Each status change owed to an endpoint is a row of
+// webhook_deliveries (written by dispatch in the event's transaction, with
+// the body as of the event and the request's sequence number); PostgreSQL
+// keeps it until it is final, and asynq tasks only wake it up
+// (deliveries.go). Each attempt is signed:
 //
 //	Onsite-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>
 //
@@ -8,20 +12,21 @@
 package webhooks
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
+	crand "crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"syscall"
 	"time"
+
+	"gorm.io/gorm"
 
 	"github.com/onsite/onsite/internal/db"
 	"github.com/onsite/onsite/internal/errs"
@@ -51,6 +56,8 @@ type Service struct {
 	db     *db.DB
 	client *http.Client
 	now    func() time.Time
+	jitter func() float64 // in [0, 1), spreads retries (Backoff)
+	waker  Waker
 }
 
 // NewService returns the webhook service. client sends the deliveries; nil
@@ -59,7 +66,7 @@ func NewService(d *db.DB, client *http.Client, now func() time.Time) *Service {
 	if client == nil {
 		client = SafeClient(false)
 	}
-	return &Service{db: d, client: client, now: func() time.Time { return db.UTC(now()) }}
+	return &Service{db: d, client: client, now: func() time.Time { return db.UTC(now()) }, jitter: rand.Float64}
 }
 
 // SafeClient returns the HTTP client for deliveries: it follows no redirects
@@ -101,7 +108,7 @@ func (s *Service) Register(ctx context.Context, owner, rawURL string) (Registere
 		return Registered{}, errs.ConflictReason("too_many_endpoints", "at most 10 webhook endpoints per owner")
 	}
 	raw := make([]byte, 24)
-	if _, err := rand.Read(raw); err != nil {
+	if _, err := crand.Read(raw); err != nil {
 		return Registered{}, fmt.Errorf("generate secret: %w", err)
 	}
 	e := Endpoint{ID: db.NewID(), OwnerID: owner, URL: rawURL, Secret: "whsec_" + hex.EncodeToString(raw), CreatedAt: s.now()}
@@ -120,16 +127,24 @@ func (s *Service) List(ctx context.Context, owner string) ([]Endpoint, error) {
 	return out, nil
 }
 
-// Remove revokes an owner's endpoint.
+// Remove revokes an owner's endpoint; what it was still owed fails with
+// the reason "endpoint removed".
 func (s *Service) Remove(ctx context.Context, owner, id string) error {
-	res := s.db.WithContext(ctx).Model(&Endpoint{}).Where("id = ? AND owner_id = ? AND revoked_at IS NULL", id, owner).Update("revoked_at", s.now())
-	if res.Error != nil {
-		return fmt.Errorf("remove endpoint: %w", res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return errs.NotFoundf("webhook endpoint %s not found", id)
-	}
-	return nil
+	now := s.now()
+	return s.db.Tx(ctx, func(tx *gorm.DB) error {
+		res := tx.Model(&Endpoint{}).Where("id = ? AND owner_id = ? AND revoked_at IS NULL", id, owner).Update("revoked_at", now)
+		if res.Error != nil {
+			return fmt.Errorf("remove endpoint: %w", res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return errs.NotFoundf("webhook endpoint %s not found", id)
+		}
+		if err := tx.Model(&delivery{}).Where("endpoint_id = ? AND state IN ?", id, []string{Pending, Delivering}).Updates(map[string]any{
+			"state": Failed, "failed_at": now, "next_attempt_at": nil, "lease_until": nil, "last_error": errRemoved.Error()}).Error; err != nil {
+			return fmt.Errorf("drop deliveries of endpoint %s: %w", id, err)
+		}
+		return nil
+	})
 }
 
 // Sign returns the Onsite-Signature header value for body at time t.
@@ -139,37 +154,4 @@ func Sign(secret string, t time.Time, body []byte) string {
 	m.Write([]byte(ts + "."))
 	m.Write(body)
 	return "t=" + ts + ",v1=" + hex.EncodeToString(m.Sum(nil))
-}
-
-// Deliver posts one event to one endpoint. A revoked endpoint is skipped; an
-// answer other than 2xx is an error, so the task is retried with backoff.
-func (s *Service) Deliver(ctx context.Context, endpointID, eventID string, body []byte) error {
-	var e Endpoint
-	if err := s.db.WithContext(ctx).Where("id = ?", endpointID).First(&e).Error; err != nil {
-		if db.IsNotFound(err) {
-			return nil
-		}
-		return fmt.Errorf("load endpoint: %w", err)
-	}
-	if e.RevokedAt != nil {
-		return nil
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.URL, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("webhook request: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "Onsite-Webhooks/1")
-	req.Header.Set("Onsite-Event-Id", eventID)
-	req.Header.Set("Onsite-Signature", Sign(e.Secret, s.now(), body))
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("deliver to %s: %w", e.URL, err)
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("deliver to %s: answered %d", e.URL, resp.StatusCode)
-	}
-	return nil
 }

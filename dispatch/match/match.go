@@ -18,32 +18,34 @@ type Interval struct {
 	Start, End time.Time
 }
 
-// Candidate is what matching knows of a technician.
+// Candidate is what matching knows of a technician. The fields a search
+// reads of everyone it meets (eligibility, then the arrival) come first, so
+// they share the first cache lines; ranking's come next.
 type Candidate struct {
-	TechnicianID string
-	Position     geo.Point
-	HasPosition  bool
-	Traveller    geo.Traveller
-	RadiusKm     float64
-	Certs        map[string]Interval // skill → certified from, until
-	Available    bool                // on duty, not busy, not suspended
-	ActiveJobs   int
-	Capacity     int
-	Shifts       []Interval // none means no shift restriction
-	Rating       float64    // 0..5, 0 when unrated
-	IdleSince    time.Time
-	OffersSent   int
-	Accepted     int
-	Excluded     bool // declined or dropped this request, or has an offer for it already
-	Deciding     bool // holds a pending offer for another request
+	Available   bool // on duty, not busy, not suspended
+	Excluded    bool // declined or dropped this request, or has an offer for it already
+	Deciding    bool // holds a pending offer for another request
+	HasPosition bool
+	Queued      bool // see FreeAt
+	ActiveJobs  int
+	Capacity    int
+	Position    geo.Point
+	RadiusKm    float64
+	Shifts      []Interval // none means no shift restriction
 	// DecidingUntil is when the technician's pending offer expires (the
 	// server's index keeps the expiry, so an offer that lapses frees them).
 	DecidingUntil time.Time
+	Traveller     geo.Traveller
 	// FreeAt is when a technician at capacity is predicted to finish their
 	// current job, and Queued whether they already hold a next one. With
 	// chaining, such a technician may take one next job from where they are.
-	FreeAt time.Time
-	Queued bool
+	FreeAt       time.Time
+	Rating       float64 // 0..5, 0 when unrated
+	OffersSent   int
+	Accepted     int
+	IdleSince    time.Time
+	TechnicianID string
+	Certs        map[string]Interval // skill → certified from, until
 }
 
 // Job is what matching knows of a request.
@@ -192,18 +194,32 @@ func score(j Job, c Candidate, eta geo.ETA, now time.Time) Scored {
 
 // scoreIn is score for a candidate whose arrival in d is known.
 func scoreIn(j *Job, c *Candidate, d time.Duration, now time.Time) Scored {
-	arrival := now.Add(d)
+	return scoreKnown(j, c, d, now, chanceIn(j, c, d, now))
+}
+
+// chances are a candidate's acceptance rate and chance of being on time.
+type chances struct{ rate, onTime float64 }
+
+func chanceIn(j *Job, c *Candidate, d time.Duration, now time.Time) chances {
 	rate := acceptRate(c)
+	return chances{rate, onTimeChance(rate, now.Add(d), j.Deadline)}
+}
+
+// scoreKnown is scoreIn with the chances already worked out.
+func scoreKnown(j *Job, c *Candidate, d time.Duration, now time.Time, ch chances) Scored {
 	return Scored{
-		Candidate: *c, DistanceM: geo.DistanceM(c.Position, j.Place), ETA: d, Arrival: arrival,
-		OnTimeChance: onTimeChance(rate, arrival, j.Deadline), AcceptRate: rate, IdleFor: idleFor(c, now),
+		Candidate: *c, DistanceM: geo.DistanceM(c.Position, j.Place), ETA: d, Arrival: now.Add(d),
+		OnTimeChance: ch.onTime, AcceptRate: ch.rate, IdleFor: idleFor(c, now),
 	}
 }
 
 // keyIn is keyOf(scoreIn(j, c, d, now)) without the copy.
 func keyIn(j *Job, c *Candidate, d time.Duration, now time.Time) rankKey {
-	chance := onTimeChance(acceptRate(c), now.Add(d), j.Deadline)
-	return rankKey{d / etaBucket, math.Round(chance * 20), c.Rating, idleFor(c, now), c.TechnicianID}
+	return keyKnown(c, d, now, chanceIn(j, c, d, now))
+}
+
+func keyKnown(c *Candidate, d time.Duration, now time.Time, ch chances) rankKey {
+	return rankKey{d / etaBucket, math.Round(ch.onTime * 20), c.Rating, idleFor(c, now), c.TechnicianID}
 }
 
 // idleFor is how long c has been idle at now.

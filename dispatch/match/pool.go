@@ -2,7 +2,6 @@ package match
 
 import (
 	"math"
-	"slices"
 	"sync"
 	"time"
 
@@ -55,8 +54,33 @@ type member struct {
 	pos  geo.Point     // c.Position, kept current by Move
 	tr   geo.Traveller // c.Traveller, kept current by Update
 	cell geo.Cell
-	cert Interval
+	cert span // of the skill's certification
 }
+
+// span is an Interval as Unix nanoseconds, which a member holds in 16 bytes
+// rather than 48: a search reads thousands of members, and their size is
+// most of its memory traffic.
+type span struct{ start, end int64 }
+
+func spanOf(iv Interval) span { return span{unixNanos(iv.Start), unixNanos(iv.End)} }
+
+// holds reports whether the span holds the instant t (Unix nanoseconds), as
+// !t.Before(Start) && t.Before(End).
+func (s span) holds(t int64) bool { return t >= s.start && t < s.end }
+
+// unixNanos is t in Unix nanoseconds, clamped to what an int64 holds (the
+// zero time is the earliest, so a zero End holds nothing).
+func unixNanos(t time.Time) int64 {
+	switch {
+	case t.Before(minNanoTime):
+		return math.MinInt64
+	case t.After(maxNanoTime):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+var minNanoTime, maxNanoTime = time.Unix(0, math.MinInt64+1), time.Unix(0, math.MaxInt64)
 
 // ringCacheCells bounds the rings a pool remembers (8 bytes a cell).
 const ringCacheCells = 4 << 20
@@ -254,7 +278,7 @@ func (p *Pool) add(work bool, at place, c *Candidate) {
 		idx, key := p.index(work, at)
 		idx[id].members++
 		m := idx[id].byCell
-		m[key] = append(m[key], member{c, c.Position, c.Traveller, at.cell, cert})
+		m[key] = append(m[key], member{c, c.Position, c.Traveller, at.cell, spanOf(cert)})
 	}
 }
 
@@ -319,7 +343,7 @@ func (p *Pool) Search(j Job, want int, reachKm float64, exclude func(id string) 
 	blocks := p.work[skill].byCell
 	sc := scratchPool.Get().(*scratch)
 	defer sc.release()
-	s := search{scratch: sc, j: &j, want: want, exclude: exclude, eta: eta, now: now, origin: origin, maxK: maxK,
+	s := search{scratch: sc, j: &j, want: want, exclude: exclude, eta: eta, now: now, nowN: unixNanos(now), origin: origin, maxK: maxK,
 		surelyIn: surelyIn, fastest: geo.Traveller{Mode: "car", SpeedKmh: p.maxSpeed}, farM: math.Inf(1), farLat: math.Inf(1)}
 	s.reach, _ = eta.(geo.Reach)
 	if few := p.work[skill].members; !p.walkOnly && few <= sparseMembers && 3*lastK*(lastK+1)+1 > 4*len(blocks) {
@@ -368,6 +392,7 @@ type search struct {
 	exclude func(id string) bool
 	eta     geo.ETA
 	now     time.Time
+	nowN    int64    // now in Unix nanoseconds
 	origin  geo.Cell // the job's cell
 	maxK    int      // the rings in reach
 	// surelyIn is how near a member is surely in reach, without asking H3.
@@ -387,11 +412,13 @@ type scratch struct {
 	found   []hit
 	buckets []time.Duration // the want soonest arrival buckets found, ascending
 	keys    []keyed
+	top     []int32
 }
 
-// keyed is a found candidate's rank key and index in found.
+// keyed is a found candidate's rank key, chances and index in found.
 type keyed struct {
 	rankKey
+	chances
 	hit int
 }
 
@@ -407,14 +434,14 @@ var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 func (sc *scratch) release() {
 	clear(sc.found)
 	clear(sc.keys)
-	sc.found, sc.buckets, sc.keys = sc.found[:0], sc.buckets[:0], sc.keys[:0]
+	sc.found, sc.buckets, sc.keys, sc.top = sc.found[:0], sc.buckets[:0], sc.keys[:0], sc.top[:0]
 	scratchPool.Put(sc)
 }
 
 // visit keeps m's technician if they are eligible and could rank.
 func (s *search) visit(m *member) {
-	if s.now.Before(m.cert.Start) || !s.now.Before(m.cert.End) || math.Abs(m.pos.Lat-s.j.Place.Lat) > s.farLat ||
-		!geo.WithinM(s.j.Place, m.pos, s.farM) {
+	if !m.cert.holds(s.nowN) || math.Abs(m.pos.Lat-s.j.Place.Lat) > s.farLat ||
+		(s.limit > 0 && !geo.WithinM(s.j.Place, m.pos, s.farM)) {
 		return
 	}
 	if s.reach != nil && s.limit > 0 && !geo.WithinM(s.j.Place, m.pos, s.reach.ReachM(s.limit, m.tr)) {
@@ -488,20 +515,40 @@ func (s *search) reachM(limit time.Duration) float64 {
 
 // best ranks what the search found and returns the best want, in Rank's
 // order. Only those in the want-th soonest arrival's bucket or an earlier
-// one can rank among the best want: the rest are not ranked, and only the
-// best want are scored in full (under the read lock: the candidates may
-// change once it ends).
+// one can rank among the best want: the rest are not ranked. The best want
+// are picked by insertion (a few dozen found, ten wanted: cheaper than
+// sorting them all) and only they are scored in full (under the read lock:
+// the candidates may change once it ends).
 func (s *search) best() []Scored {
 	for i, h := range s.found {
 		if len(s.buckets) < s.want || h.in/etaBucket <= s.buckets[s.want-1] {
-			s.keys = append(s.keys, keyed{keyIn(s.j, h.c, h.in, s.now), i})
+			ch := chanceIn(s.j, h.c, h.in, s.now)
+			s.keys = append(s.keys, keyed{keyKnown(h.c, h.in, s.now, ch), ch, i})
 		}
 	}
-	slices.SortFunc(s.keys, func(a, b keyed) int { return compareKeys(a.rankKey, b.rankKey) })
-	out := make([]Scored, min(s.want, len(s.keys)))
-	for i := range out {
-		h := s.found[s.keys[i].hit]
-		out[i] = scoreIn(s.j, h.c, h.in, s.now)
+	top := s.top[:0] // indexes into keys, best first
+	for i := range s.keys {
+		k := &s.keys[i].rankKey
+		n := len(top)
+		if n == s.want && compareKeys(*k, s.keys[top[n-1]].rankKey) >= 0 {
+			continue
+		}
+		if n < s.want {
+			top = append(top, 0)
+			n++
+		}
+		at := n - 1
+		for ; at > 0 && compareKeys(*k, s.keys[top[at-1]].rankKey) < 0; at-- {
+			top[at] = top[at-1]
+		}
+		top[at] = int32(i)
+	}
+	s.top = top
+	out := make([]Scored, len(top))
+	for i, t := range top {
+		k := &s.keys[t]
+		h := s.found[k.hit]
+		out[i] = scoreKnown(s.j, h.c, h.in, s.now, k.chances)
 	}
 	return out
 }
@@ -511,6 +558,7 @@ func (s *search) best() []Scored {
 // narrow it) or until every non-empty bucket has been seen; ringDone, if not
 // nil, runs after each ring with its distance.
 func (p *Pool) walk(buckets map[geo.Cell][]member, origin geo.Cell, now time.Time, last func() int, visit func(c *Candidate), ringDone func(k int)) {
+	nowN := unixNanos(now)
 	seen := 0
 	for k := 0; k <= last() && seen < len(buckets); k++ {
 		for _, cell := range p.rings.Ring(origin, k) {
@@ -519,9 +567,9 @@ func (p *Pool) walk(buckets map[geo.Cell][]member, origin geo.Cell, now time.Tim
 				continue
 			}
 			seen++
-			for _, m := range list {
-				if !now.Before(m.cert.Start) && now.Before(m.cert.End) {
-					visit(m.c)
+			for i := range list {
+				if list[i].cert.holds(nowN) {
+					visit(list[i].c)
 				}
 			}
 		}

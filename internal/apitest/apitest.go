@@ -43,6 +43,7 @@ type Option func(o *startOptions)
 type startOptions struct {
 	env  map[string]string
 	opts []app.Option
+	now  app.Clock
 }
 
 // Env sets one variable.
@@ -52,6 +53,10 @@ func Env(k, v string) Option { return func(o *startOptions) { o.env[k] = v } }
 // Cluster (redistest.StartCluster(t, 3).URL()); the DB number given to Start
 // is then unused.
 func RedisURL(url string) Option { return Env("REDIS_URL", url) }
+
+// Clock runs the server on now instead of time.Now (the services' clock;
+// tokens, rate limits, asynq and the periodic jobs' windows keep real time).
+func Clock(now app.Clock) Option { return func(o *startOptions) { o.now = now } }
 
 // With passes an app option.
 func With(opt app.Option) Option { return func(o *startOptions) { o.opts = append(o.opts, opt) } }
@@ -79,7 +84,7 @@ func Start(t testing.TB, engine string, redisDB int, opts ...Option) *Server {
 	if engine == "postgres" {
 		env["DATABASE_URL"] = dbtest.PostgresSchemaURL(t)
 	}
-	so := startOptions{env: env}
+	so := startOptions{env: env, now: time.Now}
 	for _, o := range opts {
 		o(&so)
 	}
@@ -97,7 +102,7 @@ func Start(t testing.TB, engine string, redisDB int, opts ...Option) *Server {
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, log, time.Now, so.opts...)
+	a, err := app.New(ctx, cfg, log, so.now, so.opts...)
 	if err != nil {
 		cancel()
 		t.Fatal(err)

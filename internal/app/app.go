@@ -66,6 +66,7 @@ type App struct {
 	mini        *miniredis.Miniredis
 	redisSingle *redis.Options        // REDIS_URL names one server, or
 	redisNodes  *redis.ClusterOptions // a Redis Cluster
+	sweepEvery  time.Duration         // 0: the worker's default
 	streamRedis redis.UniversalClient // the live streams' own pool
 	registry    *prometheus.Registry
 	sms         providerHealth // the Twilio account check, for /readyz
@@ -80,8 +81,18 @@ type Clock func() time.Time
 type Option func(*options)
 
 type options struct {
-	webhookHTTP *http.Client
+	webhookHTTP  *http.Client
+	webhookWaker webhooks.Waker
+	sweepEvery   time.Duration
 }
+
+// WithWebhookWaker sets what wakes owners' webhook deliveries up instead of
+// asynq tasks (tests run the attempts themselves on their own clock).
+func WithWebhookWaker(w webhooks.Waker) Option { return func(o *options) { o.webhookWaker = w } }
+
+// WithSweepEvery sets the period of the sweep that repairs lost tasks
+// (default 30 s; fault tests shorten it).
+func WithSweepEvery(d time.Duration) Option { return func(o *options) { o.sweepEvery = d } }
 
 // New opens the stores, applies migrations and builds the HTTP server.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, opts ...Option) (_ *App, err error) {
@@ -148,6 +159,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, op
 	}()
 	a.Notifier = notify.NewNotifier(a.DB, sender, cfg.PublicURL+"/v1/webhooks/twilio/status",
 		notify.Guards{Countries: cfg.SMSCountries, PerPhoneDay: cfg.SMSPerPhoneDay, PerAccountDay: cfg.SMSPerAccountDay}, log)
+	a.Notifier.WithCheck(jobs.Check(a.Dispatch))
+	a.Notifier.WithWake(jobs.NewWaker(a.Redis, cfg.QueuePrefix).Message)
+	a.sweepEvery = o.sweepEvery
 	a.streamRedis = a.newRedis(true)
 	a.Hub = live.NewHub(a.Redis, a.streamRedis, cfg.QueuePrefix)
 	opsPassword := cfg.OpsPassword
@@ -167,6 +181,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, op
 	}
 	a.Webhooks = webhooks.NewService(a.DB, hookClient, now)
 	a.Idempotency = idempotency.NewStore(a.DB, now)
+	waker := o.webhookWaker
+	if waker == nil {
+		waker = jobs.NewHookWaker(a.Redis, cfg.QueuePrefix, log)
+	}
+	a.Webhooks.WithWaker(waker)
 	opsAPI := api.New(a.Technicians, a.Dispatch, a.Hub)
 	signIn := signin.NewService(a.DB, a.Issuer, a.Notifier, ratelimit.NewWindow(a.Redis, cfg.QueuePrefix, 10*time.Minute), secret, cfg.SMSCountries, now)
 	a.Pings = technicians.NewPingBuffer(a.DB, cfg.PingFlush, a.techniciansMoved, log)
@@ -412,7 +431,7 @@ func (a *App) buildEcho() *echo.Echo {
 	e.GET("/", dashboard)
 	e.GET("/index.html", dashboard)
 	e.GET("/static/*", dashboard)
-	httpx.Register(e, httpx.Auth{Issuer: a.Issuer, Keys: a.Machines}, a.Routes, ratelimit.New(a.Redis, a.Config.QueuePrefix),
+	httpx.Register(e, httpx.Auth{Issuer: a.Issuer, Keys: a.Machines}, a.Routes, ratelimit.New(a.Redis, a.Config.QueuePrefix).WithLocalShare(a.Config.RateLimitProcesses),
 		httpx.Limits{PerIP: a.Config.RateLimitIP, PerPrincipal: a.Config.RateLimitPrincipal},
 		httpx.Idempotent(a.Idempotency, a.Log))
 	return e
@@ -506,11 +525,14 @@ func (a *App) Worker() *jobs.Worker {
 	w := jobs.NewWorker(a.DB, a.Redis, a.Dispatch, a.Config.QueuePrefix, a.Log)
 	w.WithMessages(jobs.NewMessages(a.Dispatch, a.Notifier, nil, a.secret, a.Config.PublicURL))
 	w.WithLive(jobs.NewLive(a.Dispatch, a.Technicians, a.Hub))
-	w.WithHooks(jobs.NewHooks(a.Dispatch, a.Webhooks))
+	w.WithHooks(jobs.NewHooks(a.Webhooks, a.Log))
 	w.WithTechnicians(a.Technicians, a.Config.StaleAfter)
 	w.WithMetrics(a.registry)
 	w.WithCleanup("idempotency:expire", a.Idempotency.Expire)
 	w.WithCleanup("sms:counts", a.Notifier.Cleanup)
+	if a.sweepEvery > 0 {
+		w.SweepEvery(a.sweepEvery)
+	}
 	if a.Config.OfferStrategy == "batch" {
 		w.BatchEvery(a.Config.BatchWindow)
 	}

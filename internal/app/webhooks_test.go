@@ -19,8 +19,10 @@ import (
 )
 
 // TestOwnerWebhooks: an owner registers a URL; status changes of its
-// requests arrive there signed (HMAC-SHA256 over timestamp and body); a
-// failing receiver gets the delivery again.
+// requests arrive there signed (HMAC-SHA256 over timestamp and body),
+// through the real task workers: a failing receiver gets the delivery again
+// after the backoff, and a redelivery the owner asks for arrives with the
+// same delivery id. (deliveries_test.go drives outages on a test clock.)
 func TestOwnerWebhooks(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
@@ -80,13 +82,29 @@ func TestOwnerWebhooks(t *testing.T) {
 		return types["created"] && types["cancelled"]
 	})
 	mu.Lock()
+	var created string
 	for _, d := range got {
 		r := d["request"].(map[string]any)
 		if r["id"] != req.ID {
 			t.Errorf("delivery for %v", r["id"])
 		}
+		if d["type"] == "created" {
+			created = d["id"].(string)
+		}
 	}
 	mu.Unlock()
+	s.Must(http.StatusAccepted, "POST", "/v1/webhooks/"+ep.ID+"/deliveries/"+created+"/redeliver", owner, nil, nil)
+	apitest.Eventually(t, 10*time.Second, "the redelivery", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, d := range got {
+			if d["id"] == created {
+				n++
+			}
+		}
+		return n == 2
+	})
 	s.Must(http.StatusNotFound, "DELETE", "/v1/webhooks/"+ep.ID, s.Token(auth.Customer, "someone"), nil, nil)
 	s.Must(http.StatusNoContent, "DELETE", "/v1/webhooks/"+ep.ID, owner, nil, nil)
 }

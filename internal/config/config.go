@@ -57,6 +57,11 @@ type Config struct {
 
 	RateLimitIP        int // ONSITE_RATE_LIMIT_IP: calls a minute per client address (0: off)
 	RateLimitPrincipal int // ONSITE_RATE_LIMIT_PRINCIPAL: calls a minute per signed-in caller (0: off)
+	// RateLimitProcesses is how many serve processes at most share the
+	// limits: each may then let a share of a caller's headroom through
+	// without asking Redis (ratelimit.WithLocalShare). 0 asks Redis on
+	// every call.
+	RateLimitProcesses int // ONSITE_RATE_LIMIT_PROCESSES
 
 	WebhookAllowPrivate bool     // ONSITE_WEBHOOK_ALLOW_PRIVATE: let owners' webhooks reach private addresses (tests, labs)
 	TrustedProxies      []string // ONSITE_TRUSTED_PROXIES: CIDRs whose X-Forwarded-For names the client
@@ -259,6 +264,7 @@ var settings = []setting{
 	}},
 	{"ONSITE_RATE_LIMIT_IP", "calls a minute per client address (0: off)", intSetting(func(c *Config) *int { return &c.RateLimitIP })},
 	{"ONSITE_RATE_LIMIT_PRINCIPAL", "calls a minute per signed-in caller (0: off)", intSetting(func(c *Config) *int { return &c.RateLimitPrincipal })},
+	{"ONSITE_RATE_LIMIT_PROCESSES", "serve processes sharing the rate limits at most; each spends a share of a caller's headroom without asking Redis (0: ask on every call)", intSetting(func(c *Config) *int { return &c.RateLimitProcesses })},
 	{"ONSITE_WEBHOOK_ALLOW_PRIVATE", "let webhooks reach loopback and private addresses (true/false)", func(c *Config, v string) error {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -347,6 +353,7 @@ func Default() Config {
 		PingFlush:          100 * time.Millisecond,
 		RateLimitIP:        1200,
 		RateLimitPrincipal: 600,
+		RateLimitProcesses: 8,
 		SMSCountries:       phones.MustParseCountries(phones.DefaultCountries),
 		SMSPerPhoneDay:     20,
 		SMSPerAccountDay:   50,

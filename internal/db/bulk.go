@@ -8,11 +8,11 @@ import (
 )
 
 // Column is one column of a bulk insert: its name, its PostgreSQL array
-// type, and its values (a slice, one per row: []string, []int, []float64,
+// type, and its values (a slice, one per row: []string, []int, []float64, []bool,
 // []time.Time).
 type Column struct {
 	Name   string
-	Type   string // "text", "integer", "double precision", "timestamp"
+	Type   string // "text", "integer", "double precision", "timestamp", "boolean"
 	Values any
 }
 

@@ -6,6 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -17,6 +20,112 @@ type Limiter struct {
 	prefix string
 	window time.Duration
 	now    func() time.Time
+	local  *allowances  // nil: every call asks Redis
+	asked  atomic.Int64 // round trips to Redis (tests)
+}
+
+// WithLocalShare lets each process spend part of a key's headroom without
+// asking Redis: after a count, with est counted against limit L, it may let
+// (L − est) / (2·processes) more calls through on its own and adds them to
+// the count on its next round trip. With at most that many processes, the
+// calls let through stay under L plus what other processes counted since
+// a grant (at worst half the headroom, in a window where several
+// processes hold grants and others fill it); in the common case of a key
+// far from its limit, most calls cost no round trip. A refusal always comes
+// from Redis. Allowances are dropped when the window turns (their calls go
+// uncounted in the previous window's weight) and when they would hold more
+// than maxLocalKeys keys.
+func (l *Limiter) WithLocalShare(processes int) *Limiter {
+	if processes > 0 {
+		l.local = &allowances{processes: processes, keys: map[string]*allowance{}}
+	}
+	return l
+}
+
+// maxLocalKeys bounds the keys a process holds allowances for in a window.
+const maxLocalKeys = 200_000
+
+// allowances are the calls a process may still let through per key in the
+// current window, and those it let through but has not counted in Redis.
+type allowances struct {
+	mu        sync.Mutex
+	processes int
+	start     time.Time
+	keys      map[string]*allowance
+}
+
+type allowance struct{ left, unsent int }
+
+// take lets one call through on every key's allowance, if each has one.
+func (a *allowances) take(keys []string, start time.Time) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.start.Equal(start) {
+		a.start, a.keys = start, map[string]*allowance{}
+		return false
+	}
+	for _, k := range keys {
+		if x := a.keys[k]; x == nil || x.left <= 0 {
+			return false
+		}
+	}
+	for _, k := range keys {
+		x := a.keys[k]
+		x.left--
+		x.unsent++
+	}
+	return true
+}
+
+// unsent returns, and forgets, the calls let through but not yet counted.
+func (a *allowances) unsent(keys []string, start time.Time) []int {
+	out := make([]int, len(keys))
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.start.Equal(start) {
+		return out
+	}
+	for i, k := range keys {
+		if x := a.keys[k]; x != nil {
+			out[i], x.unsent = x.unsent, 0
+		}
+	}
+	return out
+}
+
+// putBack returns calls that could not be counted (Redis was away).
+func (a *allowances) putBack(keys []string, start time.Time, n []int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.start.Equal(start) {
+		return
+	}
+	for i, k := range keys {
+		if x := a.keys[k]; x != nil {
+			x.unsent += n[i]
+		}
+	}
+}
+
+// grant sets each key's allowance from its count est against limit.
+func (a *allowances) grant(keys []string, limits []int, est []float64, start time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.start.Equal(start) {
+		a.start, a.keys = start, map[string]*allowance{}
+	}
+	for i, k := range keys {
+		left := int(math.Floor((float64(limits[i]) - est[i]) / float64(2*a.processes)))
+		x := a.keys[k]
+		if x == nil {
+			if left <= 0 || len(a.keys) >= maxLocalKeys {
+				continue
+			}
+			x = &allowance{}
+			a.keys[k] = x
+		}
+		x.left = max(left, 0)
+	}
 }
 
 // New returns a limiter with one-minute windows.
@@ -52,36 +161,64 @@ func (l *Limiter) windowKey(key string, start time.Time) string {
 func (l *Limiter) AllowAll(ctx context.Context, keys []string, limits []int) (ok bool, retryAfter time.Duration, err error) {
 	now := l.now()
 	start := now.Truncate(l.window)
+	add := make([]int, len(keys))
+	if l.local != nil {
+		if l.local.take(keys, start) {
+			return true, 0, nil
+		}
+		add = l.local.unsent(keys, start)
+	}
+	est, err := l.count(ctx, keys, add, now, start)
+	if err != nil {
+		if l.local != nil {
+			l.local.putBack(keys, start, add)
+		}
+		return true, 0, err
+	}
+	for i := range keys {
+		if est[i] > float64(limits[i]) {
+			return false, start.Add(l.window).Sub(now), nil
+		}
+	}
+	if l.local != nil {
+		l.local.grant(keys, limits, est, start)
+	}
+	return true, 0, nil
+}
+
+// count adds this call (and add[i] earlier ones) to each key's window in
+// one round trip and returns each key's sliding-window count.
+func (l *Limiter) count(ctx context.Context, keys []string, add []int, now, start time.Time) ([]float64, error) {
+	l.asked.Add(1)
 	pipe := l.rdb.Pipeline()
 	incrs := make([]*redis.IntCmd, len(keys))
 	prevs := make([]*redis.StringCmd, len(keys))
 	for i, key := range keys {
 		cur, prev := l.windowKey(key, start), l.windowKey(key, start.Add(-l.window))
-		incrs[i] = pipe.Incr(ctx, cur)
+		incrs[i] = pipe.IncrBy(ctx, cur, int64(1+add[i]))
 		pipe.Expire(ctx, cur, 2*l.window+time.Second)
 		prevs[i] = pipe.Get(ctx, prev)
 	}
 	// On a Redis Cluster the pipeline is split by node and sent to each at
 	// once, still one round trip; a key's two windows share a slot.
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return true, 0, fmt.Errorf("rate limit %v: %w", keys, err)
+		return nil, fmt.Errorf("rate limit %v: %w", keys, err)
 	}
 	for i := range keys {
 		// Exec reports only the first failed command, which may be the
 		// harmless redis.Nil of a missing previous window: look at each.
 		if err := incrs[i].Err(); err != nil {
-			return true, 0, fmt.Errorf("rate limit %v: %w", keys, err)
+			return nil, fmt.Errorf("rate limit %v: %w", keys, err)
 		}
 		if err := prevs[i].Err(); err != nil && !errors.Is(err, redis.Nil) {
-			return true, 0, fmt.Errorf("rate limit %v: %w", keys, err)
+			return nil, fmt.Errorf("rate limit %v: %w", keys, err)
 		}
 	}
 	overlap := 1 - float64(now.Sub(start))/float64(l.window)
+	est := make([]float64, len(keys))
 	for i := range keys {
 		prevCount, _ := prevs[i].Int64()
-		if float64(incrs[i].Val())+float64(prevCount)*overlap > float64(limits[i]) {
-			return false, start.Add(l.window).Sub(now), nil
-		}
+		est[i] = float64(incrs[i].Val()) + float64(prevCount)*overlap
 	}
-	return true, 0, nil
+	return est, nil
 }

@@ -45,3 +45,80 @@ func TestSlidingWindow(t *testing.T) {
 		t.Fatal("another key was refused")
 	}
 }
+
+// TestLocalShare runs two processes' limiters on one Redis counter, each
+// spending its share of the headroom locally: together they let exactly the
+// limit through before Redis refuses (a refusal only ever comes from the
+// shared count), far fewer calls ask Redis, and what one let through locally
+// is counted on its next round trip.
+func TestLocalShare(t *testing.T) {
+	t.Parallel()
+	opt, err := redis.ParseURL(dbtest.RedisURL(dbtest.RedisDBAPI))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { _ = rdb.Close() })
+	tests := []struct {
+		name      string
+		processes int
+		limit     int
+		calls     int
+	}{
+		{"two processes near the limit", 2, 100, 300},
+		{"four processes, a roomy limit", 4, 600, 400},
+		{"limit smaller than the shares", 8, 5, 40},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			prefix := fmt.Sprintf("share%d:", time.Now().UnixNano())
+			at := time.Date(2026, 11, 27, 10, 0, 5, 0, time.UTC)
+			var procs []*Limiter
+			for range tt.processes {
+				l := NewWindow(rdb, prefix, time.Minute).WithLocalShare(tt.processes)
+				l.now = func() time.Time { return at }
+				procs = append(procs, l)
+			}
+			ctx := context.Background()
+			allowed := 0
+			var askedBefore int64 // round trips while under the limit
+			for i := range tt.calls {
+				ok, _, err := procs[i%len(procs)].Allow(ctx, "k", tt.limit)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ok {
+					allowed++
+				}
+				if i+1 == min(tt.calls, tt.limit) {
+					for _, l := range procs {
+						askedBefore += l.asked.Load()
+					}
+				}
+			}
+			if want := min(tt.calls, tt.limit); allowed != want {
+				t.Fatalf("%d calls let through, want %d", allowed, want)
+			}
+			if under := min(tt.calls, tt.limit); under >= 100 && askedBefore*3 > int64(under) {
+				t.Fatalf("%d of the %d calls under the limit asked Redis", askedBefore, under)
+			}
+			// Every call let through locally is counted once the process
+			// asks again.
+			for _, l := range procs {
+				if x := l.local.keys["k"]; x != nil {
+					x.left = 0
+				}
+				if _, _, err := l.Allow(ctx, "k", 1<<30); err != nil {
+					t.Fatal(err)
+				}
+			}
+			n, err := rdb.Get(ctx, procs[0].windowKey("k", at.Truncate(time.Minute))).Int()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := tt.calls + len(procs); n != want {
+				t.Fatalf("Redis counted %d calls, want %d", n, want)
+			}
+		})
+	}
+}

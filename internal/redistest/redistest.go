@@ -112,8 +112,13 @@ func StartCluster(t testing.TB, n int) *Cluster {
 // Server is one plain (non-cluster) redis-server process.
 type Server struct {
 	Addr string
-	cmd  *exec.Cmd
-	once sync.Once
+
+	t    testing.TB
+	path string // of redis-server
+	port int
+	dir  string
+	mu   sync.Mutex
+	cmd  *exec.Cmd // nil while stopped
 }
 
 // URL is the server as REDIS_URL takes it (database 0).
@@ -121,34 +126,53 @@ func (s *Server) URL() string { return "redis://" + s.Addr + "/0" }
 
 // Stop kills the server (safe to call twice; also called at cleanup).
 func (s *Server) Stop() {
-	s.once.Do(func() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
 		_ = s.cmd.Process.Kill()
 		_ = s.cmd.Wait()
-	})
+		s.cmd = nil
+	}
+}
+
+// Restart kills the server and starts an empty one on the same address: a
+// Redis that lost its data.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.Stop()
+	s.start()
 }
 
 // StartServer starts one redis-server of the test's own (for tests that stop
 // it), on a free port with a temporary directory.
 func StartServer(t testing.TB) *Server {
 	t.Helper()
-	server, err := exec.LookPath("redis-server")
+	path, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Skip("redis-server is not installed (apt-get install redis-server): skipping")
 	}
-	port, dir := freePort(t), t.TempDir()
-	cmd := exec.Command(server, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
-		"--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", filepath.Join(dir, "redis.log"))
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start redis-server: %v", err)
-	}
-	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), cmd: cmd}
+	port := freePort(t)
+	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), t: t, path: path, port: port, dir: t.TempDir()}
 	t.Cleanup(s.Stop)
-	waitFor(t, 10*time.Second, s.Addr+" to answer", func(ctx context.Context) bool {
+	s.start()
+	return s
+}
+
+func (s *Server) start() {
+	s.t.Helper()
+	cmd := exec.Command(s.path, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--dir", s.dir,
+		"--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", filepath.Join(s.dir, "redis.log"))
+	if err := cmd.Start(); err != nil {
+		s.t.Fatalf("start redis-server: %v", err)
+	}
+	s.mu.Lock()
+	s.cmd = cmd
+	s.mu.Unlock()
+	waitFor(s.t, 10*time.Second, s.Addr+" to answer", func(ctx context.Context) bool {
 		rc := redis.NewClient(&redis.Options{Addr: s.Addr})
 		defer rc.Close()
 		return rc.Ping(ctx).Err() == nil
 	})
-	return s
 }
 
 // Client returns a cluster client, closed at cleanup.

@@ -10,15 +10,18 @@ import (
 	"crypto/hmac"
 	"crypto/sha1"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Account credentials the fake accepts.
@@ -28,14 +31,26 @@ const (
 	From       = "+41445550000"
 )
 
-// Server is the fake Twilio API.
+// Server is the fake Twilio API: POST Messages.json sends (records) a
+// message, GET Messages.json lists them, newest first, as Twilio does, and
+// GET Accounts/{sid}.json answers the account check.
 type Server struct {
 	mu       sync.Mutex
-	received []url.Values
-	fail     int
-	down     bool
-	fetches  int
+	received []Received
+	fail     int  // answer every call but the account fetch with this status (0: succeed)
+	down     bool // drop every connection unanswered
+	fetches  int  // account fetches answered
+	lose     int  // record the next sends but drop the connection instead of answering
+	failed   int  // calls answered with fail
+	lost     int  // answers dropped
 	srv      *httptest.Server
+}
+
+// Received is one message the fake accepted.
+type Received struct {
+	SID  string
+	Form url.Values // To, From, Body, StatusCallback, …
+	At   time.Time
 }
 
 // Start runs a fake Twilio API until the test ends.
@@ -59,6 +74,11 @@ func twilioError(w http.ResponseWriter, status, code int, message string) {
 	fmt.Fprintf(w, `{"code": %d, "message": %q, "more_info": "https://www.twilio.com/docs/errors/%d", "status": %d}`, code, message, code, status)
 }
 
+const (
+	accountPath  = "/2010-04-01/Accounts/" + AccountSID + ".json"
+	messagesPath = "/2010-04-01/Accounts/" + AccountSID + "/Messages.json"
+)
+
 func (f *Server) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	down := f.down
@@ -76,33 +96,98 @@ func (f *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
-	case r.Method == http.MethodGet && r.URL.Path == "/2010-04-01/Accounts/"+AccountSID+".json":
+	case r.Method == http.MethodGet && r.URL.Path == accountPath:
 		f.mu.Lock()
 		f.fetches++
 		f.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"sid": %q, "friendly_name": "Onsite test", "status": "active", "type": "Full"}`, AccountSID)
 		return
-	case r.Method == http.MethodPost && r.URL.Path == "/2010-04-01/Accounts/"+AccountSID+"/Messages.json":
+	case (r.Method == http.MethodPost || r.Method == http.MethodGet) && r.URL.Path == messagesPath:
 	default:
 		twilioError(w, http.StatusNotFound, 20404, "The requested resource "+r.URL.Path+" was not found")
 		return
 	}
 	body, _ := io.ReadAll(r.Body)
-	form, _ := url.ParseQuery(string(body))
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.fail != 0 {
+		f.failed++
 		twilioError(w, f.fail, 21211, "The 'To' number is not a valid phone number.")
 		return
 	}
-	f.received = append(f.received, form)
+	if r.Method == http.MethodGet {
+		f.list(w, r)
+		return
+	}
+	form, _ := url.ParseQuery(string(body))
+	m := Received{SID: fmt.Sprintf("SM%030d", len(f.received)+1), Form: form, At: time.Now()}
+	f.received = append(f.received, m)
+	if f.lose > 0 {
+		f.lose--
+		f.lost++
+		// Twilio has the message, the client never hears so.
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			_ = conn.Close()
+			return
+		}
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
-	fmt.Fprintf(w, `{"sid": "SM%030d", "status": "queued"}`, len(f.received))
+	_ = json.NewEncoder(w).Encode(message(m))
 }
 
-// FailWith makes the fake answer every send with status (0: succeed again).
+// list answers GET Messages.json: To, From and DateSent>/DateSent< filter
+// (the fake's messages are sent when created), PageSize and Page page.
+func (f *Server) list(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var match []map[string]any
+	for i := len(f.received) - 1; i >= 0; i-- {
+		m := f.received[i]
+		if to := q.Get("To"); to != "" && m.Form.Get("To") != to {
+			continue
+		}
+		if from := q.Get("From"); from != "" && m.Form.Get("From") != from {
+			continue
+		}
+		if after, err := time.Parse(time.RFC3339, q.Get("DateSent>")); err == nil && m.At.Before(after) {
+			continue
+		}
+		if before, err := time.Parse(time.RFC3339, q.Get("DateSent<")); err == nil && m.At.After(before) {
+			continue
+		}
+		match = append(match, message(m))
+	}
+	size, err := strconv.Atoi(q.Get("PageSize"))
+	if err != nil || size <= 0 {
+		size = 50
+	}
+	page, _ := strconv.Atoi(q.Get("Page"))
+	start := min(page*size, len(match))
+	end := min(start+size, len(match))
+	out := map[string]any{"messages": match[start:end], "page": page, "page_size": size, "start": start, "end": end,
+		"uri": r.URL.RequestURI(), "next_page_uri": nil}
+	if end < len(match) {
+		next := *r.URL
+		nq := next.Query()
+		nq.Set("Page", strconv.Itoa(page+1))
+		nq.Set("PageSize", strconv.Itoa(size))
+		next.RawQuery = nq.Encode()
+		out["next_page_uri"] = next.RequestURI()
+	}
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+// message is a message resource as Twilio encodes it.
+func message(m Received) map[string]any {
+	created := m.At.UTC().Format(time.RFC1123Z)
+	return map[string]any{"sid": m.SID, "account_sid": AccountSID, "to": m.Form.Get("To"), "from": m.Form.Get("From"),
+		"body": m.Form.Get("Body"), "status": "sent", "direction": "outbound-api", "date_created": created, "date_sent": created,
+		"date_updated": created, "uri": "/2010-04-01/Accounts/" + AccountSID + "/Messages/" + m.SID + ".json"}
+}
+
+// FailWith makes the fake answer every message call (sends and lists, not
+// the account fetch) with status (0: succeed again).
 func (f *Server) FailWith(status int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -117,6 +202,15 @@ func (f *Server) SetDown(down bool) {
 	f.down = down
 }
 
+// LoseAnswers makes the fake accept the next n messages but drop the
+// connection instead of answering, as when the network fails after Twilio
+// took a message: the sender cannot know it went out.
+func (f *Server) LoseAnswers(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lose = n
+}
+
 // AccountFetches counts the account fetches answered (the start-up check).
 func (f *Server) AccountFetches() int {
 	f.mu.Lock()
@@ -124,11 +218,30 @@ func (f *Server) AccountFetches() int {
 	return f.fetches
 }
 
+// Faults returns how many calls were answered with the FailWith status and
+// how many answers LoseAnswers dropped.
+func (f *Server) Faults() (failed, lost int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.failed, f.lost
+}
+
 // Messages returns the forms of every message sent so far.
 func (f *Server) Messages() []url.Values {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]url.Values(nil), f.received...)
+	out := make([]url.Values, len(f.received))
+	for i, m := range f.received {
+		out[i] = m.Form
+	}
+	return out
+}
+
+// Received returns every message sent so far, in the order they arrived.
+func (f *Server) Received() []Received {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]Received(nil), f.received...)
 }
 
 // To returns the bodies sent to one number.
