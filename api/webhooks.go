@@ -78,16 +78,16 @@ func (w *Webhooks) answer(c echo.Context, tech technicians.Technician, reply not
 	switch {
 	case err == nil && reply == notify.ReplyYes:
 		r, _ := w.dispatch.Get(c.Request().Context(), dispatch.Caller{Role: "ops"}, o.RequestID)
-		return notify.KindReplyAccepted, notify.Data{Skill: r.SkillCode, Address: r.Address}
+		return notify.KindReplyAccepted, notify.Data{Skill: r.SkillCode}
 	case err == nil:
 		return notify.KindReplyDeclined, notify.Data{}
 	case errors.As(err, &e) && e.Code == errs.NotFound:
 		return notify.KindReplyNoOffer, notify.Data{}
 	case errors.As(err, &e) && e.Code == errs.Conflict:
-		return notify.KindReplyTooLate, notify.Data{Reason: e.Message}
+		return notify.KindReplyTooLate, notify.Data{Reason: notify.ReasonOf(e.Reason)}
 	}
 	c.Logger().Error(err)
-	return notify.KindReplyTooLate, notify.Data{Reason: "error"}
+	return notify.KindReplyTooLate, notify.Data{}
 }
 
 func (w *Webhooks) status(c echo.Context) error {

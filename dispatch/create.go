@@ -16,6 +16,8 @@ import (
 	"github.com/onsite/onsite/geo"
 	"github.com/onsite/onsite/internal/db"
 	"github.com/onsite/onsite/internal/errs"
+	"github.com/onsite/onsite/internal/idempotency"
+	"github.com/onsite/onsite/internal/phones"
 	"github.com/onsite/onsite/technicians"
 )
 
@@ -45,7 +47,7 @@ type NewRequest struct {
 
 const maxWindowAhead = 90 * 24 * time.Hour
 
-func (n NewRequest) validate(now time.Time) error {
+func (n NewRequest) validate(now time.Time, countries phones.Countries) error {
 	if strings.TrimSpace(n.Skill) == "" {
 		return errs.InvalidField("skill", "skill is required")
 	}
@@ -63,6 +65,9 @@ func (n NewRequest) validate(now time.Time) error {
 	}
 	if n.Phone != "" && !technicians.ValidPhone(n.Phone) {
 		return errs.InvalidField("phone", "phone must be in E.164 form, such as +41791234567")
+	}
+	if n.Phone != "" && !countries.Allows(n.Phone) {
+		return errs.InvalidField("phone", "Onsite texts only numbers of %s", countries)
 	}
 	if n.Locale != "" && n.Locale != "en" && n.Locale != "de" && n.Locale != "fr" && n.Locale != "it" {
 		return errs.InvalidField("locale", "locale must be en, de, fr or it")
@@ -112,13 +117,16 @@ type Created struct {
 // conflict.
 func (s *Service) Create(ctx context.Context, c Caller, idemKey string, n NewRequest) (Created, error) {
 	now := s.now()
-	if len(idemKey) > 200 {
-		return Created{}, errs.InvalidField("Idempotency-Key", "Idempotency-Key is longer than 200 characters")
+	if idemKey != "" {
+		// The same rule as the HTTP middleware in front, so the two agree.
+		if err := idempotency.CheckKey(idemKey); err != nil {
+			return Created{}, err
+		}
 	}
 	if c.Role == "machine" && idemKey == "" {
 		return Created{}, errs.InvalidField("Idempotency-Key", "machine customers must send an Idempotency-Key header")
 	}
-	if err := n.validate(now); err != nil {
+	if err := n.validate(now, s.cfg.SMSCountries); err != nil {
 		return Created{}, err
 	}
 	if err := n.validateDevice(c); err != nil {

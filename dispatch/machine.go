@@ -94,7 +94,7 @@ type ConfirmInput struct {
 func (s *Service) Confirm(ctx context.Context, c Caller, id string, in ConfirmInput) (Request, error) {
 	now := s.now()
 	if in.Window != nil {
-		if err := (NewRequest{Skill: "x", Lat: new(float64), Lng: new(float64), Window: in.Window}).validate(now); err != nil {
+		if err := (NewRequest{Skill: "x", Lat: new(float64), Lng: new(float64), Window: in.Window}).validate(now, s.cfg.SMSCountries); err != nil {
 			return Request{}, err
 		}
 	}

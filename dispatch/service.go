@@ -17,6 +17,7 @@ import (
 	"github.com/onsite/onsite/geo"
 	"github.com/onsite/onsite/internal/db"
 	"github.com/onsite/onsite/internal/errs"
+	"github.com/onsite/onsite/internal/phones"
 )
 
 // Config holds the dispatch settings.
@@ -36,6 +37,9 @@ type Config struct {
 	// this resolution) whose batch rounds may run on different processes;
 	// 0 keeps one region.
 	RegionResolution int
+	// SMSCountries are the countries whose phones a request may give for
+	// texts (zero: Switzerland and its neighbours).
+	SMSCountries phones.Countries
 }
 
 // Service applies the dispatch rules, one transaction per method.
@@ -60,6 +64,9 @@ func NewService(d *db.DB, cfg Config, now func() time.Time) *Service {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	if cfg.SMSCountries.IsZero() {
+		cfg.SMSCountries = phones.MustParseCountries(phones.DefaultCountries)
 	}
 	return &Service{db: d, cfg: cfg, now: func() time.Time { return db.UTC(now()) }, fleet: NewFleet(d, now, cfg.Log),
 		customers: knownIDs{max: 100_000}}

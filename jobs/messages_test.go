@@ -15,6 +15,7 @@ import (
 	"github.com/onsite/onsite/internal/apitest"
 	"github.com/onsite/onsite/internal/db"
 	"github.com/onsite/onsite/internal/dbtest"
+	"github.com/onsite/onsite/internal/phones"
 	"github.com/onsite/onsite/internal/twiliotest"
 	"github.com/onsite/onsite/jobs"
 	"github.com/onsite/onsite/notify"
@@ -30,9 +31,8 @@ func TestMessagesSurviveRedisStop(t *testing.T) {
 		rp := startRedis(t, freePort(t))
 		_, svc := newServices(t, d)
 		tw := twiliotest.Start(t)
-		sender := notify.NewTwilioSender(notify.TwilioConfig{AccountSID: twiliotest.AccountSID, AuthToken: twiliotest.AuthToken,
-			From: twiliotest.From, HTTPClient: tw.Client()})
-		notifier := notify.NewNotifier(d, sender, "https://onsite.test/v1/webhooks/twilio/status", quiet())
+		sender := twilioSender(t, tw)
+		notifier := notify.NewNotifier(d, sender, "https://onsite.test/v1/webhooks/twilio/status", guards(), quiet())
 		rc := redis.NewClient(&redis.Options{Addr: rp.addr(), MaxRetries: 1, DialTimeout: 200 * time.Millisecond})
 		t.Cleanup(func() { _ = rc.Close() })
 		w := jobs.NewWorker(d, rc, svc, "", quiet())
@@ -43,6 +43,7 @@ func TestMessagesSurviveRedisStop(t *testing.T) {
 		t.Cleanup(func() { cancel(); <-done })
 
 		open := func(i int) string {
+			proveContact(t, d, fmt.Sprint("c", i), fmt.Sprintf("+4179111000%d", i))
 			lat, lng := 47.3769, 8.5417
 			out, err := svc.Create(context.Background(), dispatch.Caller{Role: "customer", Subject: fmt.Sprint("c", i)}, "",
 				dispatch.NewRequest{Skill: "wifi_setup", Lat: &lat, Lng: &lng, Phone: fmt.Sprintf("+4179111000%d", i)})
@@ -109,9 +110,9 @@ func TestReminders(t *testing.T) {
 		ctx := context.Background()
 		techs, svc := newServices(t, d)
 		tw := twiliotest.Start(t)
-		sender := notify.NewTwilioSender(notify.TwilioConfig{AccountSID: twiliotest.AccountSID, AuthToken: twiliotest.AuthToken,
-			From: twiliotest.From, HTTPClient: tw.Client()})
-		msgs := jobs.NewMessages(svc, notify.NewNotifier(d, sender, "", quiet()), nil, []byte("k"), "https://onsite.test")
+		sender := twilioSender(t, tw)
+		msgs := jobs.NewMessages(svc, notify.NewNotifier(d, sender, "", guards(), quiet()), nil, []byte("k"), "https://onsite.test")
+		proveContact(t, d, "c1", "+41791117777")
 		lat, lng := 47.3769, 8.5417
 		start := time.Now().Add(3 * time.Hour).Truncate(time.Minute)
 		out, err := svc.Create(ctx, dispatch.Caller{Role: "customer", Subject: "c1"}, "", dispatch.NewRequest{Skill: "wifi_setup", Lat: &lat, Lng: &lng,
@@ -149,7 +150,7 @@ func TestReminders(t *testing.T) {
 		cust := tw.To("+41791117777")
 		tech := tw.To(list[0].Phone)
 		if len(cust) != 2 || !strings.Contains(cust[0], "si occupa") || !strings.Contains(cust[1], "Promemoria") ||
-			len(tech) != 1 || !strings.Contains(tech[0], "Seestrasse 5") {
+			len(tech) != 1 || !strings.Contains(tech[0], "your wifi_setup job") || strings.Contains(tech[0], "Seestrasse") {
 			t.Fatalf("assignment and reminders: customer %q, technician %q", cust, tech)
 		}
 		// a cancelled appointment is not reminded of
@@ -175,11 +176,10 @@ func TestMessagesWaitForEarlierEvents(t *testing.T) {
 		ctx := context.Background()
 		techs, svc := newServices(t, d)
 		tw := twiliotest.Start(t)
-		sender := notify.NewTwilioSender(notify.TwilioConfig{AccountSID: twiliotest.AccountSID, AuthToken: twiliotest.AuthToken,
-			From: twiliotest.From, HTTPClient: tw.Client()})
-		notifier := notify.NewNotifier(d, sender, "", quiet())
+		notifier := notify.NewNotifier(d, twilioSender(t, tw), "", guards(), quiet())
 		notifier.WithCheck(jobs.Check(svc))
 		msgs := jobs.NewMessages(svc, notifier, nil, []byte("k"), "https://onsite.test")
+		proveContact(t, d, "c1", "+41791117777")
 		lat, lng := 47.3769, 8.5417
 		out, err := svc.Create(ctx, dispatch.Caller{Role: "customer", Subject: "c1"}, "", dispatch.NewRequest{Skill: "wifi_setup", Lat: &lat, Lng: &lng,
 			Phone: "+41791117777", Locale: "en"})
@@ -230,12 +230,11 @@ func TestSweepWakesLostMessageWork(t *testing.T) {
 		tw := twiliotest.Start(t)
 		rc := redis.NewClient(&redis.Options{Addr: rp.addr(), MaxRetries: 1, DialTimeout: 200 * time.Millisecond})
 		t.Cleanup(func() { _ = rc.Close() })
-		sender := notify.NewTwilioSender(notify.TwilioConfig{AccountSID: twiliotest.AccountSID, AuthToken: twiliotest.AuthToken,
-			From: twiliotest.From, HTTPClient: tw.Client()})
-		notifier := notify.NewNotifier(d, sender, "", quiet())
+		notifier := notify.NewNotifier(d, twilioSender(t, tw), "", guards(), quiet())
 		notifier.WithCheck(jobs.Check(svc))
 		notifier.WithWake(jobs.NewWaker(rc, "").Message)
 		msgs := jobs.NewMessages(svc, notifier, nil, []byte("k"), "https://onsite.test")
+		proveContact(t, d, "c1", "+41791117777")
 
 		lat, lng := 47.3769, 8.5417
 		out, err := svc.Create(ctx, dispatch.Caller{Role: "customer", Subject: "c1"}, "", dispatch.NewRequest{Skill: "wifi_setup", Lat: &lat, Lng: &lng,
@@ -281,4 +280,31 @@ func TestSweepWakesLostMessageWork(t *testing.T) {
 			t.Fatalf("still owed: %+v", left)
 		}
 	})
+}
+
+// twilioSender is the real twilio-go sender pointed at the stand-in.
+func twilioSender(t *testing.T, tw *twiliotest.Server) *notify.TwilioSender {
+	t.Helper()
+	s, err := notify.NewTwilioSender(notify.TwilioConfig{AccountSID: twiliotest.AccountSID, AuthToken: twiliotest.AuthToken,
+		From: twiliotest.From, APIURL: tw.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// guards are the default guards of a deployment.
+func guards() notify.Guards {
+	return notify.Guards{Countries: phones.MustParseCountries(phones.DefaultCountries), PerPhoneDay: 20, PerAccountDay: 50}
+}
+
+// proveContact makes phone a confirmed contact phone of customer, as the
+// confirmation flow does (tested over HTTP in internal/app).
+func proveContact(t *testing.T, d *db.DB, customer, phone string) {
+	t.Helper()
+	now := time.Now().UTC()
+	if err := d.Exec(`INSERT INTO contact_phones (customer_id, phone, confirmed_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?)`,
+		customer, phone, now, now, now).Error; err != nil {
+		t.Fatal(err)
+	}
 }

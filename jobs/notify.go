@@ -36,6 +36,11 @@ var kindOf = map[string]notify.Kind{
 	"completed": notify.KindCompleted, "cancelled": notify.KindCancelled, "unfulfilled": notify.KindUnfulfilled,
 }
 
+// cancelledBy says who cancelled, by the role of the event's actor.
+var cancelledBy = map[string]notify.Reason{
+	"customer": notify.ReasonCancelledByCustomer, "ops": notify.ReasonCancelledByOps, "machine": notify.ReasonCancelledByDevice,
+}
+
 func firstName(name string) string {
 	if f := strings.Fields(name); len(f) > 0 {
 		return f[0]
@@ -86,19 +91,15 @@ func (m *Messages) eventMessages(f dispatch.EventFacts) []notify.Outgoing {
 			DedupeKey: fmt.Sprintf("%s:%s:technician:%s", eventID, notify.KindOffer, f.Technician.ID), Kind: notify.KindOffer,
 			RequestID: r.ID, OfferID: o.ID, Recipient: "technician:" + f.Technician.ID, To: f.Technician.Phone, Locale: f.Technician.Locale,
 			Data: notify.Data{Skill: r.SkillCode, DistanceKm: fmt.Sprintf("%.1f", float64(o.DistanceM)/1000),
-				EtaMinutes: (o.EtaSeconds + 59) / 60, ExpiresAt: m.clock(&o.ExpiresAt), Address: r.Address},
+				EtaMinutes: (o.EtaSeconds + 59) / 60, ExpiresAt: m.clock(&o.ExpiresAt)},
 			Technician: f.Technician.ID,
 		})
 	}
 	if f.Event.Type == "created" && r.State == dispatch.PendingConfirmation && f.Customer.Phone != "" {
-		device := ""
-		if r.DeviceID != nil {
-			device = *r.DeviceID
-		}
 		out = append(out, notify.Outgoing{
 			DedupeKey: fmt.Sprintf("%s:%s:customer:%s", eventID, notify.KindConfirm, f.Customer.ID), Kind: notify.KindConfirm, RequestID: r.ID,
-			Recipient: "customer:" + f.Customer.ID, To: f.Customer.Phone, Locale: f.Customer.Locale,
-			Data:   notify.Data{Skill: r.SkillCode, Reason: device, Link: dispatch.ConfirmLink(m.linkKey, m.publicURL, r.ID, time.Now())},
+			Recipient: "customer:" + f.Customer.ID, To: f.Customer.Phone, Locale: f.Customer.Locale, Account: f.Customer.ID,
+			Data:   notify.Data{Skill: r.SkillCode, Link: dispatch.ConfirmLink(m.linkKey, m.publicURL, r.ID, time.Now())},
 			Secret: true,
 		})
 	}
@@ -107,12 +108,14 @@ func (m *Messages) eventMessages(f dispatch.EventFacts) []notify.Outgoing {
 		if f.Technician != nil {
 			d.Technician = firstName(f.Technician.Name)
 		}
-		if reason, ok := f.Data["reason"].(string); ok {
-			d.Reason = reason
+		if kind == notify.KindCancelled {
+			// Who cancelled, in fixed words: the reason the caller typed
+			// stays in the event and never reaches a text.
+			d.Reason = cancelledBy[f.Event.ActorRole]
 		}
 		out = append(out, notify.Outgoing{
 			DedupeKey: fmt.Sprintf("%s:%s:customer:%s", eventID, kind, f.Customer.ID), Kind: kind, RequestID: r.ID,
-			Recipient: "customer:" + f.Customer.ID, To: f.Customer.Phone, Locale: f.Customer.Locale, Data: d,
+			Recipient: "customer:" + f.Customer.ID, To: f.Customer.Phone, Locale: f.Customer.Locale, Account: f.Customer.ID, Data: d,
 			Technician: eventTechnician(f),
 		})
 	}
@@ -154,12 +157,12 @@ func (m *Messages) Remind(ctx context.Context, requestID string) error {
 	out := []notify.Outgoing{{
 		DedupeKey: ReminderKey(r.ID, f.Technician.ID), Kind: notify.KindReminderTech, RequestID: r.ID,
 		Recipient: "technician:" + f.Technician.ID, To: f.Technician.Phone, Locale: f.Technician.Locale,
-		Data: notify.Data{Skill: r.SkillCode, Address: r.Address, Window: window}, Technician: f.Technician.ID,
+		Data: notify.Data{Skill: r.SkillCode, Window: window}, Technician: f.Technician.ID,
 	}}
 	if f.Customer.Phone != "" {
 		out = append(out, notify.Outgoing{
 			DedupeKey: fmt.Sprintf("remind:%s:customer:%s", r.ID, f.Customer.ID), Kind: notify.KindReminder, RequestID: r.ID,
-			Recipient: "customer:" + f.Customer.ID, To: f.Customer.Phone, Locale: f.Customer.Locale,
+			Recipient: "customer:" + f.Customer.ID, To: f.Customer.Phone, Locale: f.Customer.Locale, Account: f.Customer.ID,
 			Data:       notify.Data{Skill: r.SkillCode, Technician: firstName(f.Technician.Name), Window: window},
 			Technician: f.Technician.ID,
 		})

@@ -38,7 +38,31 @@ func (w *Worker) periodic() *Runner {
 		r.Add(Periodic{Name: TaskShiftEnds, Every: time.Minute, Run: w.endShifts})
 		r.Add(Periodic{Name: TaskStale, Every: time.Minute, Run: w.offlineStale})
 	}
+	for _, c := range w.cleanups {
+		r.Add(Periodic{Name: c.name, Every: cleanupEvery, Run: func(ctx context.Context, _ string, _ lease.Fence) error {
+			n, err := c.run(ctx)
+			if n > 0 {
+				w.log.Info("cleanup", "job", c.name, "deleted", n)
+			}
+			return err
+		}})
+	}
 	return r
+}
+
+// cleanupEvery is how often the housekeeping jobs run.
+const cleanupEvery = 10 * time.Minute
+
+// cleanup is housekeeping: deleting rows that have served their time.
+type cleanup struct {
+	name string
+	run  func(ctx context.Context) (deleted int64, err error)
+}
+
+// WithCleanup adds a housekeeping job, run every 10 minutes once across
+// processes (it must stay correct when two runs overlap).
+func (w *Worker) WithCleanup(name string, run func(ctx context.Context) (int64, error)) {
+	w.cleanups = append(w.cleanups, cleanup{name: name, run: run})
 }
 
 // batchRound is the one adapter between the runner and the batch strategy:

@@ -47,6 +47,7 @@ type Worker struct {
 	owner       string        // the periodic jobs' lease owner (schedule.go)
 	metrics     prometheus.Registerer
 	waker       *Waker // the sweep's wake-ups of message work
+	cleanups    []cleanup
 }
 
 // WithHooks turns on the owners' webhook deliveries.

@@ -236,11 +236,61 @@ func (h *Handler) drop(c echo.Context) error {
 	return c.JSON(http.StatusOK, r)
 }
 
-// SignIn is the phone sign-in the auth routes call.
+// SignIn is the phone sign-in the auth routes call, and the proving of a
+// customer's contact phones.
 type SignIn interface {
 	SendCode(ctx context.Context, phone, role, ip string) (signin.CodeSent, error)
 	Verify(ctx context.Context, phone, role, code string) (signin.Tokens, error)
 	Refresh(ctx context.Context, token string) (signin.Tokens, error)
+	SendContactCode(ctx context.Context, customerID, phone string) (signin.Contact, error)
+	ConfirmContact(ctx context.Context, customerID, phone, code string) (signin.Contact, error)
+	Contacts(ctx context.Context, customerID string) ([]signin.Contact, error)
+}
+
+type contactBody struct {
+	Phone string `json:"phone"`
+}
+
+// addContact texts a code to a phone the customer wants texts at (202), or
+// answers 200 when the phone is proved already.
+func (h *Handler) addContact(c echo.Context) error {
+	var in contactBody
+	if err := httpx.Bind(c, &in); err != nil {
+		return err
+	}
+	out, err := h.signin.SendContactCode(c.Request().Context(), httpx.Principal(c).Subject, in.Phone)
+	if err != nil {
+		return err
+	}
+	if out.Confirmed {
+		return c.JSON(http.StatusOK, out)
+	}
+	return c.JSON(http.StatusAccepted, out)
+}
+
+type confirmContactBody struct {
+	Phone string `json:"phone"`
+	Code  string `json:"code"`
+}
+
+func (h *Handler) confirmContact(c echo.Context) error {
+	var in confirmContactBody
+	if err := httpx.Bind(c, &in); err != nil {
+		return err
+	}
+	out, err := h.signin.ConfirmContact(c.Request().Context(), httpx.Principal(c).Subject, in.Phone, in.Code)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (h *Handler) contacts(c echo.Context) error {
+	out, err := h.signin.Contacts(c.Request().Context(), httpx.Principal(c).Subject)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, httpx.List(out))
 }
 
 type otpBody struct {

@@ -59,7 +59,7 @@ func TestDeliverAtMostOncePerEvent(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		ctx := context.Background()
 		s := &countingSender{}
-		n := notify.NewNotifier(d, s, "https://onsite.test/status", quiet())
+		n := notify.NewNotifier(d, s, "https://onsite.test/status", guards(), quiet())
 		o := []notify.Outgoing{out("ev1:assigned:customer:c1", notify.KindAssigned, "+41791234567")}
 		o[0].Locale = "fr"
 		var wg sync.WaitGroup
@@ -106,7 +106,7 @@ func TestRetriesAreKeptInTheDatabase(t *testing.T) {
 		c := newClock()
 		busy := fmt.Errorf("429: %w", notify.ErrNotAccepted)
 		s := &countingSender{fails: []error{busy, busy}}
-		n := notify.NewNotifier(d, s, "", quiet())
+		n := notify.NewNotifier(d, s, "", guards(), quiet())
 		n.WithClock(c.Now)
 		var wakes []time.Time
 		n.WithWake(func(_ context.Context, _ string, _ int, at time.Time) error { wakes = append(wakes, at); return nil })
@@ -168,9 +168,12 @@ func TestUnknownOutcomeAsksTwilio(t *testing.T) {
 		ctx := context.Background()
 		c := newClock()
 		tw := twiliotest.Start(t)
-		s := notify.NewTwilioSender(notify.TwilioConfig{AccountSID: twiliotest.AccountSID, AuthToken: twiliotest.AuthToken,
-			From: twiliotest.From, HTTPClient: tw.Client()})
-		n := notify.NewNotifier(d, s, "https://onsite.test/status", quiet())
+		s, err := notify.NewTwilioSender(notify.TwilioConfig{AccountSID: twiliotest.AccountSID, AuthToken: twiliotest.AuthToken,
+			From: twiliotest.From, APIURL: tw.URL()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := notify.NewNotifier(d, s, "https://onsite.test/status", guards(), quiet())
 		n.WithClock(c.Now)
 
 		tw.LoseAnswers(1)
@@ -239,7 +242,7 @@ func TestLanes(t *testing.T) {
 		ctx := context.Background()
 		c := newClock()
 		s := &countingSender{}
-		n := notify.NewNotifier(d, s, "", quiet())
+		n := notify.NewNotifier(d, s, "", guards(), quiet())
 		n.WithClock(c.Now)
 		n.WithCheck(func(_ context.Context, m notify.Message) (string, error) {
 			if m.Kind == notify.KindEnRoute {
@@ -318,7 +321,7 @@ func TestLaneWaitsForItsHead(t *testing.T) {
 		c := newClock()
 		busy := fmt.Errorf("429: %w", notify.ErrNotAccepted)
 		s := &countingSender{fails: []error{busy}}
-		n := notify.NewNotifier(d, s, "", quiet())
+		n := notify.NewNotifier(d, s, "", guards(), quiet())
 		n.WithClock(c.Now)
 		var o []notify.Outgoing
 		for i, kind := range []notify.Kind{notify.KindAssigned, notify.KindArrived, notify.KindCompleted} {
@@ -359,7 +362,7 @@ func TestLostLeaseWithoutFinder(t *testing.T) {
 	ctx := context.Background()
 	c := newClock()
 	s := &countingSender{fails: []error{errors.New("connection reset")}}
-	n := notify.NewNotifier(d, s, "", quiet())
+	n := notify.NewNotifier(d, s, "", guards(), quiet())
 	n.WithClock(c.Now)
 	if err := n.Deliver(ctx, []notify.Outgoing{out("ev:arrived:customer:c1", notify.KindArrived, "+41791234567")}); err != nil {
 		t.Fatal(err)
@@ -378,4 +381,60 @@ func TestLostLeaseWithoutFinder(t *testing.T) {
 	if m := load(t, d, m.DedupeKey); m.State != notify.StateSent || m.Attempts != 2 {
 		t.Fatalf("message %+v", m)
 	}
+}
+
+// TestAlikeTextsAskTwilioApart: two messages to one phone that would read
+// alike (texts carry no caller words, so two offers to a technician can)
+// are stored with different texts, so asking Twilio after unknown outcomes
+// tells them apart: the first (a 500: Twilio never had it) is sent again,
+// the second (its answer lost: Twilio has it) is recorded sent; each
+// reaches Twilio once.
+func TestAlikeTextsAskTwilioApart(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		c := newClock()
+		tw := twiliotest.Start(t)
+		s, err := notify.NewTwilioSender(notify.TwilioConfig{AccountSID: twiliotest.AccountSID, AuthToken: twiliotest.AuthToken,
+			From: twiliotest.From, APIURL: tw.URL()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := notify.NewNotifier(d, s, "https://onsite.test/status", guards(), quiet())
+		n.WithClock(c.Now)
+		offer := func(key string) notify.Outgoing {
+			return notify.Outgoing{DedupeKey: key, Kind: notify.KindOffer, Recipient: "technician:t1", To: "+41795550001", Locale: "en",
+				Data: notify.Data{Skill: "router_replace", DistanceKm: "1.7", EtaMinutes: 6, ExpiresAt: "18:17"}}
+		}
+		tw.FailWith(http.StatusInternalServerError)
+		if err := n.Deliver(ctx, []notify.Outgoing{offer("ev1:offer:technician:t1")}); err != nil {
+			t.Fatal(err)
+		}
+		tw.FailWith(0)
+		tw.LoseAnswers(1)
+		if err := n.Deliver(ctx, []notify.Outgoing{offer("ev2:offer:technician:t1")}); err != nil {
+			t.Fatal(err)
+		}
+		first, second := load(t, d, "ev1:offer:technician:t1"), load(t, d, "ev2:offer:technician:t1")
+		if first.State != notify.StateSending || second.State != notify.StateSending || len(tw.Messages()) != 1 {
+			t.Fatalf("before asking: %s, %s; twilio has %d", first.State, second.State, len(tw.Messages()))
+		}
+		if second.Body != first.Body+" (2)" {
+			t.Fatalf("alike texts: %q and %q", first.Body, second.Body)
+		}
+		c.Add(time.Second)
+		for _, m := range []notify.Message{first, second} {
+			if err := n.SendMessage(ctx, m.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := map[string]int{}
+		for _, r := range tw.Received() {
+			got[strings.TrimPrefix(r.Form.Get("StatusCallback"), "https://onsite.test/status?message=")]++
+		}
+		first, second = load(t, d, first.DedupeKey), load(t, d, second.DedupeKey)
+		if first.State != notify.StateSent || second.State != notify.StateSent || got[first.ID] != 1 || got[second.ID] != 1 || len(got) != 2 {
+			t.Fatalf("after asking: %s, %s; twilio got %v", first.State, second.State, got)
+		}
+	})
 }

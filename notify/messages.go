@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"github.com/onsite/onsite/internal/db"
+	"github.com/onsite/onsite/internal/phones"
 )
 
 // Message states. A message is final once sent, delivered, undelivered or
@@ -62,10 +63,19 @@ type Outgoing struct {
 	Kind      Kind
 	RequestID string
 	OfferID   string
+	// Recipient is technician:<id> or customer:<id> (a sign-in code:
+	// <role>:<phone>). Texts to technicians, whose phones ops onboarded, are
+	// not capped; every other text counts against its phone's daily cap.
 	Recipient string
 	To        string
 	Locale    string
 	Data      Data
+	// Account is the customer a text is for or about. It counts against the
+	// account's daily cap, and goes only to a phone the account has proved:
+	// its sign-in phone or a confirmed contact phone (a contact code, which
+	// is how a phone gets proved, is the one exception). Empty for texts to
+	// technicians and for sign-in codes.
+	Account string
 	// EventID and EventAt name the event the message tells of; the messages
 	// of one request to one recipient leave in the order of EventAt (zero:
 	// the time it is stored).
@@ -92,11 +102,12 @@ type CheckFunc func(ctx context.Context, m Message) (string, error)
 type WakeFunc func(ctx context.Context, id string, attempt int, at time.Time) error
 
 // Notifier stores messages and sends each once, in order per request and
-// recipient.
+// recipient, within its guards.
 type Notifier struct {
 	db          *db.DB
 	sender      Sender
 	callbackURL string // the status callback webhook; empty for none
+	guards      Guards
 	log         *slog.Logger
 	now         func() time.Time
 	check       CheckFunc
@@ -106,8 +117,11 @@ type Notifier struct {
 
 // NewNotifier returns a notifier; callbackURL is where the provider reports
 // delivery.
-func NewNotifier(d *db.DB, s Sender, callbackURL string, log *slog.Logger) *Notifier {
-	return &Notifier{db: d, sender: s, callbackURL: callbackURL, log: log, now: func() time.Time { return db.UTC(time.Now()) },
+func NewNotifier(d *db.DB, s Sender, callbackURL string, g Guards, log *slog.Logger) *Notifier {
+	if g.Countries.IsZero() {
+		g.Countries = phones.MustParseCountries(phones.DefaultCountries)
+	}
+	return &Notifier{db: d, sender: s, callbackURL: callbackURL, guards: g, log: log, now: func() time.Time { return db.UTC(time.Now()) },
 		lease: time.Minute}
 }
 
@@ -122,15 +136,21 @@ func (n *Notifier) WithWake(f WakeFunc) { n.wake = f }
 func (n *Notifier) WithClock(now func() time.Time) { n.now = func() time.Time { return db.UTC(now()) } }
 
 // Batch is messages just stored, with the texts of the secret ones (which
-// exist only here).
+// exist only here), and the messages the guards withheld.
 type Batch struct {
 	Messages []Message
 	secrets  map[string]string // dedupe key → text
+	withheld map[string]string // dedupe key → why, for messages withheld by this store
 }
 
+// Withheld returns why the message with the dedupe key was withheld by the
+// store that made the batch ("" when it was not).
+func (b Batch) Withheld(key string) string { return b.withheld[key] }
+
 // Deliver stores the messages and sends those that may go now. A message
-// that cannot go yet stays owned by the database and is sent later; only a
-// secret message that failed, or a database error, is returned.
+// the guards hold back is recorded as withheld, never stored for sending. A
+// message that cannot go yet stays owned by the database and is sent later;
+// only a secret message that failed, or a database error, is returned.
 func (n *Notifier) Deliver(ctx context.Context, out []Outgoing) error {
 	b, err := n.Store(ctx, out)
 	if err != nil {
@@ -139,20 +159,64 @@ func (n *Notifier) Deliver(ctx context.Context, out []Outgoing) error {
 	return n.Send(ctx, b)
 }
 
+// DeliverNow is Deliver for one message whose sender waits for the outcome
+// (a code): when the guards hold it back the error is a *WithheldError.
+func (n *Notifier) DeliverNow(ctx context.Context, o Outgoing) error {
+	b, err := n.Store(ctx, []Outgoing{o})
+	if err != nil {
+		return err
+	}
+	if reason := b.Withheld(o.DedupeKey); reason != "" {
+		return &WithheldError{Reason: reason}
+	}
+	return n.Send(ctx, b)
+}
+
 // Store stores the messages: a message whose dedupe key exists already is
-// the same message and is not stored again.
+// the same message and is not stored again. The guards screen each message
+// the first time it is stored (countries, proved phones, daily caps counted
+// in the insert's transaction): one they hold back is recorded in
+// sms_withheld instead and never enters the messages table, so no retry,
+// sweep or later run of the task can send it, and a later run does not
+// consider it again.
 func (n *Notifier) Store(ctx context.Context, out []Outgoing) (Batch, error) {
 	now := n.now()
-	b := Batch{secrets: map[string]string{}}
+	b := Batch{secrets: map[string]string{}, withheld: map[string]string{}}
+	if len(out) == 0 {
+		return b, nil
+	}
 	keys := make([]string, 0, len(out))
+	all := make([]string, len(out))
+	for i, o := range out {
+		all[i] = o.DedupeKey
+	}
+	done, err := n.withheldBefore(ctx, all)
+	if err != nil {
+		return b, err
+	}
+	before, err := n.inMessages(ctx, all)
+	if err != nil {
+		return b, err
+	}
+	open, err := n.openBodies(ctx, out, before)
+	if err != nil {
+		return b, err
+	}
 	for _, o := range out {
+		if done[o.DedupeKey] {
+			continue
+		}
 		body, err := Render(o.Kind, o.Locale, o.Data)
 		if err != nil {
 			return b, err
 		}
 		stored := body
-		if o.Secret {
+		switch {
+		case o.Secret:
 			b.secrets[o.DedupeKey], stored = body, withheld
+		case !before[o.DedupeKey]:
+			stored = distinct(open[o.To], body)
+			open[o.To] = append(open[o.To], stored)
 		}
 		m := Message{ID: db.NewID(), DedupeKey: o.DedupeKey, Kind: o.Kind, Recipient: o.Recipient, ToPhone: o.To,
 			Locale: o.Locale, Body: stored, State: StateQueued, EventID: o.EventID, EventAt: db.UTC(o.EventAt),
@@ -169,8 +233,15 @@ func (n *Notifier) Store(ctx context.Context, out []Outgoing) (Batch, error) {
 		if o.Technician != "" {
 			m.TechnicianID = &o.Technician
 		}
-		if err := n.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&m).Error; err != nil {
-			return b, fmt.Errorf("store message %s: %w", o.DedupeKey, err)
+		if !before[o.DedupeKey] { // stored before: screened and counted then
+			reason, err := n.keep(ctx, o, m, now)
+			if err != nil {
+				return b, err
+			}
+			if reason != "" {
+				b.withheld[o.DedupeKey] = reason
+				continue
+			}
 		}
 		keys = append(keys, o.DedupeKey)
 	}
@@ -181,6 +252,44 @@ func (n *Notifier) Store(ctx context.Context, out []Outgoing) (Batch, error) {
 		return b, fmt.Errorf("load stored messages: %w", err)
 	}
 	return b, nil
+}
+
+// openBodies returns, by phone, the texts of the messages not final yet to
+// the phones of the messages in out that are not stored yet.
+func (n *Notifier) openBodies(ctx context.Context, out []Outgoing, before map[string]bool) (map[string][]string, error) {
+	open := map[string][]string{}
+	var to []string
+	for _, o := range out {
+		if !o.Secret && !before[o.DedupeKey] {
+			to = append(to, o.To)
+		}
+	}
+	if len(to) == 0 {
+		return open, nil
+	}
+	var rows []struct{ ToPhone, Body string }
+	if err := n.db.WithContext(ctx).Model(&Message{}).Select("to_phone", "body").
+		Where("state IN ? AND to_phone IN ?", []string{StateQueued, StateSending}, to).Scan(&rows).Error; err != nil {
+		return nil, fmt.Errorf("load open messages: %w", err)
+	}
+	for _, r := range rows {
+		open[r.ToPhone] = append(open[r.ToPhone], r.Body)
+	}
+	return open, nil
+}
+
+// distinct makes body differ from the texts not final yet to the same phone
+// (open) by a number at its end: "… (2)". An attempt whose outcome is
+// unknown asks the provider for a message with its text (reconcile), so two
+// messages to one phone that may both be unresolved must not read alike.
+// Texts hold no caller words, so two offers to a technician (same skill,
+// distance, ETA and expiry) or two texts of one kind to a customer can.
+func distinct(open []string, body string) string {
+	candidate := body
+	for k := 2; slices.Contains(open, candidate); k++ {
+		candidate = fmt.Sprintf("%s (%d)", body, k)
+	}
+	return candidate
 }
 
 // Send sends what may go now of a batch just stored: its secret messages at

@@ -4,10 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"strings"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/onsite/onsite/internal/dbtest"
+	"github.com/onsite/onsite/internal/phones"
 	"github.com/onsite/onsite/internal/twiliotest"
 	"github.com/onsite/onsite/notify"
 )
@@ -22,7 +22,10 @@ import (
 func TestTwilioSender(t *testing.T) {
 	t.Parallel()
 	f := twiliotest.Start(t)
-	s := notify.NewTwilioSender(notify.TwilioConfig{AccountSID: twiliotest.AccountSID, AuthToken: twiliotest.AuthToken, From: twiliotest.From, HTTPClient: f.Client()})
+	s, err := notify.NewTwilioSender(notify.TwilioConfig{AccountSID: twiliotest.AccountSID, AuthToken: twiliotest.AuthToken, From: twiliotest.From, APIURL: f.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	sid, err := s.Send(context.Background(), notify.SMS{To: "+41791234567", Body: "hello", StatusCallback: "https://onsite.test/v1/webhooks/twilio/status"})
 	if err != nil || !strings.HasPrefix(sid, "SM") {
 		t.Fatalf("send: %q %v", sid, err)
@@ -65,13 +68,63 @@ func TestTwilioSender(t *testing.T) {
 	}
 }
 
+// TestTwilioAccountCheck: the real twilio-go client fetches the account
+// from the stand-in through TWILIO_API_URL's setting (also behind a base
+// path); wrong credentials are ErrRejected, an unreachable Twilio is an
+// error that is not.
+func TestTwilioAccountCheck(t *testing.T) {
+	t.Parallel()
+	f := twiliotest.Start(t)
+	target, err := url.Parse(f.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httptest.NewServer(http.StripPrefix("/twilio", httputil.NewSingleHostReverseProxy(target)))
+	t.Cleanup(proxy.Close)
+	sender := func(token, apiURL string) *notify.TwilioSender {
+		s, err := notify.NewTwilioSender(notify.TwilioConfig{AccountSID: twiliotest.AccountSID, AuthToken: token, From: twiliotest.From, APIURL: apiURL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	ctx := t.Context()
+	if err := sender(twiliotest.AuthToken, f.URL()).CheckAccount(ctx); err != nil {
+		t.Fatalf("good credentials: %v", err)
+	}
+	behind := sender(twiliotest.AuthToken, proxy.URL+"/twilio/")
+	if err := behind.CheckAccount(ctx); err != nil {
+		t.Fatalf("behind a base path: %v", err)
+	}
+	if _, err := behind.Send(ctx, notify.SMS{To: "+41791234567", Body: "via the proxy"}); err != nil || len(f.To("+41791234567")) != 1 {
+		t.Fatalf("send behind a base path: %v, received %v", err, f.To("+41791234567"))
+	}
+	if f.AccountFetches() != 2 {
+		t.Fatalf("the stand-in answered %d account fetches, want 2", f.AccountFetches())
+	}
+	err = sender("wrongtoken", f.URL()).CheckAccount(ctx)
+	if !errors.Is(err, notify.ErrRejected) || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("wrong token: %v", err)
+	}
+	f.SetDown(true)
+	err = sender(twiliotest.AuthToken, f.URL()).CheckAccount(ctx)
+	if err == nil || errors.Is(err, notify.ErrRejected) {
+		t.Fatalf("unreachable: %v", err)
+	}
+	f.SetDown(false)
+	if _, err := notify.NewTwilioSender(notify.TwilioConfig{AccountSID: twiliotest.AccountSID, AuthToken: "t", APIURL: "ftp://x"}); err == nil {
+		t.Fatal("an ftp API URL was taken")
+	}
+}
+
 func TestRenderEveryKindInEveryLocale(t *testing.T) {
 	t.Parallel()
 	kinds := []notify.Kind{notify.KindOffer, notify.KindAssigned, notify.KindEnRoute, notify.KindArrived, notify.KindCompleted,
 		notify.KindCancelled, notify.KindUnfulfilled, notify.KindReminder, notify.KindReminderTech, notify.KindReplyAccepted,
-		notify.KindReplyDeclined, notify.KindReplyTooLate, notify.KindReplyHelp, notify.KindReplyNoOffer, notify.KindOTP, notify.KindConfirm}
+		notify.KindReplyDeclined, notify.KindReplyTooLate, notify.KindReplyHelp, notify.KindReplyNoOffer, notify.KindOTP, notify.KindConfirm,
+		notify.KindContactCode}
 	d := notify.Data{Skill: "wifi_setup", DistanceKm: "2.4", EtaMinutes: 9, ETA: "15:40", ExpiresAt: "15:33", Technician: "Tina",
-		Address: "Bahnhofstrasse 1", Link: "https://onsite.test/t/abc", Window: "14:00–16:00", Code: "123456", Reason: "changed plans"}
+		Link: "https://onsite.test/t/abc", Window: "14:00–16:00", Code: "123456", Reason: notify.ReasonOfferTaken}
 	seen := map[string]bool{}
 	for _, k := range kinds {
 		for _, loc := range notify.Locales {
@@ -91,6 +144,41 @@ func TestRenderEveryKindInEveryLocale(t *testing.T) {
 	}
 	if en, _ := notify.Render(notify.KindOffer, "xx", d); !strings.Contains(en, "Reply YES") {
 		t.Errorf("unknown locale does not fall back to English: %q", en)
+	}
+}
+
+// TestReasonsInEveryLocale: a text gives a reason only from the fixed list,
+// in the recipient's words; anything else does not render.
+func TestReasonsInEveryLocale(t *testing.T) {
+	t.Parallel()
+	want := map[notify.Reason]map[string]string{
+		notify.ReasonCancelledByCustomer: {"en": "Your wifi_setup request was cancelled (as you asked).", "de": "Ihr Auftrag wifi_setup wurde storniert (auf Ihren Wunsch).",
+			"fr": "Votre demande wifi_setup a été annulée (à votre demande).", "it": "La tua richiesta wifi_setup è stata annullata (su tua richiesta)."},
+		notify.ReasonCancelledByOps:    {"en": "Your wifi_setup request was cancelled (by our dispatch team).", "de": "Ihr Auftrag wifi_setup wurde storniert (durch unsere Disposition)."},
+		notify.ReasonCancelledByDevice: {"fr": "Votre demande wifi_setup a été annulée (par votre appareil).", "it": "La tua richiesta wifi_setup è stata annullata (dal tuo dispositivo)."},
+		notify.ReasonNone:              {"en": "Your wifi_setup request was cancelled.", "de": "Ihr Auftrag wifi_setup wurde storniert."},
+	}
+	for reason, byLocale := range want {
+		for loc, text := range byLocale {
+			got, err := notify.Render(notify.KindCancelled, loc, notify.Data{Skill: "wifi_setup", Reason: reason})
+			if err != nil || got != text {
+				t.Errorf("%s/%s: %q %v, want %q", reason, loc, got, err, text)
+			}
+		}
+	}
+	for _, code := range []string{"offer_taken", "offer_withdrawn", "offer_expired", "offer_declined", "offer_already_accepted"} {
+		for _, loc := range notify.Locales {
+			got, err := notify.Render(notify.KindReplyTooLate, loc, notify.Data{Reason: notify.ReasonOf(code)})
+			if err != nil || !strings.Contains(got, "(") {
+				t.Errorf("%s/%s: %q %v", code, loc, got, err)
+			}
+		}
+	}
+	if notify.ReasonOf("I changed my mind, call +44 20 7946 0000") != notify.ReasonNone {
+		t.Error("free text became a reason")
+	}
+	if _, err := notify.Render(notify.KindCancelled, "en", notify.Data{Reason: "call +44 20 7946 0000 now"}); err == nil {
+		t.Error("a reason outside the list rendered")
 	}
 }
 
@@ -156,7 +244,7 @@ func TestSecretMessagesAreNotKept(t *testing.T) {
 	t.Parallel()
 	d := dbtest.SQLite(t)
 	s := &countingSender{}
-	n := notify.NewNotifier(d, s, "", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	n := notify.NewNotifier(d, s, "", guards(), quiet())
 	out := []notify.Outgoing{{DedupeKey: "otp:1", Kind: notify.KindOTP, Recipient: "customer:+41791234567", To: "+41791234567",
 		Locale: "en", Data: notify.Data{Code: "123456"}, Secret: true}}
 	if err := n.Deliver(context.Background(), out); err != nil {
@@ -170,4 +258,9 @@ func TestSecretMessagesAreNotKept(t *testing.T) {
 	if strings.Contains(m.Body, "123456") || m.State != notify.StateSent {
 		t.Fatalf("stored %+v", m)
 	}
+}
+
+// guards are the default guards of a deployment.
+func guards() notify.Guards {
+	return notify.Guards{Countries: phones.MustParseCountries(phones.DefaultCountries), PerPhoneDay: 20, PerAccountDay: 50}
 }

@@ -156,6 +156,13 @@ func (n *Notifier) attempt(ctx context.Context, m Message, secret string) (strin
 			return a.record(ctx, StateFailed, "", SupersededPrefix+why)
 		}
 	}
+	if why, err := n.screenAtSend(ctx, m); err != nil || why != "" {
+		if err != nil {
+			_, rerr := a.record(ctx, StateQueued, "", fmt.Sprintf("guards: %v", err))
+			return "", errors.Join(fmt.Errorf("screen message %s: %w", m.ID, err), rerr)
+		}
+		return a.record(ctx, StateFailed, "", WithheldPrefix+why)
+	}
 	text := m.Body
 	if secret != "" {
 		text = secret
@@ -294,8 +301,26 @@ func (n *Notifier) Due(ctx context.Context, before time.Time, limit int) ([]Mess
 	return out, nil
 }
 
-// Stored reports which of the dedupe keys have a message.
+// Stored reports which of the dedupe keys have been dealt with: they have a
+// message, or the guards withheld them (sms_withheld), so the sweep does not
+// wake their task again.
 func (n *Notifier) Stored(ctx context.Context, keys []string) (map[string]bool, error) {
+	out, err := n.inMessages(ctx, keys)
+	if err != nil || len(keys) == 0 {
+		return out, err
+	}
+	held, err := n.withheldBefore(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	for k := range held {
+		out[k] = true
+	}
+	return out, nil
+}
+
+// inMessages reports which of the dedupe keys have a message.
+func (n *Notifier) inMessages(ctx context.Context, keys []string) (map[string]bool, error) {
 	out := map[string]bool{}
 	if len(keys) == 0 {
 		return out, nil

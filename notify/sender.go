@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -62,30 +64,104 @@ type TwilioConfig struct {
 	AuthToken           string
 	From                string // a sending number, or
 	MessagingServiceSID string // a messaging service
-	HTTPClient          *http.Client
+	// APIURL replaces https://api.twilio.com as the base of every call (a
+	// stand-in in tests, a proxy in staging); empty for Twilio itself.
+	APIURL     string
+	HTTPClient *http.Client
 }
 
 // TwilioSender sends through the Twilio Messages API.
 type TwilioSender struct {
 	api  *api.ApiService
+	sid  string
 	from string
 	msid string
 }
 
 var (
-	_ Sender = (*TwilioSender)(nil)
-	_ Finder = (*TwilioSender)(nil)
-	_ Sender = (*LogSender)(nil)
+	_ Sender            = (*TwilioSender)(nil)
+	_ Finder            = (*TwilioSender)(nil)
+	_ Sender            = (*LogSender)(nil)
+	_ client.BaseClient = apiBase{}
 )
 
 // NewTwilioSender returns a sender over the real twilio-go client.
-func NewTwilioSender(cfg TwilioConfig) *TwilioSender {
+func NewTwilioSender(cfg TwilioConfig) (*TwilioSender, error) {
 	c := &client.Client{Credentials: client.NewCredentials(cfg.AccountSID, cfg.AuthToken), HTTPClient: cfg.HTTPClient}
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Timeout: 15 * time.Second}
 	}
 	c.SetAccountSid(cfg.AccountSID)
-	return &TwilioSender{api: api.NewApiServiceWithClient(c), from: cfg.From, msid: cfg.MessagingServiceSID}
+	var base client.BaseClient = c
+	if cfg.APIURL != "" {
+		u, err := url.Parse(cfg.APIURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("twilio: API URL %q is not an http(s) URL", cfg.APIURL)
+		}
+		base = apiBase{Client: c, base: u}
+	}
+	// The handler is built here rather than by client.NewRequestHandler,
+	// which reads TWILIO_EDGE and TWILIO_REGION from the environment
+	// (internal/config is the only reader of it).
+	h := &client.RequestHandler{Client: base}
+	return &TwilioSender{api: api.NewApiService(h), sid: cfg.AccountSID, from: cfg.From, msid: cfg.MessagingServiceSID}, nil
+}
+
+// apiBase is the twilio-go client with another base URL: twilio-go builds
+// every URL on https://api.twilio.com itself, so the scheme and host are
+// replaced (and the base's path put in front) just before the real client
+// signs and sends the call.
+type apiBase struct {
+	*client.Client
+	base *url.URL
+}
+
+// SendRequest implements client.BaseClient.
+func (a apiBase) SendRequest(method, rawURL string, data url.Values, headers map[string]any, body ...byte) (*http.Response, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("twilio: %w", err)
+	}
+	u.Scheme, u.Host = a.base.Scheme, a.base.Host
+	u.Path = strings.TrimSuffix(a.base.Path, "/") + u.Path
+	return a.Client.SendRequest(method, u.String(), data, headers, body...)
+}
+
+// ErrRejected marks credentials Twilio refuses (401 or 403): waiting will
+// not make them work.
+var ErrRejected = errors.New("twilio refused the credentials")
+
+// CheckAccount fetches the account (GET /2010-04-01/Accounts/{sid}.json):
+// nil when Twilio knows the credentials and the account is active, an error
+// wrapping ErrRejected when it refuses them, any other error when Twilio
+// cannot say (unreachable, a server error). twilio-go takes no context, so
+// a call that ctx gives up on ends by the HTTP client's timeout.
+func (s *TwilioSender) CheckAccount(ctx context.Context) error {
+	type result struct {
+		account *api.ApiV2010Account
+		err     error
+	}
+	done := make(chan result, 1)
+	go func() {
+		a, err := s.api.FetchAccount(s.sid)
+		done <- result{a, err}
+	}()
+	var r result
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("twilio account %s: %w", s.sid, ctx.Err())
+	case r = <-done:
+	}
+	var te *client.TwilioRestError
+	switch {
+	case errors.As(r.err, &te) && (te.Status == http.StatusUnauthorized || te.Status == http.StatusForbidden):
+		return fmt.Errorf("twilio account %s: %d (code %d) %s: %w", s.sid, te.Status, te.Code, te.Message, ErrRejected)
+	case r.err != nil:
+		return fmt.Errorf("twilio account %s: %w", s.sid, r.err)
+	case r.account.Status != nil && *r.account.Status != "active":
+		return fmt.Errorf("twilio account %s is %s", s.sid, *r.account.Status)
+	}
+	return nil
 }
 
 // Send implements Sender. Twilio's 4xx answers (other than 429) are

@@ -27,10 +27,13 @@ const (
 	KindReplyHelp     Kind = "reply_help"     // SMS answer: how to answer
 	KindReplyNoOffer  Kind = "reply_no_offer" // SMS answer: nothing to answer
 	KindOTP           Kind = "otp"            // a sign-in code
+	KindContactCode   Kind = "contact_code"   // a code that proves a contact phone may be texted
 	KindConfirm       Kind = "confirm"        // to a device's owner: confirm the request it opened
 )
 
-// Data fills a template. Unused fields stay empty.
+// Data fills a template. Unused fields stay empty. Nothing in it is written
+// by a caller: no address, note or reason typed by a customer or a device
+// reaches a text (see Reason).
 type Data struct {
 	Skill      string
 	DistanceKm string
@@ -38,11 +41,49 @@ type Data struct {
 	ETA        string // a clock time, 15:40
 	ExpiresAt  string // a clock time
 	Technician string // first name
-	Address    string
 	Link       string
 	Window     string // "14:00–16:00"
 	Code       string
-	Reason     string
+	Reason     Reason
+}
+
+// Reason is why something happened, from a fixed list: Render writes it in
+// the recipient's language, so no free text (a cancellation reason a caller
+// typed) can ride along in a text.
+type Reason string
+
+// The reasons a text may give.
+const (
+	ReasonNone                Reason = ""
+	ReasonCancelledByCustomer Reason = "cancelled_by_customer"
+	ReasonCancelledByOps      Reason = "cancelled_by_ops"
+	ReasonCancelledByDevice   Reason = "cancelled_by_device"
+	ReasonOfferTaken          Reason = "offer_taken"
+	ReasonOfferWithdrawn      Reason = "offer_withdrawn"
+	ReasonOfferExpired        Reason = "offer_expired"
+	ReasonOfferDeclined       Reason = "offer_declined"
+	ReasonOfferAccepted       Reason = "offer_already_accepted"
+)
+
+// reasonTexts are the reasons in each language.
+var reasonTexts = map[Reason]map[string]string{
+	ReasonCancelledByCustomer: {"en": "as you asked", "de": "auf Ihren Wunsch", "fr": "à votre demande", "it": "su tua richiesta"},
+	ReasonCancelledByOps:      {"en": "by our dispatch team", "de": "durch unsere Disposition", "fr": "par notre équipe de répartition", "it": "dalla nostra centrale operativa"},
+	ReasonCancelledByDevice:   {"en": "by your device", "de": "von Ihrem Gerät", "fr": "par votre appareil", "it": "dal tuo dispositivo"},
+	ReasonOfferTaken:          {"en": "someone else took it", "de": "jemand anderes hat ihn übernommen", "fr": "quelqu'un d'autre l'a prise", "it": "qualcun altro l'ha preso"},
+	ReasonOfferWithdrawn:      {"en": "the offer was withdrawn", "de": "das Angebot wurde zurückgezogen", "fr": "l'offre a été retirée", "it": "l'offerta è stata ritirata"},
+	ReasonOfferExpired:        {"en": "the offer expired", "de": "das Angebot ist abgelaufen", "fr": "l'offre a expiré", "it": "l'offerta è scaduta"},
+	ReasonOfferDeclined:       {"en": "you declined it", "de": "du hast ihn abgelehnt", "fr": "vous l'avez refusée", "it": "l'hai rifiutato"},
+	ReasonOfferAccepted:       {"en": "you already accepted it", "de": "du hast ihn schon angenommen", "fr": "vous l'avez déjà acceptée", "it": "l'hai già accettato"},
+}
+
+// ReasonOf turns a conflict's machine-readable reason (errs.Error.Reason)
+// into a Reason a text may give, or ReasonNone.
+func ReasonOf(code string) Reason {
+	if _, ok := reasonTexts[Reason(code)]; ok {
+		return Reason(code)
+	}
+	return ReasonNone
 }
 
 // Locales Onsite writes in; anything else falls back to English.
@@ -50,10 +91,10 @@ var Locales = []string{"en", "de", "fr", "it"}
 
 var texts = map[Kind]map[string]string{
 	KindOffer: {
-		"en": "Onsite job: {{.Skill}}, {{.DistanceKm}} km away, about {{.EtaMinutes}} min. {{.Address}} Reply YES to accept or NO to decline (until {{.ExpiresAt}}).",
-		"de": "Onsite-Auftrag: {{.Skill}}, {{.DistanceKm}} km entfernt, ca. {{.EtaMinutes}} Min. {{.Address}} Antworte JA zum Annehmen oder NEIN zum Ablehnen (bis {{.ExpiresAt}}).",
-		"fr": "Mission Onsite : {{.Skill}}, à {{.DistanceKm}} km, environ {{.EtaMinutes}} min. {{.Address}} Répondez OUI pour accepter ou NON pour refuser (jusqu'à {{.ExpiresAt}}).",
-		"it": "Lavoro Onsite: {{.Skill}}, a {{.DistanceKm}} km, circa {{.EtaMinutes}} min. {{.Address}} Rispondi SI per accettare o NO per rifiutare (entro le {{.ExpiresAt}}).",
+		"en": "Onsite job: {{.Skill}}, {{.DistanceKm}} km away, about {{.EtaMinutes}} min; the address is in the app. Reply YES to accept or NO to decline (until {{.ExpiresAt}}).",
+		"de": "Onsite-Auftrag: {{.Skill}}, {{.DistanceKm}} km entfernt, ca. {{.EtaMinutes}} Min.; die Adresse steht in der App. Antworte JA zum Annehmen oder NEIN zum Ablehnen (bis {{.ExpiresAt}}).",
+		"fr": "Mission Onsite : {{.Skill}}, à {{.DistanceKm}} km, environ {{.EtaMinutes}} min ; l'adresse est dans l'app. Répondez OUI pour accepter ou NON pour refuser (jusqu'à {{.ExpiresAt}}).",
+		"it": "Lavoro Onsite: {{.Skill}}, a {{.DistanceKm}} km, circa {{.EtaMinutes}} min; l'indirizzo è nell'app. Rispondi SI per accettare o NO per rifiutare (entro le {{.ExpiresAt}}).",
 	},
 	KindAssigned: {
 		"en": "{{.Technician}} is on the way for your {{.Skill}} request, arriving around {{.ETA}}.{{if .Link}} Follow live: {{.Link}}{{end}}",
@@ -80,10 +121,10 @@ var texts = map[Kind]map[string]string{
 		"it": "La tua richiesta {{.Skill}} è completata. Com'è andata? Valuta {{.Technician}} nell'app{{if .Link}}: {{.Link}}{{end}}.",
 	},
 	KindCancelled: {
-		"en": "Your {{.Skill}} request was cancelled{{if .Reason}} ({{.Reason}}){{end}}.",
-		"de": "Ihr Auftrag {{.Skill}} wurde storniert{{if .Reason}} ({{.Reason}}){{end}}.",
-		"fr": "Votre demande {{.Skill}} a été annulée{{if .Reason}} ({{.Reason}}){{end}}.",
-		"it": "La tua richiesta {{.Skill}} è stata annullata{{if .Reason}} ({{.Reason}}){{end}}.",
+		"en": "Your {{.Skill}} request was cancelled{{if .Because}} ({{.Because}}){{end}}.",
+		"de": "Ihr Auftrag {{.Skill}} wurde storniert{{if .Because}} ({{.Because}}){{end}}.",
+		"fr": "Votre demande {{.Skill}} a été annulée{{if .Because}} ({{.Because}}){{end}}.",
+		"it": "La tua richiesta {{.Skill}} è stata annullata{{if .Because}} ({{.Because}}){{end}}.",
 	},
 	KindUnfulfilled: {
 		"en": "We are sorry: nobody could take your {{.Skill}} request in time. You can book a time window in the app, or reply to keep us searching.",
@@ -98,16 +139,16 @@ var texts = map[Kind]map[string]string{
 		"it": "Promemoria: {{.Technician}} viene per il tuo appuntamento {{.Skill}}, {{.Window}}.",
 	},
 	KindReminderTech: {
-		"en": "Reminder: {{.Skill}} at {{.Address}}, {{.Window}}.",
-		"de": "Erinnerung: {{.Skill}} bei {{.Address}}, {{.Window}}.",
-		"fr": "Rappel : {{.Skill}} à {{.Address}}, {{.Window}}.",
-		"it": "Promemoria: {{.Skill}} a {{.Address}}, {{.Window}}.",
+		"en": "Reminder: your {{.Skill}} job, {{.Window}}; the address is in the app.",
+		"de": "Erinnerung: dein Auftrag {{.Skill}}, {{.Window}}; die Adresse steht in der App.",
+		"fr": "Rappel : votre mission {{.Skill}}, {{.Window}} ; l'adresse est dans l'app.",
+		"it": "Promemoria: il tuo lavoro {{.Skill}}, {{.Window}}; l'indirizzo è nell'app.",
 	},
 	KindReplyAccepted: {
-		"en": "The job is yours: {{.Skill}}, {{.Address}}. Open the app to set off.",
-		"de": "Der Auftrag gehört dir: {{.Skill}}, {{.Address}}. Öffne die App, um loszufahren.",
-		"fr": "La mission est à vous : {{.Skill}}, {{.Address}}. Ouvrez l'app pour partir.",
-		"it": "Il lavoro è tuo: {{.Skill}}, {{.Address}}. Apri l'app per partire.",
+		"en": "The job is yours: {{.Skill}}. Open the app for the address and to set off.",
+		"de": "Der Auftrag gehört dir: {{.Skill}}. Öffne die App für die Adresse und um loszufahren.",
+		"fr": "La mission est à vous : {{.Skill}}. Ouvrez l'app pour l'adresse et pour partir.",
+		"it": "Il lavoro è tuo: {{.Skill}}. Apri l'app per l'indirizzo e per partire.",
 	},
 	KindReplyDeclined: {
 		"en": "Declined. Thanks for answering.",
@@ -116,10 +157,10 @@ var texts = map[Kind]map[string]string{
 		"it": "Rifiutato. Grazie per la risposta.",
 	},
 	KindReplyTooLate: {
-		"en": "Sorry, this job is no longer available ({{.Reason}}).",
-		"de": "Leider ist dieser Auftrag nicht mehr verfügbar ({{.Reason}}).",
-		"fr": "Désolé, cette mission n'est plus disponible ({{.Reason}}).",
-		"it": "Spiacenti, questo lavoro non è più disponibile ({{.Reason}}).",
+		"en": "Sorry, this job is no longer available{{if .Because}} ({{.Because}}){{end}}.",
+		"de": "Leider ist dieser Auftrag nicht mehr verfügbar{{if .Because}} ({{.Because}}){{end}}.",
+		"fr": "Désolé, cette mission n'est plus disponible{{if .Because}} ({{.Because}}){{end}}.",
+		"it": "Spiacenti, questo lavoro non è più disponibile{{if .Because}} ({{.Because}}){{end}}.",
 	},
 	KindReplyHelp: {
 		"en": "Reply YES to accept your newest Onsite offer or NO to decline it.",
@@ -134,16 +175,22 @@ var texts = map[Kind]map[string]string{
 		"it": "Non hai offerte Onsite aperte in questo momento.",
 	},
 	KindConfirm: {
-		"en": "Your device {{.Reason}} reported a problem that needs {{.Skill}}. Send a technician? Confirm: {{.Link}}",
-		"de": "Ihr Gerät {{.Reason}} meldet ein Problem, das {{.Skill}} braucht. Techniker schicken? Bestätigen: {{.Link}}",
-		"fr": "Votre appareil {{.Reason}} signale un problème qui demande {{.Skill}}. Envoyer un technicien ? Confirmer : {{.Link}}",
-		"it": "Il tuo dispositivo {{.Reason}} segnala un problema che richiede {{.Skill}}. Inviare un tecnico? Conferma: {{.Link}}",
+		"en": "Your device reported a problem that needs {{.Skill}}. Send a technician? Confirm: {{.Link}}",
+		"de": "Ihr Gerät meldet ein Problem, das {{.Skill}} braucht. Techniker schicken? Bestätigen: {{.Link}}",
+		"fr": "Votre appareil signale un problème qui demande {{.Skill}}. Envoyer un technicien ? Confirmer : {{.Link}}",
+		"it": "Il tuo dispositivo segnala un problema che richiede {{.Skill}}. Inviare un tecnico? Conferma: {{.Link}}",
 	},
 	KindOTP: {
 		"en": "Your Onsite code is {{.Code}}. It expires in 5 minutes.",
 		"de": "Ihr Onsite-Code lautet {{.Code}}. Er läuft in 5 Minuten ab.",
 		"fr": "Votre code Onsite est {{.Code}}. Il expire dans 5 minutes.",
 		"it": "Il tuo codice Onsite è {{.Code}}. Scade tra 5 minuti.",
+	},
+	KindContactCode: {
+		"en": "Onsite: someone asked to be texted about their service request at this number. If that is fine with you, give them the code {{.Code}} (valid 10 minutes); otherwise ignore this text.",
+		"de": "Onsite: Jemand möchte zu seinem Serviceauftrag Nachrichten an diese Nummer erhalten. Wenn Sie einverstanden sind, geben Sie ihm den Code {{.Code}} (10 Minuten gültig); sonst ignorieren Sie diese Nachricht.",
+		"fr": "Onsite : quelqu'un souhaite recevoir à ce numéro des messages sur sa demande de service. Si vous êtes d'accord, donnez-lui le code {{.Code}} (valable 10 minutes) ; sinon, ignorez ce message.",
+		"it": "Onsite: qualcuno vuole ricevere a questo numero messaggi sulla sua richiesta di assistenza. Se sei d'accordo, dagli il codice {{.Code}} (valido 10 minuti); altrimenti ignora questo messaggio.",
 	},
 }
 
@@ -158,6 +205,12 @@ var templates = func() map[Kind]map[string]*template.Template {
 	return out
 }()
 
+// view is what a template sees: the data, and its reason in words.
+type view struct {
+	Data
+	Because string
+}
+
 // Render writes a message in the recipient's locale (English when the
 // locale is not one Onsite writes in).
 func Render(kind Kind, locale string, d Data) (string, error) {
@@ -167,10 +220,18 @@ func Render(kind Kind, locale string, d Data) (string, error) {
 	}
 	t, ok := byLocale[locale]
 	if !ok {
-		t = byLocale["en"]
+		locale, t = "en", byLocale["en"]
+	}
+	v := view{Data: d}
+	if d.Reason != ReasonNone {
+		words, ok := reasonTexts[d.Reason]
+		if !ok {
+			return "", fmt.Errorf("render %s/%s: unknown reason %q", kind, locale, d.Reason)
+		}
+		v.Because = words[locale]
 	}
 	var b strings.Builder
-	if err := t.Execute(&b, d); err != nil {
+	if err := t.Execute(&b, v); err != nil {
 		return "", fmt.Errorf("render %s/%s: %w", kind, locale, err)
 	}
 	return strings.Join(strings.Fields(b.String()), " "), nil

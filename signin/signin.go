@@ -1,7 +1,9 @@
 // Package signin signs customers and technicians in by phone: a 6-digit code
 // by SMS, then an access token and a refresh token. Codes and refresh tokens
 // are stored hashed; codes expire after 5 minutes and allow 5 attempts;
-// sending is limited per phone and per address.
+// sending is limited per phone and per address. It also proves contact
+// phones: a customer who wants texts about their requests at another phone
+// than their sign-in phone confirms it with a code texted there (contacts.go).
 package signin
 
 import (
@@ -11,6 +13,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math/big"
 	"time"
@@ -20,6 +23,7 @@ import (
 	"github.com/onsite/onsite/internal/auth"
 	"github.com/onsite/onsite/internal/db"
 	"github.com/onsite/onsite/internal/errs"
+	"github.com/onsite/onsite/internal/phones"
 	"github.com/onsite/onsite/notify"
 	"github.com/onsite/onsite/technicians"
 )
@@ -35,9 +39,10 @@ const (
 	RefreshTTL      = 30 * 24 * time.Hour
 )
 
-// Sender delivers the code (the notifier).
+// Sender delivers a code now (the notifier); a code its guards hold back is
+// a *notify.WithheldError.
 type Sender interface {
-	Deliver(ctx context.Context, out []notify.Outgoing) error
+	DeliverNow(ctx context.Context, o notify.Outgoing) error
 }
 
 // Limiter counts calls per key atomically (shared by every process).
@@ -45,19 +50,48 @@ type Limiter interface {
 	Allow(ctx context.Context, key string, limit int) (ok bool, retryAfter time.Duration, err error)
 }
 
-// Service runs the sign-in flow.
+// Service runs the sign-in flow, and the proving of contact phones.
 type Service struct {
-	limit  Limiter // codes sent, per phone and per address, in 10-minute windows
-	db     *db.DB
-	issuer *auth.Issuer
-	sender Sender
-	secret []byte // keys the code hashes
-	now    func() time.Time
+	limit     Limiter // codes sent, per phone and per address, in 10-minute windows
+	db        *db.DB
+	issuer    *auth.Issuer
+	sender    Sender
+	secret    []byte           // keys the code hashes
+	countries phones.Countries // the countries Onsite texts
+	now       func() time.Time
 }
 
-// NewService returns the sign-in service; secret keys the stored hashes.
-func NewService(d *db.DB, issuer *auth.Issuer, sender Sender, limit Limiter, secret []byte, now func() time.Time) *Service {
-	return &Service{limit: limit, db: d, issuer: issuer, sender: sender, secret: secret, now: func() time.Time { return db.UTC(now()) }}
+// NewService returns the sign-in service; secret keys the stored hashes;
+// codes go only to phones of countries.
+func NewService(d *db.DB, issuer *auth.Issuer, sender Sender, limit Limiter, secret []byte, countries phones.Countries, now func() time.Time) *Service {
+	return &Service{limit: limit, db: d, issuer: issuer, sender: sender, secret: secret, countries: countries, now: func() time.Time { return db.UTC(now()) }}
+}
+
+// checkPhone says whether phone can get a code: E.164, in a country Onsite
+// texts.
+func (s *Service) checkPhone(phone string) error {
+	if !technicians.ValidPhone(phone) {
+		return errs.InvalidField("phone", "phone must be in E.164 form, such as +41791234567")
+	}
+	if !s.countries.Allows(phone) {
+		return errs.InvalidField("phone", "Onsite texts only numbers of %s", s.countries)
+	}
+	return nil
+}
+
+// deliverCode sends a code now and turns what stopped it into an answer.
+func (s *Service) deliverCode(ctx context.Context, o notify.Outgoing) error {
+	err := s.sender.DeliverNow(ctx, o)
+	var held *notify.WithheldError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &held) && held.Reason == notify.WithheldCountry:
+		return errs.InvalidField("phone", "Onsite texts only numbers of %s", s.countries)
+	case errors.As(err, &held):
+		return errs.E(errs.RateLimited, "too many texts to this phone or account today; try again tomorrow")
+	}
+	return errs.E(errs.Unavailable, "the code could not be sent; try again")
 }
 
 type otpCode struct {
@@ -116,8 +150,8 @@ func (s *Service) SendCode(ctx context.Context, phone, role, ip string) (CodeSen
 	if err != nil {
 		return CodeSent{}, err
 	}
-	if !technicians.ValidPhone(phone) {
-		return CodeSent{}, errs.InvalidField("phone", "phone must be in E.164 form, such as +41791234567")
+	if err := s.checkPhone(phone); err != nil {
+		return CodeSent{}, err
 	}
 	now := s.now()
 	locale := "en"
@@ -154,9 +188,9 @@ func (s *Service) SendCode(ctx context.Context, phone, role, ip string) (CodeSen
 	if err := s.db.WithContext(ctx).Create(&c).Error; err != nil {
 		return CodeSent{}, fmt.Errorf("store code: %w", err)
 	}
-	out := []notify.Outgoing{{DedupeKey: "otp:" + c.ID, Kind: notify.KindOTP, Recipient: role + ":" + phone, To: phone, Locale: locale, Data: notify.Data{Code: code}, Secret: true}}
-	if err := s.sender.Deliver(ctx, out); err != nil {
-		return CodeSent{}, errs.E(errs.Unavailable, "the code could not be sent; try again")
+	out := notify.Outgoing{DedupeKey: "otp:" + c.ID, Kind: notify.KindOTP, Recipient: role + ":" + phone, To: phone, Locale: locale, Data: notify.Data{Code: code}, Secret: true}
+	if err := s.deliverCode(ctx, out); err != nil {
+		return CodeSent{}, err
 	}
 	return CodeSent{ExpiresIn: int(CodeTTL.Seconds())}, nil
 }

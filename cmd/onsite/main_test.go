@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/onsite/onsite/internal/db"
+	"github.com/onsite/onsite/internal/twiliotest"
 )
 
 // syncBuffer is a bytes.Buffer safe to read while run writes to it.
@@ -77,6 +78,24 @@ func TestServeEmbedded(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("did not stop")
+	}
+}
+
+// TestServeRefusesCredentialsTwilioRefuses: `onsite serve` with a Twilio
+// auth token that Twilio (the stand-in, through TWILIO_API_URL) answers 401
+// for does not start, and says why.
+func TestServeRefusesCredentialsTwilioRefuses(t *testing.T) {
+	t.Parallel()
+	tw := twiliotest.Start(t)
+	var stdout, stderr syncBuffer
+	err := run(t.Context(), []string{"serve"}, []string{"ONSITE_ADDR=127.0.0.1:0", "ONSITE_DATA_DIR=" + t.TempDir(),
+		"TWILIO_ACCOUNT_SID=" + twiliotest.AccountSID, "TWILIO_AUTH_TOKEN=wrongtoken", "TWILIO_FROM=" + twiliotest.From,
+		"TWILIO_API_URL=" + tw.URL()}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "Twilio refused TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN") || !strings.Contains(err.Error(), "not starting") {
+		t.Fatalf("serve with a refused token: %v", err)
+	}
+	if strings.Contains(stdout.String(), "serving") {
+		t.Fatalf("it served: %s", stdout.String())
 	}
 }
 

@@ -57,6 +57,7 @@ type App struct {
 	Pings       *technicians.PingBuffer
 	Machines    *machines.Service
 	Webhooks    *webhooks.Service
+	Idempotency *idempotency.Store // answers to Idempotency-Key calls, in the database
 	Echo        *echo.Echo
 	Routes      []httpx.Route
 	OpsPassword string // the dashboard password in force
@@ -68,6 +69,7 @@ type App struct {
 	sweepEvery  time.Duration         // 0: the worker's default
 	streamRedis redis.UniversalClient // the live streams' own pool
 	registry    *prometheus.Registry
+	sms         providerHealth // the Twilio account check, for /readyz
 	bg          sync.WaitGroup
 	stopBG      context.CancelFunc
 }
@@ -79,15 +81,10 @@ type Clock func() time.Time
 type Option func(*options)
 
 type options struct {
-	twilioHTTP   *http.Client
 	webhookHTTP  *http.Client
 	webhookWaker webhooks.Waker
 	sweepEvery   time.Duration
 }
-
-// WithTwilioHTTPClient sets the HTTP client of the Twilio sender (tests point
-// it at a local server standing in for the Twilio API).
-func WithTwilioHTTPClient(c *http.Client) Option { return func(o *options) { o.twilioHTTP = c } }
 
 // WithWebhookWaker sets what wakes owners' webhook deliveries up instead of
 // asynq tasks (tests run the attempts themselves on their own clock).
@@ -113,14 +110,26 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, op
 		log.Warn("embedded single-node mode: fine for trying Onsite on one machine, not for production",
 			"sqlite", cfg.Embedded(), "embedded_redis", cfg.EmbeddedRedis(), "data_dir", cfg.DataDir)
 	}
+	bgCtx, stop := context.WithCancel(context.Background())
+	a.stopBG = stop
+	// Credentials Twilio refuses stop the start before anything else.
+	sender, err := newSender(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if tw, ok := sender.(*notify.TwilioSender); ok {
+		if err := a.checkTwilio(ctx, bgCtx, tw); err != nil {
+			return nil, err
+		}
+	} else {
+		log.Warn("no Twilio credentials: SMS are written to the log, not sent")
+	}
 	if a.DB, err = OpenDB(ctx, cfg); err != nil {
 		return nil, err
 	}
 	if err = db.Migrate(ctx, a.DB, log); err != nil {
 		return nil, err
 	}
-	bgCtx, stop := context.WithCancel(context.Background())
-	a.stopBG = stop
 	if err = a.openRedis(bgCtx); err != nil {
 		return nil, err
 	}
@@ -135,7 +144,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, op
 		SLA: cfg.SLA, GiveUp: cfg.GiveUp, WindowLead: cfg.WindowLead, OfferStrategy: cfg.OfferStrategy, BatchWindow: cfg.BatchWindow,
 		BatchUrgency: cfg.BatchUrgency,
 		OfferTimeout: cfg.OfferTimeout, WaveSize: cfg.WaveSize, MaxSearchKm: cfg.MaxSearchKm,
-		Log: log, RegionResolution: cfg.RegionRes,
+		Log: log, RegionResolution: cfg.RegionRes, SMSCountries: cfg.SMSCountries,
 	}, now)
 	a.DB.OnListenError(func(channel string, err error) {
 		log.Warn("change feed: listening lost, reconnecting", "channel", channel, "err", err)
@@ -148,13 +157,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, op
 		defer a.bg.Done()
 		a.Dispatch.Fleet().Run(bgCtx)
 	}()
-	a.Notifier = notify.NewNotifier(a.DB, newSender(cfg, log, o.twilioHTTP), cfg.PublicURL+"/v1/webhooks/twilio/status", log)
+	a.Notifier = notify.NewNotifier(a.DB, sender, cfg.PublicURL+"/v1/webhooks/twilio/status",
+		notify.Guards{Countries: cfg.SMSCountries, PerPhoneDay: cfg.SMSPerPhoneDay, PerAccountDay: cfg.SMSPerAccountDay}, log)
 	a.Notifier.WithCheck(jobs.Check(a.Dispatch))
 	a.Notifier.WithWake(jobs.NewWaker(a.Redis, cfg.QueuePrefix).Message)
 	a.sweepEvery = o.sweepEvery
-	if !cfg.Twilio() {
-		log.Warn("no Twilio credentials: SMS are written to the log, not sent")
-	}
 	a.streamRedis = a.newRedis(true)
 	a.Hub = live.NewHub(a.Redis, a.streamRedis, cfg.QueuePrefix)
 	opsPassword := cfg.OpsPassword
@@ -173,13 +180,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, op
 		hookClient = webhooks.SafeClient(cfg.WebhookAllowPrivate)
 	}
 	a.Webhooks = webhooks.NewService(a.DB, hookClient, now)
+	a.Idempotency = idempotency.NewStore(a.DB, now)
 	waker := o.webhookWaker
 	if waker == nil {
 		waker = jobs.NewHookWaker(a.Redis, cfg.QueuePrefix, log)
 	}
 	a.Webhooks.WithWaker(waker)
 	opsAPI := api.New(a.Technicians, a.Dispatch, a.Hub)
-	signIn := signin.NewService(a.DB, a.Issuer, a.Notifier, ratelimit.NewWindow(a.Redis, cfg.QueuePrefix, 10*time.Minute), secret, now)
+	signIn := signin.NewService(a.DB, a.Issuer, a.Notifier, ratelimit.NewWindow(a.Redis, cfg.QueuePrefix, 10*time.Minute), secret, cfg.SMSCountries, now)
 	a.Pings = technicians.NewPingBuffer(a.DB, cfg.PingFlush, a.techniciansMoved, log)
 	a.Routes = append(opsAPI.Routes(), mobileapi.New(a.Technicians, a.Dispatch, a.Hub, signIn, a.Pings, secret, cfg.PublicURL).Routes()...)
 	a.Routes = append(a.Routes, api.NewOps(opsAPI, a.Issuer, a.Hub, opsPassword, cfg.TileURL).Routes()...)
@@ -244,12 +252,82 @@ func (a *App) techniciansMoved(ctx context.Context, moved []technicians.Moved) {
 }
 
 // newSender is Twilio when configured, the log sender otherwise.
-func newSender(cfg config.Config, log *slog.Logger, hc *http.Client) notify.Sender {
+func newSender(cfg config.Config, log *slog.Logger) (notify.Sender, error) {
 	if !cfg.Twilio() {
-		return &notify.LogSender{Log: log}
+		return &notify.LogSender{Log: log}, nil
 	}
-	return notify.NewTwilioSender(notify.TwilioConfig{AccountSID: cfg.TwilioAccountSID, AuthToken: cfg.TwilioAuthToken,
-		From: cfg.TwilioFrom, MessagingServiceSID: cfg.TwilioMessagingServiceSID, HTTPClient: hc})
+	tw, err := notify.NewTwilioSender(notify.TwilioConfig{AccountSID: cfg.TwilioAccountSID, AuthToken: cfg.TwilioAuthToken,
+		From: cfg.TwilioFrom, MessagingServiceSID: cfg.TwilioMessagingServiceSID, APIURL: cfg.TwilioAPIURL})
+	if err != nil {
+		return nil, fmt.Errorf("config: TWILIO_API_URL: %w", err)
+	}
+	return tw, nil
+}
+
+// twilioCheckTimeout bounds one check of the Twilio account.
+const twilioCheckTimeout = 5 * time.Second
+
+// checkTwilio fetches the Twilio account before Onsite starts: credentials
+// Twilio refuses stop the start with a message saying so; a Twilio that
+// cannot be reached lets Onsite start with the SMS provider reported failing
+// by /readyz, checked again in the background (1 s, doubling, at most a
+// minute apart) until a check succeeds.
+func (a *App) checkTwilio(ctx, bgCtx context.Context, tw *notify.TwilioSender) error {
+	check := func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, twilioCheckTimeout)
+		defer cancel()
+		return tw.CheckAccount(ctx)
+	}
+	err := check(ctx)
+	if errors.Is(err, notify.ErrRejected) {
+		return fmt.Errorf("config: Twilio refused TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, so no SMS could be sent; not starting: %w", err)
+	}
+	if err == nil {
+		a.Log.Info("twilio account checked", "account", a.Config.TwilioAccountSID)
+		return nil
+	}
+	a.sms.set(err)
+	a.Log.Error("twilio cannot be reached: starting anyway, SMS fail and /readyz says so until a check succeeds", "err", err)
+	a.bg.Add(1)
+	go func() {
+		defer a.bg.Done()
+		for wait := time.Second; ; wait = min(2*wait, time.Minute) {
+			select {
+			case <-bgCtx.Done():
+				return
+			case <-time.After(wait):
+			}
+			err := check(bgCtx)
+			if bgCtx.Err() != nil {
+				return
+			}
+			a.sms.set(err)
+			if err == nil {
+				a.Log.Info("twilio reachable: the SMS provider is ready", "account", a.Config.TwilioAccountSID)
+				return
+			}
+			a.Log.Warn("twilio check failed", "err", err, "next_in", min(2*wait, time.Minute))
+		}
+	}()
+	return nil
+}
+
+// providerHealth is the last check of the SMS provider (nil: fine).
+type providerHealth struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (h *providerHealth) set(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.err = err
+}
+
+func (h *providerHealth) get() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.err
 }
 
 // OpenDB opens PostgreSQL or, with no DATABASE_URL, the embedded SQLite file.
@@ -355,15 +433,20 @@ func (a *App) buildEcho() *echo.Echo {
 	e.GET("/static/*", dashboard)
 	httpx.Register(e, httpx.Auth{Issuer: a.Issuer, Keys: a.Machines}, a.Routes, ratelimit.New(a.Redis, a.Config.QueuePrefix).WithLocalShare(a.Config.RateLimitProcesses),
 		httpx.Limits{PerIP: a.Config.RateLimitIP, PerPrincipal: a.Config.RateLimitPrincipal},
-		idempotency.NewStore(a.Redis, a.Config.QueuePrefix).Middleware)
+		httpx.Idempotent(a.Idempotency, a.Log))
 	return e
 }
 
 func (a *App) ready(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 	defer cancel()
-	checks := map[string]string{"database": "ok", "redis": "ok"}
+	checks := map[string]string{"database": "ok", "redis": "ok", "sms": "ok"}
 	ok := true
+	if !a.Config.Twilio() {
+		checks["sms"] = "log sender (SMS are written to the log)"
+	} else if err := a.sms.get(); err != nil {
+		checks["sms"], ok = err.Error(), false
+	}
 	if err := a.DB.Ping(ctx); err != nil {
 		checks["database"], ok = err.Error(), false
 	}
@@ -445,6 +528,8 @@ func (a *App) Worker() *jobs.Worker {
 	w.WithHooks(jobs.NewHooks(a.Webhooks, a.Log))
 	w.WithTechnicians(a.Technicians, a.Config.StaleAfter)
 	w.WithMetrics(a.registry)
+	w.WithCleanup("idempotency:expire", a.Idempotency.Expire)
+	w.WithCleanup("sms:counts", a.Notifier.Cleanup)
 	if a.sweepEvery > 0 {
 		w.SweepEvery(a.sweepEvery)
 	}

@@ -1,6 +1,8 @@
 package app_test
 
 import (
+	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"github.com/onsite/onsite/internal/apitest"
 	"github.com/onsite/onsite/internal/app"
 	"github.com/onsite/onsite/internal/auth"
+	"github.com/onsite/onsite/internal/config"
 	"github.com/onsite/onsite/internal/dbtest"
 	"github.com/onsite/onsite/internal/twiliotest"
 )
@@ -23,7 +26,7 @@ func startWithTwilio(t *testing.T, engine string, extra ...apitest.Option) (*api
 	opts := append([]apitest.Option{
 		apitest.Env("TWILIO_ACCOUNT_SID", twiliotest.AccountSID), apitest.Env("TWILIO_AUTH_TOKEN", twiliotest.AuthToken),
 		apitest.Env("TWILIO_FROM", twiliotest.From), apitest.Env("ONSITE_PUBLIC_URL", publicURL),
-		apitest.With(app.WithTwilioHTTPClient(tw.Client())),
+		apitest.Env("TWILIO_API_URL", tw.URL()),
 	}, extra...)
 	return apitest.Start(t, engine, dbtest.RedisDBApp, opts...), tw
 }
@@ -46,6 +49,18 @@ func statusCallback(s *apitest.Server, sid, status string) apitest.Response {
 	sig := twiliotest.Sign(twiliotest.AuthToken, publicURL+"/v1/webhooks/twilio/status", form)
 	return s.Call("POST", "/v1/webhooks/twilio/status", "", []byte(form.Encode()),
 		"Content-Type", "application/x-www-form-urlencoded", "X-Twilio-Signature", sig)
+}
+
+// confirmContact makes phone a contact phone of the customer through the
+// API: a code texted there, typed back.
+func confirmContact(t *testing.T, s *apitest.Server, tw *twiliotest.Server, token, phone string) {
+	t.Helper()
+	s.Must(http.StatusAccepted, "POST", "/v1/me/contacts", token, map[string]string{"phone": phone}, nil)
+	code := codeRE.FindStringSubmatch(waitSMS(t, tw, phone, "Onsite: someone asked").Get("Body"))
+	if code == nil {
+		t.Fatalf("no code in the text to %s", phone)
+	}
+	s.Must(http.StatusOK, "POST", "/v1/me/contacts/confirm", token, map[string]string{"phone": phone, "code": code[1]}, nil)
 }
 
 func waitSMS(t *testing.T, tw *twiliotest.Server, to, contains string) url.Values {
@@ -73,13 +88,15 @@ func TestSMSBothWays(t *testing.T) {
 	techs := onboard(t, s, 1000, 3000, 6000)
 	phones := []string{"+41795550000", "+41795550001", "+41795550002"}
 	cust := s.Token(auth.Customer, "carla")
+	confirmContact(t, s, tw, cust, "+41791110000")
 	var req fullRequest
 	s.Must(http.StatusCreated, "POST", "/v1/requests", cust, map[string]any{
 		"skill": "router_replace", "lat": 47.3769, "lng": 8.5417, "address": "Bahnhofstrasse 1", "phone": "+41791110000", "locale": "de"}, &req)
 
 	offer := waitSMS(t, tw, phones[0], "Reply YES")
 	if offer.Get("From") != twiliotest.From || !strings.HasPrefix(offer.Get("StatusCallback"), publicURL+"/v1/webhooks/twilio/status?message=") ||
-		!strings.Contains(offer.Get("Body"), "router_replace") || !strings.Contains(offer.Get("Body"), "Bahnhofstrasse 1") {
+		!strings.Contains(offer.Get("Body"), "router_replace") || !strings.Contains(offer.Get("Body"), "the address is in the app") ||
+		strings.Contains(offer.Get("Body"), "Bahnhofstrasse") {
 		t.Fatalf("offer SMS %v", offer)
 	}
 	if r := sms(s, phones[0], "ja", false); r.Status != http.StatusForbidden || r.Err(t).Error.Code != "forbidden" {
@@ -188,5 +205,49 @@ func TestSMSYesRacesAppAccept(t *testing.T) {
 			t.Fatalf("round %d: %d live assignments", round, live)
 		}
 		s.Must(http.StatusOK, "POST", "/v1/requests/"+req.ID+"/cancel", ops, map[string]string{"reason": "next round"}, nil)
+	}
+}
+
+// TestTwilioCheckedAtStart: with Twilio unreachable at start Onsite starts,
+// and /readyz answers 503 naming the SMS provider until a background check
+// reaches the account; wrong credentials stop the start (TestServeRefuses…
+// in cmd/onsite for `onsite serve`).
+func TestTwilioCheckedAtStart(t *testing.T) {
+	t.Parallel()
+	tw := twiliotest.Start(t)
+	tw.SetDown(true)
+	s := apitest.Start(t, "sqlite", dbtest.RedisDBApp, apitest.Env("ONSITE_WORKERS", "false"),
+		apitest.Env("TWILIO_ACCOUNT_SID", twiliotest.AccountSID), apitest.Env("TWILIO_AUTH_TOKEN", twiliotest.AuthToken),
+		apitest.Env("TWILIO_FROM", twiliotest.From), apitest.Env("TWILIO_API_URL", tw.URL()))
+	var ready struct {
+		Status string            `json:"status"`
+		Checks map[string]string `json:"checks"`
+	}
+	r := s.Must(http.StatusServiceUnavailable, "GET", "/readyz", "", nil, &ready)
+	if ready.Checks["sms"] == "ok" || !strings.Contains(ready.Checks["sms"], "twilio account") || ready.Checks["database"] != "ok" {
+		t.Fatalf("readyz with Twilio down: %s", r.Body)
+	}
+	tw.SetDown(false)
+	apitest.Eventually(t, 15*time.Second, "/readyz to be 200 once Twilio answers", func() bool {
+		return s.Call("GET", "/readyz", "", nil).Status == http.StatusOK
+	})
+	s.Must(http.StatusOK, "GET", "/readyz", "", nil, &ready)
+	if ready.Checks["sms"] != "ok" || tw.AccountFetches() != 1 {
+		t.Fatalf("readyz once Twilio answers: %+v, %d account fetches", ready, tw.AccountFetches())
+	}
+
+	// wrong credentials: no app
+	cfg, err := config.Load([]string{"ONSITE_DATA_DIR=" + t.TempDir(), "REDIS_URL=" + dbtest.RedisURL(dbtest.RedisDBApp),
+		"TWILIO_ACCOUNT_SID=" + twiliotest.AccountSID, "TWILIO_AUTH_TOKEN=notthetoken", "TWILIO_FROM=" + twiliotest.From, "TWILIO_API_URL=" + tw.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.New(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now)
+	if err == nil {
+		a.Close()
+		t.Fatal("started with credentials Twilio refuses")
+	}
+	if !strings.Contains(err.Error(), "Twilio refused TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN") || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("error %v", err)
 	}
 }

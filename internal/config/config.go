@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/onsite/onsite/internal/phones"
 )
 
 // Config is every setting Onsite reads at start.
@@ -44,6 +46,11 @@ type Config struct {
 	TwilioAuthToken           string // TWILIO_AUTH_TOKEN (also checks webhook signatures)
 	TwilioFrom                string // TWILIO_FROM: sending number, or
 	TwilioMessagingServiceSID string // TWILIO_MESSAGING_SERVICE_SID
+	TwilioAPIURL              string // TWILIO_API_URL: base of every Twilio API call; empty: https://api.twilio.com
+
+	SMSCountries     phones.Countries // ONSITE_SMS_COUNTRIES: the only countries texted (and accepted as request phones)
+	SMSPerPhoneDay   int              // ONSITE_SMS_PER_PHONE_DAY: texts a day to one phone (technicians' excepted; 0: no cap)
+	SMSPerAccountDay int              // ONSITE_SMS_PER_ACCOUNT_DAY: texts a day for one customer account (0: no cap)
 
 	OpsPassword string // ONSITE_OPS_PASSWORD: dashboard sign-in; generated under DataDir in embedded mode
 	TileURL     string // ONSITE_TILE_URL: base-map tiles for the dashboard ({z}/{x}/{y}); empty: plain background
@@ -223,6 +230,24 @@ var settings = []setting{
 		c.TwilioMessagingServiceSID = v
 		return nil
 	}},
+	{"TWILIO_API_URL", "base URL of the Twilio API (a stand-in or proxy for tests and staging; empty: https://api.twilio.com)", func(c *Config, v string) error {
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("want an http(s):// base URL without query")
+		}
+		c.TwilioAPIURL = strings.TrimRight(v, "/")
+		return nil
+	}},
+	{"ONSITE_SMS_COUNTRIES", "comma-separated countries Onsite texts and accepts request phones of: ISO codes (CH, DE, …) or calling codes (+41, …)", func(c *Config, v string) error {
+		countries, err := phones.ParseCountries(v)
+		if err != nil {
+			return err
+		}
+		c.SMSCountries = countries
+		return nil
+	}},
+	{"ONSITE_SMS_PER_PHONE_DAY", "texts a day (UTC) to one phone, technicians' excepted (0: no cap)", intSetting(func(c *Config) *int { return &c.SMSPerPhoneDay })},
+	{"ONSITE_SMS_PER_ACCOUNT_DAY", "texts a day (UTC) for one customer account (0: no cap)", intSetting(func(c *Config) *int { return &c.SMSPerAccountDay })},
 	{"ONSITE_OPS_PASSWORD", "dashboard sign-in password (at least 12 characters)", func(c *Config, v string) error {
 		if len(v) < 12 {
 			return fmt.Errorf("must be at least 12 characters long")
@@ -329,6 +354,9 @@ func Default() Config {
 		RateLimitIP:        1200,
 		RateLimitPrincipal: 600,
 		RateLimitProcesses: 8,
+		SMSCountries:       phones.MustParseCountries(phones.DefaultCountries),
+		SMSPerPhoneDay:     20,
+		SMSPerAccountDay:   50,
 	}
 }
 

@@ -69,6 +69,30 @@ func TestLoad(t *testing.T) {
 		{name: "twilio sid without token", env: []string{"TWILIO_ACCOUNT_SID=AC1"}, wantErr: "TWILIO_AUTH_TOKEN"},
 		{name: "twilio without sender", env: []string{"TWILIO_ACCOUNT_SID=AC1", "TWILIO_AUTH_TOKEN=t"}, wantErr: "TWILIO_FROM"},
 		{name: "bad twilio sid", env: []string{"TWILIO_ACCOUNT_SID=XX1"}, wantErr: "TWILIO_ACCOUNT_SID"},
+		{name: "twilio api url", env: []string{"TWILIO_API_URL=http://127.0.0.1:8089/twilio/"}, check: func(t *testing.T, c Config) {
+			if c.TwilioAPIURL != "http://127.0.0.1:8089/twilio" {
+				t.Errorf("twilio api url = %q", c.TwilioAPIURL)
+			}
+		}},
+		{name: "twilio api url default", check: func(t *testing.T, c Config) {
+			if c.TwilioAPIURL != "" {
+				t.Errorf("twilio api url = %q, want empty (api.twilio.com)", c.TwilioAPIURL)
+			}
+		}},
+		{name: "sms defaults", check: func(t *testing.T, c Config) {
+			if c.SMSCountries.String() != "CH, LI, DE, FR, IT, AT" || c.SMSPerPhoneDay != 20 || c.SMSPerAccountDay != 50 {
+				t.Errorf("sms defaults: %v %d %d", c.SMSCountries, c.SMSPerPhoneDay, c.SMSPerAccountDay)
+			}
+		}},
+		{name: "sms settings", env: []string{"ONSITE_SMS_COUNTRIES=ch,+44", "ONSITE_SMS_PER_PHONE_DAY=5", "ONSITE_SMS_PER_ACCOUNT_DAY=0"}, check: func(t *testing.T, c Config) {
+			if !c.SMSCountries.Allows("+447700900123") || c.SMSCountries.Allows("+4915112345678") || c.SMSPerPhoneDay != 5 || c.SMSPerAccountDay != 0 {
+				t.Errorf("sms settings: %v %d %d", c.SMSCountries, c.SMSPerPhoneDay, c.SMSPerAccountDay)
+			}
+		}},
+		{name: "bad sms country", env: []string{"ONSITE_SMS_COUNTRIES=CH,Narnia"}, wantErr: "ONSITE_SMS_COUNTRIES"},
+		{name: "bad sms cap", env: []string{"ONSITE_SMS_PER_PHONE_DAY=-1"}, wantErr: "ONSITE_SMS_PER_PHONE_DAY"},
+		{name: "twilio api url not a url", env: []string{"TWILIO_API_URL=api.twilio.test"}, wantErr: "TWILIO_API_URL"},
+		{name: "twilio api url with a query", env: []string{"TWILIO_API_URL=https://proxy.test/?x=1"}, wantErr: "TWILIO_API_URL"},
 		{name: "bad batch window", env: []string{"ONSITE_BATCH_WINDOW=1ms"}, wantErr: "ONSITE_BATCH_WINDOW"},
 		{name: "batch urgency", env: []string{"ONSITE_BATCH_URGENCY=0"}, check: func(t *testing.T, c Config) {
 			if c.BatchUrgency != 0 {

@@ -156,6 +156,7 @@ const (
 	RedisDBMobile   = 5
 	RedisDBCmd      = 6
 	RedisDBAPI      = 7
+	RedisDBSignin   = 8
 )
 
 // RedisURL is the Redis server tests use, with the given DB number.

@@ -1,7 +1,9 @@
 // Package twiliotest stands in for the Twilio API in tests: a local HTTP
-// server that the real twilio-go client is pointed at, recording every
-// message it is asked to send, and the webhook signature Twilio would put on
-// a callback.
+// server that the real twilio-go client is pointed at (TWILIO_API_URL, or
+// notify.TwilioConfig.APIURL, set to URL()), recording every message it is
+// asked to send, answering the account fetch of the start-up check (401 for
+// wrong credentials, as Twilio does), and the webhook signature Twilio would
+// put on a callback.
 package twiliotest
 
 import (
@@ -30,14 +32,17 @@ const (
 )
 
 // Server is the fake Twilio API: POST Messages.json sends (records) a
-// message, GET Messages.json lists them, newest first, as Twilio does.
+// message, GET Messages.json lists them, newest first, as Twilio does, and
+// GET Accounts/{sid}.json answers the account check.
 type Server struct {
 	mu       sync.Mutex
 	received []Received
-	fail     int // answer every call with this status (0: succeed)
-	lose     int // record the next sends but drop the connection instead of answering
-	failed   int // calls answered with fail
-	lost     int // answers dropped
+	fail     int  // answer every call but the account fetch with this status (0: succeed)
+	down     bool // drop every connection unanswered
+	fetches  int  // account fetches answered
+	lose     int  // record the next sends but drop the connection instead of answering
+	failed   int  // calls answered with fail
+	lost     int  // answers dropped
 	srv      *httptest.Server
 }
 
@@ -57,23 +62,58 @@ func Start(t testing.TB) *Server {
 	return f
 }
 
-const messagesPath = "/2010-04-01/Accounts/" + AccountSID + "/Messages.json"
+// URL is the fake's base URL, for TWILIO_API_URL (the real twilio-go client
+// then sends every call here).
+func (f *Server) URL() string { return f.srv.URL }
+
+// twilioError writes an error the way Twilio does (twilio-go decodes it into
+// a *client.TwilioRestError).
+func twilioError(w http.ResponseWriter, status, code int, message string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `{"code": %d, "message": %q, "more_info": "https://www.twilio.com/docs/errors/%d", "status": %d}`, code, message, code, status)
+}
+
+const (
+	accountPath  = "/2010-04-01/Accounts/" + AccountSID + ".json"
+	messagesPath = "/2010-04-01/Accounts/" + AccountSID + "/Messages.json"
+)
 
 func (f *Server) serve(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	down := f.down
+	f.mu.Unlock()
+	if down {
+		// Unreachable: the connection drops without an answer.
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			_ = conn.Close()
+		}
+		return
+	}
 	user, pass, ok := r.BasicAuth()
-	if !ok || user != AccountSID || pass != AuthToken || r.URL.Path != messagesPath ||
-		(r.Method != http.MethodPost && r.Method != http.MethodGet) {
-		w.WriteHeader(http.StatusUnauthorized)
+	if !ok || user != AccountSID || pass != AuthToken {
+		twilioError(w, http.StatusUnauthorized, 20003, "Authenticate")
+		return
+	}
+	switch {
+	case r.Method == http.MethodGet && r.URL.Path == accountPath:
+		f.mu.Lock()
+		f.fetches++
+		f.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"sid": %q, "friendly_name": "Onsite test", "status": "active", "type": "Full"}`, AccountSID)
+		return
+	case (r.Method == http.MethodPost || r.Method == http.MethodGet) && r.URL.Path == messagesPath:
+	default:
+		twilioError(w, http.StatusNotFound, 20404, "The requested resource "+r.URL.Path+" was not found")
 		return
 	}
 	body, _ := io.ReadAll(r.Body)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
 	if f.fail != 0 {
 		f.failed++
-		w.WriteHeader(f.fail)
-		fmt.Fprintf(w, `{"code": 21211, "message": "The 'To' number is not a valid phone number.", "status": %d}`, f.fail)
+		twilioError(w, f.fail, 21211, "The 'To' number is not a valid phone number.")
 		return
 	}
 	if r.Method == http.MethodGet {
@@ -87,13 +127,12 @@ func (f *Server) serve(w http.ResponseWriter, r *http.Request) {
 		f.lose--
 		f.lost++
 		// Twilio has the message, the client never hears so.
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				_ = conn.Close()
-				return
-			}
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			_ = conn.Close()
+			return
 		}
 	}
+	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
 	_ = json.NewEncoder(w).Encode(message(m))
 }
@@ -147,11 +186,20 @@ func message(m Received) map[string]any {
 		"date_updated": created, "uri": "/2010-04-01/Accounts/" + AccountSID + "/Messages/" + m.SID + ".json"}
 }
 
-// FailWith makes the fake answer every call with status (0: succeed again).
+// FailWith makes the fake answer every message call (sends and lists, not
+// the account fetch) with status (0: succeed again).
 func (f *Server) FailWith(status int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.fail = status
+}
+
+// SetDown makes the fake unreachable (every connection dropped unanswered)
+// or reachable again.
+func (f *Server) SetDown(down bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.down = down
 }
 
 // LoseAnswers makes the fake accept the next n messages but drop the
@@ -163,19 +211,11 @@ func (f *Server) LoseAnswers(n int) {
 	f.lose = n
 }
 
-// Client returns an HTTP client that sends every request to the fake (the
-// twilio-go client has no base-URL option).
-func (f *Server) Client() *http.Client {
-	target, _ := url.Parse(f.srv.URL)
-	return &http.Client{Transport: rewrite{host: target.Host, scheme: target.Scheme}}
-}
-
-type rewrite struct{ host, scheme string }
-
-func (rw rewrite) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.URL.Scheme, r.URL.Host = rw.scheme, rw.host
-	return http.DefaultTransport.RoundTrip(r)
+// AccountFetches counts the account fetches answered (the start-up check).
+func (f *Server) AccountFetches() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fetches
 }
 
 // Faults returns how many calls were answered with the FailWith status and
