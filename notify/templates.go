@@ -63,6 +63,7 @@ const (
 	ReasonOfferExpired        Reason = "offer_expired"
 	ReasonOfferDeclined       Reason = "offer_declined"
 	ReasonOfferAccepted       Reason = "offer_already_accepted"
+	ReasonNotEligible         Reason = "not_eligible" // the rules refuse the technician now (dispatch.ReasonNotEligible)
 )
 
 // reasonTexts are the reasons in each language.
@@ -75,6 +76,10 @@ var reasonTexts = map[Reason]map[string]string{
 	ReasonOfferExpired:        {"en": "the offer expired", "de": "das Angebot ist abgelaufen", "fr": "l'offre a expiré", "it": "l'offerta è scaduta"},
 	ReasonOfferDeclined:       {"en": "you declined it", "de": "du hast ihn abgelehnt", "fr": "vous l'avez refusée", "it": "l'hai rifiutato"},
 	ReasonOfferAccepted:       {"en": "you already accepted it", "de": "du hast ihn schon angenommen", "fr": "vous l'avez déjà acceptée", "it": "l'hai già accettato"},
+	ReasonNotEligible: {"en": "you cannot take it right now: check your certifications, shift and duty in the app",
+		"de": "du kannst ihn gerade nicht übernehmen: prüfe Zertifikate, Schicht und Dienststatus in der App",
+		"fr": "vous ne pouvez pas la prendre pour l'instant : vérifiez vos certifications, votre horaire et votre statut dans l'app",
+		"it": "non puoi prenderlo ora: controlla certificazioni, turno e stato di servizio nell'app"},
 }
 
 // ReasonOf turns a conflict's machine-readable reason (errs.Error.Reason)

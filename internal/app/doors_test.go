@@ -96,7 +96,8 @@ func equalCounts(a, b map[string]int64) bool {
 }
 
 // TestSMSYesRefusedWhenNotEligible: a technician whose certification was
-// revoked after the offer went out answers YES by SMS: the reply says why,
+// revoked after the offer went out answers YES by SMS: the reply says why
+// in fixed words (what to check in the app),
 // the job stays searching and nothing is written.
 func TestSMSYesRefusedWhenNotEligible(t *testing.T) {
 	t.Parallel()
@@ -116,7 +117,7 @@ func TestSMSYesRefusedWhenNotEligible(t *testing.T) {
 	}
 	r := sms(s, "+41795550000", "YES", true)
 	if r.Status != http.StatusOK || !strings.Contains(string(r.Body), "no longer available") ||
-		!strings.Contains(string(r.Body), "no current certification") {
+		!strings.Contains(string(r.Body), "check your certifications") {
 		t.Fatalf("yes by SMS: %d %s", r.Status, r.Body)
 	}
 	for _, table := range tables {
