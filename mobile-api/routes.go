@@ -28,7 +28,7 @@ func (h *Handler) Routes() []httpx.Route {
 		{Method: http.MethodPost, Path: "/v1/jobs/:id/arrived", Roles: tech, Idempotent: true, Handler: h.arrived},
 		{Method: http.MethodPost, Path: "/v1/jobs/:id/complete", Roles: tech, Idempotent: true, Handler: h.complete},
 		{Method: http.MethodPost, Path: "/v1/jobs/:id/drop", Roles: tech, Idempotent: true, Handler: h.drop},
-		{Method: http.MethodPost, Path: "/v1/requests", Roles: httpx.Roles(auth.Customer, auth.Machine), Idempotent: true, Handler: h.createRequest},
+		{Method: http.MethodPost, Path: "/v1/requests", Roles: httpx.Roles(auth.Customer, auth.Machine), Idempotent: true, KeyInHandler: true, Handler: h.createRequest},
 		{Method: http.MethodGet, Path: "/v1/requests/:id", Roles: httpx.Roles(auth.Customer, auth.Machine, auth.Ops), Handler: h.getRequest},
 		{Method: http.MethodPost, Path: "/v1/requests/:id/confirm", Roles: httpx.Roles(auth.Customer, auth.Ops), Idempotent: true, Handler: h.confirm},
 		{Method: http.MethodGet, Path: "/v1/me/requests", Roles: httpx.Roles(auth.Customer, auth.Machine), Handler: h.myRequests},

@@ -27,7 +27,11 @@ type Route struct {
 	// Idempotent routes replay their first answer to a resent
 	// Idempotency-Key instead of running again.
 	Idempotent bool
-	Handler    echo.HandlerFunc
+	// KeyInHandler marks an idempotent route whose handler keeps the key
+	// itself, inside its own transaction (request creation: a unique index
+	// on the request row); the middleware's two extra writes are skipped.
+	KeyInHandler bool
+	Handler      echo.HandlerFunc
 }
 
 // OpenAPIPath turns /v1/requests/:id into /v1/requests/{id}.
@@ -72,7 +76,7 @@ type Auth struct {
 func Register(e *echo.Echo, a Auth, routes []Route, lim Limiter, limits Limits, idem echo.MiddlewareFunc) {
 	for _, r := range routes {
 		h := r.Handler
-		if r.Idempotent && idem != nil {
+		if r.Idempotent && !r.KeyInHandler && idem != nil {
 			h = idem(h)
 		}
 		if !r.Public {
