@@ -31,6 +31,22 @@ func Changed(tx *gorm.DB, ids ...string) error {
 	return db.Notify(tx, Channel, changedPrefix+strings.Join(ids, ","))
 }
 
+// movedPayload is the feed payload of one technician's move.
+func movedPayload(m Moved) string {
+	var sb strings.Builder
+	sb.WriteString(movedPrefix)
+	writeMoved(&sb, m)
+	return sb.String()
+}
+
+func writeMoved(sb *strings.Builder, m Moved) {
+	sb.WriteString(m.TechnicianID)
+	sb.WriteByte(' ')
+	sb.WriteString(strconv.FormatFloat(m.Point.Lat, 'f', -1, 64))
+	sb.WriteByte(' ')
+	sb.WriteString(strconv.FormatFloat(m.Point.Lng, 'f', -1, 64))
+}
+
 // notifyMoved says inside tx that technicians moved, with their positions,
 // in payloads small enough for NOTIFY (at most 8000 bytes).
 func notifyMoved(tx *gorm.DB, moved []Moved) error {
@@ -52,11 +68,7 @@ func notifyMoved(tx *gorm.DB, moved []Moved) error {
 		if sb.Len() > 0 {
 			sb.WriteByte(';')
 		}
-		sb.WriteString(m.TechnicianID)
-		sb.WriteByte(' ')
-		sb.WriteString(strconv.FormatFloat(m.Point.Lat, 'f', -1, 64))
-		sb.WriteByte(' ')
-		sb.WriteString(strconv.FormatFloat(m.Point.Lng, 'f', -1, 64))
+		writeMoved(&sb, m)
 	}
 	return flush()
 }

@@ -394,18 +394,13 @@ func (s *Service) UpdateLocation(ctx context.Context, techID string, p Ping) (Lo
 
 func (s *Service) apply(ctx context.Context, techID string, p Ping, now time.Time) (Located, error) {
 	cell := geo.CellOf(p.Point(), geo.CityResolution)
+	// The update and its change-feed note in one statement: a ping is one
+	// round trip to PostgreSQL.
 	var rows []struct{ ActiveJobs int }
-	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
-		if err := tx.Raw(`UPDATE technicians SET lat = ?, lng = ?, cell = ?, position_at = ?, updated_at = ?
+	_, err := s.db.UpdateNotify(ctx, &rows, Channel, movedPayload(Moved{TechnicianID: techID, Point: p.Point()}),
+		`UPDATE technicians SET lat = ?, lng = ?, cell = ?, position_at = ?, updated_at = ?
 		WHERE id = ? AND (position_at IS NULL OR position_at < ?) RETURNING active_jobs`,
-			*p.Lat, *p.Lng, cell, *p.At, now, techID, *p.At).Scan(&rows).Error; err != nil {
-			return err
-		}
-		if len(rows) == 0 {
-			return nil
-		}
-		return notifyMoved(tx, []Moved{{TechnicianID: techID, Point: p.Point()}})
-	})
+		*p.Lat, *p.Lng, cell, *p.At, now, techID, *p.At)
 	if err != nil {
 		return Located{}, fmt.Errorf("update location of %s: %w", techID, err)
 	}

@@ -87,6 +87,35 @@ func Notify(tx *gorm.DB, channel, payload string) error {
 	return nil
 }
 
+// UpdateNotify runs update (one UPDATE … RETURNING statement) into dest
+// and, when it changed rows, publishes payload on channel as Notify does: on
+// PostgreSQL in the same statement (one round trip, the notification sent
+// when it commits), elsewhere in a transaction. It returns the rows changed.
+func (d *DB) UpdateNotify(ctx context.Context, dest any, channel, payload, update string, args ...any) (int64, error) {
+	if d.Dialect != Postgres {
+		var n int64
+		err := d.Tx(ctx, func(tx *gorm.DB) error {
+			res := tx.Raw(update, args...).Scan(dest)
+			if n = res.RowsAffected; res.Error != nil || n == 0 {
+				return res.Error
+			}
+			return Notify(tx, channel, payload)
+		})
+		return n, err
+	}
+	// The lateral call runs once per changed row (here one), and not at all
+	// when the update changed nothing.
+	q := "WITH u AS (" + update + ") SELECT u.* FROM u, LATERAL (SELECT pg_notify(?, ?)) notified"
+	res := d.DB.WithContext(ctx).Raw(q, append(args, d.pgChannel(channel), d.feed.node+" "+payload)...).Scan(dest)
+	if res.Error != nil {
+		return 0, res.Error
+	}
+	if res.RowsAffected > 0 {
+		d.deliver([]note{{channel, payload}})
+	}
+	return res.RowsAffected, nil
+}
+
 // Listen hears the notifications that other processes make on channel
 // (PostgreSQL only; in SQLite's embedded mode there is one process and
 // Subscribe hears everything) until ctx ends. It calls gap whenever it

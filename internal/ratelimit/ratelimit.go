@@ -56,25 +56,24 @@ type allowances struct {
 
 type allowance struct{ left, unsent int }
 
-// take lets one call through on every key's allowance, if each has one.
-func (a *allowances) take(keys []string, start time.Time) bool {
+// take lets one call through on the allowance of every key that has one
+// left and returns the keys (and limits) that have none: those must ask.
+func (a *allowances) take(keys []string, limits []int, start time.Time) (ask []string, askLimits []int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if !a.start.Equal(start) {
 		a.start, a.keys = start, map[string]*allowance{}
-		return false
+		return keys, limits
 	}
-	for _, k := range keys {
-		if x := a.keys[k]; x == nil || x.left <= 0 {
-			return false
+	for i, k := range keys {
+		if x := a.keys[k]; x != nil && x.left > 0 {
+			x.left--
+			x.unsent++
+			continue
 		}
+		ask, askLimits = append(ask, k), append(askLimits, limits[i])
 	}
-	for _, k := range keys {
-		x := a.keys[k]
-		x.left--
-		x.unsent++
-	}
-	return true
+	return ask, askLimits
 }
 
 // unsent returns, and forgets, the calls let through but not yet counted.
@@ -161,27 +160,31 @@ func (l *Limiter) windowKey(key string, start time.Time) string {
 func (l *Limiter) AllowAll(ctx context.Context, keys []string, limits []int) (ok bool, retryAfter time.Duration, err error) {
 	now := l.now()
 	start := now.Truncate(l.window)
-	add := make([]int, len(keys))
+	ask, askLimits, add := keys, limits, make([]int, len(keys))
 	if l.local != nil {
-		if l.local.take(keys, start) {
+		// Keys with an allowance left spend it; only the others ask Redis
+		// (a caller's first call of a window asks for the caller, not for
+		// their busy address).
+		ask, askLimits = l.local.take(keys, limits, start)
+		if len(ask) == 0 {
 			return true, 0, nil
 		}
-		add = l.local.unsent(keys, start)
+		add = l.local.unsent(ask, start)
 	}
-	est, err := l.count(ctx, keys, add, now, start)
+	est, err := l.count(ctx, ask, add, now, start)
 	if err != nil {
 		if l.local != nil {
-			l.local.putBack(keys, start, add)
+			l.local.putBack(ask, start, add)
 		}
 		return true, 0, err
 	}
-	for i := range keys {
-		if est[i] > float64(limits[i]) {
+	for i := range ask {
+		if est[i] > float64(askLimits[i]) {
 			return false, start.Add(l.window).Sub(now), nil
 		}
 	}
 	if l.local != nil {
-		l.local.grant(keys, limits, est, start)
+		l.local.grant(ask, askLimits, est, start)
 	}
 	return true, 0, nil
 }

@@ -122,3 +122,46 @@ func TestLocalShare(t *testing.T) {
 		})
 	}
 }
+
+// TestLocalShareAddressAndCallers: calls from many callers behind one
+// address (the per-address key busy, each caller's key new, so every call
+// asks Redis for its caller while the address spends its allowance): the
+// address's limit still holds exactly, and every call is counted against it.
+func TestLocalShareAddressAndCallers(t *testing.T) {
+	t.Parallel()
+	opt, err := redis.ParseURL(dbtest.RedisURL(dbtest.RedisDBAPI))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { _ = rdb.Close() })
+	prefix := fmt.Sprintf("callers%d:", time.Now().UnixNano())
+	at := time.Date(2026, 11, 27, 10, 0, 5, 0, time.UTC)
+	l := NewWindow(rdb, prefix, time.Minute).WithLocalShare(1)
+	l.now = func() time.Time { return at }
+	ctx := context.Background()
+	const addressLimit, calls = 300, 400
+	allowed := 0
+	for i := range calls {
+		ok, _, err := l.AllowAll(ctx, []string{"ip", fmt.Sprint("caller", i)}, []int{addressLimit, 600})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			allowed++
+		}
+	}
+	if allowed != addressLimit {
+		t.Fatalf("%d calls let through, want the address's %d", allowed, addressLimit)
+	}
+	if x := l.local.keys["ip"]; x != nil {
+		x.left = 0
+	}
+	if _, _, err := l.AllowAll(ctx, []string{"ip"}, []int{1 << 30}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := rdb.Get(ctx, l.windowKey("ip", at.Truncate(time.Minute))).Int()
+	if err != nil || n != calls+1 {
+		t.Fatalf("the address counted %d calls (%v), want %d", n, err, calls+1)
+	}
+}
