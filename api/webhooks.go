@@ -14,8 +14,8 @@ import (
 	"github.com/onsite/onsite/technicians"
 )
 
-// Webhooks serves Twilio's callbacks: inbound SMS (a technician answering an
-// offer) and delivery status. Every call must carry a valid
+// Webhooks serves Twilio's callbacks: inbound SMS (STOP, START and HELP from
+// anyone; a technician answering an offer) and delivery status. Every call must carry a valid
 // X-Twilio-Signature for the configured public URL.
 type Webhooks struct {
 	techs     *technicians.Service
@@ -53,15 +53,39 @@ func (w *Webhooks) inboundSMS(c echo.Context) error {
 		return errs.E(errs.Forbidden, "missing or invalid X-Twilio-Signature")
 	}
 	ctx := c.Request().Context()
-	tech, err := w.techs.ByPhone(ctx, form.Get("From"))
-	if err != nil {
-		if errs.CodeOf(err) == errs.NotFound {
-			return c.XML(http.StatusOK, twiml{}) // not a technician: say nothing
-		}
+	from := form.Get("From")
+	locale := "en"
+	tech, err := w.techs.ByPhone(ctx, from)
+	switch {
+	case err == nil:
+		locale = tech.Locale
+	case errs.CodeOf(err) != errs.NotFound:
 		return err
 	}
-	kind, data := w.answer(c, tech, notify.ParseReply(form.Get("Body")))
-	text, err := notify.Render(kind, tech.Locale, data)
+	// STOP, START and HELP work for anyone, before anything else.
+	var kind notify.Kind
+	var data notify.Data
+	switch notify.ParseKeyword(form.Get("Body")) {
+	case notify.KeywordStop:
+		if err := w.notifier.OptOut(ctx, from); err != nil {
+			return err
+		}
+		kind = notify.KindOptedOut
+	case notify.KeywordStart:
+		if err := w.notifier.OptIn(ctx, from); err != nil {
+			return err
+		}
+		kind = notify.KindOptedIn
+	case notify.KeywordHelp:
+		kind = notify.KindInfo
+	default:
+		if err != nil { // not a technician: no text asks a customer to reply
+			kind = notify.KindNoReplies
+		} else {
+			kind, data = w.answer(c, tech, notify.ParseReply(form.Get("Body")))
+		}
+	}
+	text, err := notify.Render(kind, locale, data)
 	if err != nil {
 		return err
 	}

@@ -31,6 +31,7 @@ const (
 	WithheldUnconfirmed = "contact_unconfirmed"
 	WithheldPhoneCap    = "cap_phone"
 	WithheldAccountCap  = "cap_account"
+	WithheldOptedOut    = "opted_out" // the phone replied STOP
 )
 
 // WithheldError is a text the guards held back, and why.
@@ -124,21 +125,26 @@ const WithheldPrefix = "withheld: "
 
 // screenAtSend is the guards' last look at a stored message, just before
 // each send attempt (also the sweep's and every retry's): its phone must
-// still be in an allowed country. Messages are screened in full when they
+// still be in an allowed country and must not have replied STOP since. Messages are screened in full when they
 // are stored; this catches rows stored before a narrower
 // ONSITE_SMS_COUNTRIES, or before the guards existed. The withheld text is
 // recorded like one held back when stored.
 func (n *Notifier) screenAtSend(ctx context.Context, m Message) (string, error) {
+	reason := WithheldCountry
 	if n.guards.Countries.Allows(m.ToPhone) {
-		return "", nil
+		out, err := n.optedOut(ctx, m.ToPhone) // a STOP after it was stored
+		if err != nil || !out {
+			return "", err
+		}
+		reason = WithheldOptedOut
 	}
 	w := withheldRow{ID: db.NewID(), DedupeKey: m.DedupeKey, Kind: m.Kind, RequestID: m.RequestID, Recipient: m.Recipient,
-		ToPhone: m.ToPhone, Reason: WithheldCountry, CreatedAt: n.now()}
+		ToPhone: m.ToPhone, Reason: reason, CreatedAt: n.now()}
 	if err := n.recordWithheld(ctx, w); err != nil {
 		return "", err
 	}
-	n.log.WarnContext(ctx, "sms withheld before sending", "message", m.ID, "kind", m.Kind, "to", m.ToPhone, "reason", WithheldCountry)
-	return WithheldCountry, nil
+	n.log.WarnContext(ctx, "sms withheld before sending", "message", m.ID, "kind", m.Kind, "to", m.ToPhone, "reason", reason)
+	return reason, nil
 }
 
 // screen applies the guards that need no counting: the country, and a
@@ -146,6 +152,12 @@ func (n *Notifier) screenAtSend(ctx context.Context, m Message) (string, error) 
 func (n *Notifier) screen(ctx context.Context, o Outgoing) (string, error) {
 	if !n.guards.Countries.Allows(o.To) {
 		return WithheldCountry, nil
+	}
+	if out, err := n.optedOut(ctx, o.To); err != nil || out {
+		if out {
+			return WithheldOptedOut, nil
+		}
+		return "", err
 	}
 	if o.Account == "" || o.Kind == KindContactCode {
 		return "", nil

@@ -264,3 +264,19 @@ func TestSecretMessagesAreNotKept(t *testing.T) {
 func guards() notify.Guards {
 	return notify.Guards{Countries: phones.MustParseCountries(phones.DefaultCountries), PerPhoneDay: 20, PerAccountDay: 50}
 }
+
+func TestParseKeyword(t *testing.T) {
+	for _, tt := range []struct {
+		body string
+		want notify.Keyword
+	}{
+		{"STOP", notify.KeywordStop}, {" stop! ", notify.KeywordStop}, {"Unsubscribe", notify.KeywordStop}, {"STOPP", notify.KeywordStop},
+		{"arrêt", notify.KeywordStop}, {"START", notify.KeywordStart}, {"unstop", notify.KeywordStart},
+		{"HELP", notify.KeywordHelp}, {"Hilfe?", notify.KeywordHelp}, {"aide", notify.KeywordHelp}, {"aiuto", notify.KeywordHelp},
+		{"YES", notify.KeywordNone}, {"stop sending me offers", notify.KeywordNone}, {"", notify.KeywordNone},
+	} {
+		if got := notify.ParseKeyword(tt.body); got != tt.want {
+			t.Errorf("ParseKeyword(%q) = %v, want %v", tt.body, got, tt.want)
+		}
+	}
+}

@@ -26,6 +26,10 @@ const (
 	KindReplyTooLate  Kind = "reply_too_late" // SMS answer: the offer is gone
 	KindReplyHelp     Kind = "reply_help"     // SMS answer: how to answer
 	KindReplyNoOffer  Kind = "reply_no_offer" // SMS answer: nothing to answer
+	KindOptedOut      Kind = "opted_out"      // SMS answer to STOP
+	KindOptedIn       Kind = "opted_in"       // SMS answer to START
+	KindInfo          Kind = "info"           // SMS answer to HELP
+	KindNoReplies     Kind = "no_replies"     // SMS answer to anyone but a technician: this number reads no replies
 	KindOTP           Kind = "otp"            // a sign-in code
 	KindContactCode   Kind = "contact_code"   // a code that proves a contact phone may be texted
 	KindConfirm       Kind = "confirm"        // to a device's owner: confirm the request it opened
@@ -132,10 +136,34 @@ var texts = map[Kind]map[string]string{
 		"it": "La tua richiesta {{.Skill}} è stata annullata{{if .Because}} ({{.Because}}){{end}}.",
 	},
 	KindUnfulfilled: {
-		"en": "We are sorry: nobody could take your {{.Skill}} request in time. You can book a time window in the app, or reply to keep us searching.",
-		"de": "Es tut uns leid: Niemand konnte Ihren Auftrag {{.Skill}} rechtzeitig übernehmen. Buchen Sie in der App ein Zeitfenster oder antworten Sie, damit wir weitersuchen.",
-		"fr": "Nous sommes désolés : personne n'a pu prendre votre demande {{.Skill}} à temps. Réservez un créneau dans l'app, ou répondez pour que nous continuions à chercher.",
-		"it": "Ci dispiace: nessuno ha potuto prendere in tempo la tua richiesta {{.Skill}}. Prenota una fascia oraria nell'app o rispondi per continuare la ricerca.",
+		"en": "We are sorry: nobody could take your {{.Skill}} request in time. You can book a time window or ask again in the app.",
+		"de": "Es tut uns leid: Niemand konnte Ihren Auftrag {{.Skill}} rechtzeitig übernehmen. Sie können in der App ein Zeitfenster buchen oder erneut anfragen.",
+		"fr": "Nous sommes désolés : personne n'a pu prendre votre demande {{.Skill}} à temps. Vous pouvez réserver un créneau ou redemander dans l'app.",
+		"it": "Ci dispiace: nessuno ha potuto prendere in tempo la tua richiesta {{.Skill}}. Puoi prenotare una fascia oraria o chiedere di nuovo nell'app.",
+	},
+	KindOptedOut: {
+		"en": "Onsite: you will get no more texts from this number. Reply START to get them again.",
+		"de": "Onsite: Sie erhalten keine SMS mehr von dieser Nummer. Antworten Sie START, um sie wieder zu erhalten.",
+		"fr": "Onsite : vous ne recevrez plus de SMS de ce numéro. Répondez START pour les recevoir à nouveau.",
+		"it": "Onsite: non riceverai più SMS da questo numero. Rispondi START per riceverli di nuovo.",
+	},
+	KindOptedIn: {
+		"en": "Onsite: texts from this number are on again. Reply STOP to stop them.",
+		"de": "Onsite: SMS von dieser Nummer sind wieder eingeschaltet. Antworten Sie STOP, um sie zu beenden.",
+		"fr": "Onsite : les SMS de ce numéro sont réactivés. Répondez STOP pour les arrêter.",
+		"it": "Onsite: gli SMS da questo numero sono di nuovo attivi. Rispondi STOP per fermarli.",
+	},
+	KindInfo: {
+		"en": "Onsite field service: texts about your requests and jobs. Everything is in the Onsite app. Reply STOP to stop texts.",
+		"de": "Onsite Field Service: SMS zu Ihren Aufträgen. Alles Weitere in der Onsite-App. Antworten Sie STOP, um keine SMS mehr zu erhalten.",
+		"fr": "Onsite, service sur site : SMS sur vos demandes et missions. Tout est dans l'app Onsite. Répondez STOP pour ne plus en recevoir.",
+		"it": "Onsite, assistenza sul posto: SMS sulle tue richieste e lavori. Tutto è nell'app Onsite. Rispondi STOP per non riceverne più.",
+	},
+	KindNoReplies: {
+		"en": "Onsite: this number does not read replies. Please use the Onsite app for your request. Reply STOP to stop texts.",
+		"de": "Onsite: Antworten an diese Nummer werden nicht gelesen. Bitte nutzen Sie die Onsite-App für Ihren Auftrag. Antworten Sie STOP, um keine SMS mehr zu erhalten.",
+		"fr": "Onsite : les réponses à ce numéro ne sont pas lues. Utilisez l'app Onsite pour votre demande. Répondez STOP pour ne plus recevoir de SMS.",
+		"it": "Onsite: le risposte a questo numero non vengono lette. Usa l'app Onsite per la tua richiesta. Rispondi STOP per non ricevere più SMS.",
 	},
 	KindReminder: {
 		"en": "Reminder: {{.Technician}} comes for your {{.Skill}} appointment, {{.Window}}.",
