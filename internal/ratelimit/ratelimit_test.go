@@ -13,12 +13,7 @@ import (
 
 func TestSlidingWindow(t *testing.T) {
 	t.Parallel()
-	opt, err := redis.ParseURL(dbtest.RedisURL(dbtest.RedisDBAPI))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { _ = rdb.Close() })
+	rdb := testRedis(t)
 	l := NewWindow(rdb, fmt.Sprintf("test%d:", time.Now().UnixNano()), time.Minute)
 	at := time.Date(2026, 11, 27, 10, 0, 50, 0, time.UTC) // 10 s before a window ends
 	l.now = func() time.Time { return at }
@@ -53,12 +48,7 @@ func TestSlidingWindow(t *testing.T) {
 // is counted on its next round trip.
 func TestLocalShare(t *testing.T) {
 	t.Parallel()
-	opt, err := redis.ParseURL(dbtest.RedisURL(dbtest.RedisDBAPI))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { _ = rdb.Close() })
+	rdb := testRedis(t)
 	tests := []struct {
 		name      string
 		processes int
@@ -129,12 +119,7 @@ func TestLocalShare(t *testing.T) {
 // address's limit still holds exactly, and every call is counted against it.
 func TestLocalShareAddressAndCallers(t *testing.T) {
 	t.Parallel()
-	opt, err := redis.ParseURL(dbtest.RedisURL(dbtest.RedisDBAPI))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { _ = rdb.Close() })
+	rdb := testRedis(t)
 	prefix := fmt.Sprintf("callers%d:", time.Now().UnixNano())
 	at := time.Date(2026, 11, 27, 10, 0, 5, 0, time.UTC)
 	l := NewWindow(rdb, prefix, time.Minute).WithLocalShare(1)
@@ -164,4 +149,16 @@ func TestLocalShareAddressAndCallers(t *testing.T) {
 	if err != nil || n != calls+1 {
 		t.Fatalf("the address counted %d calls (%v), want %d", n, err, calls+1)
 	}
+}
+
+// testRedis is a client of the tests' Redis database for this package.
+func testRedis(t *testing.T) *redis.Client {
+	t.Helper()
+	opt, err := redis.ParseURL(dbtest.RedisURL(dbtest.RedisDBAPI))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { _ = rdb.Close() })
+	return rdb
 }
