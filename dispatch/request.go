@@ -124,6 +124,15 @@ func (p Photos) Value() (driver.Value, error) {
 	return string(b), err
 }
 
+// MarshalJSON implements json.Marshaler: no photos is [], as a stored
+// request reads back (so a create and its replay answer alike).
+func (p Photos) MarshalJSON() ([]byte, error) {
+	if p == nil {
+		return []byte("[]"), nil
+	}
+	return json.Marshal([]string(p))
+}
+
 // Scan implements sql.Scanner.
 func (p *Photos) Scan(v any) error {
 	var raw []byte
