@@ -152,6 +152,11 @@ func (m *Messages) Remind(ctx context.Context, requestID string) error {
 	if err != nil || !ok {
 		return err
 	}
+	return m.notifier.Deliver(ctx, m.reminderMessages(f))
+}
+
+// reminderMessages are the reminders of a windowed appointment.
+func (m *Messages) reminderMessages(f dispatch.EventFacts) []notify.Outgoing {
 	r := f.Request
 	window := m.clock(r.WindowStart) + "–" + m.clock(r.WindowEnd)
 	out := []notify.Outgoing{{
@@ -167,5 +172,5 @@ func (m *Messages) Remind(ctx context.Context, requestID string) error {
 			Technician: f.Technician.ID,
 		})
 	}
-	return m.notifier.Deliver(ctx, out)
+	return out
 }
