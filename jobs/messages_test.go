@@ -150,7 +150,8 @@ func TestReminders(t *testing.T) {
 		cust := tw.To("+41791117777")
 		tech := tw.To(list[0].Phone)
 		if len(cust) != 2 || !strings.Contains(cust[0], "si occupa") || !strings.Contains(cust[1], "Promemoria") ||
-			len(tech) != 1 || !strings.Contains(tech[0], "your wifi_setup job") || strings.Contains(tech[0], "Seestrasse") {
+			len(tech) != 1 || !strings.Contains(tech[0], "your Wi-Fi job") || strings.Contains(tech[0], "Seestrasse") ||
+			strings.Contains(strings.Join(append(cust, tech...), " "), "wifi_setup") {
 			t.Fatalf("assignment and reminders: customer %q, technician %q", cust, tech)
 		}
 		// a cancelled appointment is not reminded of

@@ -90,7 +90,7 @@ func (m *Messages) eventMessages(f dispatch.EventFacts) []notify.Outgoing {
 		out = append(out, notify.Outgoing{
 			DedupeKey: fmt.Sprintf("%s:%s:technician:%s", eventID, notify.KindOffer, f.Technician.ID), Kind: notify.KindOffer,
 			RequestID: r.ID, OfferID: o.ID, Recipient: "technician:" + f.Technician.ID, To: f.Technician.Phone, Locale: f.Technician.Locale,
-			Data: notify.Data{Skill: r.SkillCode, DistanceKm: fmt.Sprintf("%.1f", float64(o.DistanceM)/1000),
+			Data: notify.Data{Skill: f.SkillName, DistanceKm: fmt.Sprintf("%.1f", float64(o.DistanceM)/1000),
 				EtaMinutes: (o.EtaSeconds + 59) / 60, ExpiresAt: m.clock(&o.ExpiresAt)},
 			Technician: f.Technician.ID,
 		})
@@ -99,12 +99,12 @@ func (m *Messages) eventMessages(f dispatch.EventFacts) []notify.Outgoing {
 		out = append(out, notify.Outgoing{
 			DedupeKey: fmt.Sprintf("%s:%s:customer:%s", eventID, notify.KindConfirm, f.Customer.ID), Kind: notify.KindConfirm, RequestID: r.ID,
 			Recipient: "customer:" + f.Customer.ID, To: f.Customer.Phone, Locale: f.Customer.Locale, Account: f.Customer.ID,
-			Data:   notify.Data{Skill: r.SkillCode, Link: dispatch.ConfirmLink(m.linkKey, m.publicURL, r.ID, time.Now())},
+			Data:   notify.Data{Skill: f.SkillName, Link: dispatch.ConfirmLink(m.linkKey, m.publicURL, r.ID, time.Now())},
 			Secret: true,
 		})
 	}
 	if kind, ok := kindOf[f.Event.Type]; ok && f.Customer.Phone != "" {
-		d := notify.Data{Skill: r.SkillCode, ETA: m.clock(r.EtaAt)}
+		d := notify.Data{Skill: f.SkillName, ETA: m.clock(r.EtaAt)}
 		if f.Technician != nil {
 			d.Technician = firstName(f.Technician.Name)
 		}
@@ -162,13 +162,13 @@ func (m *Messages) reminderMessages(f dispatch.EventFacts) []notify.Outgoing {
 	out := []notify.Outgoing{{
 		DedupeKey: ReminderKey(r.ID, f.Technician.ID), Kind: notify.KindReminderTech, RequestID: r.ID,
 		Recipient: "technician:" + f.Technician.ID, To: f.Technician.Phone, Locale: f.Technician.Locale,
-		Data: notify.Data{Skill: r.SkillCode, Window: window}, Technician: f.Technician.ID,
+		Data: notify.Data{Skill: f.SkillName, Window: window}, Technician: f.Technician.ID,
 	}}
 	if f.Customer.Phone != "" {
 		out = append(out, notify.Outgoing{
 			DedupeKey: fmt.Sprintf("remind:%s:customer:%s", r.ID, f.Customer.ID), Kind: notify.KindReminder, RequestID: r.ID,
 			Recipient: "customer:" + f.Customer.ID, To: f.Customer.Phone, Locale: f.Customer.Locale, Account: f.Customer.ID,
-			Data:       notify.Data{Skill: r.SkillCode, Technician: firstName(f.Technician.Name), Window: window},
+			Data:       notify.Data{Skill: f.SkillName, Technician: firstName(f.Technician.Name), Window: window},
 			Technician: f.Technician.ID,
 		})
 	}

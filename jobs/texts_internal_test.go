@@ -40,6 +40,7 @@ func asapFacts(typ, locale string, eta *time.Time) dispatch.EventFacts {
 		Request:    dispatch.Request{ID: "r1", SkillCode: "router_replace", Mode: dispatch.ASAP, TechnicianID: &tech, EtaAt: eta},
 		Customer:   dispatch.Contact{ID: "c1", Phone: "+41790000000", Locale: locale},
 		Technician: &dispatch.Contact{ID: "t1", Name: "Anna Muster", Phone: "+41790000001", Locale: locale},
+		SkillName:  "Router replacement",
 	}
 }
 
@@ -60,6 +61,64 @@ func TestClockTimesInTheDeploymentTimeZone(t *testing.T) {
 				texts := render(t, m.eventMessages(asapFacts(typ, loc, &eta)))
 				if len(texts) != 1 || !strings.Contains(texts[0], c.want) || strings.Contains(texts[0], "09:15") {
 					t.Errorf("%s %s/%s: %q, want %s", c.name, typ, loc, texts, c.want)
+				}
+			}
+		}
+	}
+}
+
+// everyText renders every message jobs.Messages writes (each event type, the
+// offer, the confirmation, the reminders; ASAP and windowed, ETA known and
+// not) for recipients in locale.
+func everyText(t *testing.T, m *Messages, locale string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	add := func(name string, msgs []notify.Outgoing) {
+		for _, o := range msgs {
+			text, err := notify.Render(o.Kind, o.Locale, o.Data)
+			if err != nil {
+				t.Fatalf("%s %s/%s: %v", name, o.Kind, o.Locale, err)
+			}
+			out[name+" "+string(o.Kind)] = text
+		}
+	}
+	eta := time.Date(2026, 1, 15, 9, 15, 0, 0, time.UTC)
+	start, end := time.Date(2026, 1, 15, 13, 0, 0, 0, time.UTC), time.Date(2026, 1, 15, 15, 0, 0, 0, time.UTC)
+	for _, typ := range []string{"assigned", "en_route", "on_site", "completed", "cancelled", "unfulfilled"} {
+		add("asap "+typ, m.eventMessages(asapFacts(typ, locale, &eta)))
+		add("asap no eta "+typ, m.eventMessages(asapFacts(typ, locale, nil)))
+		w := asapFacts(typ, locale, &eta)
+		w.Request.Mode, w.Request.WindowStart, w.Request.WindowEnd = dispatch.Window, &start, &end
+		add("window "+typ, m.eventMessages(w))
+	}
+	o := asapFacts("offered", locale, nil)
+	o.Offer = &dispatch.Offer{ID: "o1", TechnicianID: "t1", DistanceM: 2400, EtaSeconds: 420, ExpiresAt: eta}
+	add("offer", m.eventMessages(o))
+	c := asapFacts("created", locale, nil)
+	c.Request.State, c.Technician, c.Request.TechnicianID = dispatch.PendingConfirmation, nil, nil
+	add("confirm", m.eventMessages(c))
+	r := asapFacts("", locale, &eta)
+	r.Request.Mode, r.Request.WindowStart, r.Request.WindowEnd = dispatch.Window, &start, &end
+	add("reminder", m.reminderMessages(r))
+	return out
+}
+
+func TestNoTextShowsASkillCode(t *testing.T) {
+	t.Parallel()
+	m := NewMessages(nil, nil, zurich(t), []byte("k"), "https://onsite.test")
+	for _, loc := range notify.Locales {
+		texts := everyText(t, m, loc)
+		if len(texts) < 20 {
+			t.Fatalf("%s: only %d texts: %v", loc, len(texts), texts)
+		}
+		for name, text := range texts {
+			if strings.Contains(text, "router_replace") {
+				t.Errorf("%s %s shows the skill code: %q", loc, name, text)
+			}
+			if strings.Contains(name, "offer") || strings.Contains(name, "confirm") || strings.Contains(name, "reminder") ||
+				strings.Contains(name, "completed") || strings.Contains(name, "cancelled") || strings.Contains(name, "unfulfilled") {
+				if !strings.Contains(text, "Router replacement") {
+					t.Errorf("%s %s lacks the skill's name: %q", loc, name, text)
 				}
 			}
 		}
