@@ -111,13 +111,13 @@ var texts = map[Kind]map[string]string{
 		"en": "{{.Technician}} has set off and should arrive around {{.ETA}}.",
 		"de": "{{.Technician}} ist unterwegs und sollte gegen {{.ETA}} eintreffen.",
 		"fr": "{{.Technician}} est en route et devrait arriver vers {{.ETA}}.",
-		"it": "{{.Technician}} è partito e dovrebbe arrivare verso le {{.ETA}}.",
+		"it": "{{.Technician}} è in viaggio e dovrebbe arrivare verso le {{.ETA}}.",
 	},
 	KindArrived: {
 		"en": "{{.Technician}} has arrived.",
 		"de": "{{.Technician}} ist eingetroffen.",
-		"fr": "{{.Technician}} est arrivé.",
-		"it": "{{.Technician}} è arrivato.",
+		"fr": "{{.Technician}} est sur place.",
+		"it": "{{.Technician}} è sul posto.",
 	},
 	KindCompleted: {
 		"en": "Your {{.Skill}} job is done. How did it go? Rate {{.Technician}} in the app{{if .Link}}: {{.Link}}{{end}}.",
@@ -164,7 +164,7 @@ var texts = map[Kind]map[string]string{
 	KindReplyTooLate: {
 		"en": "Sorry, this job is no longer available{{if .Because}} ({{.Because}}){{end}}.",
 		"de": "Leider ist dieser Auftrag nicht mehr verfügbar{{if .Because}} ({{.Because}}){{end}}.",
-		"fr": "Désolé, cette mission n'est plus disponible{{if .Because}} ({{.Because}}){{end}}.",
+		"fr": "Cette mission n'est malheureusement plus disponible{{if .Because}} ({{.Because}}){{end}}.",
 		"it": "Spiacenti, questo lavoro non è più disponibile{{if .Because}} ({{.Because}}){{end}}.",
 	},
 	KindReplyHelp: {
@@ -181,9 +181,9 @@ var texts = map[Kind]map[string]string{
 	},
 	KindConfirm: {
 		"en": "Your device reported a problem that needs {{.Skill}}. Send a technician? Confirm: {{.Link}}",
-		"de": "Ihr Gerät meldet ein Problem, das {{.Skill}} braucht. Techniker schicken? Bestätigen: {{.Link}}",
-		"fr": "Votre appareil signale un problème qui demande {{.Skill}}. Envoyer un technicien ? Confirmer : {{.Link}}",
-		"it": "Il tuo dispositivo segnala un problema che richiede {{.Skill}}. Inviare un tecnico? Conferma: {{.Link}}",
+		"de": "Ihr Gerät meldet ein Problem, das {{.Skill}} braucht. Soll jemand vorbeikommen? Bestätigen: {{.Link}}",
+		"fr": "Votre appareil signale un problème qui demande {{.Skill}}. Faut-il envoyer quelqu'un ? Confirmer : {{.Link}}",
+		"it": "Il tuo dispositivo segnala un problema che richiede {{.Skill}}. Richiedere un intervento? Conferma: {{.Link}}",
 	},
 	KindOTP: {
 		"en": "Your Onsite code is {{.Code}}. It expires in 5 minutes.",
@@ -193,9 +193,9 @@ var texts = map[Kind]map[string]string{
 	},
 	KindContactCode: {
 		"en": "Onsite: someone asked to be texted about their service request at this number. If that is fine with you, give them the code {{.Code}} (valid 10 minutes); otherwise ignore this text.",
-		"de": "Onsite: Jemand möchte zu seinem Serviceauftrag Nachrichten an diese Nummer erhalten. Wenn Sie einverstanden sind, geben Sie ihm den Code {{.Code}} (10 Minuten gültig); sonst ignorieren Sie diese Nachricht.",
-		"fr": "Onsite : quelqu'un souhaite recevoir à ce numéro des messages sur sa demande de service. Si vous êtes d'accord, donnez-lui le code {{.Code}} (valable 10 minutes) ; sinon, ignorez ce message.",
-		"it": "Onsite: qualcuno vuole ricevere a questo numero messaggi sulla sua richiesta di assistenza. Se sei d'accordo, dagli il codice {{.Code}} (valido 10 minuti); altrimenti ignora questo messaggio.",
+		"de": "Onsite: Für einen Serviceauftrag sollen Nachrichten an diese Nummer gehen. Wenn Sie einverstanden sind, geben Sie den Code {{.Code}} weiter (10 Minuten gültig); sonst ignorieren Sie diese Nachricht.",
+		"fr": "Onsite : une demande de service souhaite envoyer des messages à ce numéro. Si vous êtes d'accord, communiquez le code {{.Code}} (valable 10 minutes) ; sinon, ignorez ce message.",
+		"it": "Onsite: una richiesta di assistenza vuole inviare messaggi a questo numero. Se sei d'accordo, comunica il codice {{.Code}} (valido 10 minuti); altrimenti ignora questo messaggio.",
 	},
 }
 
@@ -262,4 +262,17 @@ var replyWords = map[string]Reply{
 func ParseReply(body string) Reply {
 	w := strings.ToLower(strings.TrimFunc(body, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsPunct(r) }))
 	return replyWords[w]
+}
+
+// Texts returns every template's source by kind and locale (for tests that
+// read the wording).
+func Texts() map[Kind]map[string]string {
+	out := make(map[Kind]map[string]string, len(texts))
+	for k, byLocale := range texts {
+		out[k] = make(map[string]string, len(byLocale))
+		for loc, text := range byLocale {
+			out[k][loc] = text
+		}
+	}
+	return out
 }
