@@ -149,7 +149,9 @@ func TestReminders(t *testing.T) {
 		}
 		cust := tw.To("+41791117777")
 		tech := tw.To(list[0].Phone)
-		if len(cust) != 2 || !strings.Contains(cust[0], "si occupa") || !strings.Contains(cust[1], "Promemoria") ||
+		window := "tra le " + start.UTC().Format("15:04") + " e le " + start.Add(2*time.Hour).UTC().Format("15:04")
+		if len(cust) != 2 || !strings.Contains(cust[0], "verrà") || !strings.Contains(cust[0], window) || strings.Contains(cust[0], "verso le") ||
+			!strings.Contains(cust[1], "Promemoria") || !strings.Contains(cust[1], window) ||
 			len(tech) != 1 || !strings.Contains(tech[0], "your Wi-Fi job") || strings.Contains(tech[0], "Seestrasse") ||
 			strings.Contains(strings.Join(append(cust, tech...), " "), "wifi_setup") {
 			t.Fatalf("assignment and reminders: customer %q, technician %q", cust, tech)

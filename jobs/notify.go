@@ -55,6 +55,15 @@ func (m *Messages) clock(t *time.Time) string {
 	return t.In(m.loc).Format("15:04")
 }
 
+// window is a windowed request's window in clock times, or two empty
+// strings for an ASAP request.
+func (m *Messages) window(r dispatch.Request) (from, to string) {
+	if r.Mode != dispatch.Window || r.WindowStart == nil || r.WindowEnd == nil {
+		return "", ""
+	}
+	return m.clock(r.WindowStart), m.clock(r.WindowEnd)
+}
+
 // ForEvent stores the messages an event implies, records that the event
 // owes none any more, and sends what may go now. A second run stores and
 // sends nothing new: each message's key is its event, kind and recipient.
@@ -105,6 +114,9 @@ func (m *Messages) eventMessages(f dispatch.EventFacts) []notify.Outgoing {
 	}
 	if kind, ok := kindOf[f.Event.Type]; ok && f.Customer.Phone != "" {
 		d := notify.Data{Skill: f.SkillName, ETA: m.clock(r.EtaAt)}
+		// A windowed appointment is described by its window, never by an
+		// ETA of now plus the drive.
+		d.WindowFrom, d.WindowTo = m.window(r)
 		if f.Technician != nil {
 			d.Technician = firstName(f.Technician.Name)
 		}
@@ -158,17 +170,17 @@ func (m *Messages) Remind(ctx context.Context, requestID string) error {
 // reminderMessages are the reminders of a windowed appointment.
 func (m *Messages) reminderMessages(f dispatch.EventFacts) []notify.Outgoing {
 	r := f.Request
-	window := m.clock(r.WindowStart) + "–" + m.clock(r.WindowEnd)
+	from, to := m.window(r)
 	out := []notify.Outgoing{{
 		DedupeKey: ReminderKey(r.ID, f.Technician.ID), Kind: notify.KindReminderTech, RequestID: r.ID,
 		Recipient: "technician:" + f.Technician.ID, To: f.Technician.Phone, Locale: f.Technician.Locale,
-		Data: notify.Data{Skill: f.SkillName, Window: window}, Technician: f.Technician.ID,
+		Data: notify.Data{Skill: f.SkillName, WindowFrom: from, WindowTo: to}, Technician: f.Technician.ID,
 	}}
 	if f.Customer.Phone != "" {
 		out = append(out, notify.Outgoing{
 			DedupeKey: fmt.Sprintf("remind:%s:customer:%s", r.ID, f.Customer.ID), Kind: notify.KindReminder, RequestID: r.ID,
 			Recipient: "customer:" + f.Customer.ID, To: f.Customer.Phone, Locale: f.Customer.Locale, Account: f.Customer.ID,
-			Data:       notify.Data{Skill: f.SkillName, Technician: firstName(f.Technician.Name), Window: window},
+			Data:       notify.Data{Skill: f.SkillName, Technician: firstName(f.Technician.Name), WindowFrom: from, WindowTo: to},
 			Technician: f.Technician.ID,
 		})
 	}

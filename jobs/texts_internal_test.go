@@ -124,3 +124,40 @@ func TestNoTextShowsASkillCode(t *testing.T) {
 		}
 	}
 }
+
+// TestWindowsAndUnknownETAs: a windowed appointment's assigned text and
+// reminders give its window in local time, never an ETA of now plus the
+// drive; an ASAP request keeps its ETA; an unknown ETA leaves the time out
+// instead of an empty slot ("should arrive around .").
+func TestWindowsAndUnknownETAs(t *testing.T) {
+	t.Parallel()
+	m := NewMessages(nil, nil, zurich(t), []byte("k"), "https://onsite.test")
+	between := map[string]string{"en": "between 14:00 and 16:00", "de": "zwischen 14:00 und 16:00", "fr": "entre 14:00 et 16:00", "it": "tra le 14:00 e le 16:00"}
+	around := map[string]string{"en": "around", "de": "gegen", "fr": "vers", "it": "verso"}
+	for _, loc := range notify.Locales {
+		texts := everyText(t, m, loc)
+		for _, name := range []string{"window assigned assigned", "reminder reminder", "reminder reminder_tech"} {
+			text := texts[name]
+			if !strings.Contains(text, between[loc]) || strings.Contains(text, "10:15") || strings.Contains(text, around[loc]+" ") {
+				t.Errorf("%s %s: %q, want %q and no ETA", loc, name, text, between[loc])
+			}
+		}
+		if text := texts["asap assigned assigned"]; !strings.Contains(text, around[loc]) || !strings.Contains(text, "10:15") || strings.Contains(text, "14:00") {
+			t.Errorf("%s ASAP assigned: %q, want its ETA 10:15", loc, text)
+		}
+		if text := texts["asap en_route en_route"]; !strings.Contains(text, "10:15") {
+			t.Errorf("%s en route: %q, want its ETA 10:15", loc, text)
+		}
+		for _, name := range []string{"asap no eta assigned assigned", "asap no eta en_route en_route"} {
+			text := texts[name]
+			if text == "" || strings.Contains(text, around[loc]) || !strings.Contains(text, "Anna") {
+				t.Errorf("%s %s: %q, want a text without a time", loc, name, text)
+			}
+		}
+		for name, text := range texts {
+			if strings.Contains(text, " .") || strings.Contains(text, " ,") || strings.Contains(text, "  ") || strings.Contains(text, "–") {
+				t.Errorf("%s %s has an empty slot: %q", loc, name, text)
+			}
+		}
+	}
+}

@@ -126,7 +126,7 @@ func TestRenderEveryKindInEveryLocale(t *testing.T) {
 		notify.KindReplyDeclined, notify.KindReplyTooLate, notify.KindReplyHelp, notify.KindReplyNoOffer, notify.KindOTP, notify.KindConfirm,
 		notify.KindContactCode}
 	d := notify.Data{Skill: "wifi_setup", DistanceKm: "2.4", EtaMinutes: 9, ETA: "15:40", ExpiresAt: "15:33", Technician: "Tina",
-		Link: "https://onsite.test/t/abc", Window: "14:00–16:00", Code: "123456", Reason: notify.ReasonOfferTaken}
+		Link: "https://onsite.test/t/abc", WindowFrom: "14:00", WindowTo: "16:00", Code: "123456", Reason: notify.ReasonOfferTaken}
 	seen := map[string]bool{}
 	for _, k := range kinds {
 		for _, loc := range notify.Locales {
@@ -314,7 +314,7 @@ func TestNoGenderFollowsTheName(t *testing.T) {
 				}
 			}
 			// The name is the only thing that differs between Anna's and Marco's text.
-			d := notify.Data{Skill: "Wi-Fi", ETA: "10:15", Window: "14:00–16:00", Technician: "Anna", DistanceKm: "1.0", EtaMinutes: 5, ExpiresAt: "10:00", Code: "123456", Link: "https://onsite.test/x"}
+			d := notify.Data{Skill: "Wi-Fi", ETA: "10:15", WindowFrom: "14:00", WindowTo: "16:00", Technician: "Anna", DistanceKm: "1.0", EtaMinutes: 5, ExpiresAt: "10:00", Code: "123456", Link: "https://onsite.test/x"}
 			anna, err := notify.Render(kind, loc, d)
 			if err != nil {
 				t.Fatal(err)

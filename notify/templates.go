@@ -42,7 +42,8 @@ type Data struct {
 	ExpiresAt  string // a clock time
 	Technician string // first name
 	Link       string
-	Window     string // "14:00–16:00"
+	WindowFrom string // a windowed request: its window's start, a clock time (empty for ASAP)
+	WindowTo   string // and its end
 	Code       string
 	Reason     Reason
 }
@@ -102,16 +103,17 @@ var texts = map[Kind]map[string]string{
 		"it": "Lavoro Onsite: {{.Skill}}, a {{.DistanceKm}} km, circa {{.EtaMinutes}} min; l'indirizzo è nell'app. Rispondi SI per accettare o NO per rifiutare (entro le {{.ExpiresAt}}).",
 	},
 	KindAssigned: {
-		"en": "{{.Technician}} is on the way for your {{.Skill}} request, arriving around {{.ETA}}.{{if .Link}} Follow live: {{.Link}}{{end}}",
-		"de": "{{.Technician}} kommt für Ihren Auftrag {{.Skill}}, Ankunft gegen {{.ETA}}.{{if .Link}} Live verfolgen: {{.Link}}{{end}}",
-		"fr": "{{.Technician}} s'occupe de votre demande {{.Skill}}, arrivée vers {{.ETA}}.{{if .Link}} Suivi en direct : {{.Link}}{{end}}",
-		"it": "{{.Technician}} si occupa della tua richiesta {{.Skill}}, arrivo verso le {{.ETA}}.{{if .Link}} Segui dal vivo: {{.Link}}{{end}}",
+		// A windowed request says its window; an ASAP one its ETA, or no time when it is unknown.
+		"en": "{{if .WindowFrom}}{{.Technician}} will come for your {{.Skill}} appointment between {{.WindowFrom}} and {{.WindowTo}}.{{else}}{{.Technician}} is on the way for your {{.Skill}} request{{if .ETA}}, arriving around {{.ETA}}{{end}}.{{end}}{{if .Link}} Follow live: {{.Link}}{{end}}",
+		"de": "{{if .WindowFrom}}{{.Technician}} kommt zu Ihrem Termin {{.Skill}} zwischen {{.WindowFrom}} und {{.WindowTo}}.{{else}}{{.Technician}} kommt für Ihren Auftrag {{.Skill}}{{if .ETA}}, Ankunft gegen {{.ETA}}{{end}}.{{end}}{{if .Link}} Live verfolgen: {{.Link}}{{end}}",
+		"fr": "{{if .WindowFrom}}{{.Technician}} viendra pour votre rendez-vous {{.Skill}} entre {{.WindowFrom}} et {{.WindowTo}}.{{else}}{{.Technician}} s'occupe de votre demande {{.Skill}}{{if .ETA}}, arrivée vers {{.ETA}}{{end}}.{{end}}{{if .Link}} Suivi en direct : {{.Link}}{{end}}",
+		"it": "{{if .WindowFrom}}{{.Technician}} verrà per il tuo appuntamento {{.Skill}} tra le {{.WindowFrom}} e le {{.WindowTo}}.{{else}}{{.Technician}} si occupa della tua richiesta {{.Skill}}{{if .ETA}}, arrivo verso le {{.ETA}}{{end}}.{{end}}{{if .Link}} Segui dal vivo: {{.Link}}{{end}}",
 	},
 	KindEnRoute: {
-		"en": "{{.Technician}} has set off and should arrive around {{.ETA}}.",
-		"de": "{{.Technician}} ist unterwegs und sollte gegen {{.ETA}} eintreffen.",
-		"fr": "{{.Technician}} est en route et devrait arriver vers {{.ETA}}.",
-		"it": "{{.Technician}} è in viaggio e dovrebbe arrivare verso le {{.ETA}}.",
+		"en": "{{.Technician}} has set off{{if .ETA}} and should arrive around {{.ETA}}{{end}}.",
+		"de": "{{.Technician}} ist unterwegs{{if .ETA}} und sollte gegen {{.ETA}} eintreffen{{end}}.",
+		"fr": "{{.Technician}} est en route{{if .ETA}} et devrait arriver vers {{.ETA}}{{end}}.",
+		"it": "{{.Technician}} è in viaggio{{if .ETA}} e dovrebbe arrivare verso le {{.ETA}}{{end}}.",
 	},
 	KindArrived: {
 		"en": "{{.Technician}} has arrived.",
@@ -138,16 +140,16 @@ var texts = map[Kind]map[string]string{
 		"it": "Ci dispiace: nessuno ha potuto prendere in tempo la tua richiesta {{.Skill}}. Prenota una fascia oraria nell'app o rispondi per continuare la ricerca.",
 	},
 	KindReminder: {
-		"en": "Reminder: {{.Technician}} comes for your {{.Skill}} appointment, {{.Window}}.",
-		"de": "Erinnerung: {{.Technician}} kommt zu Ihrem Termin {{.Skill}}, {{.Window}}.",
-		"fr": "Rappel : {{.Technician}} vient pour votre rendez-vous {{.Skill}}, {{.Window}}.",
-		"it": "Promemoria: {{.Technician}} viene per il tuo appuntamento {{.Skill}}, {{.Window}}.",
+		"en": "Reminder: {{.Technician}} comes for your {{.Skill}} appointment between {{.WindowFrom}} and {{.WindowTo}}.",
+		"de": "Erinnerung: {{.Technician}} kommt zu Ihrem Termin {{.Skill}} zwischen {{.WindowFrom}} und {{.WindowTo}}.",
+		"fr": "Rappel : {{.Technician}} vient pour votre rendez-vous {{.Skill}} entre {{.WindowFrom}} et {{.WindowTo}}.",
+		"it": "Promemoria: {{.Technician}} viene per il tuo appuntamento {{.Skill}} tra le {{.WindowFrom}} e le {{.WindowTo}}.",
 	},
 	KindReminderTech: {
-		"en": "Reminder: your {{.Skill}} job, {{.Window}}; the address is in the app.",
-		"de": "Erinnerung: dein Auftrag {{.Skill}}, {{.Window}}; die Adresse steht in der App.",
-		"fr": "Rappel : votre mission {{.Skill}}, {{.Window}} ; l'adresse est dans l'app.",
-		"it": "Promemoria: il tuo lavoro {{.Skill}}, {{.Window}}; l'indirizzo è nell'app.",
+		"en": "Reminder: your {{.Skill}} job between {{.WindowFrom}} and {{.WindowTo}}; the address is in the app.",
+		"de": "Erinnerung: dein Auftrag {{.Skill}} zwischen {{.WindowFrom}} und {{.WindowTo}}; die Adresse steht in der App.",
+		"fr": "Rappel : votre mission {{.Skill}} entre {{.WindowFrom}} et {{.WindowTo}} ; l'adresse est dans l'app.",
+		"it": "Promemoria: il tuo lavoro {{.Skill}} tra le {{.WindowFrom}} e le {{.WindowTo}}; l'indirizzo è nell'app.",
 	},
 	KindReplyAccepted: {
 		"en": "The job is yours: {{.Skill}}. Open the app for the address and to set off.",
