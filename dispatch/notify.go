@@ -119,6 +119,12 @@ func (s *Service) Reminder(ctx context.Context, requestID string) (f EventFacts,
 	return f, true, nil
 }
 
+// SkillName is a skill's display name, for a text that names the skill
+// outside an event's facts (an SMS answer): texts never show the code.
+func (s *Service) SkillName(ctx context.Context, code string) (string, error) {
+	return skillName(s.db.WithContext(ctx), code)
+}
+
 // skillName is a skill's display name, as ops named it.
 func skillName(q *gorm.DB, code string) (string, error) {
 	var names []string

@@ -113,6 +113,12 @@ func TestReminders(t *testing.T) {
 		sender := twilioSender(t, tw)
 		msgs := jobs.NewMessages(svc, notify.NewNotifier(d, sender, "", guards(), quiet()), nil, []byte("k"), "https://onsite.test")
 		proveContact(t, d, "c1", "+41791117777")
+		if name, err := svc.SkillName(ctx, "wifi_setup"); err != nil || name != "Wi-Fi" {
+			t.Fatalf("skill name %q %v", name, err)
+		}
+		if _, err := svc.SkillName(ctx, "nope"); err == nil {
+			t.Fatal("a skill that does not exist has a name")
+		}
 		lat, lng := 47.3769, 8.5417
 		start := time.Now().Add(3 * time.Hour).Truncate(time.Minute)
 		out, err := svc.Create(ctx, dispatch.Caller{Role: "customer", Subject: "c1"}, "", dispatch.NewRequest{Skill: "wifi_setup", Lat: &lat, Lng: &lng,
