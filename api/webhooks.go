@@ -102,7 +102,11 @@ func (w *Webhooks) answer(c echo.Context, tech technicians.Technician, reply not
 	switch {
 	case err == nil && reply == notify.ReplyYes:
 		r, _ := w.dispatch.Get(c.Request().Context(), dispatch.Caller{Role: "ops"}, o.RequestID)
-		return notify.KindReplyAccepted, notify.Data{Skill: r.SkillCode}
+		skill, err := w.dispatch.SkillName(c.Request().Context(), r.SkillCode)
+		if err != nil {
+			skill = r.SkillCode // the job is taken either way; say so with the code
+		}
+		return notify.KindReplyAccepted, notify.Data{Skill: skill}
 	case err == nil:
 		return notify.KindReplyDeclined, notify.Data{}
 	case errors.As(err, &e) && e.Code == errs.NotFound:

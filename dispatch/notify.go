@@ -44,6 +44,7 @@ type EventFacts struct {
 	Customer   Contact
 	Technician *Contact // the technician the event is about (offer) or assigned
 	Offer      *Offer
+	SkillName  string // the request's skill by its display name (skills.name): texts never show the code
 }
 
 // FactsForEvent gathers what the messages about one event need.
@@ -62,6 +63,9 @@ func (s *Service) FactsForEvent(ctx context.Context, eventID string) (EventFacts
 		return f, err
 	}
 	f.Request = r
+	if f.SkillName, err = skillName(q, r.SkillCode); err != nil {
+		return f, err
+	}
 	if f.Customer, err = customerContact(q, r.CustomerID); err != nil {
 		return f, err
 	}
@@ -100,6 +104,9 @@ func (s *Service) Reminder(ctx context.Context, requestID string) (f EventFacts,
 		return f, false, nil
 	}
 	f.Request = r
+	if f.SkillName, err = skillName(q, r.SkillCode); err != nil {
+		return f, false, err
+	}
 	if f.Customer, err = customerContact(q, r.CustomerID); err != nil {
 		return f, false, err
 	}
@@ -110,6 +117,24 @@ func (s *Service) Reminder(ctx context.Context, requestID string) (f EventFacts,
 	}
 	f.Technician = &c
 	return f, true, nil
+}
+
+// SkillName is a skill's display name, for a text that names the skill
+// outside an event's facts (an SMS answer): texts never show the code.
+func (s *Service) SkillName(ctx context.Context, code string) (string, error) {
+	return skillName(s.db.WithContext(ctx), code)
+}
+
+// skillName is a skill's display name, as ops named it.
+func skillName(q *gorm.DB, code string) (string, error) {
+	var names []string
+	if err := q.Table("skills").Where("code = ?", code).Pluck("name", &names).Error; err != nil {
+		return "", fmt.Errorf("load skill %s: %w", code, err)
+	}
+	if len(names) == 0 || names[0] == "" {
+		return "", fmt.Errorf("skill %s has no name", code)
+	}
+	return names[0], nil
 }
 
 func customerContact(q *gorm.DB, id string) (Contact, error) {

@@ -113,6 +113,12 @@ func TestReminders(t *testing.T) {
 		sender := twilioSender(t, tw)
 		msgs := jobs.NewMessages(svc, notify.NewNotifier(d, sender, "", guards(), quiet()), nil, []byte("k"), "https://onsite.test")
 		proveContact(t, d, "c1", "+41791117777")
+		if name, err := svc.SkillName(ctx, "wifi_setup"); err != nil || name != "Wi-Fi" {
+			t.Fatalf("skill name %q %v", name, err)
+		}
+		if _, err := svc.SkillName(ctx, "nope"); err == nil {
+			t.Fatal("a skill that does not exist has a name")
+		}
 		lat, lng := 47.3769, 8.5417
 		start := time.Now().Add(3 * time.Hour).Truncate(time.Minute)
 		out, err := svc.Create(ctx, dispatch.Caller{Role: "customer", Subject: "c1"}, "", dispatch.NewRequest{Skill: "wifi_setup", Lat: &lat, Lng: &lng,
@@ -149,8 +155,11 @@ func TestReminders(t *testing.T) {
 		}
 		cust := tw.To("+41791117777")
 		tech := tw.To(list[0].Phone)
-		if len(cust) != 2 || !strings.Contains(cust[0], "si occupa") || !strings.Contains(cust[1], "Promemoria") ||
-			len(tech) != 1 || !strings.Contains(tech[0], "your wifi_setup job") || strings.Contains(tech[0], "Seestrasse") {
+		window := "tra le " + start.UTC().Format("15:04") + " e le " + start.Add(2*time.Hour).UTC().Format("15:04")
+		if len(cust) != 2 || !strings.Contains(cust[0], "verrà") || !strings.Contains(cust[0], window) || strings.Contains(cust[0], "verso le") ||
+			!strings.Contains(cust[1], "Promemoria") || !strings.Contains(cust[1], window) ||
+			len(tech) != 1 || !strings.Contains(tech[0], "your Wi-Fi job") || strings.Contains(tech[0], "Seestrasse") ||
+			strings.Contains(strings.Join(append(cust, tech...), " "), "wifi_setup") {
 			t.Fatalf("assignment and reminders: customer %q, technician %q", cust, tech)
 		}
 		// a cancelled appointment is not reminded of

@@ -55,6 +55,15 @@ func (m *Messages) clock(t *time.Time) string {
 	return t.In(m.loc).Format("15:04")
 }
 
+// window is a windowed request's window in clock times, or two empty
+// strings for an ASAP request.
+func (m *Messages) window(r dispatch.Request) (from, to string) {
+	if r.Mode != dispatch.Window || r.WindowStart == nil || r.WindowEnd == nil {
+		return "", ""
+	}
+	return m.clock(r.WindowStart), m.clock(r.WindowEnd)
+}
+
 // ForEvent stores the messages an event implies, records that the event
 // owes none any more, and sends what may go now. A second run stores and
 // sends nothing new: each message's key is its event, kind and recipient.
@@ -90,7 +99,7 @@ func (m *Messages) eventMessages(f dispatch.EventFacts) []notify.Outgoing {
 		out = append(out, notify.Outgoing{
 			DedupeKey: fmt.Sprintf("%s:%s:technician:%s", eventID, notify.KindOffer, f.Technician.ID), Kind: notify.KindOffer,
 			RequestID: r.ID, OfferID: o.ID, Recipient: "technician:" + f.Technician.ID, To: f.Technician.Phone, Locale: f.Technician.Locale,
-			Data: notify.Data{Skill: r.SkillCode, DistanceKm: fmt.Sprintf("%.1f", float64(o.DistanceM)/1000),
+			Data: notify.Data{Skill: f.SkillName, DistanceKm: fmt.Sprintf("%.1f", float64(o.DistanceM)/1000),
 				EtaMinutes: (o.EtaSeconds + 59) / 60, ExpiresAt: m.clock(&o.ExpiresAt)},
 			Technician: f.Technician.ID,
 		})
@@ -99,12 +108,15 @@ func (m *Messages) eventMessages(f dispatch.EventFacts) []notify.Outgoing {
 		out = append(out, notify.Outgoing{
 			DedupeKey: fmt.Sprintf("%s:%s:customer:%s", eventID, notify.KindConfirm, f.Customer.ID), Kind: notify.KindConfirm, RequestID: r.ID,
 			Recipient: "customer:" + f.Customer.ID, To: f.Customer.Phone, Locale: f.Customer.Locale, Account: f.Customer.ID,
-			Data:   notify.Data{Skill: r.SkillCode, Link: dispatch.ConfirmLink(m.linkKey, m.publicURL, r.ID, time.Now())},
+			Data:   notify.Data{Skill: f.SkillName, Link: dispatch.ConfirmLink(m.linkKey, m.publicURL, r.ID, time.Now())},
 			Secret: true,
 		})
 	}
 	if kind, ok := kindOf[f.Event.Type]; ok && f.Customer.Phone != "" {
-		d := notify.Data{Skill: r.SkillCode, ETA: m.clock(r.EtaAt)}
+		d := notify.Data{Skill: f.SkillName, ETA: m.clock(r.EtaAt)}
+		// A windowed appointment is described by its window, never by an
+		// ETA of now plus the drive.
+		d.WindowFrom, d.WindowTo = m.window(r)
 		if f.Technician != nil {
 			d.Technician = firstName(f.Technician.Name)
 		}
@@ -152,20 +164,25 @@ func (m *Messages) Remind(ctx context.Context, requestID string) error {
 	if err != nil || !ok {
 		return err
 	}
+	return m.notifier.Deliver(ctx, m.reminderMessages(f))
+}
+
+// reminderMessages are the reminders of a windowed appointment.
+func (m *Messages) reminderMessages(f dispatch.EventFacts) []notify.Outgoing {
 	r := f.Request
-	window := m.clock(r.WindowStart) + "–" + m.clock(r.WindowEnd)
+	from, to := m.window(r)
 	out := []notify.Outgoing{{
 		DedupeKey: ReminderKey(r.ID, f.Technician.ID), Kind: notify.KindReminderTech, RequestID: r.ID,
 		Recipient: "technician:" + f.Technician.ID, To: f.Technician.Phone, Locale: f.Technician.Locale,
-		Data: notify.Data{Skill: r.SkillCode, Window: window}, Technician: f.Technician.ID,
+		Data: notify.Data{Skill: f.SkillName, WindowFrom: from, WindowTo: to}, Technician: f.Technician.ID,
 	}}
 	if f.Customer.Phone != "" {
 		out = append(out, notify.Outgoing{
 			DedupeKey: fmt.Sprintf("remind:%s:customer:%s", r.ID, f.Customer.ID), Kind: notify.KindReminder, RequestID: r.ID,
 			Recipient: "customer:" + f.Customer.ID, To: f.Customer.Phone, Locale: f.Customer.Locale, Account: f.Customer.ID,
-			Data:       notify.Data{Skill: r.SkillCode, Technician: firstName(f.Technician.Name), Window: window},
+			Data:       notify.Data{Skill: f.SkillName, Technician: firstName(f.Technician.Name), WindowFrom: from, WindowTo: to},
 			Technician: f.Technician.ID,
 		})
 	}
-	return m.notifier.Deliver(ctx, out)
+	return out
 }

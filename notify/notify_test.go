@@ -8,10 +8,12 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/onsite/onsite/internal/dbtest"
 	"github.com/onsite/onsite/internal/phones"
@@ -124,7 +126,7 @@ func TestRenderEveryKindInEveryLocale(t *testing.T) {
 		notify.KindReplyDeclined, notify.KindReplyTooLate, notify.KindReplyHelp, notify.KindReplyNoOffer, notify.KindOTP, notify.KindConfirm,
 		notify.KindContactCode}
 	d := notify.Data{Skill: "wifi_setup", DistanceKm: "2.4", EtaMinutes: 9, ETA: "15:40", ExpiresAt: "15:33", Technician: "Tina",
-		Link: "https://onsite.test/t/abc", Window: "14:00–16:00", Code: "123456", Reason: notify.ReasonOfferTaken}
+		Link: "https://onsite.test/t/abc", WindowFrom: "14:00", WindowTo: "16:00", Code: "123456", Reason: notify.ReasonOfferTaken}
 	seen := map[string]bool{}
 	for _, k := range kinds {
 		for _, loc := range notify.Locales {
@@ -278,5 +280,69 @@ func TestParseKeyword(t *testing.T) {
 		if got := notify.ParseKeyword(tt.body); got != tt.want {
 			t.Errorf("ParseKeyword(%q) = %v, want %v", tt.body, got, tt.want)
 		}
+	}
+}
+
+// TestNoGenderFollowsTheName: a text about a technician reads right whoever
+// they are: no template chooses words by the name, and in the clause that
+// names the technician no word agrees with a gender (an Italian or French
+// past participle, a pronoun, a gendered job title). Wording is neutral
+// ("Anna è sul posto", "Anna est sur place").
+func TestNoGenderFollowsTheName(t *testing.T) {
+	t.Parallel()
+	// Whole words (Go's \b knows no accents), in the clause that names the technician.
+	gendered := map[string]*regexp.Regexp{
+		"en": regexp.MustCompile(`(?i)^(he|she|him|her|his|hers|himself|herself)$`),
+		"de": regexp.MustCompile(`^(er|sie|ihn|ihm|ihr|ihre|ihren|sein|seine|seinen|seinem|Techniker|Technikerin)$`),
+		"fr": regexp.MustCompile(`(?i)^(il|elle|lui|technicien|technicienne|\p{L}+(é|ée|és|ées)|parti|partie|venu|venue|revenu|revenue)$`),
+		"it": regexp.MustCompile(`(?i)^(lui|lei|gli|dagli|tecnico|tecnica|\p{L}+(ato|ata|ito|ita|uto|uta|ati|ate))$`),
+	}
+	// Job titles and pronouns that lean on a gender anywhere in a text.
+	titles := map[string]*regexp.Regexp{
+		"en": regexp.MustCompile(`(?i)^(he|she|him|his|repairman|handyman)$`),
+		"de": regexp.MustCompile(`^(Techniker|Technikerin|ihm)$`),
+		"fr": regexp.MustCompile(`(?i)^(technicien|technicienne)$`),
+		"it": regexp.MustCompile(`(?i)^(tecnico|tecnica|dagli)$`),
+	}
+	find := func(re *regexp.Regexp, text string) string {
+		for _, w := range strings.FieldsFunc(text, func(r rune) bool { return !unicode.IsLetter(r) }) {
+			if re.MatchString(w) {
+				return w
+			}
+		}
+		return ""
+	}
+	clause := regexp.MustCompile(`\{\{\.Technician\}\}[^.,;:?!]*`)
+	kinds := 0
+	for kind, byLocale := range notify.Texts() {
+		for _, loc := range notify.Locales {
+			text := byLocale[loc]
+			if text == "" {
+				t.Fatalf("%s has no %s text", kind, loc)
+			}
+			if w := find(titles[loc], text); w != "" {
+				t.Errorf("%s/%s: %q leans on a gender: %q", kind, loc, w, text)
+			}
+			for _, c := range clause.FindAllString(text, -1) {
+				kinds++
+				if w := find(gendered[loc], strings.TrimPrefix(c, "{{.Technician}}")); w != "" {
+					t.Errorf("%s/%s: %q agrees with the technician's gender: %q", kind, loc, w, c)
+				}
+			}
+			// The name is the only thing that differs between Anna's and Marco's text.
+			d := notify.Data{Skill: "Wi-Fi", ETA: "10:15", WindowFrom: "14:00", WindowTo: "16:00", Technician: "Anna", DistanceKm: "1.0", EtaMinutes: 5, ExpiresAt: "10:00", Code: "123456", Link: "https://onsite.test/x"}
+			anna, err := notify.Render(kind, loc, d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.Technician = "Marco"
+			marco, _ := notify.Render(kind, loc, d)
+			if strings.ReplaceAll(anna, "Anna", "Marco") != marco {
+				t.Errorf("%s/%s: the name changes more than the name: %q / %q", kind, loc, anna, marco)
+			}
+		}
+	}
+	if kinds < 4*5 { // assigned, en route, arrived, completed, reminder
+		t.Fatalf("only %d clauses name a technician", kinds)
 	}
 }

@@ -46,7 +46,8 @@ type Data struct {
 	ExpiresAt  string // a clock time
 	Technician string // first name
 	Link       string
-	Window     string // "14:00–16:00"
+	WindowFrom string // a windowed request: its window's start, a clock time (empty for ASAP)
+	WindowTo   string // and its end
 	Code       string
 	Reason     Reason
 }
@@ -106,22 +107,23 @@ var texts = map[Kind]map[string]string{
 		"it": "Lavoro Onsite: {{.Skill}}, a {{.DistanceKm}} km, circa {{.EtaMinutes}} min; l'indirizzo è nell'app. Rispondi SI per accettare o NO per rifiutare (entro le {{.ExpiresAt}}).",
 	},
 	KindAssigned: {
-		"en": "{{.Technician}} is on the way for your {{.Skill}} request, arriving around {{.ETA}}.{{if .Link}} Follow live: {{.Link}}{{end}}",
-		"de": "{{.Technician}} kommt für Ihren Auftrag {{.Skill}}, Ankunft gegen {{.ETA}}.{{if .Link}} Live verfolgen: {{.Link}}{{end}}",
-		"fr": "{{.Technician}} s'occupe de votre demande {{.Skill}}, arrivée vers {{.ETA}}.{{if .Link}} Suivi en direct : {{.Link}}{{end}}",
-		"it": "{{.Technician}} si occupa della tua richiesta {{.Skill}}, arrivo verso le {{.ETA}}.{{if .Link}} Segui dal vivo: {{.Link}}{{end}}",
+		// A windowed request says its window; an ASAP one its ETA, or no time when it is unknown.
+		"en": "{{if .WindowFrom}}{{.Technician}} will come for your {{.Skill}} appointment between {{.WindowFrom}} and {{.WindowTo}}.{{else}}{{.Technician}} is on the way for your {{.Skill}} request{{if .ETA}}, arriving around {{.ETA}}{{end}}.{{end}}{{if .Link}} Follow live: {{.Link}}{{end}}",
+		"de": "{{if .WindowFrom}}{{.Technician}} kommt zu Ihrem Termin {{.Skill}} zwischen {{.WindowFrom}} und {{.WindowTo}}.{{else}}{{.Technician}} kommt für Ihren Auftrag {{.Skill}}{{if .ETA}}, Ankunft gegen {{.ETA}}{{end}}.{{end}}{{if .Link}} Live verfolgen: {{.Link}}{{end}}",
+		"fr": "{{if .WindowFrom}}{{.Technician}} viendra pour votre rendez-vous {{.Skill}} entre {{.WindowFrom}} et {{.WindowTo}}.{{else}}{{.Technician}} s'occupe de votre demande {{.Skill}}{{if .ETA}}, arrivée vers {{.ETA}}{{end}}.{{end}}{{if .Link}} Suivi en direct : {{.Link}}{{end}}",
+		"it": "{{if .WindowFrom}}{{.Technician}} verrà per il tuo appuntamento {{.Skill}} tra le {{.WindowFrom}} e le {{.WindowTo}}.{{else}}{{.Technician}} si occupa della tua richiesta {{.Skill}}{{if .ETA}}, arrivo verso le {{.ETA}}{{end}}.{{end}}{{if .Link}} Segui dal vivo: {{.Link}}{{end}}",
 	},
 	KindEnRoute: {
-		"en": "{{.Technician}} has set off and should arrive around {{.ETA}}.",
-		"de": "{{.Technician}} ist unterwegs und sollte gegen {{.ETA}} eintreffen.",
-		"fr": "{{.Technician}} est en route et devrait arriver vers {{.ETA}}.",
-		"it": "{{.Technician}} è partito e dovrebbe arrivare verso le {{.ETA}}.",
+		"en": "{{.Technician}} has set off{{if .ETA}} and should arrive around {{.ETA}}{{end}}.",
+		"de": "{{.Technician}} ist unterwegs{{if .ETA}} und sollte gegen {{.ETA}} eintreffen{{end}}.",
+		"fr": "{{.Technician}} est en route{{if .ETA}} et devrait arriver vers {{.ETA}}{{end}}.",
+		"it": "{{.Technician}} è in viaggio{{if .ETA}} e dovrebbe arrivare verso le {{.ETA}}{{end}}.",
 	},
 	KindArrived: {
 		"en": "{{.Technician}} has arrived.",
 		"de": "{{.Technician}} ist eingetroffen.",
-		"fr": "{{.Technician}} est arrivé.",
-		"it": "{{.Technician}} è arrivato.",
+		"fr": "{{.Technician}} est sur place.",
+		"it": "{{.Technician}} è sul posto.",
 	},
 	KindCompleted: {
 		"en": "Your {{.Skill}} job is done. How did it go? Rate {{.Technician}} in the app{{if .Link}}: {{.Link}}{{end}}.",
@@ -166,16 +168,16 @@ var texts = map[Kind]map[string]string{
 		"it": "Onsite: le risposte a questo numero non vengono lette. Usa l'app Onsite per la tua richiesta. Rispondi STOP per non ricevere più SMS.",
 	},
 	KindReminder: {
-		"en": "Reminder: {{.Technician}} comes for your {{.Skill}} appointment, {{.Window}}.",
-		"de": "Erinnerung: {{.Technician}} kommt zu Ihrem Termin {{.Skill}}, {{.Window}}.",
-		"fr": "Rappel : {{.Technician}} vient pour votre rendez-vous {{.Skill}}, {{.Window}}.",
-		"it": "Promemoria: {{.Technician}} viene per il tuo appuntamento {{.Skill}}, {{.Window}}.",
+		"en": "Reminder: {{.Technician}} comes for your {{.Skill}} appointment between {{.WindowFrom}} and {{.WindowTo}}.",
+		"de": "Erinnerung: {{.Technician}} kommt zu Ihrem Termin {{.Skill}} zwischen {{.WindowFrom}} und {{.WindowTo}}.",
+		"fr": "Rappel : {{.Technician}} vient pour votre rendez-vous {{.Skill}} entre {{.WindowFrom}} et {{.WindowTo}}.",
+		"it": "Promemoria: {{.Technician}} viene per il tuo appuntamento {{.Skill}} tra le {{.WindowFrom}} e le {{.WindowTo}}.",
 	},
 	KindReminderTech: {
-		"en": "Reminder: your {{.Skill}} job, {{.Window}}; the address is in the app.",
-		"de": "Erinnerung: dein Auftrag {{.Skill}}, {{.Window}}; die Adresse steht in der App.",
-		"fr": "Rappel : votre mission {{.Skill}}, {{.Window}} ; l'adresse est dans l'app.",
-		"it": "Promemoria: il tuo lavoro {{.Skill}}, {{.Window}}; l'indirizzo è nell'app.",
+		"en": "Reminder: your {{.Skill}} job between {{.WindowFrom}} and {{.WindowTo}}; the address is in the app.",
+		"de": "Erinnerung: dein Auftrag {{.Skill}} zwischen {{.WindowFrom}} und {{.WindowTo}}; die Adresse steht in der App.",
+		"fr": "Rappel : votre mission {{.Skill}} entre {{.WindowFrom}} et {{.WindowTo}} ; l'adresse est dans l'app.",
+		"it": "Promemoria: il tuo lavoro {{.Skill}} tra le {{.WindowFrom}} e le {{.WindowTo}}; l'indirizzo è nell'app.",
 	},
 	KindReplyAccepted: {
 		"en": "The job is yours: {{.Skill}}. Open the app for the address and to set off.",
@@ -192,7 +194,7 @@ var texts = map[Kind]map[string]string{
 	KindReplyTooLate: {
 		"en": "Sorry, this job is no longer available{{if .Because}} ({{.Because}}){{end}}.",
 		"de": "Leider ist dieser Auftrag nicht mehr verfügbar{{if .Because}} ({{.Because}}){{end}}.",
-		"fr": "Désolé, cette mission n'est plus disponible{{if .Because}} ({{.Because}}){{end}}.",
+		"fr": "Cette mission n'est malheureusement plus disponible{{if .Because}} ({{.Because}}){{end}}.",
 		"it": "Spiacenti, questo lavoro non è più disponibile{{if .Because}} ({{.Because}}){{end}}.",
 	},
 	KindReplyHelp: {
@@ -209,9 +211,9 @@ var texts = map[Kind]map[string]string{
 	},
 	KindConfirm: {
 		"en": "Your device reported a problem that needs {{.Skill}}. Send a technician? Confirm: {{.Link}}",
-		"de": "Ihr Gerät meldet ein Problem, das {{.Skill}} braucht. Techniker schicken? Bestätigen: {{.Link}}",
-		"fr": "Votre appareil signale un problème qui demande {{.Skill}}. Envoyer un technicien ? Confirmer : {{.Link}}",
-		"it": "Il tuo dispositivo segnala un problema che richiede {{.Skill}}. Inviare un tecnico? Conferma: {{.Link}}",
+		"de": "Ihr Gerät meldet ein Problem, das {{.Skill}} braucht. Soll jemand vorbeikommen? Bestätigen: {{.Link}}",
+		"fr": "Votre appareil signale un problème qui demande {{.Skill}}. Faut-il envoyer quelqu'un ? Confirmer : {{.Link}}",
+		"it": "Il tuo dispositivo segnala un problema che richiede {{.Skill}}. Richiedere un intervento? Conferma: {{.Link}}",
 	},
 	KindOTP: {
 		"en": "Your Onsite code is {{.Code}}. It expires in 5 minutes.",
@@ -221,9 +223,9 @@ var texts = map[Kind]map[string]string{
 	},
 	KindContactCode: {
 		"en": "Onsite: someone asked to be texted about their service request at this number. If that is fine with you, give them the code {{.Code}} (valid 10 minutes); otherwise ignore this text.",
-		"de": "Onsite: Jemand möchte zu seinem Serviceauftrag Nachrichten an diese Nummer erhalten. Wenn Sie einverstanden sind, geben Sie ihm den Code {{.Code}} (10 Minuten gültig); sonst ignorieren Sie diese Nachricht.",
-		"fr": "Onsite : quelqu'un souhaite recevoir à ce numéro des messages sur sa demande de service. Si vous êtes d'accord, donnez-lui le code {{.Code}} (valable 10 minutes) ; sinon, ignorez ce message.",
-		"it": "Onsite: qualcuno vuole ricevere a questo numero messaggi sulla sua richiesta di assistenza. Se sei d'accordo, dagli il codice {{.Code}} (valido 10 minuti); altrimenti ignora questo messaggio.",
+		"de": "Onsite: Für einen Serviceauftrag sollen Nachrichten an diese Nummer gehen. Wenn Sie einverstanden sind, geben Sie den Code {{.Code}} weiter (10 Minuten gültig); sonst ignorieren Sie diese Nachricht.",
+		"fr": "Onsite : une demande de service souhaite envoyer des messages à ce numéro. Si vous êtes d'accord, communiquez le code {{.Code}} (valable 10 minutes) ; sinon, ignorez ce message.",
+		"it": "Onsite: una richiesta di assistenza vuole inviare messaggi a questo numero. Se sei d'accordo, comunica il codice {{.Code}} (valido 10 minuti); altrimenti ignora questo messaggio.",
 	},
 }
 
@@ -290,4 +292,17 @@ var replyWords = map[string]Reply{
 func ParseReply(body string) Reply {
 	w := strings.ToLower(strings.TrimFunc(body, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsPunct(r) }))
 	return replyWords[w]
+}
+
+// Texts returns every template's source by kind and locale (for tests that
+// read the wording).
+func Texts() map[Kind]map[string]string {
+	out := make(map[Kind]map[string]string, len(texts))
+	for k, byLocale := range texts {
+		out[k] = make(map[string]string, len(byLocale))
+		for loc, text := range byLocale {
+			out[k][loc] = text
+		}
+	}
+	return out
 }

@@ -523,7 +523,7 @@ func (m *httpMetrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 // Worker returns the task workers over this app's stores.
 func (a *App) Worker() *jobs.Worker {
 	w := jobs.NewWorker(a.DB, a.Redis, a.Dispatch, a.Config.QueuePrefix, a.Log)
-	w.WithMessages(jobs.NewMessages(a.Dispatch, a.Notifier, nil, a.secret, a.Config.PublicURL))
+	w.WithMessages(jobs.NewMessages(a.Dispatch, a.Notifier, a.Config.TimeZone, a.secret, a.Config.PublicURL))
 	w.WithLive(jobs.NewLive(a.Dispatch, a.Technicians, a.Hub))
 	w.WithHooks(jobs.NewHooks(a.Webhooks, a.Log))
 	w.WithTechnicians(a.Technicians, a.Config.StaleAfter)

@@ -95,7 +95,8 @@ func TestSMSBothWays(t *testing.T) {
 
 	offer := waitSMS(t, tw, phones[0], "Reply YES")
 	if offer.Get("From") != twiliotest.From || !strings.HasPrefix(offer.Get("StatusCallback"), publicURL+"/v1/webhooks/twilio/status?message=") ||
-		!strings.Contains(offer.Get("Body"), "router_replace") || !strings.Contains(offer.Get("Body"), "the address is in the app") ||
+		!strings.Contains(offer.Get("Body"), "Replace a router") || strings.Contains(offer.Get("Body"), "router_replace") ||
+		!strings.Contains(offer.Get("Body"), "the address is in the app") ||
 		strings.Contains(offer.Get("Body"), "Bahnhofstrasse") {
 		t.Fatalf("offer SMS %v", offer)
 	}
@@ -109,14 +110,14 @@ func TestSMSBothWays(t *testing.T) {
 		t.Fatalf("help: %d %s", r.Status, r.Body)
 	}
 	r := sms(s, phones[0], "  Ja ", true)
-	if r.Status != http.StatusOK || !strings.Contains(string(r.Body), "<Response><Message>The job is yours") {
+	if r.Status != http.StatusOK || !strings.Contains(string(r.Body), "<Response><Message>The job is yours: Replace a router.") {
 		t.Fatalf("yes by SMS: %d %s", r.Status, r.Body)
 	}
 	s.Must(http.StatusOK, "GET", "/v1/requests/"+req.ID, cust, nil, &req)
 	if req.State != "assigned" || *req.TechnicianID != techs[0] {
 		t.Fatalf("after SMS yes: %+v", req)
 	}
-	waitSMS(t, tw, "+41791110000", "Tech kommt für Ihren Auftrag router_replace")
+	waitSMS(t, tw, "+41791110000", "Tech kommt für Ihren Auftrag Replace a router")
 	if r := sms(s, phones[0], "yes", true); !strings.Contains(string(r.Body), "no open Onsite offer") {
 		t.Fatalf("second yes: %s", r.Body)
 	}

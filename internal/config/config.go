@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	_ "time/tzdata" // ONSITE_TIME_ZONE works on hosts without a zoneinfo database
 
 	"github.com/onsite/onsite/internal/phones"
 )
@@ -47,6 +48,8 @@ type Config struct {
 	TwilioFrom                string // TWILIO_FROM: sending number, or
 	TwilioMessagingServiceSID string // TWILIO_MESSAGING_SERVICE_SID
 	TwilioAPIURL              string // TWILIO_API_URL: base of every Twilio API call; empty: https://api.twilio.com
+
+	TimeZone *time.Location // ONSITE_TIME_ZONE: the recipients' time zone for every clock time in a text (IANA name)
 
 	SMSCountries     phones.Countries // ONSITE_SMS_COUNTRIES: the only countries texted (and accepted as request phones)
 	SMSPerPhoneDay   int              // ONSITE_SMS_PER_PHONE_DAY: texts a day to one phone (technicians' excepted; 0: no cap)
@@ -238,6 +241,14 @@ var settings = []setting{
 		c.TwilioAPIURL = strings.TrimRight(v, "/")
 		return nil
 	}},
+	{"ONSITE_TIME_ZONE", "IANA time zone of every clock time in a text, such as Europe/Zurich", func(c *Config, v string) error {
+		loc, err := parseTimeZone(v)
+		if err != nil {
+			return err
+		}
+		c.TimeZone = loc
+		return nil
+	}},
 	{"ONSITE_SMS_COUNTRIES", "comma-separated countries Onsite texts and accepts request phones of: ISO codes (CH, DE, …) or calling codes (+41, …)", func(c *Config, v string) error {
 		countries, err := phones.ParseCountries(v)
 		if err != nil {
@@ -332,6 +343,30 @@ func durationSetting(field func(*Config) *time.Duration) func(*Config, string) e
 	}
 }
 
+// DefaultTimeZone is ONSITE_TIME_ZONE when unset.
+const DefaultTimeZone = "Europe/Zurich"
+
+// parseTimeZone reads an IANA time zone name. "Local" is refused: the zone of
+// a text must not depend on the host it was rendered on.
+func parseTimeZone(v string) (*time.Location, error) {
+	if v == "Local" {
+		return nil, fmt.Errorf("want an IANA time zone name such as %s, not Local", DefaultTimeZone)
+	}
+	loc, err := time.LoadLocation(v)
+	if err != nil {
+		return nil, fmt.Errorf("want an IANA time zone name such as %s: %v", DefaultTimeZone, err)
+	}
+	return loc, nil
+}
+
+func mustTimeZone(v string) *time.Location {
+	loc, err := parseTimeZone(v)
+	if err != nil {
+		panic(err)
+	}
+	return loc
+}
+
 // Default is the configuration with nothing set.
 func Default() Config {
 	return Config{
@@ -355,6 +390,7 @@ func Default() Config {
 		RateLimitPrincipal: 600,
 		RateLimitProcesses: 8,
 		SMSCountries:       phones.MustParseCountries(phones.DefaultCountries),
+		TimeZone:           mustTimeZone(DefaultTimeZone),
 		SMSPerPhoneDay:     20,
 		SMSPerAccountDay:   50,
 	}

@@ -30,6 +30,18 @@ func TestLoad(t *testing.T) {
 				t.Errorf("give up = %v", c.GiveUp)
 			}
 		}},
+		{name: "time zone default", check: func(t *testing.T, c Config) {
+			if c.TimeZone == nil || c.TimeZone.String() != "Europe/Zurich" {
+				t.Errorf("time zone = %v", c.TimeZone)
+			}
+		}},
+		{name: "time zone", env: []string{"ONSITE_TIME_ZONE=Europe/Rome"}, check: func(t *testing.T, c Config) {
+			if c.TimeZone.String() != "Europe/Rome" {
+				t.Errorf("time zone = %v", c.TimeZone)
+			}
+		}},
+		{name: "bad time zone", env: []string{"ONSITE_TIME_ZONE=Europe/Zurch"}, wantErr: "ONSITE_TIME_ZONE"},
+		{name: "local time zone", env: []string{"ONSITE_TIME_ZONE=Local"}, wantErr: "ONSITE_TIME_ZONE"},
 		{name: "unknown setting", env: []string{"ONSITE_ADRR=x"}, wantErr: "ONSITE_ADRR"},
 		{name: "bad addr", env: []string{"ONSITE_ADDR=8080"}, wantErr: "ONSITE_ADDR"},
 		{name: "bad database", env: []string{"DATABASE_URL=mysql://x"}, wantErr: "DATABASE_URL"},

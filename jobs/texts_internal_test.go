@@ -1,0 +1,163 @@
+package jobs
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/onsite/onsite/dispatch"
+	"github.com/onsite/onsite/notify"
+)
+
+func zurich(t *testing.T) *time.Location {
+	t.Helper()
+	loc, err := time.LoadLocation("Europe/Zurich")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
+}
+
+// render renders every message in out.
+func render(t *testing.T, out []notify.Outgoing) []string {
+	t.Helper()
+	var texts []string
+	for _, o := range out {
+		text, err := notify.Render(o.Kind, o.Locale, o.Data)
+		if err != nil {
+			t.Fatalf("render %s/%s: %v", o.Kind, o.Locale, err)
+		}
+		texts = append(texts, text)
+	}
+	return texts
+}
+
+// asapFacts is an ASAP request's event of type typ for a customer in locale.
+func asapFacts(typ, locale string, eta *time.Time) dispatch.EventFacts {
+	tech := "t1"
+	return dispatch.EventFacts{
+		Event:      dispatch.Event{ID: "e1", Type: typ, ActorRole: "customer"},
+		Request:    dispatch.Request{ID: "r1", SkillCode: "router_replace", Mode: dispatch.ASAP, TechnicianID: &tech, EtaAt: eta},
+		Customer:   dispatch.Contact{ID: "c1", Phone: "+41790000000", Locale: locale},
+		Technician: &dispatch.Contact{ID: "t1", Name: "Anna Muster", Phone: "+41790000001", Locale: locale},
+		SkillName:  "Router replacement",
+	}
+}
+
+func TestClockTimesInTheDeploymentTimeZone(t *testing.T) {
+	t.Parallel()
+	m := NewMessages(nil, nil, zurich(t), []byte("k"), "https://onsite.test")
+	for _, c := range []struct {
+		name string
+		eta  time.Time
+		want string
+	}{
+		{"winter", time.Date(2026, 1, 15, 9, 15, 0, 0, time.UTC), "10:15"},
+		{"summer", time.Date(2026, 7, 15, 9, 15, 0, 0, time.UTC), "11:15"},
+	} {
+		for _, loc := range notify.Locales {
+			for _, typ := range []string{"assigned", "en_route"} {
+				eta := c.eta
+				texts := render(t, m.eventMessages(asapFacts(typ, loc, &eta)))
+				if len(texts) != 1 || !strings.Contains(texts[0], c.want) || strings.Contains(texts[0], "09:15") {
+					t.Errorf("%s %s/%s: %q, want %s", c.name, typ, loc, texts, c.want)
+				}
+			}
+		}
+	}
+}
+
+// everyText renders every message jobs.Messages writes (each event type, the
+// offer, the confirmation, the reminders; ASAP and windowed, ETA known and
+// not) for recipients in locale.
+func everyText(t *testing.T, m *Messages, locale string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	add := func(name string, msgs []notify.Outgoing) {
+		for _, o := range msgs {
+			text, err := notify.Render(o.Kind, o.Locale, o.Data)
+			if err != nil {
+				t.Fatalf("%s %s/%s: %v", name, o.Kind, o.Locale, err)
+			}
+			out[name+" "+string(o.Kind)] = text
+		}
+	}
+	eta := time.Date(2026, 1, 15, 9, 15, 0, 0, time.UTC)
+	start, end := time.Date(2026, 1, 15, 13, 0, 0, 0, time.UTC), time.Date(2026, 1, 15, 15, 0, 0, 0, time.UTC)
+	for _, typ := range []string{"assigned", "en_route", "on_site", "completed", "cancelled", "unfulfilled"} {
+		add("asap "+typ, m.eventMessages(asapFacts(typ, locale, &eta)))
+		add("asap no eta "+typ, m.eventMessages(asapFacts(typ, locale, nil)))
+		w := asapFacts(typ, locale, &eta)
+		w.Request.Mode, w.Request.WindowStart, w.Request.WindowEnd = dispatch.Window, &start, &end
+		add("window "+typ, m.eventMessages(w))
+	}
+	o := asapFacts("offered", locale, nil)
+	o.Offer = &dispatch.Offer{ID: "o1", TechnicianID: "t1", DistanceM: 2400, EtaSeconds: 420, ExpiresAt: eta}
+	add("offer", m.eventMessages(o))
+	c := asapFacts("created", locale, nil)
+	c.Request.State, c.Technician, c.Request.TechnicianID = dispatch.PendingConfirmation, nil, nil
+	add("confirm", m.eventMessages(c))
+	r := asapFacts("", locale, &eta)
+	r.Request.Mode, r.Request.WindowStart, r.Request.WindowEnd = dispatch.Window, &start, &end
+	add("reminder", m.reminderMessages(r))
+	return out
+}
+
+func TestNoTextShowsASkillCode(t *testing.T) {
+	t.Parallel()
+	m := NewMessages(nil, nil, zurich(t), []byte("k"), "https://onsite.test")
+	for _, loc := range notify.Locales {
+		texts := everyText(t, m, loc)
+		if len(texts) < 20 {
+			t.Fatalf("%s: only %d texts: %v", loc, len(texts), texts)
+		}
+		for name, text := range texts {
+			if strings.Contains(text, "router_replace") {
+				t.Errorf("%s %s shows the skill code: %q", loc, name, text)
+			}
+			if strings.Contains(name, "offer") || strings.Contains(name, "confirm") || strings.Contains(name, "reminder") ||
+				strings.Contains(name, "completed") || strings.Contains(name, "cancelled") || strings.Contains(name, "unfulfilled") {
+				if !strings.Contains(text, "Router replacement") {
+					t.Errorf("%s %s lacks the skill's name: %q", loc, name, text)
+				}
+			}
+		}
+	}
+}
+
+// TestWindowsAndUnknownETAs: a windowed appointment's assigned text and
+// reminders give its window in local time, never an ETA of now plus the
+// drive; an ASAP request keeps its ETA; an unknown ETA leaves the time out
+// instead of an empty slot ("should arrive around .").
+func TestWindowsAndUnknownETAs(t *testing.T) {
+	t.Parallel()
+	m := NewMessages(nil, nil, zurich(t), []byte("k"), "https://onsite.test")
+	between := map[string]string{"en": "between 14:00 and 16:00", "de": "zwischen 14:00 und 16:00", "fr": "entre 14:00 et 16:00", "it": "tra le 14:00 e le 16:00"}
+	around := map[string]string{"en": "around", "de": "gegen", "fr": "vers", "it": "verso"}
+	for _, loc := range notify.Locales {
+		texts := everyText(t, m, loc)
+		for _, name := range []string{"window assigned assigned", "reminder reminder", "reminder reminder_tech"} {
+			text := texts[name]
+			if !strings.Contains(text, between[loc]) || strings.Contains(text, "10:15") || strings.Contains(text, around[loc]+" ") {
+				t.Errorf("%s %s: %q, want %q and no ETA", loc, name, text, between[loc])
+			}
+		}
+		if text := texts["asap assigned assigned"]; !strings.Contains(text, around[loc]) || !strings.Contains(text, "10:15") || strings.Contains(text, "14:00") {
+			t.Errorf("%s ASAP assigned: %q, want its ETA 10:15", loc, text)
+		}
+		if text := texts["asap en_route en_route"]; !strings.Contains(text, "10:15") {
+			t.Errorf("%s en route: %q, want its ETA 10:15", loc, text)
+		}
+		for _, name := range []string{"asap no eta assigned assigned", "asap no eta en_route en_route"} {
+			text := texts[name]
+			if text == "" || strings.Contains(text, around[loc]) || !strings.Contains(text, "Anna") {
+				t.Errorf("%s %s: %q, want a text without a time", loc, name, text)
+			}
+		}
+		for name, text := range texts {
+			if strings.Contains(text, " .") || strings.Contains(text, " ,") || strings.Contains(text, "  ") || strings.Contains(text, "–") {
+				t.Errorf("%s %s has an empty slot: %q", loc, name, text)
+			}
+		}
+	}
+}
