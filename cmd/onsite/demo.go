@@ -146,7 +146,8 @@ func (c *demoClient) feed(ctx context.Context, techCount int, perHour float64) e
 func (c *demoClient) technician(ctx context.Context, id string, rng *rand.Rand) {
 	tok := c.token(auth.Technician, id)
 	pos := around(rng, 8)
-	_ = c.call(ctx, "PUT", "/v1/me/duty", tok, map[string]string{"status": "available"}, nil)
+	goOnDuty := func() bool { return c.call(ctx, "PUT", "/v1/me/duty", tok, map[string]string{"status": "available"}, nil) == nil }
+	onDuty := goOnDuty()
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
 	for {
@@ -157,6 +158,10 @@ func (c *demoClient) technician(ctx context.Context, id string, rng *rand.Rand) 
 		}
 		pos = geo.Offset(pos, rng.NormFloat64()*80, rng.NormFloat64()*80)
 		_ = c.call(ctx, "POST", "/v1/me/location", tok, map[string]any{"lat": pos.Lat, "lng": pos.Lng}, nil)
+		if !onDuty {
+			onDuty = goOnDuty() // a busy server refused it: again, until it holds
+			continue
+		}
 		var offers struct {
 			Items []struct {
 				ID    string    `json:"id"`
