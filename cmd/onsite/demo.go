@@ -146,7 +146,9 @@ func (c *demoClient) feed(ctx context.Context, techCount int, perHour float64) e
 func (c *demoClient) technician(ctx context.Context, id string, rng *rand.Rand) {
 	tok := c.token(auth.Technician, id)
 	pos := around(rng, 8)
-	goOnDuty := func() bool { return c.call(ctx, "PUT", "/v1/me/duty", tok, map[string]string{"status": "available"}, nil) == nil }
+	goOnDuty := func() bool {
+		return c.call(ctx, "PUT", "/v1/me/duty", tok, map[string]string{"status": "available"}, nil) == nil
+	}
 	onDuty := goOnDuty()
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
