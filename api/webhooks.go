@@ -53,6 +53,15 @@ func (w *Webhooks) inboundSMS(c echo.Context) error {
 		return errs.E(errs.Forbidden, "missing or invalid X-Twilio-Signature")
 	}
 	ctx := c.Request().Context()
+	sid := form.Get("MessageSid")
+	if sid == "" {
+		return errs.InvalidField("MessageSid", "MessageSid is required")
+	}
+	if first, err := w.notifier.FirstInbound(ctx, sid); err != nil {
+		return err
+	} else if !first {
+		return c.XML(http.StatusOK, twiml{}) // handled before: a replay changes nothing
+	}
 	from := form.Get("From")
 	locale := "en"
 	tech, err := w.techs.ByPhone(ctx, from)

@@ -232,5 +232,10 @@ func (n *Notifier) Cleanup(ctx context.Context) (int64, error) {
 	if res.Error != nil {
 		return deleted, fmt.Errorf("delete old withheld texts: %w", res.Error)
 	}
+	deleted += res.RowsAffected
+	res = n.db.WithContext(ctx).Where("received_at < ?", now.Add(-inboundKept)).Delete(&inboundSMS{})
+	if res.Error != nil {
+		return deleted, fmt.Errorf("delete old inbound sms: %w", res.Error)
+	}
 	return deleted + res.RowsAffected, nil
 }

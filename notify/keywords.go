@@ -70,3 +70,25 @@ func (n *Notifier) optedOut(ctx context.Context, phone string) (bool, error) {
 	}
 	return count > 0, nil
 }
+
+// inboundSMS is a row of inbound_sms: an SMS webhook already handled.
+type inboundSMS struct {
+	SID        string `gorm:"column:sid;primaryKey"`
+	ReceivedAt time.Time
+}
+
+func (inboundSMS) TableName() string { return "inbound_sms" }
+
+// inboundKept is how long a handled SMS is remembered against replays.
+const inboundKept = 24 * time.Hour
+
+// FirstInbound records the MessageSid of an inbound SMS and reports whether
+// it is the first time Onsite sees it: a signed webhook replayed (captured,
+// or resent by Twilio) must change nothing the second time.
+func (n *Notifier) FirstInbound(ctx context.Context, sid string) (bool, error) {
+	res := n.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&inboundSMS{SID: sid, ReceivedAt: n.now()})
+	if res.Error != nil {
+		return false, fmt.Errorf("record inbound sms %s: %w", sid, res.Error)
+	}
+	return res.RowsAffected == 1, nil
+}

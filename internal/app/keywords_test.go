@@ -2,12 +2,14 @@ package app_test
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/onsite/onsite/internal/apitest"
 	"github.com/onsite/onsite/internal/auth"
+	"github.com/onsite/onsite/internal/twiliotest"
 )
 
 // TestSMSStopStartHelp: STOP, START and HELP work for anyone who texts
@@ -66,5 +68,38 @@ func TestSMSStopStartHelp(t *testing.T) {
 	s.App.DB.Raw("SELECT phone FROM sms_optouts").Scan(&out)
 	if len(out) != 1 || out[0] != stranger {
 		t.Fatalf("still opted out after START: %v", out)
+	}
+}
+
+// TestInboundSMSReplayChangesNothing: a signed YES captured and sent again
+// (the same MessageSid) is answered with nothing and changes nothing; the
+// first one took the job.
+func TestInboundSMSReplayChangesNothing(t *testing.T) {
+	t.Parallel()
+	s, tw := startWithTwilio(t, "postgres", apitest.Env("ONSITE_OFFER_STRATEGY", "sequential"), apitest.Env("ONSITE_OFFER_TIMEOUT", "5m"))
+	onboard(t, s, 1000)
+	const techPhone = "+41795550000"
+	s.Must(http.StatusCreated, "POST", "/v1/requests", s.Token(auth.Customer, "carla"),
+		map[string]any{"skill": "router_replace", "lat": 47.3769, "lng": 8.5417}, nil)
+	waitSMS(t, tw, techPhone, "Reply YES")
+	form := url.Values{"From": {techPhone}, "To": {twiliotest.From}, "Body": {"YES"}, "MessageSid": {"SMcaptured"}}
+	post := func() apitest.Response {
+		sig := twiliotest.Sign(twiliotest.AuthToken, publicURL+"/v1/webhooks/twilio/sms", form)
+		return s.Call("POST", "/v1/webhooks/twilio/sms", "", []byte(form.Encode()),
+			"Content-Type", "application/x-www-form-urlencoded", "X-Twilio-Signature", sig)
+	}
+	if r := post(); r.Status != http.StatusOK || !strings.Contains(string(r.Body), "The job is yours") {
+		t.Fatalf("first YES: %d %s", r.Status, r.Body)
+	}
+	events := s.Rows("events")
+	if r := post(); r.Status != http.StatusOK || strings.Contains(string(r.Body), "<Message>") {
+		t.Fatalf("replayed YES: %d %s", r.Status, r.Body)
+	}
+	if n := s.Rows("events"); n != events {
+		t.Fatalf("the replay wrote %d events", n-events)
+	}
+	form.Del("MessageSid")
+	if r := post(); r.Status != http.StatusUnprocessableEntity && r.Status != http.StatusBadRequest {
+		t.Fatalf("no MessageSid: %d %s", r.Status, r.Body)
 	}
 }

@@ -1,8 +1,10 @@
 package app_test
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strings"
@@ -34,7 +36,7 @@ func startWithTwilio(t *testing.T, engine string, extra ...apitest.Option) (*api
 // sms posts an inbound SMS webhook as Twilio would, signed for the public URL
 // (or with a wrong signature).
 func sms(s *apitest.Server, from, body string, goodSignature bool) apitest.Response {
-	form := url.Values{"From": {from}, "To": {twiliotest.From}, "Body": {body}, "MessageSid": {"SMin1"}}
+	form := url.Values{"From": {from}, "To": {twiliotest.From}, "Body": {body}, "MessageSid": {fmt.Sprintf("SM%016x", rand.Uint64())}} // each its own, as Twilio gives
 	token := twiliotest.AuthToken
 	if !goodSignature {
 		token = "not-the-token"
