@@ -72,7 +72,11 @@ func actionVerb(a Action) string {
 	case Arrive:
 		return "arrive at"
 	case GiveUp:
-		return "give up"
+		return "give up on"
+	case ConfirmASAP:
+		return "confirm"
+	case ConfirmSlot:
+		return "book a time window for"
 	}
 	return string(a)
 }

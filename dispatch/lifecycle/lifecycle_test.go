@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/onsite/onsite/internal/errs"
@@ -69,4 +70,22 @@ func FuzzNext(f *testing.F) {
 			s = next
 		}
 	})
+}
+
+// TestRefusalsSpeakPlainly: the 409 of an illegal transition names the
+// action in words, never an internal action name such as confirm_asap.
+func TestRefusalsSpeakPlainly(t *testing.T) {
+	actions := []Action{StartSearch, Assign, Depart, Arrive, Complete, Drop, Unassign, Cancel, GiveUp, Reopen, ConfirmASAP, ConfirmSlot}
+	for _, a := range actions {
+		for _, s := range States {
+			_, err := Next(s, a)
+			if err == nil {
+				continue
+			}
+			// The state is an API value (en_route); nothing else may have "_".
+			if msg := err.Error(); strings.Contains(strings.ReplaceAll(msg, string(s), ""), "_") {
+				t.Errorf("%s from %s: %q names an internal action", a, s, msg)
+			}
+		}
+	}
 }
