@@ -201,7 +201,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 				{"otp bad phone", "POST", "/v1/auth/otp", "", map[string]string{"phone": "12"}, 422, "invalid", "phone", nil},
 				{"refresh missing", "POST", "/v1/auth/refresh", "", map[string]string{}, 422, "invalid", "refresh_token", nil},
 				{"unknown route", "GET", "/v1/nowhere", ops, nil, 404, "not_found", "", nil},
-				{"wrong method", "DELETE", "/v1/skills", ops, nil, 405, "not_found", "", nil},
+				{"wrong method", "DELETE", "/v1/skills", ops, nil, 405, "method_not_allowed", "", nil},
 			}
 			tables := []string{"skills", "technicians", "certifications", "shifts", "customers", "requests", "offers", "events", "outbox", "assignments",
 				"machine_keys", "webhook_endpoints", "otp_codes", "refresh_tokens", "messages"}

@@ -13,16 +13,17 @@ type Code string
 
 // The error codes. Each maps to exactly one HTTP status in internal/httpx.
 const (
-	Malformed       Code = "malformed"       // 400: bad JSON, unknown field, wrong type
-	Invalid         Code = "invalid"         // 422: a value out of range, naming the field
-	Unauthenticated Code = "unauthenticated" // 401
-	Forbidden       Code = "forbidden"       // 403
-	NotFound        Code = "not_found"       // 404
-	Conflict        Code = "conflict"        // 409
-	TooLarge        Code = "too_large"       // 413
-	RateLimited     Code = "rate_limited"    // 429
-	Unavailable     Code = "unavailable"     // 503
-	Internal        Code = "internal"        // 500
+	Malformed       Code = "malformed"          // 400: bad JSON, unknown field, wrong type
+	Invalid         Code = "invalid"            // 422: a value out of range, naming the field
+	Unauthenticated Code = "unauthenticated"    // 401
+	Forbidden       Code = "forbidden"          // 403
+	NotFound        Code = "not_found"          // 404
+	NotAllowed      Code = "method_not_allowed" // 405: the path exists, not with this method
+	Conflict        Code = "conflict"           // 409
+	TooLarge        Code = "too_large"          // 413
+	RateLimited     Code = "rate_limited"       // 429
+	Unavailable     Code = "unavailable"        // 503
+	Internal        Code = "internal"           // 500
 )
 
 // Error is a domain error: a code, a message meant for the client, and

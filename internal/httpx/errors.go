@@ -24,6 +24,7 @@ var statusOf = map[errs.Code]int{
 	errs.RateLimited:     http.StatusTooManyRequests,
 	errs.Unavailable:     http.StatusServiceUnavailable,
 	errs.Internal:        http.StatusInternalServerError,
+	errs.NotAllowed:      http.StatusMethodNotAllowed,
 }
 
 // codeOfStatus maps echo's own errors (404 route, 405, 413 body limit) back
@@ -33,7 +34,7 @@ var codeOfStatus = map[int]errs.Code{
 	http.StatusUnauthorized:          errs.Unauthenticated,
 	http.StatusForbidden:             errs.Forbidden,
 	http.StatusNotFound:              errs.NotFound,
-	http.StatusMethodNotAllowed:      errs.NotFound,
+	http.StatusMethodNotAllowed:      errs.NotAllowed,
 	http.StatusRequestEntityTooLarge: errs.TooLarge,
 	http.StatusTooManyRequests:       errs.RateLimited,
 	http.StatusServiceUnavailable:    errs.Unavailable,
