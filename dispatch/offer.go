@@ -137,9 +137,7 @@ func (s *Service) newOffer(w *writes, r Request, sc match.Scored, rank, round in
 	if err != nil {
 		return Offer{}, fmt.Errorf("encode offer event: %w", err)
 	}
-	if err := w.eventBody(r.ID, "offered", System, string(data), now); err != nil {
-		return Offer{}, err
-	}
+	w.eventBody(r.ID, "offered", System, string(data), now)
 	w.task(TaskOfferExpire, QueueCritical, TaskPayload{OfferID: o.ID, RequestID: r.ID}, o.ExpiresAt, now)
 	return o, nil
 }

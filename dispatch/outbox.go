@@ -177,9 +177,8 @@ func (w *writes) eventTelling(requestID, typ string, a Actor, data map[string]an
 }
 
 // eventBody is event with its data already encoded as JSON.
-func (w *writes) eventBody(requestID, typ string, a Actor, body string, now time.Time) error {
+func (w *writes) eventBody(requestID, typ string, a Actor, body string, now time.Time) {
 	w.add(requestID, typ, a, body, notifiable[typ], now)
-	return nil
 }
 
 func (w *writes) add(requestID, typ string, a Actor, body string, tells bool, now time.Time) {
