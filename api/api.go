@@ -43,8 +43,9 @@ func (h *Handler) technicianChanged(c echo.Context, status int, id string) error
 }
 
 type newSkill struct {
-	Code string `json:"code"`
-	Name string `json:"name"`
+	Code  string            `json:"code"`
+	Name  string            `json:"name"`
+	Names technicians.Names `json:"names"`
 }
 
 func (h *Handler) createSkill(c echo.Context) error {
@@ -52,11 +53,23 @@ func (h *Handler) createSkill(c echo.Context) error {
 	if err := httpx.Bind(c, &in); err != nil {
 		return err
 	}
-	sk, err := h.techs.CreateSkill(c.Request().Context(), in.Code, in.Name)
+	sk, err := h.techs.AddSkill(c.Request().Context(), technicians.Skill{Code: in.Code, Name: in.Name, Names: in.Names})
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusCreated, sk)
+}
+
+func (h *Handler) updateSkill(c echo.Context) error {
+	var in technicians.SkillUpdate
+	if err := httpx.Bind(c, &in); err != nil {
+		return err
+	}
+	sk, err := h.techs.UpdateSkill(c.Request().Context(), c.Param("code"), in)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, sk)
 }
 
 func (h *Handler) listSkills(c echo.Context) error {

@@ -12,6 +12,7 @@ func (h *Handler) Routes() []httpx.Route {
 	ops := httpx.Roles(auth.Ops)
 	return []httpx.Route{
 		{Method: http.MethodPost, Path: "/v1/skills", Roles: ops, Handler: h.createSkill},
+		{Method: http.MethodPatch, Path: "/v1/skills/:code", Roles: ops, Handler: h.updateSkill},
 		{Method: http.MethodGet, Path: "/v1/skills", Roles: httpx.Roles(auth.Ops, auth.Technician, auth.Customer, auth.Machine), Handler: h.listSkills},
 		{Method: http.MethodPost, Path: "/v1/technicians", Roles: ops, Handler: h.createTechnician},
 		{Method: http.MethodGet, Path: "/v1/technicians", Roles: ops, Handler: h.listTechnicians},

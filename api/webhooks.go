@@ -111,7 +111,7 @@ func (w *Webhooks) answer(c echo.Context, tech technicians.Technician, reply not
 	switch {
 	case err == nil && reply == notify.ReplyYes:
 		r, _ := w.dispatch.Get(c.Request().Context(), dispatch.Caller{Role: "ops"}, o.RequestID)
-		skill, err := w.dispatch.SkillName(c.Request().Context(), r.SkillCode)
+		skill, err := w.dispatch.SkillName(c.Request().Context(), r.SkillCode, tech.Locale)
 		if err != nil {
 			skill = r.SkillCode // the job is taken either way; say so with the code
 		}

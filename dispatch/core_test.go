@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestCoreIsPure: the pure core (dispatch/lifecycle and dispatch/match) is
@@ -51,6 +52,32 @@ func TestCoreIsPure(t *testing.T) {
 		}
 		if strings.Contains(string(src), "time.Now(") {
 			t.Errorf("%s reads the wall clock: the core takes now as a value", f)
+		}
+	}
+}
+
+func TestLate(t *testing.T) {
+	t.Parallel()
+	s := &Service{cfg: Config{LateAfter: 10 * time.Minute}}
+	at := func(m int) *time.Time { v := time.Date(2026, 3, 10, 9, m, 0, 0, time.UTC); return &v }
+	for _, tt := range []struct {
+		name string
+		r    Request
+		eta  *time.Time
+		want bool
+	}{
+		{"on time", Request{Mode: ASAP, State: EnRoute, EtaPromisedAt: at(20)}, at(25), false},
+		{"ten minutes is the line", Request{Mode: ASAP, State: EnRoute, EtaPromisedAt: at(20)}, at(30), false},
+		{"well past what was told", Request{Mode: ASAP, State: Assigned, EtaPromisedAt: at(20)}, at(31), true},
+		{"nothing told yet", Request{Mode: ASAP, State: Assigned}, at(50), false},
+		{"window, not on the way yet", Request{Mode: Window, State: Assigned, WindowEnd: at(30)}, at(45), false},
+		{"window, on the way, inside it", Request{Mode: Window, State: EnRoute, WindowEnd: at(30)}, at(29), false},
+		{"window, on the way, past its end", Request{Mode: Window, State: EnRoute, WindowEnd: at(30)}, at(31), true},
+		{"window, late told, small slip since", Request{Mode: Window, State: EnRoute, WindowEnd: at(30), EtaPromisedAt: at(40)}, at(45), false},
+		{"window, late told, slipped again", Request{Mode: Window, State: EnRoute, WindowEnd: at(30), EtaPromisedAt: at(40)}, at(51), true},
+	} {
+		if got := s.late(tt.r, *tt.eta); got != tt.want {
+			t.Errorf("%s: late = %v, want %v", tt.name, got, tt.want)
 		}
 	}
 }

@@ -37,7 +37,10 @@ type NewRequest struct {
 	Window  *TimeWindow `json:"window"`
 	Phone   string      `json:"phone"`  // where to text about this request (E.164); kept on the request, never the sign-in phone
 	Locale  string      `json:"locale"` // en, de, fr or it, for those texts
-	Photos  []string    `json:"photos"` // links to pictures of the problem
+	// TimeZone is the IANA zone (Europe/Zurich) the texts' clock times are
+	// written in; empty for the deployment's (ONSITE_TIME_ZONE).
+	TimeZone string   `json:"time_zone"`
+	Photos   []string `json:"photos"` // links to pictures of the problem
 
 	// Machine customers: the device, what it detected, and its diagnostics.
 	DeviceID    string          `json:"device_id"`
@@ -71,6 +74,11 @@ func (n NewRequest) validate(now time.Time, countries phones.Countries) error {
 	}
 	if n.Locale != "" && n.Locale != "en" && n.Locale != "de" && n.Locale != "fr" && n.Locale != "it" {
 		return errs.InvalidField("locale", "locale must be en, de, fr or it")
+	}
+	if n.TimeZone != "" {
+		if _, err := LoadZone(n.TimeZone); err != nil {
+			return errs.InvalidField("time_zone", "time_zone must be an IANA time zone such as Europe/Zurich")
+		}
 	}
 	if len(n.Photos) > 10 {
 		return errs.InvalidField("photos", "at most 10 photos")
@@ -157,7 +165,7 @@ func (s *Service) Create(ctx context.Context, c Caller, idemKey string, n NewReq
 		}
 	}
 	place := geo.Point{Lat: *n.Lat, Lng: *n.Lng}
-	r := Request{ContactPhone: nonEmpty(n.Phone), ContactLocale: nonEmpty(n.Locale),
+	r := Request{ContactPhone: nonEmpty(n.Phone), ContactLocale: nonEmpty(n.Locale), TimeZone: nonEmpty(n.TimeZone),
 		ID: db.NewID(), CustomerID: c.Subject, CreatedBy: c.Role, IdempotencyKey: key, BodyHash: hash,
 		SkillCode: n.Skill, Lat: place.Lat, Lng: place.Lng, Cell: geo.CellOf(place, geo.CityResolution),
 		Address: strings.TrimSpace(n.Address), Notes: strings.TrimSpace(n.Notes), Photos: Photos(n.Photos), CreatedAt: now, UpdatedAt: now,

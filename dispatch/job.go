@@ -39,8 +39,18 @@ func (s *Service) bind(tx *gorm.DB, r *Request, techID string, offerID *string, 
 	if eta, ok := s.etaFor(tx, techID, r.Place(), now); ok {
 		set["eta_at"] = eta
 		data["eta_at"] = eta
+		if r.Mode == ASAP {
+			set["eta_promised_at"] = eta // what the "assigned" text tells
+		}
 	}
 	data["technician_id"] = techID
+	prev, err := previousTechnician(tx, r.ID)
+	if err != nil {
+		return err
+	}
+	if prev != "" && prev != techID {
+		data["previous_technician_id"] = prev // the customer is told of the change
+	}
 	if err := transition(tx, r, Assign, actor, set, data, now); err != nil {
 		if e, ok := errs.As(err); ok && e.Reason == "changed_concurrently" {
 			return errs.ConflictReason("offer_taken", "this job was just taken by someone else")
@@ -53,6 +63,20 @@ func (s *Service) bind(tx *gorm.DB, r *Request, techID string, offerID *string, 
 		}
 	}
 	return s.withdrawPending(tx, r.ID, "assigned to "+techID, now)
+}
+
+// previousTechnician is the technician of the request's latest ended
+// assignment ("" for none).
+func previousTechnician(tx *gorm.DB, requestID string) (string, error) {
+	var ids []string
+	if err := tx.Model(&Assignment{}).Where("request_id = ? AND ended_at IS NOT NULL", requestID).
+		Order("ended_at DESC").Limit(1).Pluck("technician_id", &ids).Error; err != nil {
+		return "", fmt.Errorf("previous technician of %s: %w", requestID, err)
+	}
+	if len(ids) == 0 {
+		return "", nil
+	}
+	return ids[0], nil
 }
 
 // etaFor predicts when a technician reaches place from their last position.
@@ -279,12 +303,70 @@ func (s *Service) TechnicianMoved(ctx context.Context, techID string, at geo.Poi
 	}
 	for _, r := range live {
 		eta := db.UTC(now.Add(s.cfg.ETA.Estimate(at, r.Place(), geo.Traveller{Mode: t.TravelMode, SpeedKmh: t.SpeedKmh})))
+		if s.late(r, eta) {
+			if err := s.runningLate(ctx, r, techID, eta, now); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := s.db.WithContext(ctx).Model(&Request{}).Where("id = ? AND technician_id = ?", r.ID, techID).
 			Update("eta_at", eta).Error; err != nil {
 			return fmt.Errorf("update eta of %s: %w", r.ID, err)
 		}
 	}
 	return nil
+}
+
+// late reports whether a predicted arrival slipped well past what the
+// customer was told: for an ASAP job more than LateAfter past the last
+// arrival time they were texted; for a windowed one, once the technician is
+// on the way, past the window's end (and then LateAfter past the last "late"
+// time told).
+func (s *Service) late(r Request, eta time.Time) bool {
+	promised := r.EtaPromisedAt
+	if r.Mode == Window {
+		if r.State != EnRoute || r.WindowEnd == nil || !eta.After(*r.WindowEnd) {
+			return false
+		}
+		if promised == nil {
+			return true
+		}
+	}
+	return promised != nil && eta.After(promised.Add(s.cfg.LateAfter))
+}
+
+// runningLate records that a job's arrival slipped: the new ETA becomes what
+// the customer is told, with a running_late event (and its text). The
+// update is conditional on what was promised, so two position reports at
+// once tell the customer once.
+func (s *Service) runningLate(ctx context.Context, r Request, techID string, eta, now time.Time) error {
+	return s.db.Tx(ctx, func(tx *gorm.DB) error {
+		q := tx.Model(&Request{}).Where("id = ? AND technician_id = ? AND state IN ?", r.ID, techID, []State{Assigned, EnRoute})
+		if r.EtaPromisedAt == nil {
+			q = q.Where("eta_promised_at IS NULL")
+		} else {
+			q = q.Where("eta_promised_at = ?", *r.EtaPromisedAt)
+		}
+		res := q.Updates(map[string]any{"eta_at": eta, "eta_promised_at": eta, "updated_at": now})
+		if res.Error != nil {
+			return fmt.Errorf("update eta of %s: %w", r.ID, res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return nil // someone else told them, or the job moved on
+		}
+		data := map[string]any{"technician_id": techID, "eta_at": eta}
+		if r.EtaPromisedAt != nil {
+			data["was"] = *r.EtaPromisedAt
+		}
+		if err := appendEvent(tx, r.ID, "running_late", System, data, now); err != nil {
+			return err
+		}
+		fresh, err := load(tx, r.ID)
+		if err != nil {
+			return err
+		}
+		return notifyRequest(tx, fresh)
+	})
 }
 
 // MyJobs returns the requests a technician has been assigned, newest first.

@@ -77,6 +77,39 @@ func (s *Service) openTokenExp(key []byte, purpose, token string) (string, time.
 	return id, exp, true
 }
 
+// TrackLink is the tracking link texted with an assignment: it lives a day,
+// or until some hours after a later window ends.
+func TrackLink(key []byte, publicURL string, r Request, now time.Time) string {
+	exp := now.Add(shareTTL)
+	if r.WindowEnd != nil && r.WindowEnd.Add(6*time.Hour).After(exp) {
+		exp = r.WindowEnd.Add(6 * time.Hour)
+	}
+	return publicURL + "/track/" + signShare(key, r.ID, exp.Truncate(time.Second))
+}
+
+// rateTTL is how long the rating link of a completed job lives.
+const rateTTL = 7 * 24 * time.Hour
+
+// RateLink is the link texted when a job is done: it opens a page on which
+// whoever holds it rates the job, once.
+func RateLink(key []byte, publicURL, id string, now time.Time) string {
+	return publicURL + "/rate/" + signToken(key, "rate", id, now.Add(rateTTL).Truncate(time.Second))
+}
+
+// RateByLink rates a completed job for whoever holds the link its customer
+// was texted.
+func (s *Service) RateByLink(ctx context.Context, key []byte, token string, in RatingInput) (Request, error) {
+	id, ok := s.openToken(key, "rate", token)
+	if !ok {
+		return Request{}, errs.NotFoundf("this rating link is not valid any more")
+	}
+	r, err := load(s.db.WithContext(ctx), id)
+	if err != nil {
+		return Request{}, err
+	}
+	return s.Rate(ctx, Caller{Role: "customer", Subject: r.CustomerID}, id, in)
+}
+
 // ConfirmLink is the link texted to a device's owner to confirm its request.
 func ConfirmLink(key []byte, publicURL, id string, now time.Time) string {
 	return publicURL + "/confirm/" + signToken(key, "confirm", id, now.Add(shareTTL).Truncate(time.Second))

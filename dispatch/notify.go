@@ -22,7 +22,19 @@ const (
 var notifiable = map[string]bool{
 	"created": true, // a device's request, to its owner for confirmation
 	"offered": true, "assigned": true, "en_route": true, "on_site": true,
-	"completed": true, "cancelled": true, "unfulfilled": true,
+	"completed": true, "cancelled": true, "unfulfilled": true, "running_late": true,
+}
+
+// tells reports whether an event of type typ with data owes messages: the
+// notifiable types, and a request searching again after it had a
+// technician (a drop or an unassignment: the customer and the technician
+// are told).
+func tells(typ string, data map[string]any) bool {
+	if typ == "searching" {
+		from, _ := data["from"].(State)
+		return from == Assigned || from == EnRoute
+	}
+	return notifiable[typ]
 }
 
 // reminderBefore is how long before a time window the reminders go out.
@@ -44,7 +56,37 @@ type EventFacts struct {
 	Customer   Contact
 	Technician *Contact // the technician the event is about (offer) or assigned
 	Offer      *Offer
-	SkillName  string // the request's skill by its display name (skills.name): texts never show the code
+	Skill      SkillNames // the request's skill by its display names: texts never show the code
+	Zone       string     // the request's time zone ("" for the deployment's)
+	// Previous is the technician the request had before this assignment
+	// (an "assigned" event after a drop or a reassignment), else nil.
+	Previous *Contact
+}
+
+// SkillNames is a skill's display name, and its names by locale.
+type SkillNames struct {
+	Name     string
+	ByLocale map[string]string
+}
+
+// In is the skill's name in locale, or its display name.
+func (n SkillNames) In(locale string) string {
+	if v := n.ByLocale[locale]; v != "" {
+		return v
+	}
+	return n.Name
+}
+
+// LoadZone is an IANA time zone by name ("Local" and "" are not names).
+func LoadZone(name string) (*time.Location, error) {
+	if name == "" || name == "Local" || len(name) > 64 {
+		return nil, fmt.Errorf("time zone %q: not an IANA zone name", name)
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, fmt.Errorf("time zone %q: %w", name, err)
+	}
+	return loc, nil
 }
 
 // FactsForEvent gathers what the messages about one event need.
@@ -63,16 +105,28 @@ func (s *Service) FactsForEvent(ctx context.Context, eventID string) (EventFacts
 		return f, err
 	}
 	f.Request = r
-	if f.SkillName, err = skillName(q, r.SkillCode); err != nil {
+	if f.Skill, err = skillNames(q, r.SkillCode); err != nil {
 		return f, err
+	}
+	if r.TimeZone != nil {
+		f.Zone = *r.TimeZone
 	}
 	if f.Customer, err = customerContact(q, r.CustomerID); err != nil {
 		return f, err
 	}
 	f.Customer = withRequestContact(f.Customer, r)
-	techID := ""
-	if r.TechnicianID != nil {
+	// The technician the event names (it happened to them), else the
+	// request's: an event is told as it happened, not as things stand now.
+	techID, _ := f.Data["technician_id"].(string)
+	if techID == "" && r.TechnicianID != nil {
 		techID = *r.TechnicianID
+	}
+	if prev, _ := f.Data["previous_technician_id"].(string); prev != "" {
+		c, err := technicianContact(q, prev)
+		if err != nil {
+			return f, err
+		}
+		f.Previous = &c
 	}
 	if f.Event.Type == "offered" {
 		offerID, _ := f.Data["offer_id"].(string)
@@ -104,8 +158,11 @@ func (s *Service) Reminder(ctx context.Context, requestID string) (f EventFacts,
 		return f, false, nil
 	}
 	f.Request = r
-	if f.SkillName, err = skillName(q, r.SkillCode); err != nil {
+	if f.Skill, err = skillNames(q, r.SkillCode); err != nil {
 		return f, false, err
+	}
+	if r.TimeZone != nil {
+		f.Zone = *r.TimeZone
 	}
 	if f.Customer, err = customerContact(q, r.CustomerID); err != nil {
 		return f, false, err
@@ -119,22 +176,23 @@ func (s *Service) Reminder(ctx context.Context, requestID string) (f EventFacts,
 	return f, true, nil
 }
 
-// SkillName is a skill's display name, for a text that names the skill
-// outside an event's facts (an SMS answer): texts never show the code.
-func (s *Service) SkillName(ctx context.Context, code string) (string, error) {
-	return skillName(s.db.WithContext(ctx), code)
+// SkillName is a skill's display name in locale, for a text that names the
+// skill outside an event's facts (an SMS answer): texts never show the code.
+func (s *Service) SkillName(ctx context.Context, code, locale string) (string, error) {
+	n, err := skillNames(s.db.WithContext(ctx), code)
+	return n.In(locale), err
 }
 
-// skillName is a skill's display name, as ops named it.
-func skillName(q *gorm.DB, code string) (string, error) {
-	var names []string
-	if err := q.Table("skills").Where("code = ?", code).Pluck("name", &names).Error; err != nil {
-		return "", fmt.Errorf("load skill %s: %w", code, err)
+// skillNames is a skill's display names, as ops named it.
+func skillNames(q *gorm.DB, code string) (SkillNames, error) {
+	var sk technicians.Skill
+	if err := q.Select("code", "name", "names").Where("code = ?", code).Limit(1).Find(&sk).Error; err != nil {
+		return SkillNames{}, fmt.Errorf("load skill %s: %w", code, err)
 	}
-	if len(names) == 0 || names[0] == "" {
-		return "", fmt.Errorf("skill %s has no name", code)
+	if sk.Name == "" {
+		return SkillNames{}, fmt.Errorf("skill %s has no name", code)
 	}
-	return names[0], nil
+	return SkillNames{Name: sk.Name, ByLocale: sk.Names}, nil
 }
 
 func customerContact(q *gorm.DB, id string) (Contact, error) {

@@ -157,7 +157,7 @@ func (w *writes) rows() ([]OutboxTask, error) {
 // event adds an audit event (invariant 4) with the live update and the
 // message it implies.
 func (w *writes) event(requestID, typ string, a Actor, data map[string]any, now time.Time) error {
-	return w.eventTelling(requestID, typ, a, data, notifiable[typ], now)
+	return w.eventTelling(requestID, typ, a, data, tells(typ, data), now)
 }
 
 // eventTelling is event for a caller that knows better than the event type

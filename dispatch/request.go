@@ -87,6 +87,8 @@ type Request struct {
 	AtRisk         bool       `json:"at_risk"`
 	TechnicianID   *string    `json:"technician_id"`
 	EtaAt          *time.Time `json:"eta_at"`
+	EtaPromisedAt  *time.Time `json:"-"`                   // the arrival time the customer was last told
+	TimeZone       *string    `json:"time_zone,omitempty"` // the IANA zone of its texts' clock times, when given
 	Outcome        *string    `json:"outcome"`
 	Visits         int        `json:"visits"`
 	CancelReason   *string    `json:"cancel_reason"`

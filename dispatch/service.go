@@ -40,6 +40,10 @@ type Config struct {
 	// SMSCountries are the countries whose phones a request may give for
 	// texts (zero: Switzerland and its neighbours).
 	SMSCountries phones.Countries
+	// LateAfter is how far a predicted arrival may slip past the time the
+	// customer was told before they are told again (running late); zero:
+	// 10 minutes.
+	LateAfter time.Duration
 }
 
 // Service applies the dispatch rules, one transaction per method.
@@ -61,6 +65,9 @@ type Service struct {
 func NewService(d *db.DB, cfg Config, now func() time.Time) *Service {
 	if cfg.ETA == nil {
 		cfg.ETA = geo.DefaultETA()
+	}
+	if cfg.LateAfter <= 0 {
+		cfg.LateAfter = 10 * time.Minute
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -339,7 +346,11 @@ func (s *Service) Cancel(ctx context.Context, c Caller, id string, in CancelInpu
 			return errs.NotFoundf("request %s not found", id)
 		}
 		techID := r.TechnicianID
-		if err := transition(tx, r, Cancel, c.actor(), map[string]any{"cancel_reason": reason}, map[string]any{"reason": reason}, now); err != nil {
+		data := map[string]any{"reason": reason}
+		if techID != nil {
+			data["technician_id"] = *techID // who no longer needs to go
+		}
+		if err := transition(tx, r, Cancel, c.actor(), map[string]any{"cancel_reason": reason}, data, now); err != nil {
 			return err
 		}
 		if err := s.withdrawPending(tx, r.ID, "request cancelled", now); err != nil {

@@ -113,10 +113,10 @@ func TestReminders(t *testing.T) {
 		sender := twilioSender(t, tw)
 		msgs := jobs.NewMessages(svc, notify.NewNotifier(d, sender, "", guards(), quiet()), nil, []byte("k"), "https://onsite.test")
 		proveContact(t, d, "c1", "+41791117777")
-		if name, err := svc.SkillName(ctx, "wifi_setup"); err != nil || name != "Wi-Fi" {
+		if name, err := svc.SkillName(ctx, "wifi_setup", "en"); err != nil || name != "Wi-Fi" {
 			t.Fatalf("skill name %q %v", name, err)
 		}
-		if _, err := svc.SkillName(ctx, "nope"); err == nil {
+		if _, err := svc.SkillName(ctx, "nope", "en"); err == nil {
 			t.Fatal("a skill that does not exist has a name")
 		}
 		lat, lng := 47.3769, 8.5417
@@ -155,10 +155,13 @@ func TestReminders(t *testing.T) {
 		}
 		cust := tw.To("+41791117777")
 		tech := tw.To(list[0].Phone)
-		window := "tra le " + start.UTC().Format("15:04") + " e le " + start.Add(2*time.Hour).UTC().Format("15:04")
+		// (the window's end carries its date when it falls on the next day)
+		window := "tra le " + start.UTC().Format("15:04") + " e le "
 		if len(cust) != 2 || !strings.Contains(cust[0], "verrà") || !strings.Contains(cust[0], window) || strings.Contains(cust[0], "verso le") ||
+			!strings.Contains(cust[0], "Segui dal vivo: https://onsite.test/track/") ||
 			!strings.Contains(cust[1], "Promemoria") || !strings.Contains(cust[1], window) ||
-			len(tech) != 1 || !strings.Contains(tech[0], "your Wi-Fi job") || strings.Contains(tech[0], "Seestrasse") ||
+			len(tech) != 2 || !strings.Contains(tech[0], "Dispatch gave you a job: Wi-Fi between") ||
+			!strings.Contains(tech[1], "your Wi-Fi job") || strings.Contains(strings.Join(tech, " "), "Seestrasse") ||
 			strings.Contains(strings.Join(append(cust, tech...), " "), "wifi_setup") {
 			t.Fatalf("assignment and reminders: customer %q, technician %q", cust, tech)
 		}
@@ -170,8 +173,8 @@ func TestReminders(t *testing.T) {
 		if err := msgs.Remind(ctx, out.Request.ID); err != nil {
 			t.Fatal(err)
 		}
-		if n := len(tw.Messages()); n != 3 {
-			t.Fatalf("%d messages after the cancellation's reminder, want still 3", n)
+		if n := len(tw.Messages()); n != 4 {
+			t.Fatalf("%d messages after the cancellation's reminder, want still 4", n)
 		}
 	})
 }
@@ -217,7 +220,7 @@ func TestMessagesWaitForEarlierEvents(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := tw.To("+41791117777")
-		if len(got) != 2 || !strings.Contains(got[0], "Tina is on the way") || !strings.Contains(got[1], "Tina has set off") {
+		if len(got) != 2 || !strings.Contains(got[0], "Tina will take care of") || !strings.Contains(got[1], "Tina has set off") {
 			t.Fatalf("sent %q", got)
 		}
 		if left, _ := svc.OwedEvents(ctx, time.Now().Add(time.Second), 10); len(left) != 0 {
@@ -282,7 +285,7 @@ func TestSweepWakesLostMessageWork(t *testing.T) {
 		apitest.Eventually(t, 30*time.Second, "the message sent", func() bool {
 			return d.Where("id = ?", m.ID).First(&m).Error == nil && m.State == notify.StateSent
 		})
-		if got := tw.To("+41791117777"); len(got) != 1 || !strings.Contains(got[0], "Tina is on the way") {
+		if got := tw.To("+41791117777"); len(got) != 1 || !strings.Contains(got[0], "Tina will take care of") {
 			t.Fatalf("the customer got %q", got)
 		}
 		if left, _ := svc.OwedEvents(ctx, time.Now().Add(time.Second), 10); len(left) != 0 {

@@ -95,13 +95,27 @@ func (w *Worker) sweep(ctx context.Context, _ string, _ lease.Fence) error {
 	if mres != (MessageSweep{}) {
 		w.log.Info("sweep woke message work", "events", mres.Events, "messages", mres.Messages, "reminders", mres.Reminders)
 	}
-	return errors.Join(err, merr)
+	return errors.Join(err, merr, w.dutyNotices(ctx))
+}
+
+// dutyNotices texts the technicians Onsite took off duty (a suspension by
+// ops is found by the sweep; the shift and position jobs text at once).
+func (w *Worker) dutyNotices(ctx context.Context) error {
+	if w.messages == nil || w.techs == nil {
+		return nil
+	}
+	n, err := w.messages.DutyNotices(ctx, w.techs)
+	if n > 0 {
+		w.log.Info("off-duty texts", "stored", n)
+	}
+	return err
 }
 
 func (w *Worker) endShifts(ctx context.Context, _ string, _ lease.Fence) error {
 	n, err := w.techs.EndShifts(ctx)
 	if n > 0 {
 		w.log.Info("shifts ended", "off_duty", n)
+		err = errors.Join(err, w.dutyNotices(ctx))
 	}
 	return err
 }
@@ -110,6 +124,7 @@ func (w *Worker) offlineStale(ctx context.Context, _ string, _ lease.Fence) erro
 	n, err := w.techs.OfflineStale(ctx, w.staleAfter)
 	if n > 0 {
 		w.log.Info("stale positions", "off_duty", n)
+		err = errors.Join(err, w.dutyNotices(ctx))
 	}
 	return err
 }

@@ -15,7 +15,9 @@ import (
 // message about a request's state goes only while the request is in that
 // state (with the same technician): "assigned" and "on the way" not after a
 // cancellation or a drop, "on the way" not once the technician is on site,
-// "arrived" not once the job is done. An offer goes only while it is open.
+// "arrived" not once the job is done; "we are looking for someone else" not
+// once someone is assigned. An offer goes only while it is open. A job taken
+// off a technician is told whatever came after.
 func Superseded(kind notify.Kind, technician string, now dispatch.Standing) string {
 	var current []dispatch.State // the states in which the message is still true
 	ofTechnician := false        // true only of the technician it names
@@ -27,8 +29,13 @@ func Superseded(kind notify.Kind, technician string, now dispatch.Standing) stri
 		return ""
 	case notify.KindConfirm:
 		current = []dispatch.State{dispatch.PendingConfirmation}
-	case notify.KindAssigned, notify.KindReminder, notify.KindReminderTech:
+	case notify.KindAssigned, notify.KindChanged, notify.KindLate, notify.KindJobGiven, notify.KindReminder, notify.KindReminderTech:
 		current, ofTechnician = []dispatch.State{dispatch.Assigned, dispatch.EnRoute}, true
+	case notify.KindSearching:
+		// Once someone else is assigned, the change of technician says it.
+		current = []dispatch.State{dispatch.Searching}
+	case notify.KindJobCancelled:
+		current = []dispatch.State{dispatch.Cancelled}
 	case notify.KindEnRoute:
 		current, ofTechnician = []dispatch.State{dispatch.EnRoute}, true
 	case notify.KindArrived:

@@ -45,6 +45,16 @@ func TestSuperseded(t *testing.T) {
 		{"reminder", notify.KindReminder, "t1", at(dispatch.Assigned, "t1"), ""},
 		{"reminder, reassigned", notify.KindReminderTech, "t1", at(dispatch.Assigned, "t2"), "technician changed"},
 		{"reminder after a cancellation", notify.KindReminder, "t1", at(dispatch.Cancelled, "t1"), "request cancelled"},
+		{"changed technician", notify.KindChanged, "t2", at(dispatch.Assigned, "t2"), ""},
+		{"changed, then changed again", notify.KindChanged, "t2", at(dispatch.Assigned, "t3"), "technician changed"},
+		{"running late", notify.KindLate, "t1", at(dispatch.EnRoute, "t1"), ""},
+		{"running late, arrived since", notify.KindLate, "t1", at(dispatch.OnSite, "t1"), "request on_site"},
+		{"searching again", notify.KindSearching, "t1", at(dispatch.Searching, ""), ""},
+		{"searching again, someone assigned since", notify.KindSearching, "t1", at(dispatch.Assigned, "t2"), "request assigned"},
+		{"job given by hand", notify.KindJobGiven, "t1", at(dispatch.Assigned, "t1"), ""},
+		{"job given by hand, cancelled since", notify.KindJobGiven, "t1", at(dispatch.Cancelled, "t1"), "request cancelled"},
+		{"job taken off, whatever came after", notify.KindJobTaken, "t1", at(dispatch.Assigned, "t2"), ""},
+		{"job cancelled", notify.KindJobCancelled, "t1", at(dispatch.Cancelled, "t1"), ""},
 		{"sign-in code", notify.KindOTP, "", dispatch.Standing{}, ""},
 	}
 	for _, tt := range tests {

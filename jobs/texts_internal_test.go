@@ -35,12 +35,17 @@ func render(t *testing.T, out []notify.Outgoing) []string {
 // asapFacts is an ASAP request's event of type typ for a customer in locale.
 func asapFacts(typ, locale string, eta *time.Time) dispatch.EventFacts {
 	tech := "t1"
+	data := map[string]any{}
+	if eta != nil {
+		data["eta_at"] = eta.Format(time.RFC3339Nano) // as the event recorded it
+	}
 	return dispatch.EventFacts{
-		Event:      dispatch.Event{ID: "e1", Type: typ, ActorRole: "customer"},
+		Data:       data,
+		Event:      dispatch.Event{ID: "e1", Type: typ, ActorRole: "customer", At: time.Date(2026, 1, 15, 8, 0, 0, 0, time.UTC)},
 		Request:    dispatch.Request{ID: "r1", SkillCode: "router_replace", Mode: dispatch.ASAP, TechnicianID: &tech, EtaAt: eta},
 		Customer:   dispatch.Contact{ID: "c1", Phone: "+41790000000", Locale: locale},
 		Technician: &dispatch.Contact{ID: "t1", Name: "Anna Muster", Phone: "+41790000001", Locale: locale},
-		SkillName:  "Router replacement",
+		Skill:      dispatch.SkillNames{Name: "Router replacement"},
 	}
 }
 
@@ -99,7 +104,7 @@ func everyText(t *testing.T, m *Messages, locale string) map[string]string {
 	add("confirm", m.eventMessages(c))
 	r := asapFacts("", locale, &eta)
 	r.Request.Mode, r.Request.WindowStart, r.Request.WindowEnd = dispatch.Window, &start, &end
-	add("reminder", m.reminderMessages(r))
+	add("reminder", m.reminderMessages(r, r.Event.At))
 	return out
 }
 
@@ -158,6 +163,33 @@ func TestWindowsAndUnknownETAs(t *testing.T) {
 			if strings.Contains(text, " .") || strings.Contains(text, " ,") || strings.Contains(text, "  ") || strings.Contains(text, "–") {
 				t.Errorf("%s %s has an empty slot: %q", loc, name, text)
 			}
+		}
+	}
+}
+
+// TestRequestZoneAndDates: a request's own time zone wins over the
+// deployment's, and a window on another day than the text carries its date
+// in the recipient's language.
+func TestRequestZoneAndDates(t *testing.T) {
+	t.Parallel()
+	m := NewMessages(nil, nil, zurich(t), []byte("k"), "https://onsite.test")
+	eta := time.Date(2026, 1, 15, 9, 15, 0, 0, time.UTC)
+	f := asapFacts("assigned", "en", &eta)
+	f.Zone = "America/New_York"
+	if texts := render(t, m.eventMessages(f)); len(texts) != 1 || !strings.Contains(texts[0], "arriving around 04:15.") {
+		t.Errorf("New York request: %q, want 04:15", texts)
+	}
+	// The text goes on Thursday 15 January; the window is on Saturday.
+	start, end := time.Date(2026, 1, 17, 13, 0, 0, 0, time.UTC), time.Date(2026, 1, 17, 15, 0, 0, 0, time.UTC)
+	want := map[string]string{
+		"en": "on Sat 17 Jan between 14:00 and 16:00", "de": "am Sa. 17. Jan. zwischen 14:00 und 16:00",
+		"fr": "le sam. 17 janv. entre 14:00 et 16:00", "it": "sab 17 gen tra le 14:00 e le 16:00",
+	}
+	for _, loc := range notify.Locales {
+		f := asapFacts("assigned", loc, &eta)
+		f.Request.Mode, f.Request.WindowStart, f.Request.WindowEnd = dispatch.Window, &start, &end
+		if texts := render(t, m.eventMessages(f)); len(texts) != 1 || !strings.Contains(texts[0], want[loc]) {
+			t.Errorf("%s window on another day: %q, want %q", loc, texts, want[loc])
 		}
 	}
 }

@@ -463,3 +463,50 @@ document.getElementById('go').onclick = async () => {
 func (h *Handler) confirmPage(c echo.Context) error {
 	return c.HTML(http.StatusOK, confirmPage)
 }
+
+func (h *Handler) rateByLink(c echo.Context) error {
+	var in dispatch.RatingInput
+	if err := httpx.Bind(c, &in); err != nil {
+		return err
+	}
+	r, err := h.dispatch.RateByLink(c.Request().Context(), h.shareKey, c.Param("token"), in)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"id": r.ID, "state": r.State, "rating_stars": r.RatingStars})
+}
+
+// ratePage is what the "job done" SMS link opens: one to five stars and an
+// optional comment, sent once.
+const ratePage = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>Onsite – rate your visit</title>
+<style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:2rem auto;padding:0 1rem;color:#1d2733}
+.stars button{font-size:2rem;background:none;border:0;cursor:pointer;color:#b8c0cc}.stars button.on{color:#f2a900}
+textarea{width:100%;min-height:5rem;font:inherit}
+#send{font-size:1.1rem;padding:.7rem 1.2rem;border:0;border-radius:.4rem;background:#1f5fd6;color:#fff}</style></head>
+<body><h1>How did it go?</h1><p>Rate the visit from one to five stars.</p>
+<div class="stars" role="radiogroup" aria-label="Stars"></div>
+<p><label for="comment">Anything to add (optional)</label><br><textarea id="comment" maxlength="1000"></textarea></p>
+<button id="send" disabled>Send rating</button><p id="msg" role="status"></p>
+<script>
+let stars = 0;
+const box = document.querySelector('.stars'), send = document.getElementById('send'), msg = document.getElementById('msg');
+for (let i = 1; i <= 5; i++) {
+  const b = document.createElement('button');
+  b.textContent = '★'; b.setAttribute('aria-label', i + (i === 1 ? ' star' : ' stars')); b.setAttribute('role', 'radio');
+  b.onclick = () => { stars = i; send.disabled = false; box.querySelectorAll('button').forEach((x, k) => { x.classList.toggle('on', k < i); x.setAttribute('aria-checked', k === i - 1); }); };
+  box.appendChild(b);
+}
+send.onclick = async () => {
+  send.disabled = true;
+  const r = await fetch('/v1/rate/' + location.pathname.split('/').pop(), {method: 'POST', headers: {'Content-Type': 'application/json'},
+    body: JSON.stringify({stars, comment: document.getElementById('comment').value})});
+  const body = await r.json().catch(() => ({}));
+  msg.textContent = r.ok ? 'Thank you for your rating.' : (body.error && body.error.reason === 'already_rated' ? 'This visit was rated already. Thank you.' : 'This link is not valid any more.');
+};
+</script></body></html>`
+
+func (h *Handler) ratePage(c echo.Context) error {
+	return c.HTML(http.StatusOK, ratePage)
+}

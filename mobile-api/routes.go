@@ -42,6 +42,8 @@ func (h *Handler) Routes() []httpx.Route {
 		{Method: http.MethodGet, Path: "/track/:token", Public: true, Handler: h.trackedPage},
 		{Method: http.MethodPost, Path: "/v1/confirm/:token", Public: true, Handler: h.confirmByLink},
 		{Method: http.MethodGet, Path: "/confirm/:token", Public: true, Handler: h.confirmPage},
+		{Method: http.MethodPost, Path: "/v1/rate/:token", Public: true, Handler: h.rateByLink},
+		{Method: http.MethodGet, Path: "/rate/:token", Public: true, Handler: h.ratePage},
 		{Method: http.MethodPost, Path: "/v1/requests/:id/cancel", Roles: httpx.Roles(auth.Customer, auth.Machine, auth.Ops), Idempotent: true, Handler: h.cancelRequest},
 	}
 }

@@ -344,7 +344,7 @@ func TestLaneWaitsForItsHead(t *testing.T) {
 		if err := n.SendMessage(ctx, load(t, d, "e2:completed:customer:c1").ID); err != nil {
 			t.Fatal(err)
 		}
-		if len(s.sent) != 3 || !strings.Contains(s.sent[0].Body, "on the way") || !strings.Contains(s.sent[2].Body, "done") {
+		if len(s.sent) != 3 || !strings.Contains(s.sent[0].Body, "will take care of") || !strings.Contains(s.sent[2].Body, "done") {
 			t.Fatalf("sent %+v", s.sent)
 		}
 		if due, err := n.Due(ctx, c.Now().Add(time.Hour), 10); err != nil || len(due) != 0 {

@@ -12,27 +12,35 @@ type Kind string
 
 // The messages Onsite sends.
 const (
-	KindOffer         Kind = "offer"          // to a technician: a job, reply YES or NO
-	KindAssigned      Kind = "assigned"       // to the customer: who comes and when
-	KindEnRoute       Kind = "en_route"       // to the customer
-	KindArrived       Kind = "arrived"        // to the customer
-	KindCompleted     Kind = "completed"      // to the customer, with a rating prompt
-	KindCancelled     Kind = "cancelled"      // to the customer
-	KindUnfulfilled   Kind = "unfulfilled"    // to the customer: an apology and the options left
-	KindReminder      Kind = "reminder"       // to the customer before a time window
-	KindReminderTech  Kind = "reminder_tech"  // to the technician before a time window
-	KindReplyAccepted Kind = "reply_accepted" // SMS answer: the job is yours
-	KindReplyDeclined Kind = "reply_declined" // SMS answer: declined
-	KindReplyTooLate  Kind = "reply_too_late" // SMS answer: the offer is gone
-	KindReplyHelp     Kind = "reply_help"     // SMS answer: how to answer
-	KindReplyNoOffer  Kind = "reply_no_offer" // SMS answer: nothing to answer
-	KindOptedOut      Kind = "opted_out"      // SMS answer to STOP
-	KindOptedIn       Kind = "opted_in"       // SMS answer to START
-	KindInfo          Kind = "info"           // SMS answer to HELP
-	KindNoReplies     Kind = "no_replies"     // SMS answer to anyone but a technician: this number reads no replies
-	KindOTP           Kind = "otp"            // a sign-in code
-	KindContactCode   Kind = "contact_code"   // a code that proves a contact phone may be texted
-	KindConfirm       Kind = "confirm"        // to a device's owner: confirm the request it opened
+	KindOffer         Kind = "offer"              // to a technician: a job, reply YES or NO
+	KindAssigned      Kind = "assigned"           // to the customer: who comes and when
+	KindEnRoute       Kind = "en_route"           // to the customer
+	KindArrived       Kind = "arrived"            // to the customer
+	KindCompleted     Kind = "completed"          // to the customer, with a rating prompt
+	KindCancelled     Kind = "cancelled"          // to the customer
+	KindChanged       Kind = "technician_changed" // to the customer: another technician comes
+	KindSearching     Kind = "searching_again"    // to the customer: the technician cannot come, we look for another
+	KindLate          Kind = "running_late"       // to the customer: the arrival slipped, a new ETA
+	KindJobGiven      Kind = "job_assigned"       // to a technician: dispatch gave them a job
+	KindJobTaken      Kind = "job_unassigned"     // to a technician: dispatch took a job off them
+	KindJobCancelled  Kind = "job_cancelled"      // to a technician: their job was cancelled
+	KindOffDuty       Kind = "off_duty"           // to a technician: Onsite took them off duty, and why
+	KindSuspended     Kind = "suspended"          // to a technician: ops suspended them
+	KindUnfulfilled   Kind = "unfulfilled"        // to the customer: an apology and the options left
+	KindReminder      Kind = "reminder"           // to the customer before a time window
+	KindReminderTech  Kind = "reminder_tech"      // to the technician before a time window
+	KindReplyAccepted Kind = "reply_accepted"     // SMS answer: the job is yours
+	KindReplyDeclined Kind = "reply_declined"     // SMS answer: declined
+	KindReplyTooLate  Kind = "reply_too_late"     // SMS answer: the offer is gone
+	KindReplyHelp     Kind = "reply_help"         // SMS answer: how to answer
+	KindReplyNoOffer  Kind = "reply_no_offer"     // SMS answer: nothing to answer
+	KindOptedOut      Kind = "opted_out"          // SMS answer to STOP
+	KindOptedIn       Kind = "opted_in"           // SMS answer to START
+	KindInfo          Kind = "info"               // SMS answer to HELP
+	KindNoReplies     Kind = "no_replies"         // SMS answer to anyone but a technician: this number reads no replies
+	KindOTP           Kind = "otp"                // a sign-in code
+	KindContactCode   Kind = "contact_code"       // a code that proves a contact phone may be texted
+	KindConfirm       Kind = "confirm"            // to a device's owner: confirm the request it opened
 )
 
 // Data fills a template. Unused fields stay empty. Nothing in it is written
@@ -45,9 +53,12 @@ type Data struct {
 	ETA        string // a clock time, 15:40
 	ExpiresAt  string // a clock time
 	Technician string // first name
+	Previous   string // first name of the technician who no longer comes
+	Unresolved bool   // a job closed without a fix (not_fixed, needs_parts)
 	Link       string
 	WindowFrom string // a windowed request: its window's start, a clock time (empty for ASAP)
-	WindowTo   string // and its end
+	WindowTo   string // and its end (dated when it ends on another day)
+	Day        string // the window's date when it is not on the day of the text ("Sat 5 Dec"), else empty
 	Code       string
 	Reason     Reason
 }
@@ -69,6 +80,15 @@ const (
 	ReasonOfferDeclined       Reason = "offer_declined"
 	ReasonOfferAccepted       Reason = "offer_already_accepted"
 	ReasonNotEligible         Reason = "not_eligible" // the rules refuse the technician now (dispatch.ReasonNotEligible)
+	// Why a technician's job ended, told to the technician.
+	ReasonJobCustomerCancelled Reason = "job_cancelled_by_customer"
+	ReasonJobOpsCancelled      Reason = "job_cancelled_by_ops"
+	ReasonJobDeviceCancelled   Reason = "job_cancelled_by_device"
+	ReasonJobReassigned        Reason = "job_reassigned"   // given to another technician
+	ReasonJobRedispatched      Reason = "job_redispatched" // searched for again
+	// Why Onsite took a technician off duty (technicians.Duty*).
+	ReasonShiftEnded Reason = "shift_ended"
+	ReasonNoPosition Reason = "no_position"
 )
 
 // reasonTexts are the reasons in each language.
@@ -85,6 +105,13 @@ var reasonTexts = map[Reason]map[string]string{
 		"de": "du kannst ihn gerade nicht übernehmen: prüfe Zertifikate, Schicht und Dienststatus in der App",
 		"fr": "vous ne pouvez pas la prendre pour l'instant : vérifiez vos certifications, votre horaire et votre statut dans l'app",
 		"it": "non puoi prenderlo ora: controlla certificazioni, turno e stato di servizio nell'app"},
+	ReasonJobCustomerCancelled: {"en": "the customer cancelled", "de": "die Kundschaft hat storniert", "fr": "le client a annulé", "it": "il cliente ha annullato"},
+	ReasonJobOpsCancelled:      {"en": "dispatch cancelled it", "de": "die Disposition hat storniert", "fr": "la répartition l'a annulée", "it": "la centrale l'ha annullato"},
+	ReasonJobDeviceCancelled:   {"en": "the customer's device cancelled it", "de": "das Gerät der Kundschaft hat storniert", "fr": "l'appareil du client l'a annulée", "it": "il dispositivo del cliente l'ha annullato"},
+	ReasonJobReassigned:        {"en": "it goes to another technician", "de": "er geht an eine andere Fachperson", "fr": "elle est confiée à quelqu'un d'autre", "it": "passa a qualcun altro"},
+	ReasonJobRedispatched:      {"en": "it is being dispatched again", "de": "er wird neu vergeben", "fr": "elle est réattribuée", "it": "viene riassegnato"},
+	ReasonShiftEnded:           {"en": "your shift has ended", "de": "deine Schicht ist zu Ende", "fr": "votre horaire est terminé", "it": "il tuo turno è finito"},
+	ReasonNoPosition:           {"en": "your app has not sent a position for a while", "de": "deine App hat länger keine Position gesendet", "fr": "votre app n'envoie plus de position depuis un moment", "it": "la tua app non invia la posizione da un po'"},
 }
 
 // ReasonOf turns a conflict's machine-readable reason (errs.Error.Reason)
@@ -101,17 +128,65 @@ var Locales = []string{"en", "de", "fr", "it"}
 
 var texts = map[Kind]map[string]string{
 	KindOffer: {
-		"en": "Onsite job: {{.Skill}}, {{.DistanceKm}} km away, about {{.EtaMinutes}} min; the address is in the app. Reply YES to accept or NO to decline (until {{.ExpiresAt}}).",
-		"de": "Onsite-Auftrag: {{.Skill}}, {{.DistanceKm}} km entfernt, ca. {{.EtaMinutes}} Min.; die Adresse steht in der App. Antworte JA zum Annehmen oder NEIN zum Ablehnen (bis {{.ExpiresAt}}).",
-		"fr": "Mission Onsite : {{.Skill}}, à {{.DistanceKm}} km, environ {{.EtaMinutes}} min ; l'adresse est dans l'app. Répondez OUI pour accepter ou NON pour refuser (jusqu'à {{.ExpiresAt}}).",
-		"it": "Lavoro Onsite: {{.Skill}}, a {{.DistanceKm}} km, circa {{.EtaMinutes}} min; l'indirizzo è nell'app. Rispondi SI per accettare o NO per rifiutare (entro le {{.ExpiresAt}}).",
+		"en": "Onsite job: {{.Skill}}{{if .WindowFrom}} {{if .Day}}on {{.Day}} {{end}}between {{.WindowFrom}} and {{.WindowTo}}, {{.DistanceKm}} km away{{else}}, {{.DistanceKm}} km away, about {{.EtaMinutes}} min{{end}}; the address is in the app. Reply YES to accept or NO to decline (until {{.ExpiresAt}}).",
+		"de": "Onsite-Auftrag: {{.Skill}}{{if .WindowFrom}} {{if .Day}}am {{.Day}} {{end}}zwischen {{.WindowFrom}} und {{.WindowTo}}, {{.DistanceKm}} km entfernt{{else}}, {{.DistanceKm}} km entfernt, ca. {{.EtaMinutes}} Min.{{end}}; die Adresse steht in der App. Antworte JA zum Annehmen oder NEIN zum Ablehnen (bis {{.ExpiresAt}}).",
+		"fr": "Mission Onsite : {{.Skill}}{{if .WindowFrom}} {{if .Day}}le {{.Day}} {{end}}entre {{.WindowFrom}} et {{.WindowTo}}, à {{.DistanceKm}} km{{else}}, à {{.DistanceKm}} km, environ {{.EtaMinutes}} min{{end}} ; l'adresse est dans l'app. Répondez OUI pour accepter ou NON pour refuser (jusqu'à {{.ExpiresAt}}).",
+		"it": "Lavoro Onsite: {{.Skill}}{{if .WindowFrom}} {{if .Day}}{{.Day}} {{end}}tra le {{.WindowFrom}} e le {{.WindowTo}}, a {{.DistanceKm}} km{{else}}, a {{.DistanceKm}} km, circa {{.EtaMinutes}} min{{end}}; l'indirizzo è nell'app. Rispondi SI per accettare o NO per rifiutare (entro le {{.ExpiresAt}}).",
 	},
 	KindAssigned: {
 		// A windowed request says its window; an ASAP one its ETA, or no time when it is unknown.
-		"en": "{{if .WindowFrom}}{{.Technician}} will come for your {{.Skill}} appointment between {{.WindowFrom}} and {{.WindowTo}}.{{else}}{{.Technician}} is on the way for your {{.Skill}} request{{if .ETA}}, arriving around {{.ETA}}{{end}}.{{end}}{{if .Link}} Follow live: {{.Link}}{{end}}",
-		"de": "{{if .WindowFrom}}{{.Technician}} kommt zu Ihrem Termin {{.Skill}} zwischen {{.WindowFrom}} und {{.WindowTo}}.{{else}}{{.Technician}} kommt für Ihren Auftrag {{.Skill}}{{if .ETA}}, Ankunft gegen {{.ETA}}{{end}}.{{end}}{{if .Link}} Live verfolgen: {{.Link}}{{end}}",
-		"fr": "{{if .WindowFrom}}{{.Technician}} viendra pour votre rendez-vous {{.Skill}} entre {{.WindowFrom}} et {{.WindowTo}}.{{else}}{{.Technician}} s'occupe de votre demande {{.Skill}}{{if .ETA}}, arrivée vers {{.ETA}}{{end}}.{{end}}{{if .Link}} Suivi en direct : {{.Link}}{{end}}",
-		"it": "{{if .WindowFrom}}{{.Technician}} verrà per il tuo appuntamento {{.Skill}} tra le {{.WindowFrom}} e le {{.WindowTo}}.{{else}}{{.Technician}} si occupa della tua richiesta {{.Skill}}{{if .ETA}}, arrivo verso le {{.ETA}}{{end}}.{{end}}{{if .Link}} Segui dal vivo: {{.Link}}{{end}}",
+		"en": "{{if .WindowFrom}}{{.Technician}} will come for your {{.Skill}} appointment {{if .Day}}on {{.Day}} {{end}}between {{.WindowFrom}} and {{.WindowTo}}.{{else}}{{.Technician}} will take care of your {{.Skill}} request{{if .ETA}}, arriving around {{.ETA}}{{end}}.{{end}}{{if .Link}} Follow live: {{.Link}}{{end}}",
+		"de": "{{if .WindowFrom}}{{.Technician}} kommt zu Ihrem Termin {{.Skill}} {{if .Day}}am {{.Day}} {{end}}zwischen {{.WindowFrom}} und {{.WindowTo}}.{{else}}{{.Technician}} kommt für Ihren Auftrag {{.Skill}}{{if .ETA}}, Ankunft gegen {{.ETA}}{{end}}.{{end}}{{if .Link}} Live verfolgen: {{.Link}}{{end}}",
+		"fr": "{{if .WindowFrom}}{{.Technician}} viendra pour votre rendez-vous {{.Skill}} {{if .Day}}le {{.Day}} {{end}}entre {{.WindowFrom}} et {{.WindowTo}}.{{else}}{{.Technician}} s'occupe de votre demande {{.Skill}}{{if .ETA}}, arrivée vers {{.ETA}}{{end}}.{{end}}{{if .Link}} Suivi en direct : {{.Link}}{{end}}",
+		"it": "{{if .WindowFrom}}{{.Technician}} verrà per il tuo appuntamento {{.Skill}} {{if .Day}}{{.Day}} {{end}}tra le {{.WindowFrom}} e le {{.WindowTo}}.{{else}}{{.Technician}} si occupa della tua richiesta {{.Skill}}{{if .ETA}}, arrivo verso le {{.ETA}}{{end}}.{{end}}{{if .Link}} Segui dal vivo: {{.Link}}{{end}}",
+	},
+	KindChanged: {
+		"en": "Change of technician: {{.Technician}} comes instead of {{.Previous}}{{if .WindowFrom}} for your {{.Skill}} appointment {{if .Day}}on {{.Day}} {{end}}between {{.WindowFrom}} and {{.WindowTo}}{{else}} for your {{.Skill}} request{{if .ETA}}, arriving around {{.ETA}}{{end}}{{end}}.{{if .Link}} Follow live: {{.Link}}{{end}}",
+		"de": "Wechsel der Fachperson: {{.Technician}} kommt statt {{.Previous}}{{if .WindowFrom}} zu Ihrem Termin {{.Skill}} {{if .Day}}am {{.Day}} {{end}}zwischen {{.WindowFrom}} und {{.WindowTo}}{{else}} für Ihren Auftrag {{.Skill}}{{if .ETA}}, Ankunft gegen {{.ETA}}{{end}}{{end}}.{{if .Link}} Live verfolgen: {{.Link}}{{end}}",
+		"fr": "Changement : {{.Technician}} remplace {{.Previous}}{{if .WindowFrom}} pour votre rendez-vous {{.Skill}} {{if .Day}}le {{.Day}} {{end}}entre {{.WindowFrom}} et {{.WindowTo}}{{else}} pour votre demande {{.Skill}}{{if .ETA}}, arrivée vers {{.ETA}}{{end}}{{end}}.{{if .Link}} Suivi en direct : {{.Link}}{{end}}",
+		"it": "Cambio: {{.Technician}} sostituisce {{.Previous}}{{if .WindowFrom}} per il tuo appuntamento {{.Skill}} {{if .Day}}{{.Day}} {{end}}tra le {{.WindowFrom}} e le {{.WindowTo}}{{else}} per la tua richiesta {{.Skill}}{{if .ETA}}, arrivo verso le {{.ETA}}{{end}}{{end}}.{{if .Link}} Segui dal vivo: {{.Link}}{{end}}",
+	},
+	KindSearching: {
+		"en": "{{.Technician}} can no longer come for your {{.Skill}} request. We are looking for another technician and will text you who comes.",
+		"de": "{{.Technician}} kann für Ihren Auftrag {{.Skill}} leider nicht mehr kommen. Wir suchen eine andere Fachperson und schreiben Ihnen, wer kommt.",
+		"fr": "{{.Technician}} ne peut plus venir pour votre demande {{.Skill}}. Nous cherchons quelqu'un d'autre et vous dirons par SMS qui vient.",
+		"it": "{{.Technician}} non può più venire per la tua richiesta {{.Skill}}. Stiamo cercando qualcun altro e ti scriveremo chi viene.",
+	},
+	KindLate: {
+		"en": "Sorry, {{.Technician}} is running late{{if .ETA}} and should now arrive around {{.ETA}}{{end}}.",
+		"de": "Entschuldigung, {{.Technician}} verspätet sich{{if .ETA}} und sollte nun gegen {{.ETA}} eintreffen{{end}}.",
+		"fr": "Désolés, {{.Technician}} a du retard{{if .ETA}} et devrait maintenant arriver vers {{.ETA}}{{end}}.",
+		"it": "Ci scusiamo, {{.Technician}} è in ritardo{{if .ETA}} e dovrebbe ora arrivare verso le {{.ETA}}{{end}}.",
+	},
+	KindJobGiven: {
+		"en": "Dispatch gave you a job: {{.Skill}}{{if .WindowFrom}} {{if .Day}}on {{.Day}} {{end}}between {{.WindowFrom}} and {{.WindowTo}}{{else}}, as soon as possible{{end}}. The address is in the app.",
+		"de": "Die Disposition hat dir einen Auftrag gegeben: {{.Skill}}{{if .WindowFrom}} {{if .Day}}am {{.Day}} {{end}}zwischen {{.WindowFrom}} und {{.WindowTo}}{{else}}, so bald wie möglich{{end}}. Die Adresse steht in der App.",
+		"fr": "La répartition vous a confié une mission : {{.Skill}}{{if .WindowFrom}} {{if .Day}}le {{.Day}} {{end}}entre {{.WindowFrom}} et {{.WindowTo}}{{else}}, dès que possible{{end}}. L'adresse est dans l'app.",
+		"it": "La centrale ti ha assegnato un lavoro: {{.Skill}}{{if .WindowFrom}} {{if .Day}}{{.Day}} {{end}}tra le {{.WindowFrom}} e le {{.WindowTo}}{{else}}, il prima possibile{{end}}. L'indirizzo è nell'app.",
+	},
+	KindJobTaken: {
+		"en": "Dispatch took the {{.Skill}} job{{if .WindowFrom}} {{if .Day}}on {{.Day}} {{end}}from {{.WindowFrom}}{{end}} off you{{if .Because}} ({{.Because}}){{end}}: you do not need to go.",
+		"de": "Die Disposition hat dir den Auftrag {{.Skill}}{{if .WindowFrom}} {{if .Day}}am {{.Day}} {{end}}ab {{.WindowFrom}}{{end}} abgenommen{{if .Because}} ({{.Because}}){{end}}: du musst nicht hinfahren.",
+		"fr": "La répartition vous a retiré la mission {{.Skill}}{{if .WindowFrom}} {{if .Day}}du {{.Day}} {{end}}à {{.WindowFrom}}{{end}}{{if .Because}} ({{.Because}}){{end}} : inutile de vous déplacer.",
+		"it": "La centrale ti ha tolto il lavoro {{.Skill}}{{if .WindowFrom}} {{if .Day}}di {{.Day}} {{end}}delle {{.WindowFrom}}{{end}}{{if .Because}} ({{.Because}}){{end}}: non devi andare.",
+	},
+	KindJobCancelled: {
+		"en": "The {{.Skill}} job{{if .WindowFrom}} {{if .Day}}on {{.Day}} {{end}}from {{.WindowFrom}}{{end}} was cancelled{{if .Because}} ({{.Because}}){{end}}: you do not need to go.",
+		"de": "Der Auftrag {{.Skill}}{{if .WindowFrom}} {{if .Day}}am {{.Day}} {{end}}ab {{.WindowFrom}}{{end}} wurde storniert{{if .Because}} ({{.Because}}){{end}}: du musst nicht hinfahren.",
+		"fr": "La mission {{.Skill}}{{if .WindowFrom}} {{if .Day}}du {{.Day}} {{end}}à {{.WindowFrom}}{{end}} a été annulée{{if .Because}} ({{.Because}}){{end}} : inutile de vous déplacer.",
+		"it": "Il lavoro {{.Skill}}{{if .WindowFrom}} {{if .Day}}di {{.Day}} {{end}}delle {{.WindowFrom}}{{end}} è stato annullato{{if .Because}} ({{.Because}}){{end}}: non devi andare.",
+	},
+	KindOffDuty: {
+		"en": "Onsite: you are off duty now{{if .Because}} ({{.Because}}){{end}} and get no offers. Go on duty in the app when you are ready.",
+		"de": "Onsite: du bist jetzt außer Dienst{{if .Because}} ({{.Because}}){{end}} und erhältst keine Angebote. Geh in der App in den Dienst, wenn du bereit bist.",
+		"fr": "Onsite : vous êtes hors service{{if .Because}} ({{.Because}}){{end}} et ne recevez plus d'offres. Reprenez le service dans l'app quand vous le souhaitez.",
+		"it": "Onsite: ora sei fuori servizio{{if .Because}} ({{.Because}}){{end}} e non ricevi offerte. Torna in servizio nell'app quando vuoi.",
+	},
+	KindSuspended: {
+		"en": "Onsite: dispatch has suspended your account. You are off duty and get no offers; please contact dispatch.",
+		"de": "Onsite: Die Disposition hat dein Konto gesperrt. Du bist außer Dienst und erhältst keine Angebote; bitte melde dich bei der Disposition.",
+		"fr": "Onsite : la répartition a suspendu votre compte. Vous êtes hors service et ne recevez plus d'offres ; veuillez contacter la répartition.",
+		"it": "Onsite: la centrale ha sospeso il tuo account. Sei fuori servizio e non ricevi offerte; contatta la centrale.",
 	},
 	KindEnRoute: {
 		"en": "{{.Technician}} has set off{{if .ETA}} and should arrive around {{.ETA}}{{end}}.",
@@ -126,10 +201,10 @@ var texts = map[Kind]map[string]string{
 		"it": "{{.Technician}} è sul posto.",
 	},
 	KindCompleted: {
-		"en": "Your {{.Skill}} job is done. How did it go? Rate {{.Technician}} in the app{{if .Link}}: {{.Link}}{{end}}.",
-		"de": "Ihr Auftrag {{.Skill}} ist erledigt. Wie war es? Bewerten Sie {{.Technician}} in der App{{if .Link}}: {{.Link}}{{end}}.",
-		"fr": "Votre demande {{.Skill}} est terminée. Comment cela s'est-il passé ? Notez {{.Technician}} dans l'app{{if .Link}} : {{.Link}}{{end}}.",
-		"it": "La tua richiesta {{.Skill}} è completata. Com'è andata? Valuta {{.Technician}} nell'app{{if .Link}}: {{.Link}}{{end}}.",
+		"en": "{{if .Unresolved}}{{.Technician}} could not finish your {{.Skill}} job this visit; we will be in touch about what comes next.{{else}}Your {{.Skill}} job is done.{{end}} How did it go? Rate the visit{{if .Link}}: {{.Link}}{{else}} in the app.{{end}}",
+		"de": "{{if .Unresolved}}{{.Technician}} konnte Ihren Auftrag {{.Skill}} bei diesem Besuch nicht abschließen; wir melden uns zum weiteren Vorgehen.{{else}}Ihr Auftrag {{.Skill}} ist erledigt.{{end}} Wie war es? Bewerten Sie den Besuch{{if .Link}}: {{.Link}}{{else}} in der App.{{end}}",
+		"fr": "{{if .Unresolved}}{{.Technician}} n'a pas pu terminer votre demande {{.Skill}} lors de cette visite ; nous vous recontacterons pour la suite.{{else}}Votre demande {{.Skill}} est terminée.{{end}} Comment cela s'est-il passé ? Notez la visite{{if .Link}} : {{.Link}}{{else}} dans l'app.{{end}}",
+		"it": "{{if .Unresolved}}Non è stato possibile completare la tua richiesta {{.Skill}} in questa visita; ti ricontatteremo per i prossimi passi.{{else}}La tua richiesta {{.Skill}} è completata.{{end}} Com'è andata? Valuta la visita{{if .Link}}: {{.Link}}{{else}} nell'app.{{end}}",
 	},
 	KindCancelled: {
 		"en": "Your {{.Skill}} request was cancelled{{if .Because}} ({{.Because}}){{end}}.",
@@ -168,16 +243,16 @@ var texts = map[Kind]map[string]string{
 		"it": "Onsite: le risposte a questo numero non vengono lette. Usa l'app Onsite per la tua richiesta. Rispondi STOP per non ricevere più SMS.",
 	},
 	KindReminder: {
-		"en": "Reminder: {{.Technician}} comes for your {{.Skill}} appointment between {{.WindowFrom}} and {{.WindowTo}}.",
-		"de": "Erinnerung: {{.Technician}} kommt zu Ihrem Termin {{.Skill}} zwischen {{.WindowFrom}} und {{.WindowTo}}.",
-		"fr": "Rappel : {{.Technician}} vient pour votre rendez-vous {{.Skill}} entre {{.WindowFrom}} et {{.WindowTo}}.",
-		"it": "Promemoria: {{.Technician}} viene per il tuo appuntamento {{.Skill}} tra le {{.WindowFrom}} e le {{.WindowTo}}.",
+		"en": "Reminder: {{.Technician}} comes for your {{.Skill}} appointment {{if .Day}}on {{.Day}} {{end}}between {{.WindowFrom}} and {{.WindowTo}}.",
+		"de": "Erinnerung: {{.Technician}} kommt zu Ihrem Termin {{.Skill}} {{if .Day}}am {{.Day}} {{end}}zwischen {{.WindowFrom}} und {{.WindowTo}}.",
+		"fr": "Rappel : {{.Technician}} vient pour votre rendez-vous {{.Skill}} {{if .Day}}le {{.Day}} {{end}}entre {{.WindowFrom}} et {{.WindowTo}}.",
+		"it": "Promemoria: {{.Technician}} viene per il tuo appuntamento {{.Skill}} {{if .Day}}{{.Day}} {{end}}tra le {{.WindowFrom}} e le {{.WindowTo}}.",
 	},
 	KindReminderTech: {
-		"en": "Reminder: your {{.Skill}} job between {{.WindowFrom}} and {{.WindowTo}}; the address is in the app.",
-		"de": "Erinnerung: dein Auftrag {{.Skill}} zwischen {{.WindowFrom}} und {{.WindowTo}}; die Adresse steht in der App.",
-		"fr": "Rappel : votre mission {{.Skill}} entre {{.WindowFrom}} et {{.WindowTo}} ; l'adresse est dans l'app.",
-		"it": "Promemoria: il tuo lavoro {{.Skill}} tra le {{.WindowFrom}} e le {{.WindowTo}}; l'indirizzo è nell'app.",
+		"en": "Reminder: your {{.Skill}} job {{if .Day}}on {{.Day}} {{end}}between {{.WindowFrom}} and {{.WindowTo}}; the address is in the app.",
+		"de": "Erinnerung: dein Auftrag {{.Skill}} {{if .Day}}am {{.Day}} {{end}}zwischen {{.WindowFrom}} und {{.WindowTo}}; die Adresse steht in der App.",
+		"fr": "Rappel : votre mission {{.Skill}} {{if .Day}}le {{.Day}} {{end}}entre {{.WindowFrom}} et {{.WindowTo}} ; l'adresse est dans l'app.",
+		"it": "Promemoria: il tuo lavoro {{.Skill}} {{if .Day}}{{.Day}} {{end}}tra le {{.WindowFrom}} e le {{.WindowTo}}; l'indirizzo è nell'app.",
 	},
 	KindReplyAccepted: {
 		"en": "The job is yours: {{.Skill}}. Open the app for the address and to set off.",

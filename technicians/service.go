@@ -28,20 +28,86 @@ func NewService(d *db.DB, now func() time.Time) *Service {
 
 // CreateSkill adds a skill to the catalog.
 func (s *Service) CreateSkill(ctx context.Context, code, name string) (Skill, error) {
-	code = strings.TrimSpace(code)
-	name = strings.TrimSpace(name)
+	return s.AddSkill(ctx, Skill{Code: code, Name: name})
+}
+
+// AddSkill adds a skill to the catalog with its names by locale.
+func (s *Service) AddSkill(ctx context.Context, in Skill) (Skill, error) {
+	code := strings.TrimSpace(in.Code)
+	name := strings.TrimSpace(in.Name)
 	if !ValidSkillCode(code) {
 		return Skill{}, errs.InvalidField("code", "skill code must be 2-40 lowercase letters, digits or _, starting with a letter")
 	}
 	if name == "" || len(name) > 100 {
 		return Skill{}, errs.InvalidField("name", "name must be 1-100 characters")
 	}
-	sk := Skill{Code: code, Name: name, CreatedAt: s.now()}
+	names, err := skillNames(in.Names)
+	if err != nil {
+		return Skill{}, err
+	}
+	sk := Skill{Code: code, Name: name, Names: names, CreatedAt: s.now()}
 	if err := s.db.WithContext(ctx).Create(&sk).Error; err != nil {
 		if db.IsDuplicate(err) {
 			return Skill{}, errs.ConflictReason("skill_exists", "skill %q already exists", code)
 		}
 		return Skill{}, fmt.Errorf("create skill %s: %w", code, err)
+	}
+	return sk, nil
+}
+
+// skillNames checks a skill's names by locale and trims them.
+func skillNames(in Names) (Names, error) {
+	out := make(Names, len(in))
+	for loc, n := range in {
+		n = strings.TrimSpace(n)
+		switch {
+		case !locales[loc]:
+			return nil, errs.InvalidField("names", "names are keyed by locale: en, de, fr or it (not %q)", loc)
+		case n == "" || len(n) > 100:
+			return nil, errs.InvalidField("names."+loc, "a name must be 1-100 characters")
+		}
+		out[loc] = n
+	}
+	return out, nil
+}
+
+// SkillUpdate changes a skill's display names; nil fields stay.
+type SkillUpdate struct {
+	Name  *string `json:"name"`
+	Names Names   `json:"names"`
+}
+
+// UpdateSkill renames a skill or sets its names by locale (Names replaces
+// them all).
+func (s *Service) UpdateSkill(ctx context.Context, code string, in SkillUpdate) (Skill, error) {
+	updates := map[string]any{}
+	if in.Name != nil {
+		name := strings.TrimSpace(*in.Name)
+		if name == "" || len(name) > 100 {
+			return Skill{}, errs.InvalidField("name", "name must be 1-100 characters")
+		}
+		updates["name"] = name
+	}
+	if in.Names != nil {
+		names, err := skillNames(in.Names)
+		if err != nil {
+			return Skill{}, err
+		}
+		updates["names"] = names
+	}
+	if len(updates) == 0 {
+		return Skill{}, errs.InvalidField("names", "nothing to change: give name or names")
+	}
+	res := s.db.WithContext(ctx).Model(&Skill{}).Where("code = ?", code).Updates(updates)
+	if res.Error != nil {
+		return Skill{}, fmt.Errorf("update skill %s: %w", code, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return Skill{}, errs.NotFoundf("skill %s not found", code)
+	}
+	var sk Skill
+	if err := s.db.WithContext(ctx).Where("code = ?", code).First(&sk).Error; err != nil {
+		return Skill{}, fmt.Errorf("load skill %s: %w", code, err)
 	}
 	return sk, nil
 }
@@ -286,7 +352,9 @@ func (s *Service) SetDuty(ctx context.Context, techID, status string) (Technicia
 		if err != nil {
 			return err
 		}
-		updates := map[string]any{"duty_status": Offline, "updated_at": now}
+		// The technician chose: no text about being taken off duty is owed
+		// any more, and no reason of Onsite's stands.
+		updates := map[string]any{"duty_status": Offline, "updated_at": now, "duty_reason": nil, "duty_notice_at": nil}
 		switch status {
 		case Offline:
 		case Available:
@@ -313,12 +381,69 @@ func (s *Service) SetDuty(ctx context.Context, techID, status string) (Technicia
 	return s.Get(ctx, techID)
 }
 
+// Why Onsite takes a technician off duty (technicians.duty_reason); each is
+// texted to them (jobs.Messages.DutyNotices).
+const (
+	DutyShiftEnded = "shift_ended" // their shifts hold none now
+	DutyNoPosition = "no_position" // their app stopped reporting a position
+	DutySuspended  = "suspended"   // ops suspended them
+)
+
+// DutyNotice is a technician owed a text about being taken off duty.
+type DutyNotice struct {
+	TechnicianID string
+	Name         string
+	Phone        string
+	Locale       string
+	Reason       string
+	At           time.Time // when; with TechnicianID, the text's key
+	Current      bool      // still off duty for that reason (else the text is moot)
+}
+
+// DutyNotices returns the technicians owed a text about being taken off
+// duty, oldest first (at most limit).
+func (s *Service) DutyNotices(ctx context.Context, limit int) ([]DutyNotice, error) {
+	var rows []struct {
+		ID, Name, Phone, Locale, DutyStatus string
+		DutyReason                          *string
+		DutyNoticeAt                        time.Time
+		Suspended                           bool
+	}
+	if err := s.db.WithContext(ctx).Model(&Technician{}).
+		Select("id", "name", "phone", "locale", "duty_status", "duty_reason", "duty_notice_at", "suspended").
+		Where("duty_notice_at IS NOT NULL").Order("duty_notice_at").Limit(limit).Scan(&rows).Error; err != nil {
+		return nil, fmt.Errorf("duty notices: %w", err)
+	}
+	out := make([]DutyNotice, len(rows))
+	for i, r := range rows {
+		n := DutyNotice{TechnicianID: r.ID, Name: r.Name, Phone: r.Phone, Locale: r.Locale, At: r.DutyNoticeAt}
+		if r.DutyReason != nil {
+			n.Reason = *r.DutyReason
+		}
+		n.Current = r.DutyStatus == Offline && (n.Reason != DutySuspended || r.Suspended)
+		out[i] = n
+	}
+	return out, nil
+}
+
+// DutyNoticeDone records that a technician's off-duty text is stored (or
+// moot): unless they were taken off duty again since.
+func (s *Service) DutyNoticeDone(ctx context.Context, techID string, at time.Time) error {
+	if err := s.db.WithContext(ctx).Model(&Technician{}).Where("id = ? AND duty_notice_at = ?", techID, at).
+		Update("duty_notice_at", nil).Error; err != nil {
+		return fmt.Errorf("duty notice of %s: %w", techID, err)
+	}
+	return nil
+}
+
 // Suspend takes a technician off duty and keeps them from going on duty;
 // Unsuspend lifts it.
 func (s *Service) Suspend(ctx context.Context, techID string, suspended bool) (Technician, error) {
-	updates := map[string]any{"suspended": suspended, "updated_at": s.now()}
+	now := s.now()
+	updates := map[string]any{"suspended": suspended, "updated_at": now}
 	if suspended {
 		updates["duty_status"] = Offline
+		updates["duty_reason"], updates["duty_notice_at"] = DutySuspended, now
 	}
 	var affected int64
 	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
@@ -518,7 +643,7 @@ func (s *Service) ByPhone(ctx context.Context, phone string) (Technician, error)
 // returns how many went off duty.
 func (s *Service) EndShifts(ctx context.Context) (int64, error) {
 	now := s.now()
-	n, err := s.offDuty(ctx, `duty_status = ? AND active_jobs = 0
+	n, err := s.offDuty(ctx, DutyShiftEnded, `duty_status = ? AND active_jobs = 0
 		AND EXISTS (SELECT 1 FROM shifts sh WHERE sh.technician_id = technicians.id)
 		AND NOT EXISTS (SELECT 1 FROM shifts sh WHERE sh.technician_id = technicians.id AND sh.starts_at <= ? AND sh.ends_at > ?)`,
 		now, Available, now, now)
@@ -528,13 +653,13 @@ func (s *Service) EndShifts(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// offDuty takes the technicians matching where off duty in one statement and
-// says which on the change feed.
-func (s *Service) offDuty(ctx context.Context, where string, now time.Time, args ...any) (int64, error) {
+// offDuty takes the technicians matching where off duty in one statement,
+// owing each a text that says why, and says which on the change feed.
+func (s *Service) offDuty(ctx context.Context, why, where string, now time.Time, args ...any) (int64, error) {
 	var ids []string
 	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
-		if err := tx.Raw("UPDATE technicians SET duty_status = ?, updated_at = ? WHERE "+where+" RETURNING id",
-			append([]any{Offline, now}, args...)...).Scan(&ids).Error; err != nil {
+		if err := tx.Raw("UPDATE technicians SET duty_status = ?, duty_reason = ?, duty_notice_at = ?, updated_at = ? WHERE "+where+" RETURNING id",
+			append([]any{Offline, why, now, now}, args...)...).Scan(&ids).Error; err != nil {
 			return err
 		}
 		return Changed(tx, ids...)
@@ -547,7 +672,7 @@ func (s *Service) offDuty(ctx context.Context, where string, now time.Time, args
 // to send a job to.
 func (s *Service) OfflineStale(ctx context.Context, after time.Duration) (int64, error) {
 	now := s.now()
-	n, err := s.offDuty(ctx, "duty_status = ? AND active_jobs = 0 AND (position_at IS NULL OR position_at < ?)",
+	n, err := s.offDuty(ctx, DutyNoPosition, "duty_status = ? AND active_jobs = 0 AND (position_at IS NULL OR position_at < ?)",
 		now, Available, now.Add(-after))
 	if err != nil {
 		return 0, fmt.Errorf("offline stale technicians: %w", err)

@@ -3,6 +3,7 @@ package technicians_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -231,6 +232,87 @@ func TestEndShiftsAndStalePositions(t *testing.T) {
 		}
 		if got, err := s.ByPhone(ctx, "+41790000011"); err != nil || got.ID != working.ID {
 			t.Fatalf("by phone: %v", err)
+		}
+		// Each technician taken off duty is owed a text saying why, and the
+		// view says it too; going back on duty makes the text moot.
+		if _, err := s.Suspend(ctx, noShifts.ID, true); err != nil {
+			t.Fatal(err)
+		}
+		notices, err := s.DutyNotices(ctx, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{over.ID: technicians.DutyShiftEnded, stale.ID: technicians.DutyNoPosition, noShifts.ID: technicians.DutySuspended}
+		if len(notices) != len(want) {
+			t.Fatalf("notices %+v, want %v", notices, want)
+		}
+		for _, n := range notices {
+			if want[n.TechnicianID] != n.Reason || !n.Current || n.Phone == "" {
+				t.Errorf("notice %+v, want reason %s, current", n, want[n.TechnicianID])
+			}
+			if got, _ := s.Get(ctx, n.TechnicianID); got.DutyReason == nil || *got.DutyReason != n.Reason {
+				t.Errorf("%s: duty_reason %v, want %s", got.Phone, got.DutyReason, n.Reason)
+			}
+		}
+		if _, err := s.SetDuty(ctx, stale.ID, technicians.Available); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range notices {
+			if n.TechnicianID == over.ID {
+				if err := s.DutyNoticeDone(ctx, n.TechnicianID, n.At); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		left, err := s.DutyNotices(ctx, 10)
+		if err != nil || len(left) != 1 || left[0].TechnicianID != noShifts.ID {
+			t.Fatalf("notices left %+v %v, want only the suspension", left, err)
+		}
+		if got, _ := s.Get(ctx, stale.ID); got.DutyReason != nil {
+			t.Errorf("back on duty, duty_reason still %q", *got.DutyReason)
+		}
+	})
+}
+
+func TestSkillNames(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		s := technicians.NewService(d, time.Now)
+		sk, err := s.AddSkill(ctx, technicians.Skill{Code: "router_replace", Name: "Router replacement",
+			Names: technicians.Names{"de": " Router ersetzen ", "fr": "Remplacement du routeur"}})
+		if err != nil || sk.Names["de"] != "Router ersetzen" {
+			t.Fatalf("add: %+v %v", sk, err)
+		}
+		if _, err := s.CreateSkill(ctx, "wifi_setup", "Wi-Fi"); err != nil {
+			t.Fatal(err)
+		}
+		for _, tt := range []struct {
+			name  string
+			code  string
+			in    technicians.SkillUpdate
+			field string
+		}{
+			{"unknown locale", "router_replace", technicians.SkillUpdate{Names: technicians.Names{"es": "Router"}}, "names"},
+			{"empty name", "router_replace", technicians.SkillUpdate{Names: technicians.Names{"it": " "}}, "names.it"},
+			{"nothing", "router_replace", technicians.SkillUpdate{}, "names"},
+			{"long name", "router_replace", technicians.SkillUpdate{Name: ptr(strings.Repeat("x", 101))}, "name"},
+		} {
+			_, err := s.UpdateSkill(ctx, tt.code, tt.in)
+			if e, ok := errs.As(err); !ok || e.Code != errs.Invalid || e.Field != tt.field {
+				t.Errorf("%s: %v, want invalid %s", tt.name, err, tt.field)
+			}
+		}
+		if _, err := s.UpdateSkill(ctx, "nope", technicians.SkillUpdate{Name: ptr("x")}); errs.CodeOf(err) != errs.NotFound {
+			t.Errorf("unknown skill: %v", err)
+		}
+		sk, err = s.UpdateSkill(ctx, "router_replace", technicians.SkillUpdate{Names: technicians.Names{"it": "Sostituzione router"}})
+		if err != nil || len(sk.Names) != 1 || sk.Names["it"] != "Sostituzione router" || sk.Name != "Router replacement" {
+			t.Fatalf("update: %+v %v", sk, err)
+		}
+		list, err := s.ListSkills(ctx)
+		if err != nil || len(list) != 2 || list[1].Names == nil {
+			t.Fatalf("list: %+v %v", list, err)
 		}
 	})
 }

@@ -5,6 +5,9 @@
 package technicians
 
 import (
+	"database/sql/driver"
+	"encoding/json"
+	"fmt"
 	"regexp"
 	"time"
 
@@ -20,9 +23,46 @@ const (
 
 // Skill is a catalog entry such as router_replace.
 type Skill struct {
-	Code      string    `json:"code" gorm:"primaryKey"`
-	Name      string    `json:"name"`
+	Code string `json:"code" gorm:"primaryKey"`
+	Name string `json:"name"`
+	// Names are the skill's display names by locale (de, fr, it, en); a
+	// text in a locale without one uses Name.
+	Names     Names     `json:"names"`
 	CreatedAt time.Time `json:"created_at"`
+}
+
+// Names are display names by locale, stored as a JSON object.
+type Names map[string]string
+
+// Value implements driver.Valuer: no names is {}.
+func (n Names) Value() (driver.Value, error) {
+	if n == nil {
+		return "{}", nil
+	}
+	b, err := json.Marshal(map[string]string(n))
+	return string(b), err
+}
+
+// Scan implements sql.Scanner.
+func (n *Names) Scan(v any) error {
+	var raw []byte
+	switch x := v.(type) {
+	case string:
+		raw = []byte(x)
+	case []byte:
+		raw = x
+	case nil:
+		*n = Names{}
+		return nil
+	default:
+		return fmt.Errorf("names: cannot scan %T", v)
+	}
+	out := Names{}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return fmt.Errorf("names: %w", err)
+	}
+	*n = out
+	return nil
 }
 
 // Technician is a freelance technician's profile and live state.
@@ -32,6 +72,7 @@ type Technician struct {
 	Phone          string          `json:"phone"`
 	Locale         string          `json:"locale"`
 	DutyStatus     string          `json:"duty_status"`
+	DutyReason     *string         `json:"duty_reason"` // why Onsite last took them off duty: shift_ended, no_position or suspended
 	Suspended      bool            `json:"suspended"`
 	Lat            *float64        `json:"lat"`
 	Lng            *float64        `json:"lng"`

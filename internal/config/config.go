@@ -31,6 +31,7 @@ type Config struct {
 
 	SLA           time.Duration // ONSITE_SLA: promise for ASAP requests (60m)
 	GiveUp        time.Duration // ONSITE_GIVE_UP: after creation, a still-searching request becomes unfulfilled (default = SLA)
+	LateAfter     time.Duration // ONSITE_LATE_AFTER: a predicted arrival this far past what the customer was told texts them a new ETA (default 10m)
 	WindowLead    time.Duration // ONSITE_WINDOW_LEAD: a windowed request starts searching this long before its window
 	OfferStrategy string        // ONSITE_OFFER_STRATEGY: batch, sequential or wave
 	BatchWindow   time.Duration // ONSITE_BATCH_WINDOW: how often the batch strategy assigns
@@ -158,6 +159,7 @@ var settings = []setting{
 	}},
 	{"ONSITE_SLA", "time promised for ASAP requests", durationSetting(func(c *Config) *time.Duration { return &c.SLA })},
 	{"ONSITE_GIVE_UP", "searching longer than this after creation makes a request unfulfilled", durationSetting(func(c *Config) *time.Duration { return &c.GiveUp })},
+	{"ONSITE_LATE_AFTER", "how far a predicted arrival may slip past what the customer was told before they are texted a new ETA (running late)", durationSetting(func(c *Config) *time.Duration { return &c.LateAfter })},
 	{"ONSITE_WINDOW_LEAD", "a windowed request starts searching this long before its window", durationSetting(func(c *Config) *time.Duration { return &c.WindowLead })},
 	{"ONSITE_OFFER_TIMEOUT", "how long an offer stays open", durationSetting(func(c *Config) *time.Duration { return &c.OfferTimeout })},
 	{"ONSITE_OFFER_STRATEGY", "batch, sequential or wave", func(c *Config, v string) error {
