@@ -355,10 +355,10 @@ type report struct {
 }
 
 type auditEvent struct {
-	ID, RequestID, Type string
-	Data                string
-	At                  time.Time
-	data                map[string]any
+	ID, RequestID, Type, ActorRole string
+	Data                           string
+	At                             time.Time
+	data                           map[string]any
 }
 
 // audit compares the event log, the messages table and what the stand-in
@@ -368,7 +368,7 @@ func audit(t *testing.T, d *db.DB, tw *twiliotest.Server) report {
 	r := report{byKind: map[string]int{}}
 	problem := func(format string, args ...any) { r.problems = append(r.problems, fmt.Sprintf(format, args...)) }
 	var evs []auditEvent
-	if err := d.Raw(`SELECT id, request_id, type, data, at FROM events ORDER BY at, id`).Scan(&evs).Error; err != nil {
+	if err := d.Raw(`SELECT id, request_id, type, actor_role, data, at FROM events ORDER BY at, id`).Scan(&evs).Error; err != nil {
 		t.Fatal(err)
 	}
 	var reqs []struct{ ID, CustomerID, State string }
@@ -422,15 +422,45 @@ func audit(t *testing.T, d *db.DB, tw *twiliotest.Server) report {
 
 	// Expected: what the event log implies (who is told what, jobs/notify.go).
 	kindOf := map[string]notify.Kind{"assigned": notify.KindAssigned, "en_route": notify.KindEnRoute, "on_site": notify.KindArrived,
-		"completed": notify.KindCompleted, "cancelled": notify.KindCancelled, "unfulfilled": notify.KindUnfulfilled}
+		"completed": notify.KindCompleted, "cancelled": notify.KindCancelled, "unfulfilled": notify.KindUnfulfilled,
+		"running_late": notify.KindLate}
 	expected := map[string]bool{}
+	tech := map[string]string{} // request → its technician, as the events go
 	for _, e := range evs {
+		toCustomer := func(kind notify.Kind) {
+			expected[fmt.Sprintf("%s:%s:customer:%s", e.ID, kind, customer[e.RequestID])] = true
+		}
+		toTechnician := func(kind notify.Kind, id string) { expected[fmt.Sprintf("%s:%s:technician:%s", e.ID, kind, id)] = true }
+		from, _ := e.data["from"].(string)
+		named, _ := e.data["technician_id"].(string)
 		switch kind, ok := kindOf[e.Type]; {
 		case e.Type == "offered":
 			offerID, _ := e.data["offer_id"].(string)
-			expected[fmt.Sprintf("%s:%s:technician:%s", e.ID, notify.KindOffer, offerTech[offerID])] = true
+			toTechnician(notify.KindOffer, offerTech[offerID])
+		case e.Type == "assigned":
+			if _, changed := e.data["previous_technician_id"]; changed {
+				toCustomer(notify.KindChanged)
+			} else {
+				toCustomer(notify.KindAssigned)
+			}
+			if byHand, _ := e.data["by_hand"].(bool); byHand {
+				toTechnician(notify.KindJobGiven, named)
+			}
+			tech[e.RequestID] = named
+		case e.Type == "searching" && (from == "assigned" || from == "en_route"):
+			if e.data["why"] != "reassigned by ops" {
+				toCustomer(notify.KindSearching)
+			}
+			if e.ActorRole != "technician" {
+				toTechnician(notify.KindJobTaken, named)
+			}
+		case e.Type == "cancelled":
+			toCustomer(notify.KindCancelled)
+			if from == "assigned" || from == "en_route" {
+				toTechnician(notify.KindJobCancelled, tech[e.RequestID])
+			}
 		case ok:
-			expected[fmt.Sprintf("%s:%s:customer:%s", e.ID, kind, customer[e.RequestID])] = true
+			toCustomer(kind)
 		default:
 			continue
 		}
