@@ -20,7 +20,7 @@ const batchCandidates = 5
 
 // batchColumns are what a round reads of a waiting request: the job, the
 // at-risk flag it may flip and the give-up time its offers must end by.
-var batchColumns = []string{"id", "skill_code", "lat", "lng", "sla_deadline", "give_up_at", "window_start", "at_risk"}
+var batchColumns = []string{"id", "skill_code", "lat", "lng", "sla_deadline", "give_up_at", "window_start", "at_risk", "at_risk_since", "escalation"}
 
 // BatchResult says what one batch round did.
 type BatchResult struct {
@@ -85,13 +85,15 @@ func (s *Service) BatchRound(ctx context.Context, region string, limit int, fenc
 	var jobs []match.Job
 	var lists [][]match.Scored
 	var reqs []Request
-	var flips []atRiskFlip
+	var risks []riskChange
+	var levels []match.Step // by job: how far its request is escalated
 	rankings := s.rankAll(pool, waiting, excluded, now)
 	for i, r := range waiting {
 		ranked := rankings[i]
 		job := jobOf(r)
-		if atRisk := match.AtRisk(job, ranked); atRisk != r.AtRisk {
-			flips = append(flips, atRiskFlip{r, atRisk, ranked})
+		risk := s.assessRisk(r, ranked, now)
+		if risk.changed() {
+			risks = append(risks, risk)
 		}
 		if len(ranked) > batchCandidates {
 			ranked = ranked[:batchCandidates]
@@ -99,7 +101,7 @@ func (s *Service) BatchRound(ctx context.Context, region string, limit int, fenc
 		if len(ranked) == 0 {
 			continue
 		}
-		jobs, lists, reqs = append(jobs, job), append(lists, ranked), append(reqs, r)
+		jobs, lists, reqs, levels = append(jobs, job), append(lists, ranked), append(reqs, r), append(levels, risk.level())
 	}
 	var pairs []match.BatchPair
 	if len(jobs) > 0 {
@@ -109,9 +111,9 @@ func (s *Service) BatchRound(ctx context.Context, region string, limit int, fenc
 		}
 		res.Statements += n
 		policy := match.BatchPolicy{Urgency: s.cfg.BatchUrgency, UrgencyCap: s.cfg.SLA, AnswerTime: answer, MaxWait: match.DefaultMaxWait}
-		pairs = match.AssignBatch(jobs, lists, now, policy)
+		pairs = biggerWaves(match.AssignBatch(jobs, lists, now, policy), lists, levels)
 	}
-	if len(pairs) == 0 && len(flips) == 0 {
+	if len(pairs) == 0 && len(risks) == 0 {
 		return res, nil
 	}
 	var offered []Offer
@@ -119,7 +121,7 @@ func (s *Service) BatchRound(ctx context.Context, region string, limit int, fenc
 	err = s.db.Tx(ctx, func(tx *gorm.DB) error {
 		offered, n = nil, 0
 		var err error
-		offered, n, err = s.writeBatch(tx, reqs, pairs, flips, fence, now)
+		offered, n, err = s.writeBatch(tx, reqs, pairs, risks, fence, now)
 		return err
 	})
 	res.Statements += n
@@ -149,18 +151,36 @@ func (s *Service) rankAll(pool *match.Pool, waiting []Request, excluded map[stri
 	return out
 }
 
-// atRiskFlip is a request whose at-risk flag the round changes.
-type atRiskFlip struct {
-	r      Request
-	atRisk bool
-	ranked []match.Scored
+// biggerWaves adds to the round's pairs, for each request escalated to a
+// bigger wave, offers to its next best candidates no pair of the round uses:
+// the first of them to accept takes the job.
+func biggerWaves(pairs []match.BatchPair, lists [][]match.Scored, levels []match.Step) []match.BatchPair {
+	used := make(map[string]bool, len(pairs))
+	for _, p := range pairs {
+		used[p.TechnicianID] = true
+	}
+	out := pairs
+	for _, p := range pairs {
+		extra := levels[p.JobIndex].WaveSize(1) - 1
+		for _, sc := range lists[p.JobIndex] {
+			if extra == 0 {
+				break
+			}
+			if !used[sc.TechnicianID] {
+				used[sc.TechnicianID] = true
+				out = append(out, match.BatchPair{JobIndex: p.JobIndex, Scored: sc})
+				extra--
+			}
+		}
+	}
+	return out
 }
 
 // writeBatch writes a round's decisions in tx and returns the offers made
 // and the statements run. A pair whose request no longer waits or whose
 // technician is no longer free (another process, a concurrent answer) is
 // left for the next round.
-func (s *Service) writeBatch(tx *gorm.DB, reqs []Request, pairs []match.BatchPair, flips []atRiskFlip, fence Fence, now time.Time) ([]Offer, int, error) {
+func (s *Service) writeBatch(tx *gorm.DB, reqs []Request, pairs []match.BatchPair, risks []riskChange, fence Fence, now time.Time) ([]Offer, int, error) {
 	n := 0
 	if fence != nil {
 		n++
@@ -169,22 +189,15 @@ func (s *Service) writeBatch(tx *gorm.DB, reqs []Request, pairs []match.BatchPai
 		}
 	}
 	var w writes
-	if len(flips) > 0 {
-		var on, all []string
-		for _, f := range flips {
-			all = append(all, f.r.ID)
-			if f.atRisk {
-				on = append(on, f.r.ID)
-			}
-			if err := w.event(f.r.ID, atRiskEvent(f.atRisk), System, atRiskData(f.r, f.ranked), now); err != nil {
-				return nil, n, err
-			}
+	for _, c := range risks {
+		if err := w.riskEvents(c, now); err != nil {
+			return nil, n, err
 		}
-		n++
-		if err := tx.Exec("UPDATE requests SET at_risk = (id IN ?), updated_at = ? WHERE id IN ? AND state = ?",
-			append(on, ""), now, all, Searching).Error; err != nil {
-			return nil, n, fmt.Errorf("flag requests at risk: %w", err)
-		}
+	}
+	k, err := writeRisk(tx, risks, now)
+	n += k
+	if err != nil {
+		return nil, n, err
 	}
 	var offers []Offer
 	var free []string
@@ -241,18 +254,20 @@ func (s *Service) writeBatch(tx *gorm.DB, reqs []Request, pairs []match.BatchPai
 		for _, id := range free {
 			isFree[id] = true
 		}
+		ranks := make(map[string]int, len(pairs)) // offers so far per request (more than one in a bigger wave)
 		for _, p := range pairs {
 			r := reqs[p.JobIndex]
 			round, waiting := rounds[r.ID]
 			if !waiting || !isFree[p.TechnicianID] {
 				continue
 			}
+			ranks[r.ID]++
 			var giveUp time.Time
 			if r.GiveUpAt != nil {
 				giveUp = *r.GiveUpAt
 			}
 			plan := match.OfferPlan{Size: 1, Timeout: match.BatchOfferTimeout(s.cfg.OfferTimeout, p.ETA, giveUp, now)}
-			o, err := s.newOffer(&w, r, p.Scored, 1, round, plan, now)
+			o, err := s.newOffer(&w, r, p.Scored, ranks[r.ID], round, plan, now)
 			if err != nil {
 				return nil, n, err
 			}
@@ -271,7 +286,7 @@ func (s *Service) writeBatch(tx *gorm.DB, reqs []Request, pairs []match.BatchPai
 			return nil, n, err
 		}
 	}
-	k, err := w.flushCounted(tx, now)
+	k, err = w.flushCounted(tx, now)
 	n += k
 	if err != nil {
 		return nil, n, err

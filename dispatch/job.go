@@ -35,7 +35,7 @@ func (s *Service) bind(tx *gorm.DB, r *Request, techID string, offerID *string, 
 		}
 		return fmt.Errorf("create assignment: %w", err)
 	}
-	set := map[string]any{"technician_id": techID, "at_risk": false}
+	set := map[string]any{"technician_id": techID, "at_risk": false, "at_risk_since": nil}
 	if eta, ok := s.etaFor(tx, techID, r.Place(), now); ok {
 		set["eta_at"] = eta
 		data["eta_at"] = eta

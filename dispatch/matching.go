@@ -62,10 +62,10 @@ func (s *Service) Match(ctx context.Context, requestID string) (MatchResult, err
 		// Nobody making the deadline from nearby widens the search to the
 		// whole radius, to take whoever arrives soonest.
 		ranked := s.rankFor(pool, r, excluded, want, now)
-		atRisk := match.AtRisk(jobOf(r), ranked)
-		res.Candidates, res.AtRisk = len(ranked), atRisk
-		if atRisk != r.AtRisk {
-			if err := setAtRisk(tx, r, atRisk, ranked, now); err != nil {
+		risk := s.assessRisk(r, ranked, now)
+		res.Candidates, res.AtRisk = len(ranked), risk.atRisk
+		if risk.changed() {
+			if err := setRisk(tx, risk, now); err != nil {
 				return err
 			}
 		}
@@ -84,7 +84,11 @@ func (s *Service) Match(ctx context.Context, requestID string) (MatchResult, err
 		if r.SLADeadline != nil {
 			timeLeft = r.SLADeadline.Sub(now)
 		}
-		plan := match.PlanOffers(s.cfg.OfferStrategy, s.cfg.WaveSize, s.cfg.OfferTimeout, timeLeft, len(ranked))
+		strategy, wave := s.cfg.OfferStrategy, s.cfg.WaveSize
+		if risk.level() >= match.StepBiggerWave {
+			strategy, wave = match.Wave, risk.level().WaveSize(wave) // escalated: several at once
+		}
+		plan := match.PlanOffers(strategy, wave, s.cfg.OfferTimeout, timeLeft, len(ranked))
 		round, err := nextRound(tx, r.ID)
 		if err != nil {
 			return err
@@ -104,11 +108,16 @@ func (s *Service) Match(ctx context.Context, requestID string) (MatchResult, err
 	return res, nil
 }
 
-func setAtRisk(tx *gorm.DB, r Request, atRisk bool, ranked []match.Scored, now time.Time) error {
-	if err := tx.Model(&Request{}).Where("id = ?", r.ID).Updates(map[string]any{"at_risk": atRisk, "updated_at": now}).Error; err != nil {
-		return fmt.Errorf("flag request %s at risk: %w", r.ID, err)
+// setRisk writes one request's risk change with its events.
+func setRisk(tx *gorm.DB, c riskChange, now time.Time) error {
+	var w writes
+	if err := w.riskEvents(c, now); err != nil {
+		return err
 	}
-	return appendEvent(tx, r.ID, atRiskEvent(atRisk), System, atRiskData(r, ranked), now)
+	if _, err := writeRisk(tx, []riskChange{c}, now); err != nil {
+		return err
+	}
+	return w.flush(tx, now)
 }
 
 func atRiskEvent(atRisk bool) string {

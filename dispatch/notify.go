@@ -8,6 +8,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/onsite/onsite/dispatch/match"
 	"github.com/onsite/onsite/internal/db"
 	"github.com/onsite/onsite/internal/errs"
 	"github.com/onsite/onsite/technicians"
@@ -26,13 +27,17 @@ var notifiable = map[string]bool{
 }
 
 // tells reports whether an event of type typ with data owes messages: the
-// notifiable types, and a request searching again after it had a
-// technician (a drop or an unassignment: the customer and the technician
-// are told).
+// notifiable types, a request searching again after it had a technician
+// (a drop or an unassignment: the customer and the technician are told),
+// and the escalation step that texts the customer.
 func tells(typ string, data map[string]any) bool {
-	if typ == "searching" {
+	switch typ {
+	case "searching":
 		from, _ := data["from"].(State)
 		return from == Assigned || from == EnRoute
+	case "escalated": // the last step tells the customer
+		step, _ := data["step"].(string)
+		return step == match.StepCustomerTold.String()
 	}
 	return notifiable[typ]
 }

@@ -85,6 +85,8 @@ type Request struct {
 	SLADeadline    *time.Time `json:"sla_deadline"`
 	GiveUpAt       *time.Time `json:"give_up_at"`
 	AtRisk         bool       `json:"at_risk"`
+	AtRiskSince    *time.Time `json:"at_risk_since"` // when the (debounced) at-risk flag was raised
+	Escalation     int        `json:"escalation"`    // furthest escalation step taken: 0 none … 4 customer told (match.Step)
 	TechnicianID   *string    `json:"technician_id"`
 	EtaAt          *time.Time `json:"eta_at"`
 	EtaPromisedAt  *time.Time `json:"-"`                   // the arrival time the customer was last told

@@ -14,6 +14,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/onsite/onsite/dispatch/lifecycle"
+	"github.com/onsite/onsite/dispatch/match"
 	"github.com/onsite/onsite/geo"
 	"github.com/onsite/onsite/internal/db"
 	"github.com/onsite/onsite/internal/errs"
@@ -44,6 +45,11 @@ type Config struct {
 	// customer was told before they are told again (running late); zero:
 	// 10 minutes.
 	LateAfter time.Duration
+	// Risk debounces the at-risk flag and Escalation times the steps taken
+	// for a request at risk; zero values: match.DefaultRiskPolicy and
+	// match.DefaultEscalation.
+	Risk       match.RiskPolicy
+	Escalation match.Escalation
 }
 
 // Service applies the dispatch rules, one transaction per method.
@@ -68,6 +74,12 @@ func NewService(d *db.DB, cfg Config, now func() time.Time) *Service {
 	}
 	if cfg.LateAfter <= 0 {
 		cfg.LateAfter = 10 * time.Minute
+	}
+	if cfg.Risk == (match.RiskPolicy{}) {
+		cfg.Risk = match.DefaultRiskPolicy
+	}
+	if cfg.Escalation == (match.Escalation{}) {
+		cfg.Escalation = match.DefaultEscalation
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()

@@ -34,6 +34,7 @@ test('a request is at risk when flagged, late or overdue, and only before the te
   const base = { state: 'searching', at_risk: false, sla_deadline: at(30), eta_at: null };
   assert.equal(riskReason(base, NOW), '');
   assert.equal(riskReason({ ...base, at_risk: true }, NOW), 'no one in time');
+  assert.equal(riskReason({ ...base, at_risk: true, escalation: 3 }, NOW), 'paged: no one in time');
   assert.equal(riskReason({ ...base, sla_deadline: at(-1) }, NOW), 'overdue');
   assert.equal(riskReason({ ...base, state: 'assigned', eta_at: at(35) }, NOW), 'late ETA');
   assert.equal(riskReason({ ...base, state: 'assigned', eta_at: at(25) }, NOW), '');

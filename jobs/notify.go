@@ -222,6 +222,12 @@ func (m *Messages) eventMessages(f dispatch.EventFacts) []notify.Outgoing {
 			}
 			toTechnician(notify.KindJobTaken, f.Technician, d)
 		}
+	case "escalated":
+		if step, _ := f.Data["step"].(string); step == "customer_told" {
+			d := customer()
+			d.ETA = cc.at(eventTime(f.Data, "eta_at"))
+			toCustomer(notify.KindStill, d)
+		}
 	case "running_late":
 		d := customer()
 		d.ETA = cc.at(eventTime(f.Data, "eta_at"))

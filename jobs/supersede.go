@@ -31,7 +31,7 @@ func Superseded(kind notify.Kind, technician string, now dispatch.Standing) stri
 		current = []dispatch.State{dispatch.PendingConfirmation}
 	case notify.KindAssigned, notify.KindChanged, notify.KindLate, notify.KindJobGiven, notify.KindReminder, notify.KindReminderTech:
 		current, ofTechnician = []dispatch.State{dispatch.Assigned, dispatch.EnRoute}, true
-	case notify.KindSearching:
+	case notify.KindSearching, notify.KindStill:
 		// Once someone else is assigned, the change of technician says it.
 		current = []dispatch.State{dispatch.Searching}
 	case notify.KindJobCancelled:

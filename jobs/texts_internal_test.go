@@ -193,3 +193,27 @@ func TestRequestZoneAndDates(t *testing.T) {
 		}
 	}
 }
+
+// TestStillSearchingText: the last escalation step texts the customer the
+// estimate the event recorded; the other steps text nobody.
+func TestStillSearchingText(t *testing.T) {
+	t.Parallel()
+	m := NewMessages(nil, nil, zurich(t), []byte("k"), "https://onsite.test")
+	eta := time.Date(2026, 1, 15, 9, 40, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		step string
+		want string
+	}{
+		{"customer_told", "We are still looking for a technician for your Router replacement request. Our honest estimate now: someone could be there around 10:40. We will text you who comes."},
+		{"paged", ""},
+		{"bigger_wave", ""},
+	} {
+		f := asapFacts("escalated", "en", &eta)
+		f.Technician, f.Request.TechnicianID = nil, nil
+		f.Data["step"] = tt.step
+		texts := render(t, m.eventMessages(f))
+		if (tt.want == "" && len(texts) != 0) || (tt.want != "" && (len(texts) != 1 || texts[0] != tt.want)) {
+			t.Errorf("%s: %q, want %q", tt.step, texts, tt.want)
+		}
+	}
+}

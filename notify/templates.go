@@ -21,6 +21,7 @@ const (
 	KindChanged       Kind = "technician_changed" // to the customer: another technician comes
 	KindSearching     Kind = "searching_again"    // to the customer: the technician cannot come, we look for another
 	KindLate          Kind = "running_late"       // to the customer: the arrival slipped, a new ETA
+	KindStill         Kind = "still_searching"    // to the customer: a request at risk, an honest new estimate
 	KindJobGiven      Kind = "job_assigned"       // to a technician: dispatch gave them a job
 	KindJobTaken      Kind = "job_unassigned"     // to a technician: dispatch took a job off them
 	KindJobCancelled  Kind = "job_cancelled"      // to a technician: their job was cancelled
@@ -157,6 +158,12 @@ var texts = map[Kind]map[string]string{
 		"de": "Entschuldigung, {{.Technician}} verspätet sich{{if .ETA}} und sollte nun gegen {{.ETA}} eintreffen{{end}}.",
 		"fr": "Désolés, {{.Technician}} a du retard{{if .ETA}} et devrait maintenant arriver vers {{.ETA}}{{end}}.",
 		"it": "Ci scusiamo, {{.Technician}} è in ritardo{{if .ETA}} e dovrebbe ora arrivare verso le {{.ETA}}{{end}}.",
+	},
+	KindStill: {
+		"en": "We are still looking for a technician for your {{.Skill}} request.{{if .ETA}} Our honest estimate now: someone could be there around {{.ETA}}.{{else}} We cannot give a time yet.{{end}} We will text you who comes.",
+		"de": "Wir suchen noch eine Fachperson für Ihren Auftrag {{.Skill}}.{{if .ETA}} Unsere ehrliche Schätzung: Jemand könnte gegen {{.ETA}} bei Ihnen sein.{{else}} Eine Zeit können wir noch nicht nennen.{{end}} Wir schreiben Ihnen, wer kommt.",
+		"fr": "Nous cherchons encore quelqu'un pour votre demande {{.Skill}}.{{if .ETA}} Notre estimation honnête : quelqu'un pourrait être là vers {{.ETA}}.{{else}} Nous ne pouvons pas encore donner d'heure.{{end}} Nous vous dirons par SMS qui vient.",
+		"it": "Stiamo ancora cercando qualcuno per la tua richiesta {{.Skill}}.{{if .ETA}} La nostra stima onesta: qualcuno potrebbe essere da te verso le {{.ETA}}.{{else}} Non possiamo ancora indicare un orario.{{end}} Ti scriveremo chi viene.",
 	},
 	KindJobGiven: {
 		"en": "Dispatch gave you a job: {{.Skill}}{{if .WindowFrom}} {{if .Day}}on {{.Day}} {{end}}between {{.WindowFrom}} and {{.WindowTo}}{{else}}, as soon as possible{{end}}. The address is in the app.",

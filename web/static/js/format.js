@@ -56,7 +56,11 @@ export function riskReason(r, now = Date.now()) {
   if (!BEFORE_SITE.includes(r.state)) return '';
   const deadline = ms(r.sla_deadline);
   if (deadline !== null && deadline <= now) return 'overdue';
-  if (r.at_risk) return r.state === 'searching' ? 'no one in time' : 'flagged';
+  if (r.at_risk) {
+    const why = r.state === 'searching' ? 'no one in time' : 'flagged';
+    // escalation 3 (paged) and on: the matcher asks the dispatchers to act
+    return r.escalation >= 3 ? `paged: ${why}` : why;
+  }
   const eta = ms(r.eta_at);
   if (deadline !== null && eta !== null && eta > deadline) return 'late ETA';
   return '';
@@ -242,6 +246,7 @@ export function eventSummary(e, techName = (id) => shortId(id)) {
   if (d.why && typeof d.why === 'string') bits.push(d.why);
   if (d.by_hand) bits.push('by hand');
   if (d.outcome) bits.push(humanize(d.outcome));
+  if (e.type === 'escalated' && d.step) bits.push(humanize(d.step));
   if (e.type === 'created') {
     if (d.skill) bits.push(d.skill);
     if (d.mode) bits.push(d.mode === 'asap' ? 'ASAP' : 'time window');
@@ -252,7 +257,7 @@ export function eventSummary(e, techName = (id) => shortId(id)) {
 }
 
 export function eventTone(type) {
-  if (['at_risk', 'unfulfilled', 'cancelled', 'offer_sms_failed', 'dropped', 'offer_declined', 'offer_expired'].includes(type)) return 'ev-bad';
+  if (['at_risk', 'escalated', 'running_late', 'unfulfilled', 'cancelled', 'offer_sms_failed', 'dropped', 'offer_declined', 'offer_expired'].includes(type)) return 'ev-bad';
   if (['on_site', 'completed', 'back_on_track', 'offer_accepted'].includes(type)) return 'ev-good';
   if (STATE_LABELS[type]) return 'ev-state';
   return '';
