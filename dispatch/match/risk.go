@@ -47,12 +47,12 @@ type Step int
 
 // The escalation steps.
 const (
-	StepNone          Step = iota
-	StepWiderSearch        // search the whole radius, not only who could make the deadline
-	StepBiggerWave         // offer to more technicians at once
-	StepPaged              // page the dispatchers on the dashboard
-	StepCustomerTold       // text the customer an honest new estimate
-	lastStep          = StepCustomerTold
+	StepNone         Step = iota
+	StepWiderSearch       // search the whole radius, not only who could make the deadline
+	StepBiggerWave        // offer to more technicians at once
+	StepPaged             // page the dispatchers on the dashboard
+	StepCustomerTold      // text the customer an honest new estimate
+	lastStep         = StepCustomerTold
 )
 
 var stepNames = [...]string{"none", "wider_search", "bigger_wave", "paged", "customer_told"}
