@@ -111,7 +111,7 @@ func (s *Service) BatchRound(ctx context.Context, region string, limit int, fenc
 		}
 		res.Statements += n
 		policy := match.BatchPolicy{Urgency: s.cfg.BatchUrgency, UrgencyCap: s.cfg.SLA, AnswerTime: answer, MaxWait: match.DefaultMaxWait}
-		pairs = biggerWaves(match.AssignBatch(jobs, lists, now, policy), lists, levels)
+		pairs = match.BiggerWaves(match.AssignBatch(jobs, lists, now, policy), lists, levels)
 	}
 	if len(pairs) == 0 && len(risks) == 0 {
 		return res, nil
@@ -148,31 +148,6 @@ func (s *Service) rankAll(pool *match.Pool, waiting []Request, excluded map[stri
 		}()
 	}
 	wg.Wait()
-	return out
-}
-
-// biggerWaves adds to the round's pairs, for each request escalated to a
-// bigger wave, offers to its next best candidates no pair of the round uses:
-// the first of them to accept takes the job.
-func biggerWaves(pairs []match.BatchPair, lists [][]match.Scored, levels []match.Step) []match.BatchPair {
-	used := make(map[string]bool, len(pairs))
-	for _, p := range pairs {
-		used[p.TechnicianID] = true
-	}
-	out := pairs
-	for _, p := range pairs {
-		extra := levels[p.JobIndex].WaveSize(1) - 1
-		for _, sc := range lists[p.JobIndex] {
-			if extra == 0 {
-				break
-			}
-			if !used[sc.TechnicianID] {
-				used[sc.TechnicianID] = true
-				out = append(out, match.BatchPair{JobIndex: p.JobIndex, Scored: sc})
-				extra--
-			}
-		}
-	}
 	return out
 }
 

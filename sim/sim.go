@@ -95,12 +95,15 @@ type reqState struct {
 	declined  map[string]bool
 	expiredAt map[string]time.Time
 	round     int
-	giveUpAt  time.Time // searching stops here (extended after a drop, as in the server)
-	searching bool      // in the batch queue
-	onTime    bool      // an ASAP request reached within the SLA
-	w         reqWatch  // who may be eligible for it (see watch.go)
-	idx       int       // in run.reqs
-	cell      geo.Cell  // of place
+	giveUpAt  time.Time  // searching stops here (extended after a drop, as in the server)
+	searching bool       // in the batch queue
+	atRisk    bool       // debounced as in the server (match.RiskPolicy)
+	riskSince time.Time  // when atRisk was raised
+	level     match.Step // furthest escalation step taken (match.Escalation)
+	onTime    bool       // an ASAP request reached within the SLA
+	w         reqWatch   // who may be eligible for it (see watch.go)
+	idx       int        // in run.reqs
+	cell      geo.Cell   // of place
 }
 
 type offerState struct {
@@ -389,13 +392,18 @@ func (r *run) match(q *reqState) {
 	}
 	sc := r.d.sc.Dispatch
 	list := r.ranked(q, max(sc.WaveSize*3, 10))
+	r.escalate(q, list)
 	if len(list) == 0 {
 		if r.now.Add(retryEvery).Before(q.giveUpAt) {
 			r.schedule(r.now.Add(retryEvery), evRetry, q, nil, nil)
 		}
 		return
 	}
-	plan := match.PlanOffers(r.strategy, sc.WaveSize, sc.OfferTimeout.Duration, q.deadline(r.sla).Sub(r.now), len(list))
+	strategy, wave := r.strategy, sc.WaveSize
+	if q.level >= match.StepBiggerWave { // escalated, as in the server's Match
+		strategy, wave = match.Wave, q.level.WaveSize(wave)
+	}
+	plan := match.PlanOffers(strategy, wave, sc.OfferTimeout.Duration, q.deadline(r.sla).Sub(r.now), len(list))
 	q.round++
 	for _, c := range list[:plan.Size] {
 		r.offer(q, r.techs[techIndex(c.TechnicianID)], plan.Timeout)
@@ -468,6 +476,7 @@ func (r *run) answer(o *offerState) {
 		r.closeOffer(q.pending[0]) // withdrawn: first accept wins
 	}
 	q.state, q.tech = dispatch.Assigned, t
+	q.atRisk = false // as the server's bind clears the flag (the steps taken stay)
 	if chained {
 		t.next = q // sets off when the current job is done
 		r.refresh(t)
@@ -605,25 +614,32 @@ func (r *run) batchTick() {
 	var jobs []match.Job
 	var waiting []*reqState
 	var lists [][]match.Scored
+	var levels []match.Step
 	for _, q := range r.waiting() {
 		if !q.searching || q.state != dispatch.Searching || !r.mayOfferMore(q) {
 			continue
 		}
 		list := r.ranked(q, 5)
+		r.escalate(q, list)
 		if len(list) == 0 {
 			continue
 		}
 		jobs = append(jobs, r.job(q))
 		waiting = append(waiting, q)
 		lists = append(lists, list)
+		levels = append(levels, q.level)
 	}
 	sc := r.d.sc.Dispatch
 	policy := r.policy
 	policy.AnswerTime = match.AnswerTime(r.answers)
 	r.trace(TraceBatch, nil, nil, time.Time{})
-	for _, p := range match.AssignBatch(jobs, lists, r.now, policy) {
+	rounded := map[*reqState]bool{}
+	for _, p := range match.BiggerWaves(match.AssignBatch(jobs, lists, r.now, policy), lists, levels) {
 		q := waiting[p.JobIndex]
-		q.round++
+		if !rounded[q] { // a bigger wave's offers are one round
+			q.round++
+			rounded[q] = true
+		}
 		r.offer(q, r.techs[techIndex(p.TechnicianID)], match.BatchOfferTimeout(sc.OfferTimeout.Duration, p.ETA, q.giveUpAt, r.now))
 	}
 	every := r.batch
@@ -632,6 +648,19 @@ func (r *run) batchTick() {
 	}
 	if r.now.Before(r.horizon()) && r.anyOpen() {
 		r.schedule(r.now.Add(every), evBatch, nil, nil, nil)
+	}
+}
+
+// escalate applies the server's at-risk debounce and escalation steps to a
+// waiting request after its candidates were ranked (dispatch.assessRisk).
+func (r *run) escalate(q *reqState, list []match.Scored) {
+	was := q.atRisk
+	q.atRisk = match.DefaultRiskPolicy.Next(was, q.riskSince, r.job(q), list, r.now)
+	if q.atRisk && !was {
+		q.riskSince = r.now
+	}
+	if q.atRisk {
+		q.level = max(q.level, match.DefaultEscalation.Due(r.now.Sub(q.riskSince)))
 	}
 }
 

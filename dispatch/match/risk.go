@@ -93,3 +93,29 @@ func (s Step) WaveSize(base int) int {
 	}
 	return base
 }
+
+// BiggerWaves adds to a batch's pairs, for each job escalated to a bigger
+// wave (levels by job index), pairs with its next best candidates that no
+// pair of the batch uses: several technicians are asked at once and the
+// first to accept takes the job. The server and the simulator both call it.
+func BiggerWaves(pairs []BatchPair, lists [][]Scored, levels []Step) []BatchPair {
+	used := make(map[string]bool, len(pairs))
+	for _, p := range pairs {
+		used[p.TechnicianID] = true
+	}
+	out := pairs
+	for _, p := range pairs {
+		extra := levels[p.JobIndex].WaveSize(1) - 1
+		for _, sc := range lists[p.JobIndex] {
+			if extra == 0 {
+				break
+			}
+			if !used[sc.TechnicianID] {
+				used[sc.TechnicianID] = true
+				out = append(out, BatchPair{JobIndex: p.JobIndex, Scored: sc})
+				extra--
+			}
+		}
+	}
+	return out
+}
