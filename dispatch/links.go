@@ -31,12 +31,18 @@ func (s *Service) Share(ctx context.Context, c Caller, id string, key []byte, pu
 	if c.Role == "ops" || c.Role == "technician" {
 		return ShareLink{}, errNotFound("request", id)
 	}
-	if r.State == Completed || r.State == Cancelled || r.State == Unfulfilled {
+	if !r.State.Open() {
 		return ShareLink{}, errs.ConflictReason("closed", "a %s request cannot be shared", r.State)
 	}
-	exp := s.now().Add(shareTTL).Truncate(time.Second)
-	tok := signShare(key, r.ID, exp)
-	return ShareLink{Token: tok, URL: publicURL + "/track/" + tok, ExpiresAt: exp}, nil
+	return TrackLink(key, publicURL, r.ID, s.now()), nil
+}
+
+// TrackLink is a tracking link of one request made at now: what Share
+// answers, and what a text to a customer without the app carries.
+func TrackLink(key []byte, publicURL, id string, now time.Time) ShareLink {
+	exp := now.Add(shareTTL).Truncate(time.Second)
+	tok := signShare(key, id, exp)
+	return ShareLink{Token: tok, URL: publicURL + "/track/" + tok, ExpiresAt: exp}
 }
 
 func signShare(key []byte, id string, exp time.Time) string {
@@ -108,7 +114,7 @@ func (s *Service) Tracked(ctx context.Context, key []byte, token string) (Reques
 	if err != nil {
 		return RequestView{}, gone
 	}
-	if v.State == Completed || v.State == Cancelled || v.State == Unfulfilled {
+	if !v.State.Open() {
 		return RequestView{}, gone
 	}
 	// Someone holding a link sees no notes, no customer id and no contact.

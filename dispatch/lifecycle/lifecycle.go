@@ -46,6 +46,7 @@ const (
 	HandBack    Action = "hand_back"     // the technician cannot finish (on the way or on site): searched again
 	CloseNoShow Action = "close_no_show" // the wait at the door ran out with nobody there
 	Expire      Action = "expire"        // the owner did not confirm a device's request in time
+	Reschedule  Action = "reschedule"    // the customer, not at the door, books another time window
 )
 
 var transitions = map[State]map[Action]State{
@@ -54,7 +55,7 @@ var transitions = map[State]map[Action]State{
 	Searching:           {Assign: Assigned, Cancel: Cancelled, GiveUp: Unfulfilled},
 	Assigned:            {Depart: EnRoute, Arrive: OnSite, Drop: Searching, HandBack: Searching, Unassign: Searching, Cancel: Cancelled},
 	EnRoute:             {Arrive: OnSite, Drop: Searching, HandBack: Searching, Unassign: Searching, Cancel: Cancelled},
-	OnSite:              {Complete: Completed, HandBack: Searching, CloseNoShow: NoShow},
+	OnSite:              {Complete: Completed, HandBack: Searching, CloseNoShow: NoShow, Reschedule: Scheduled},
 	Unfulfilled:         {Reopen: Searching, Cancel: Cancelled, Assign: Assigned},
 }
 

@@ -45,6 +45,8 @@ func TestNext(t *testing.T) {
 		{NoShow, Cancel, NoShow, false},
 		{PendingConfirmation, Expire, Cancelled, true},
 		{Searching, Expire, Searching, false},
+		{OnSite, Reschedule, Scheduled, true},
+		{EnRoute, Reschedule, EnRoute, false},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.from)+"/"+string(tt.act), func(t *testing.T) {
@@ -63,7 +65,7 @@ func TestNext(t *testing.T) {
 // leaves a final state.
 func FuzzNext(f *testing.F) {
 	f.Add([]byte{0, 1, 2, 3, 4})
-	actions := []Action{StartSearch, Assign, Depart, Arrive, Complete, Drop, Unassign, Cancel, GiveUp, Reopen, HandBack, CloseNoShow, Expire}
+	actions := []Action{StartSearch, Assign, Depart, Arrive, Complete, Drop, Unassign, Cancel, GiveUp, Reopen, HandBack, CloseNoShow, Expire, Reschedule}
 	f.Fuzz(func(t *testing.T, seq []byte) {
 		s := Searching
 		for _, b := range seq {
@@ -85,7 +87,7 @@ func FuzzNext(f *testing.F) {
 // TestRefusalsSpeakPlainly: the 409 of an illegal transition names the
 // action in words, never an internal action name such as confirm_asap.
 func TestRefusalsSpeakPlainly(t *testing.T) {
-	actions := []Action{StartSearch, Assign, Depart, Arrive, Complete, Drop, Unassign, Cancel, GiveUp, Reopen, ConfirmASAP, ConfirmSlot, HandBack, CloseNoShow, Expire}
+	actions := []Action{StartSearch, Assign, Depart, Arrive, Complete, Drop, Unassign, Cancel, GiveUp, Reopen, ConfirmASAP, ConfirmSlot, HandBack, CloseNoShow, Expire, Reschedule}
 	for _, a := range actions {
 		for _, s := range States {
 			_, err := Next(s, a)
