@@ -219,18 +219,18 @@ var settings = []setting{
 		c.ArrivalRadiusM = f
 		return nil
 	}},
-	{"ONSITE_NO_SHOW_WAIT", "how long a technician at an empty door waits before the request closes as a no-show (1m to 2h)", func(c *Config, v string) error {
+	{"ONSITE_NO_SHOW_WAIT", "how long a technician at an empty door waits before the request closes as a no-show (5s to 2h)", func(c *Config, v string) error {
 		d, err := time.ParseDuration(v)
-		if err != nil || d < time.Minute || d > 2*time.Hour {
-			return fmt.Errorf("want a duration from 1m to 2h")
+		if err != nil || d < 5*time.Second || d > 2*time.Hour {
+			return fmt.Errorf("want a duration from 5s to 2h")
 		}
 		c.NoShowWait = d
 		return nil
 	}},
-	{"ONSITE_CONFIRM_TTL", "a device's request its owner has not confirmed within this is cancelled (1m to 30 days)", func(c *Config, v string) error {
+	{"ONSITE_CONFIRM_TTL", "a device's request its owner has not confirmed within this is cancelled (5s to 30 days)", func(c *Config, v string) error {
 		d, err := time.ParseDuration(v)
-		if err != nil || d < time.Minute || d > 30*24*time.Hour {
-			return fmt.Errorf("want a duration from 1m to 720h")
+		if err != nil || d < 5*time.Second || d > 30*24*time.Hour {
+			return fmt.Errorf("want a duration from 5s to 720h")
 		}
 		c.ConfirmTTL = d
 		return nil

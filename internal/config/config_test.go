@@ -52,7 +52,7 @@ func TestLoad(t *testing.T) {
 		}},
 		{name: "bad arrival radius", env: []string{"ONSITE_ARRIVAL_RADIUS=2km"}, wantErr: "ONSITE_ARRIVAL_RADIUS"},
 		{name: "arrival radius too small", env: []string{"ONSITE_ARRIVAL_RADIUS=0"}, wantErr: "ONSITE_ARRIVAL_RADIUS"},
-		{name: "bad no-show wait", env: []string{"ONSITE_NO_SHOW_WAIT=5s"}, wantErr: "ONSITE_NO_SHOW_WAIT"},
+		{name: "bad no-show wait", env: []string{"ONSITE_NO_SHOW_WAIT=1s"}, wantErr: "ONSITE_NO_SHOW_WAIT"},
 		{name: "bad confirm ttl", env: []string{"ONSITE_CONFIRM_TTL=forever"}, wantErr: "ONSITE_CONFIRM_TTL"},
 		{name: "bad time zone", env: []string{"ONSITE_TIME_ZONE=Europe/Zurch"}, wantErr: "ONSITE_TIME_ZONE"},
 		{name: "local time zone", env: []string{"ONSITE_TIME_ZONE=Local"}, wantErr: "ONSITE_TIME_ZONE"},
