@@ -23,6 +23,9 @@ var notifiable = map[string]bool{
 	"created": true, // a device's request, to its owner for confirmation
 	"offered": true, "assigned": true, "en_route": true, "on_site": true,
 	"completed": true, "cancelled": true, "unfulfilled": true,
+	// The field's exceptions (field.go); their texts are notify's to write.
+	"customer_not_home": true, "customer_home": true, "no_show": true, "rescheduled": true,
+	"handed_back": true, "confirmation_expired": true,
 }
 
 // reminderBefore is how long before a time window the reminders go out.
@@ -81,6 +84,11 @@ func (s *Service) FactsForEvent(ctx context.Context, eventID string) (EventFacts
 			return f, err
 		}
 		f.Offer, techID = &o, o.TechnicianID
+	}
+	if id, ok := f.Data["technician_id"].(string); ok && techID == "" {
+		// The technician an event is about, once the request let them go
+		// (handed back, rescheduled).
+		techID = id
 	}
 	if techID != "" {
 		c, err := technicianContact(q, techID)
