@@ -57,6 +57,11 @@ func (s *Service) NotHome(ctx context.Context, techID, requestID string, in NotH
 		if !ownLiveJob(*r, techID) {
 			return errNotFound("job", requestID)
 		}
+		if r.Mode == Window && r.WindowStart != nil && now.Before(*r.WindowStart) {
+			// Nobody owes an open door before the time they booked.
+			return errs.ConflictReason("before_window", "the customer booked from %s; report nobody at the door once the window has started",
+				r.WindowStart.Format(time.RFC3339))
+		}
 		if r.NoShowDueAt != nil {
 			return errs.ConflictReason("already_waiting", "you already reported nobody at the door; the wait ends at %s", r.NoShowDueAt.Format(time.RFC3339))
 		}

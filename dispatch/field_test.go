@@ -578,3 +578,32 @@ func TestIntake(t *testing.T) {
 		}
 	})
 }
+
+func TestNotHomeWaitsForTheWindow(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		w := newWorld(t, d, match.Sequential, 1)
+		nina := w.tech("Nina", 100)
+		lat, lng := zurich.Lat, zurich.Lng
+		start := w.clock.Now().Add(20 * time.Minute) // within the lead: searching at once
+		c, err := w.svc.Create(w.ctx, dispatch.Caller{Role: "customer", Subject: "carla"}, "", dispatch.NewRequest{Skill: "wifi_setup", Lat: &lat, Lng: &lng,
+			Window: &dispatch.TimeWindow{Start: start, End: start.Add(2 * time.Hour)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := w.match(c.Request.ID)
+		if _, err := w.svc.Accept(w.ctx, nina, res.Offered[0].ID); err != nil {
+			t.Fatal(err)
+		}
+		before := w.rows()
+		if _, err := w.svc.NotHome(w.ctx, nina, c.Request.ID, dispatch.NotHomeInput{}); reasonOf(err) != "before_window" {
+			t.Fatalf("before the window: %v", err)
+		}
+		w.sameRows(before)
+		w.clock.Advance(21 * time.Minute)
+		w.move(nina, geo.Offset(zurich, 30, 0))
+		if got, err := w.svc.NotHome(w.ctx, nina, c.Request.ID, dispatch.NotHomeInput{}); err != nil || got.NoShowDueAt == nil {
+			t.Fatalf("in the window: %v", err)
+		}
+	})
+}
