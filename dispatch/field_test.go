@@ -2,6 +2,8 @@ package dispatch_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -604,6 +606,39 @@ func TestNotHomeWaitsForTheWindow(t *testing.T) {
 		w.move(nina, geo.Offset(zurich, 30, 0))
 		if got, err := w.svc.NotHome(w.ctx, nina, c.Request.ID, dispatch.NotHomeInput{}); err != nil || got.NoShowDueAt == nil {
 			t.Fatalf("in the window: %v", err)
+		}
+	})
+}
+
+// TestIntakeRace: many dispatchers taking calls from one new phone at once
+// make one account.
+func TestIntakeRace(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		w := newWorld(t, d, match.Sequential, 1)
+		lat, lng := zurich.Lat, zurich.Lng
+		in := dispatch.IntakeInput{Name: "Heidi", Phone: "+41791119999", Skill: "wifi_setup", Lat: &lat, Lng: &lng}
+		var wg sync.WaitGroup
+		errc := make(chan error, 20)
+		for i := range 20 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := w.svc.Intake(w.ctx, dispatch.Caller{Role: "ops", Subject: fmt.Sprint("ops-", i)}, in, []byte("k"), "https://x")
+				errc <- err
+			}()
+		}
+		wg.Wait()
+		close(errc)
+		for err := range errc {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		var accounts int64
+		d.Table("customers").Where("phone = ?", in.Phone).Count(&accounts)
+		if accounts != 1 || w.count("requests") != 20 {
+			t.Fatalf("%d accounts, %d requests; want 1 and 20", accounts, w.count("requests"))
 		}
 	})
 }

@@ -87,6 +87,14 @@ func (s *Service) Intake(ctx context.Context, c Caller, in IntakeInput, key []by
 // account finds or creates the caller's customer account inside tx and
 // records that the dispatcher proved the phone.
 func (ic *intakeCaller) account(tx *gorm.DB, c Caller, now time.Time) (string, error) {
+	if tx.Dialector.Name() == "postgres" {
+		// Two intakes for one new phone at once make one account: the
+		// second waits here for the first to commit, then finds it.
+		// (SQLite runs write transactions one at a time.)
+		if err := tx.Exec("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", "customer-phone:"+ic.phone).Error; err != nil {
+			return "", fmt.Errorf("lock the phone: %w", err)
+		}
+	}
 	var found []struct {
 		ID   string
 		Name string
