@@ -642,3 +642,54 @@ func TestIntakeRace(t *testing.T) {
 		}
 	})
 }
+
+// TestNoShowRacesCustomerHome: at the end of the wait the timer and the
+// customer's "I'm home" race; exactly one wins, and the technician's
+// capacity follows it.
+func TestNoShowRacesCustomerHome(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		w := newWorld(t, d, match.Sequential, 1)
+		nina := w.tech("Nina", 100)
+		r := w.assignedJob(nina)
+		if _, err := w.svc.NotHome(w.ctx, nina, r.ID, dispatch.NotHomeInput{}); err != nil {
+			t.Fatal(err)
+		}
+		w.clock.Advance(10 * time.Minute)
+		var wg sync.WaitGroup
+		for i := range 20 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if i%2 == 0 {
+					if err := w.svc.CloseNoShow(w.ctx, r.ID); err != nil {
+						t.Error(err)
+					}
+					return
+				}
+				_, err := w.svc.CustomerHome(w.ctx, dispatch.Caller{Role: "customer", Subject: "carla"}, r.ID)
+				if err != nil && errs.CodeOf(err) != errs.Conflict {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		types := w.eventTypes(r.ID)
+		noShows, homes := 0, 0
+		for _, typ := range types {
+			switch typ {
+			case "no_show":
+				noShows++
+			case "customer_home":
+				homes++
+			}
+		}
+		got := w.ops(r.ID)
+		switch {
+		case noShows == 1 && homes == 0 && got.State == dispatch.NoShow && w.activeJobs(nina) == 0:
+		case noShows == 0 && homes == 1 && got.State == dispatch.OnSite && w.activeJobs(nina) == 1:
+		default:
+			t.Fatalf("%d no_show and %d customer_home events, state %s, %d jobs held", noShows, homes, got.State, w.activeJobs(nina))
+		}
+	})
+}
