@@ -77,7 +77,7 @@ type JobStep struct {
 	Reason  string `json:"reason"`
 }
 
-// Depart, Arrive, Complete and Drop are the technician's job steps.
+// Depart, Arrive and Complete are the technician's job steps (Drop and HandBack give the job back).
 func (s *Service) Depart(ctx context.Context, techID, requestID string) (Request, error) {
 	return s.jobStep(ctx, techID, requestID, Depart, JobStep{})
 }

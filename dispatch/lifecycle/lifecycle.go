@@ -36,7 +36,7 @@ const (
 	Depart      Action = "en_route"      // the technician sets off
 	Arrive      Action = "arrive"        // the technician is on site
 	Complete    Action = "complete"      // the work is done
-	Drop        Action = "drop"          // the technician gives the job back
+	Drop        Action = "drop"          // the technician gives the job back before arriving (the shell records every give-back as HandBack)
 	Unassign    Action = "unassign"      // ops takes the job away to re-dispatch it
 	Cancel      Action = "cancel"        // customer or ops
 	GiveUp      Action = "give_up"       // no one found by the give-up time
