@@ -16,9 +16,18 @@ import (
 
 // Handler holds what the ops routes call.
 type Handler struct {
-	techs    *technicians.Service
-	dispatch *dispatch.Service
-	pub      Publisher
+	techs     *technicians.Service
+	dispatch  *dispatch.Service
+	pub       Publisher
+	trackKey  []byte // signs the tracking links of requests taken by intake
+	publicURL string
+}
+
+// WithTrackLinks sets what intake's tracking links are signed with and
+// where they point (the key and URL the customer app's links use).
+func (h *Handler) WithTrackLinks(key []byte, publicURL string) *Handler {
+	h.trackKey, h.publicURL = key, publicURL
+	return h
 }
 
 // New returns the ops handler; pub carries technician changes to the live
@@ -267,4 +276,16 @@ func (h *Handler) kpis(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, k)
+}
+
+func (h *Handler) intake(c echo.Context) error {
+	var in dispatch.IntakeInput
+	if err := httpx.Bind(c, &in); err != nil {
+		return err
+	}
+	out, err := h.dispatch.Intake(c.Request().Context(), caller(c), in, h.trackKey, h.publicURL)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, out)
 }

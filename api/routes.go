@@ -27,6 +27,7 @@ func (h *Handler) Routes() []httpx.Route {
 		{Method: http.MethodGet, Path: "/v1/requests/:id/candidates", Roles: ops, Handler: h.candidates},
 		{Method: http.MethodPost, Path: "/v1/requests/:id/assign", Roles: ops, Handler: h.assign},
 		{Method: http.MethodPost, Path: "/v1/requests/:id/redispatch", Roles: ops, Handler: h.redispatch},
+		{Method: http.MethodPost, Path: "/v1/intake", Roles: ops, Idempotent: true, Handler: h.intake},
 		{Method: http.MethodGet, Path: "/v1/kpis", Roles: ops, Handler: h.kpis},
 	}
 }

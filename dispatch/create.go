@@ -92,21 +92,27 @@ func (n NewRequest) validate(now time.Time, countries phones.Countries) error {
 	if len(n.Notes) > 2000 {
 		return errs.InvalidField("notes", "notes are longer than 2000 characters")
 	}
-	if w := n.Window; w != nil {
-		switch {
-		case w.Start.IsZero():
-			return errs.InvalidField("window.start", "window.start is required")
-		case w.End.IsZero():
-			return errs.InvalidField("window.end", "window.end is required")
-		case !w.End.After(w.Start):
-			return errs.InvalidField("window.end", "window.end must be after window.start")
-		case !w.End.After(now):
-			return errs.InvalidField("window.end", "window.end must be in the future")
-		case w.Start.After(now.Add(maxWindowAhead)):
-			return errs.InvalidField("window.start", "window.start is more than 90 days ahead")
-		case w.End.Sub(w.Start) > 24*time.Hour:
-			return errs.InvalidField("window.end", "a window lasts at most 24 hours")
-		}
+	if n.Window != nil {
+		return validWindow(n.Window, now)
+	}
+	return nil
+}
+
+// validWindow checks a time window a customer chose.
+func validWindow(w *TimeWindow, now time.Time) error {
+	switch {
+	case w.Start.IsZero():
+		return errs.InvalidField("window.start", "window.start is required")
+	case w.End.IsZero():
+		return errs.InvalidField("window.end", "window.end is required")
+	case !w.End.After(w.Start):
+		return errs.InvalidField("window.end", "window.end must be after window.start")
+	case !w.End.After(now):
+		return errs.InvalidField("window.end", "window.end must be in the future")
+	case w.Start.After(now.Add(maxWindowAhead)):
+		return errs.InvalidField("window.start", "window.start is more than 90 days ahead")
+	case w.End.Sub(w.Start) > 24*time.Hour:
+		return errs.InvalidField("window.end", "a window lasts at most 24 hours")
 	}
 	return nil
 }
@@ -124,6 +130,14 @@ type Created struct {
 // first request and creates nothing; the same key with a different body is a
 // conflict.
 func (s *Service) Create(ctx context.Context, c Caller, idemKey string, n NewRequest) (Created, error) {
+	return s.create(ctx, c, idemKey, n, nil)
+}
+
+// create is Create, and Intake's creation when caller is set: then the
+// customer is found or created by the caller's phone inside the
+// transaction, and the created event names the dispatcher and tells the
+// customer.
+func (s *Service) create(ctx context.Context, c Caller, idemKey string, n NewRequest, caller *intakeCaller) (Created, error) {
 	now := s.now()
 	if idemKey != "" {
 		// The same rule as the HTTP middleware in front, so the two agree.
@@ -204,7 +218,13 @@ func (s *Service) Create(ctx context.Context, c Caller, idemKey string, n NewReq
 			}
 			s.skills.Store(n.Skill, true) // skills are never removed from the catalog
 		}
-		if !s.customers.has(c.Subject) {
+		if caller != nil {
+			id, err := caller.account(tx, c, now)
+			if err != nil {
+				return err
+			}
+			r.CustomerID = id
+		} else if !s.customers.has(c.Subject) {
 			if err := tx.Clauses(clause.OnConflict{DoNothing: true}).
 				Create(&customer{ID: c.Subject, Locale: "en", CreatedAt: now}).Error; err != nil {
 				return fmt.Errorf("ensure customer: %w", err)
@@ -217,7 +237,12 @@ func (s *Service) Create(ctx context.Context, c Caller, idemKey string, n NewReq
 		// outbox write.
 		var w writes
 		data := map[string]any{"skill": r.SkillCode, "mode": r.Mode, "cell": r.Cell.String()}
-		if err := w.eventTelling(r.ID, "created", c.actor(), data, r.State == PendingConfirmation, now); err != nil {
+		tells := r.State == PendingConfirmation
+		if caller != nil {
+			caller.describe(data)
+			tells = true // the caller is texted that the request is taken, with its tracking link
+		}
+		if err := w.eventTelling(r.ID, "created", c.actor(), data, tells, now); err != nil {
 			return err
 		}
 		s.timersOf(&w, &r, now)
@@ -245,7 +270,7 @@ func (s *Service) Create(ctx context.Context, c Caller, idemKey string, n NewReq
 		}
 		return Created{}, fmt.Errorf("create request: %w", err)
 	}
-	s.customers.add(c.Subject) // committed: the customer row exists
+	s.customers.add(r.CustomerID) // committed: the customer row exists
 	return Created{Request: r}, nil
 }
 

@@ -101,7 +101,7 @@ type JobStep struct {
 	Reason  string `json:"reason"`
 }
 
-// Depart, Arrive, Complete and Drop are the technician's job steps.
+// Depart, Arrive and Complete are the technician's job steps (Drop and HandBack give the job back).
 func (s *Service) Depart(ctx context.Context, techID, requestID string) (Request, error) {
 	return s.jobStep(ctx, techID, requestID, Depart, JobStep{})
 }
@@ -119,13 +119,15 @@ func (s *Service) Complete(ctx context.Context, techID, requestID string, step J
 	return s.jobStep(ctx, techID, requestID, Complete, step)
 }
 
-// Drop gives the job back: it is searched again without this technician.
+// Drop gives the job back with words of the technician's own: the older
+// form of HandBack, recorded as a hand-back for reason "other" with the
+// words as its note.
 func (s *Service) Drop(ctx context.Context, techID, requestID string, step JobStep) (Request, error) {
 	step.Reason = strings.TrimSpace(step.Reason)
 	if step.Reason == "" || len(step.Reason) > 500 {
 		return Request{}, errs.InvalidField("reason", "reason is required (at most 500 characters)")
 	}
-	return s.jobStep(ctx, techID, requestID, Drop, step)
+	return s.HandBack(ctx, techID, requestID, HandBackInput{Reason: "other", Note: step.Reason})
 }
 
 func (s *Service) jobStep(ctx context.Context, techID, requestID string, a Action, step JobStep) (Request, error) {
@@ -140,26 +142,15 @@ func (s *Service) jobStep(ctx context.Context, techID, requestID string, a Actio
 		case Arrive:
 			set["visits"] = gorm.Expr("visits + 1")
 		case Complete:
+			set["no_show_due_at"] = nil // someone opened after all
 			set["outcome"] = step.Outcome
 			data["outcome"] = step.Outcome
-		case Drop:
-			set["technician_id"] = nil
-			set["eta_at"] = nil
-			data["reason"] = step.Reason
-			data["technician_id"] = techID
-			s.fairChance(r, set, now)
 		}
 		if err := transition(tx, r, a, actor, set, data, now); err != nil {
 			return err
 		}
-		switch a {
-		case Complete:
+		if a == Complete {
 			return endAssignment(tx, r.ID, techID, "completed", now)
-		case Drop:
-			if err := endAssignment(tx, r.ID, techID, "dropped", now); err != nil {
-				return err
-			}
-			return s.afterStateChange(tx, r, now)
 		}
 		return nil
 	})

@@ -31,12 +31,23 @@ func (s *Service) Share(ctx context.Context, c Caller, id string, key []byte, pu
 	if c.Role == "ops" || c.Role == "technician" {
 		return ShareLink{}, errNotFound("request", id)
 	}
-	if r.State == Completed || r.State == Cancelled || r.State == Unfulfilled {
+	if !r.State.Open() {
 		return ShareLink{}, errs.ConflictReason("closed", "a %s request cannot be shared", r.State)
 	}
-	exp := s.now().Add(shareTTL).Truncate(time.Second)
+	return TrackLink(key, publicURL, r, s.now()), nil
+}
+
+// TrackLink is a tracking link of one request made at now: what Share
+// answers, and what a text to a customer carries. It lives a day, or until
+// some hours after a later window ends.
+func TrackLink(key []byte, publicURL string, r Request, now time.Time) ShareLink {
+	exp := now.Add(shareTTL)
+	if r.WindowEnd != nil && r.WindowEnd.Add(6*time.Hour).After(exp) {
+		exp = r.WindowEnd.Add(6 * time.Hour)
+	}
+	exp = exp.Truncate(time.Second)
 	tok := signShare(key, r.ID, exp)
-	return ShareLink{Token: tok, URL: publicURL + "/track/" + tok, ExpiresAt: exp}, nil
+	return ShareLink{Token: tok, URL: publicURL + "/track/" + tok, ExpiresAt: exp}
 }
 
 func signShare(key []byte, id string, exp time.Time) string {
@@ -75,16 +86,6 @@ func (s *Service) openTokenExp(key []byte, purpose, token string) (string, time.
 		return "", time.Time{}, false
 	}
 	return id, exp, true
-}
-
-// TrackLink is the tracking link texted with an assignment: it lives a day,
-// or until some hours after a later window ends.
-func TrackLink(key []byte, publicURL string, r Request, now time.Time) string {
-	exp := now.Add(shareTTL)
-	if r.WindowEnd != nil && r.WindowEnd.Add(6*time.Hour).After(exp) {
-		exp = r.WindowEnd.Add(6 * time.Hour)
-	}
-	return publicURL + "/track/" + signShare(key, r.ID, exp.Truncate(time.Second))
 }
 
 // rateTTL is how long the rating link of a completed job lives.
@@ -141,7 +142,7 @@ func (s *Service) Tracked(ctx context.Context, key []byte, token string) (Reques
 	if err != nil {
 		return RequestView{}, gone
 	}
-	if v.State == Completed || v.State == Cancelled || v.State == Unfulfilled {
+	if !v.State.Open() {
 		return RequestView{}, gone
 	}
 	// Someone holding a link sees no notes, no customer id and no contact.

@@ -44,13 +44,14 @@ func (n NewRequest) validateDevice(c Caller) error {
 
 var openStates = []State{PendingConfirmation, Scheduled, Searching, Assigned, EnRoute, OnSite}
 
-// attachFault adds a device's new fault to its open request, if it has one.
+// attachFault adds a device's new fault to its open request for the same
+// skill, if it has one; a fault of another skill opens its own request.
 func (s *Service) attachFault(ctx context.Context, c Caller, n NewRequest, now time.Time) (Created, bool, error) {
 	var out Request
 	found := false
 	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
 		var r Request
-		err := tx.Where("customer_id = ? AND device_id = ? AND state IN ?", c.Subject, n.DeviceID, openStates).First(&r).Error
+		err := tx.Where("customer_id = ? AND device_id = ? AND skill_code = ? AND state IN ?", c.Subject, n.DeviceID, n.Skill, openStates).First(&r).Error
 		if db.IsNotFound(err) {
 			return nil
 		}
@@ -94,7 +95,7 @@ type ConfirmInput struct {
 func (s *Service) Confirm(ctx context.Context, c Caller, id string, in ConfirmInput) (Request, error) {
 	now := s.now()
 	if in.Window != nil {
-		if err := (NewRequest{Skill: "x", Lat: new(float64), Lng: new(float64), Window: in.Window}).validate(now, s.cfg.SMSCountries); err != nil {
+		if err := validWindow(in.Window, now); err != nil {
 			return Request{}, err
 		}
 	}

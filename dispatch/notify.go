@@ -24,17 +24,21 @@ var notifiable = map[string]bool{
 	"created": true, // a device's request, to its owner for confirmation
 	"offered": true, "assigned": true, "en_route": true, "on_site": true,
 	"completed": true, "cancelled": true, "unfulfilled": true, "running_late": true,
+	// The field's exceptions (field.go); their texts are notify's to write.
+	// (a hand-back is told by the "searching" event that follows it)
+	"customer_not_home": true, "customer_home": true, "no_show": true, "rescheduled": true,
+	"confirmation_expired": true,
 }
 
 // tells reports whether an event of type typ with data owes messages: the
 // notifiable types, a request searching again after it had a technician
-// (a drop or an unassignment: the customer and the technician are told),
+// (a hand-back or an unassignment: the customer and the technician are told),
 // and the escalation step that texts the customer.
 func tells(typ string, data map[string]any) bool {
 	switch typ {
 	case "searching":
 		from, _ := data["from"].(State)
-		return from == Assigned || from == EnRoute
+		return from == Assigned || from == EnRoute || from == OnSite
 	case "escalated": // the last step tells the customer
 		step, _ := data["step"].(string)
 		return step == match.StepCustomerTold.String()
@@ -140,6 +144,11 @@ func (s *Service) FactsForEvent(ctx context.Context, eventID string) (EventFacts
 			return f, err
 		}
 		f.Offer, techID = &o, o.TechnicianID
+	}
+	if id, ok := f.Data["technician_id"].(string); ok && techID == "" {
+		// The technician an event is about, once the request let them go
+		// (handed back, rescheduled).
+		techID = id
 	}
 	if techID != "" {
 		c, err := technicianContact(q, techID)

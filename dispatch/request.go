@@ -14,6 +14,8 @@
 //	batch.go     the batch tick: every waiting request in one assignment
 //	offer.go     offers: made, accepted, declined, expired, withdrawn
 //	job.go       the job after assignment: steps, hand assignment, redispatch
+//	field.go     exceptions in the field: nobody at the door (no-show), hand-back, unconfirmed device requests expiring
+//	intake.go    a request ops take on a caller's behalf (call-centre intake)
 //	eligibility.go  the hard rules at the doors outside matching (accept, hand assignment)
 //	timers.go    what a timer fires: search start, give-up, the next match
 //	sweep.go     the safety net that re-runs overdue timers
@@ -53,6 +55,7 @@ const (
 	Completed           = lifecycle.Completed
 	Cancelled           = lifecycle.Cancelled
 	Unfulfilled         = lifecycle.Unfulfilled
+	NoShow              = lifecycle.NoShow
 )
 
 // States lists every state, for validation of filters.
@@ -105,6 +108,7 @@ type Request struct {
 	ConfirmedAt    *time.Time `json:"confirmed_at"`
 	ContactPhone   *string    `json:"contact_phone"`
 	ContactLocale  *string    `json:"contact_locale"`
+	NoShowDueAt    *time.Time `json:"no_show_due_at"` // the technician at the door waits until then, then it closes as a no-show
 	CreatedAt      time.Time  `json:"created_at"`
 	UpdatedAt      time.Time  `json:"updated_at"`
 	SearchingAt    *time.Time `json:"searching_at"`

@@ -50,6 +50,15 @@ type Config struct {
 	// match.DefaultEscalation.
 	Risk       match.RiskPolicy
 	Escalation match.Escalation
+	// ArrivalRadiusM is how near the site (metres, from the latest position)
+	// a technician must be to report nobody at the door (zero: 250).
+	ArrivalRadiusM float64
+	// NoShowWait is how long a technician at an empty door waits before the
+	// request closes as a no-show (zero: 10 minutes).
+	NoShowWait time.Duration
+	// ConfirmTTL is how long a device's request waits for its owner's
+	// confirmation before it is cancelled (zero: 24 hours).
+	ConfirmTTL time.Duration
 }
 
 // Service applies the dispatch rules, one transaction per method.
@@ -83,6 +92,15 @@ func NewService(d *db.DB, cfg Config, now func() time.Time) *Service {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	if cfg.ArrivalRadiusM <= 0 {
+		cfg.ArrivalRadiusM = 250
+	}
+	if cfg.NoShowWait <= 0 {
+		cfg.NoShowWait = 10 * time.Minute
+	}
+	if cfg.ConfirmTTL <= 0 {
+		cfg.ConfirmTTL = 24 * time.Hour
 	}
 	if cfg.SMSCountries.IsZero() {
 		cfg.SMSCountries = phones.MustParseCountries(phones.DefaultCountries)
@@ -298,12 +316,23 @@ func appendEvent(tx *gorm.DB, requestID, typ string, a Actor, data map[string]an
 var hooked = map[string]bool{
 	"created": true, "searching": true, "scheduled": true, "assigned": true, "en_route": true, "on_site": true,
 	"completed": true, "cancelled": true, "unfulfilled": true, "fault_attached": true, "at_risk": true,
+	"no_show": true,
 }
 
 // transition moves r by action with a conditional update on its current
 // state, so a concurrent change makes this one fail instead of both winning.
 // set holds extra columns to write. It records the event.
 func transition(tx *gorm.DB, r *Request, a Action, actor Actor, set map[string]any, data map[string]any, now time.Time) error {
+	next, err := lifecycle.Next(r.State, a)
+	if err != nil {
+		return err
+	}
+	return move(tx, r, a, actor, set, data, tells(string(next), map[string]any{"from": r.State}), now)
+}
+
+// move is transition for a caller that knows better than the new state
+// whether anyone is told of its event (tells).
+func move(tx *gorm.DB, r *Request, a Action, actor Actor, set map[string]any, data map[string]any, tells bool, now time.Time) error {
 	next, err := lifecycle.Next(r.State, a)
 	if err != nil {
 		return err
@@ -328,7 +357,11 @@ func transition(tx *gorm.DB, r *Request, a Action, actor Actor, set map[string]a
 	}
 	data["from"] = prev
 	data["to"] = next
-	if err := appendEvent(tx, r.ID, string(next), actor, data, now); err != nil {
+	var w writes
+	if err := w.eventTelling(r.ID, string(next), actor, data, tells, now); err != nil {
+		return err
+	}
+	if err := w.flush(tx, now); err != nil {
 		return err
 	}
 	fresh, err := load(tx, r.ID)

@@ -10,6 +10,7 @@ import (
 // SweepResult counts what a sweep repaired.
 type SweepResult struct {
 	Matched, Expired, GivenUp, Started int
+	NoShows, ConfirmationsExpired      int
 }
 
 // Sweep is the safety net behind the task queue: it finds work whose task was
@@ -52,6 +53,29 @@ func (s *Service) Sweep(ctx context.Context) (SweepResult, error) {
 			return res, err
 		}
 		res.Started++
+	}
+
+	var waited []string
+	if err := q.Model(&Request{}).Where("state = ? AND no_show_due_at <= ?", OnSite, now).Limit(500).Pluck("id", &waited).Error; err != nil {
+		return res, fmt.Errorf("sweep no-shows: %w", err)
+	}
+	for _, id := range waited {
+		if err := s.CloseNoShow(ctx, id); err != nil {
+			return res, err
+		}
+		res.NoShows++
+	}
+
+	var unconfirmed []string
+	if err := q.Model(&Request{}).Where("state = ? AND created_at <= ?", PendingConfirmation, now.Add(-s.cfg.ConfirmTTL)).
+		Limit(500).Pluck("id", &unconfirmed).Error; err != nil {
+		return res, fmt.Errorf("sweep confirmations: %w", err)
+	}
+	for _, id := range unconfirmed {
+		if err := s.ExpireConfirmation(ctx, id); err != nil {
+			return res, err
+		}
+		res.ConfirmationsExpired++
 	}
 
 	var idle []string

@@ -87,6 +87,8 @@ func (s *Service) timersOf(w *writes, r *Request, now time.Time) {
 		}
 	case Scheduled:
 		w.task(TaskStartSearch, QueueDefault, TaskPayload{RequestID: r.ID}, r.WindowStart.Add(-s.cfg.WindowLead), now)
+	case PendingConfirmation:
+		w.task(TaskConfirmExpire, QueueDefault, TaskPayload{RequestID: r.ID}, r.CreatedAt.Add(s.cfg.ConfirmTTL), now)
 	}
 }
 
@@ -104,4 +106,8 @@ const (
 	Reopen      = lifecycle.Reopen
 	ConfirmASAP = lifecycle.ConfirmASAP
 	ConfirmSlot = lifecycle.ConfirmSlot
+	HandBack    = lifecycle.HandBack
+	CloseNoShow = lifecycle.CloseNoShow
+	Expire      = lifecycle.Expire
+	Reschedule  = lifecycle.Reschedule
 )

@@ -179,6 +179,12 @@ func (m *Messages) eventMessages(f dispatch.EventFacts) []notify.Outgoing {
 			toTechnician(notify.KindOffer, f.Technician, d)
 		}
 	case "created":
+		if intake, _ := f.Data["intake"].(bool); intake {
+			d := customer()
+			d.Link = dispatch.TrackLink(m.linkKey, m.publicURL, r, time.Now()).URL
+			toCustomer(notify.KindTaken, d)
+			break
+		}
 		if r.State == dispatch.PendingConfirmation && f.Customer.Phone != "" {
 			out = append(out, notify.Outgoing{
 				DedupeKey: fmt.Sprintf("%s:%s:customer:%s", e.ID, notify.KindConfirm, f.Customer.ID), Kind: notify.KindConfirm, RequestID: r.ID,
@@ -190,7 +196,7 @@ func (m *Messages) eventMessages(f dispatch.EventFacts) []notify.Outgoing {
 	case "assigned":
 		d := customer()
 		d.ETA = cc.at(eventTime(f.Data, "eta_at"))
-		d.Link = dispatch.TrackLink(m.linkKey, m.publicURL, r, time.Now())
+		d.Link = dispatch.TrackLink(m.linkKey, m.publicURL, r, time.Now()).URL
 		kind := notify.KindAssigned
 		if f.Previous != nil {
 			kind, d.Previous = notify.KindChanged, firstName(f.Previous.Name)
@@ -202,7 +208,7 @@ func (m *Messages) eventMessages(f dispatch.EventFacts) []notify.Outgoing {
 			toTechnician(notify.KindJobGiven, f.Technician, d)
 		}
 	case "searching":
-		if from != string(dispatch.Assigned) && from != string(dispatch.EnRoute) {
+		if from != string(dispatch.Assigned) && from != string(dispatch.EnRoute) && from != string(dispatch.OnSite) {
 			break // a search starting: nothing to tell
 		}
 		why, _ := f.Data["why"].(string)
@@ -228,6 +234,25 @@ func (m *Messages) eventMessages(f dispatch.EventFacts) []notify.Outgoing {
 			d.ETA = cc.at(eventTime(f.Data, "eta_at"))
 			toCustomer(notify.KindStill, d)
 		}
+	case "customer_not_home":
+		d := customer()
+		d.ETA = cc.at(eventTime(f.Data, "wait_until"))
+		toCustomer(notify.KindNotHome, d)
+	case "customer_home":
+		if by, _ := f.Data["by"].(string); by != "technician" { // they know: they opened the door with them
+			toTechnician(notify.KindCustomerHome, f.Technician, notify.Data{})
+		}
+	case "no_show":
+		toCustomer(notify.KindNoShow, customer())
+	case "rescheduled":
+		d := customer()
+		d.Technician = ""
+		toCustomer(notify.KindRescheduled, d)
+		if f.Technician != nil {
+			toTechnician(notify.KindJobCancelled, f.Technician, notify.Data{Reason: notify.ReasonJobRescheduled})
+		}
+	case "confirmation_expired":
+		toCustomer(notify.KindConfirmGone, customer())
 	case "running_late":
 		d := customer()
 		d.ETA = cc.at(eventTime(f.Data, "eta_at"))

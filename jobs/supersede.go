@@ -35,7 +35,11 @@ func Superseded(kind notify.Kind, technician string, now dispatch.Standing) stri
 		// Once someone else is assigned, the change of technician says it.
 		current = []dispatch.State{dispatch.Searching}
 	case notify.KindJobCancelled:
-		current = []dispatch.State{dispatch.Cancelled}
+		current = []dispatch.State{dispatch.Cancelled, dispatch.Scheduled} // a job cancelled, or moved to another window
+	case notify.KindNotHome, notify.KindCustomerHome:
+		current = []dispatch.State{dispatch.OnSite}
+	case notify.KindNoShow:
+		current = []dispatch.State{dispatch.NoShow}
 	case notify.KindEnRoute:
 		current, ofTechnician = []dispatch.State{dispatch.EnRoute}, true
 	case notify.KindArrived:

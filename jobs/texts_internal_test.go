@@ -217,3 +217,46 @@ func TestStillSearchingText(t *testing.T) {
 		}
 	}
 }
+
+// TestFieldEventTexts: the field's exceptions and intake text whom they
+// concern, and no one else.
+func TestFieldEventTexts(t *testing.T) {
+	t.Parallel()
+	m := NewMessages(nil, nil, zurich(t), []byte("k"), "https://onsite.test")
+	wait := time.Date(2026, 1, 15, 9, 25, 0, 0, time.UTC)
+	start, end := time.Date(2026, 1, 16, 13, 0, 0, 0, time.UTC), time.Date(2026, 1, 16, 15, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		typ  string
+		data map[string]any
+		want map[notify.Kind]string // kind → the start of its text
+	}{
+		{"customer_not_home", map[string]any{"wait_until": wait.Format(time.RFC3339Nano)},
+			map[notify.Kind]string{notify.KindNotHome: "Anna is at your door for your Router replacement visit and cannot reach you. Anna waits until 10:25;"}},
+		{"customer_home", map[string]any{"by": "customer"}, map[notify.Kind]string{notify.KindCustomerHome: "The customer of your Router replacement job is coming"}},
+		{"customer_home", map[string]any{"by": "technician"}, map[notify.Kind]string{}},
+		{"no_show", nil, map[notify.Kind]string{notify.KindNoShow: "Nobody came to the door for your Router replacement visit"}},
+		{"rescheduled", nil, map[notify.Kind]string{notify.KindRescheduled: "Your Router replacement visit is booked on Fri 16 Jan between 14:00 and 16:00.",
+			notify.KindJobCancelled: "The Router replacement job was cancelled (the customer booked another time): you do not need to go."}},
+		{"confirmation_expired", nil, map[notify.Kind]string{notify.KindConfirmGone: "Your device's Router replacement request was not confirmed in time"}},
+		{"created", map[string]any{"intake": true}, map[notify.Kind]string{notify.KindTaken: "Onsite has your Router replacement request, booked on Fri 16 Jan between 14:00 and 16:00. We will text you who comes. Follow it here: https://onsite.test/track/"}},
+	} {
+		f := asapFacts(tt.typ, "en", nil)
+		for k, v := range tt.data {
+			f.Data[k] = v
+		}
+		if tt.typ == "rescheduled" || tt.typ == "created" {
+			f.Request.Mode, f.Request.WindowStart, f.Request.WindowEnd = dispatch.Window, &start, &end
+		}
+		out := m.eventMessages(f)
+		if len(out) != len(tt.want) {
+			t.Errorf("%s %v: %d texts, want %d", tt.typ, tt.data, len(out), len(tt.want))
+			continue
+		}
+		for i, o := range out {
+			text := render(t, out[i:i+1])[0]
+			if want, ok := tt.want[o.Kind]; !ok || !strings.HasPrefix(text, want) {
+				t.Errorf("%s: %s %q, want it to start %q", tt.typ, o.Kind, text, want)
+			}
+		}
+	}
+}

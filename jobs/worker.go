@@ -137,6 +137,12 @@ func (w *Worker) mux() *asynq.ServeMux {
 	mux.HandleFunc(dispatch.TaskDeadline, w.handle(func(ctx context.Context, p dispatch.TaskPayload) error {
 		return w.dispatch.CheckDeadline(ctx, p.RequestID)
 	}))
+	mux.HandleFunc(dispatch.TaskNoShow, w.handle(func(ctx context.Context, p dispatch.TaskPayload) error {
+		return w.dispatch.CloseNoShow(ctx, p.RequestID)
+	}))
+	mux.HandleFunc(dispatch.TaskConfirmExpire, w.handle(func(ctx context.Context, p dispatch.TaskPayload) error {
+		return w.dispatch.ExpireConfirmation(ctx, p.RequestID)
+	}))
 	if w.messages != nil {
 		mux.HandleFunc(dispatch.TaskNotify, w.handle(func(ctx context.Context, p dispatch.TaskPayload) error {
 			return w.messages.ForEvent(ctx, p.EventID)

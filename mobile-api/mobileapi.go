@@ -510,3 +510,47 @@ send.onclick = async () => {
 func (h *Handler) ratePage(c echo.Context) error {
 	return c.HTML(http.StatusOK, ratePage)
 }
+
+func (h *Handler) notHome(c echo.Context) error {
+	var in dispatch.NotHomeInput
+	if err := httpx.Bind(c, &in); err != nil {
+		return err
+	}
+	r, err := h.dispatch.NotHome(c.Request().Context(), httpx.Principal(c).Subject, c.Param("id"), in)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, r)
+}
+
+func (h *Handler) customerHome(c echo.Context) error {
+	r, err := h.dispatch.CustomerHome(c.Request().Context(), caller(c), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, r)
+}
+
+func (h *Handler) handBack(c echo.Context) error {
+	var in dispatch.HandBackInput
+	if err := httpx.Bind(c, &in); err != nil {
+		return err
+	}
+	r, err := h.dispatch.HandBack(c.Request().Context(), httpx.Principal(c).Subject, c.Param("id"), in)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, r)
+}
+
+func (h *Handler) reschedule(c echo.Context) error {
+	var in dispatch.RescheduleInput
+	if err := httpx.Bind(c, &in); err != nil {
+		return err
+	}
+	r, err := h.dispatch.Reschedule(c.Request().Context(), caller(c), c.Param("id"), in)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, r)
+}

@@ -52,8 +52,8 @@ func variants(kind notify.Kind, locale string) []struct {
 		name string
 		data notify.Data
 	}
-	if kind == notify.KindReminder || kind == notify.KindReminderTech {
-		return []variant{{"asap", window}, {"window later", later}} // only windows have reminders
+	if kind == notify.KindReminder || kind == notify.KindReminderTech || kind == notify.KindRescheduled {
+		return []variant{{"asap", window}, {"window later", later}} // only windows have these
 	}
 	return []variant{{"asap", full}, {"window", window}, {"window later", later}, {"not fixed", unresolved}, {"nothing known", bare}}
 }

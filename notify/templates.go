@@ -22,6 +22,12 @@ const (
 	KindSearching     Kind = "searching_again"    // to the customer: the technician cannot come, we look for another
 	KindLate          Kind = "running_late"       // to the customer: the arrival slipped, a new ETA
 	KindStill         Kind = "still_searching"    // to the customer: a request at risk, an honest new estimate
+	KindTaken         Kind = "request_taken"      // to a caller whose request ops took on the phone: the tracking link
+	KindNotHome       Kind = "not_home"           // to the customer: the technician is at the door and waits
+	KindNoShow        Kind = "no_show"            // to the customer: nobody came to the door, the visit is closed
+	KindRescheduled   Kind = "rescheduled"        // to the customer: the new window
+	KindCustomerHome  Kind = "customer_home"      // to the technician: the customer is coming to the door
+	KindConfirmGone   Kind = "confirm_expired"    // to a device's owner: the request was not confirmed in time
 	KindJobGiven      Kind = "job_assigned"       // to a technician: dispatch gave them a job
 	KindJobTaken      Kind = "job_unassigned"     // to a technician: dispatch took a job off them
 	KindJobCancelled  Kind = "job_cancelled"      // to a technician: their job was cancelled
@@ -87,6 +93,7 @@ const (
 	ReasonJobDeviceCancelled   Reason = "job_cancelled_by_device"
 	ReasonJobReassigned        Reason = "job_reassigned"   // given to another technician
 	ReasonJobRedispatched      Reason = "job_redispatched" // searched for again
+	ReasonJobRescheduled       Reason = "job_rescheduled"  // the customer booked another time
 	// Why Onsite took a technician off duty (technicians.Duty*).
 	ReasonShiftEnded Reason = "shift_ended"
 	ReasonNoPosition Reason = "no_position"
@@ -111,6 +118,7 @@ var reasonTexts = map[Reason]map[string]string{
 	ReasonJobDeviceCancelled:   {"en": "the customer's device cancelled it", "de": "das Gerät der Kundschaft hat storniert", "fr": "l'appareil du client l'a annulée", "it": "il dispositivo del cliente l'ha annullato"},
 	ReasonJobReassigned:        {"en": "it goes to another technician", "de": "er geht an eine andere Fachperson", "fr": "elle est confiée à quelqu'un d'autre", "it": "passa a qualcun altro"},
 	ReasonJobRedispatched:      {"en": "it is being dispatched again", "de": "er wird neu vergeben", "fr": "elle est réattribuée", "it": "viene riassegnato"},
+	ReasonJobRescheduled:       {"en": "the customer booked another time", "de": "die Kundschaft hat einen anderen Termin gebucht", "fr": "le client a réservé un autre créneau", "it": "il cliente ha prenotato un altro orario"},
 	ReasonShiftEnded:           {"en": "your shift has ended", "de": "deine Schicht ist zu Ende", "fr": "votre horaire est terminé", "it": "il tuo turno è finito"},
 	ReasonNoPosition:           {"en": "your app has not sent a position for a while", "de": "deine App hat länger keine Position gesendet", "fr": "votre app n'envoie plus de position depuis un moment", "it": "la tua app non invia la posizione da un po'"},
 }
@@ -164,6 +172,42 @@ var texts = map[Kind]map[string]string{
 		"de": "Wir suchen noch eine Fachperson für Ihren Auftrag {{.Skill}}.{{if .ETA}} Unsere ehrliche Schätzung: Jemand könnte gegen {{.ETA}} bei Ihnen sein.{{else}} Eine Zeit können wir noch nicht nennen.{{end}} Wir schreiben Ihnen, wer kommt.",
 		"fr": "Nous cherchons encore quelqu'un pour votre demande {{.Skill}}.{{if .ETA}} Notre estimation honnête : quelqu'un pourrait être là vers {{.ETA}}.{{else}} Nous ne pouvons pas encore donner d'heure.{{end}} Nous vous dirons par SMS qui vient.",
 		"it": "Stiamo ancora cercando qualcuno per la tua richiesta {{.Skill}}.{{if .ETA}} La nostra stima onesta: qualcuno potrebbe essere da te verso le {{.ETA}}.{{else}} Non possiamo ancora indicare un orario.{{end}} Ti scriveremo chi viene.",
+	},
+	KindTaken: {
+		"en": "Onsite has your {{.Skill}} request{{if .WindowFrom}}, booked {{if .Day}}on {{.Day}} {{end}}between {{.WindowFrom}} and {{.WindowTo}}{{end}}. We will text you who comes. Follow it here: {{.Link}}",
+		"de": "Onsite hat Ihren Auftrag {{.Skill}} aufgenommen{{if .WindowFrom}}, gebucht {{if .Day}}am {{.Day}} {{end}}zwischen {{.WindowFrom}} und {{.WindowTo}}{{end}}. Wir schreiben Ihnen, wer kommt. Hier verfolgen: {{.Link}}",
+		"fr": "Onsite a bien reçu votre demande {{.Skill}}{{if .WindowFrom}}, réservée {{if .Day}}le {{.Day}} {{end}}entre {{.WindowFrom}} et {{.WindowTo}}{{end}}. Nous vous dirons par SMS qui vient. Suivi ici : {{.Link}}",
+		"it": "Onsite ha ricevuto la tua richiesta {{.Skill}}{{if .WindowFrom}}, prenotata {{if .Day}}{{.Day}} {{end}}tra le {{.WindowFrom}} e le {{.WindowTo}}{{end}}. Ti scriveremo chi viene. Seguila qui: {{.Link}}",
+	},
+	KindNotHome: {
+		"en": "{{.Technician}} is at your door for your {{.Skill}} visit and cannot reach you. {{.Technician}} waits{{if .ETA}} until {{.ETA}}{{else}} a few minutes{{end}}; after that the visit is closed. In the app you can say you are coming or book another time.",
+		"de": "{{.Technician}} steht für Ihren Auftrag {{.Skill}} vor Ihrer Tür und erreicht Sie nicht. {{.Technician}} wartet{{if .ETA}} bis {{.ETA}}{{else}} einige Minuten{{end}}; danach wird der Besuch geschlossen. In der App können Sie melden, dass Sie kommen, oder einen anderen Termin buchen.",
+		"fr": "{{.Technician}} est à votre porte pour votre demande {{.Skill}} et ne vous trouve pas. {{.Technician}} attend{{if .ETA}} jusqu'à {{.ETA}}{{else}} quelques minutes{{end}} ; ensuite la visite sera close. Dans l'app, vous pouvez dire que vous arrivez ou réserver un autre créneau.",
+		"it": "{{.Technician}} è alla tua porta per la richiesta {{.Skill}} e non ti trova. {{.Technician}} aspetta{{if .ETA}} fino alle {{.ETA}}{{else}} qualche minuto{{end}}; poi la visita verrà chiusa. Nell'app puoi dire che arrivi o prenotare un altro orario.",
+	},
+	KindNoShow: {
+		"en": "Nobody came to the door for your {{.Skill}} visit, so it is closed. You can book a new time in the app.",
+		"de": "Bei Ihrem Besuch {{.Skill}} hat niemand die Tür geöffnet, daher ist er geschlossen. In der App können Sie einen neuen Termin buchen.",
+		"fr": "Personne n'a ouvert pour votre visite {{.Skill}}, elle est donc close. Vous pouvez réserver un nouveau créneau dans l'app.",
+		"it": "Nessuno ha aperto per la tua visita {{.Skill}}, quindi è chiusa. Puoi prenotare un nuovo orario nell'app.",
+	},
+	KindRescheduled: {
+		"en": "Your {{.Skill}} visit is booked {{if .Day}}on {{.Day}} {{end}}between {{.WindowFrom}} and {{.WindowTo}}. We will text you who comes.",
+		"de": "Ihr Besuch {{.Skill}} ist gebucht {{if .Day}}am {{.Day}} {{end}}zwischen {{.WindowFrom}} und {{.WindowTo}}. Wir schreiben Ihnen, wer kommt.",
+		"fr": "Votre visite {{.Skill}} est réservée {{if .Day}}le {{.Day}} {{end}}entre {{.WindowFrom}} et {{.WindowTo}}. Nous vous dirons par SMS qui vient.",
+		"it": "La tua visita {{.Skill}} è prenotata {{if .Day}}{{.Day}} {{end}}tra le {{.WindowFrom}} e le {{.WindowTo}}. Ti scriveremo chi viene.",
+	},
+	KindCustomerHome: {
+		"en": "The customer of your {{.Skill}} job is coming to the door.",
+		"de": "Die Kundschaft deines Auftrags {{.Skill}} kommt zur Tür.",
+		"fr": "Le client de votre mission {{.Skill}} arrive à la porte.",
+		"it": "Il cliente del tuo lavoro {{.Skill}} sta arrivando alla porta.",
+	},
+	KindConfirmGone: {
+		"en": "Your device's {{.Skill}} request was not confirmed in time and is closed. If you still need help, ask again in the app.",
+		"de": "Der Auftrag {{.Skill}} Ihres Geräts wurde nicht rechtzeitig bestätigt und ist geschlossen. Brauchen Sie weiter Hilfe, fragen Sie in der App erneut an.",
+		"fr": "La demande {{.Skill}} de votre appareil n'a pas été confirmée à temps et est close. Si vous avez encore besoin d'aide, redemandez dans l'app.",
+		"it": "La richiesta {{.Skill}} del tuo dispositivo non è stata confermata in tempo ed è chiusa. Se ti serve ancora aiuto, chiedi di nuovo nell'app.",
 	},
 	KindJobGiven: {
 		"en": "Dispatch gave you a job: {{.Skill}}{{if .WindowFrom}} {{if .Day}}on {{.Day}} {{end}}between {{.WindowFrom}} and {{.WindowTo}}{{else}}, as soon as possible{{end}}. The address is in the app.",

@@ -35,6 +35,18 @@ func TestNext(t *testing.T) {
 		{Assigned, Assign, Assigned, false},
 		{OnSite, Drop, OnSite, false},
 		{Completed, Reopen, Completed, false},
+		{Assigned, HandBack, Searching, true},
+		{EnRoute, HandBack, Searching, true},
+		{OnSite, HandBack, Searching, true},
+		{Searching, HandBack, Searching, false},
+		{OnSite, CloseNoShow, NoShow, true},
+		{EnRoute, CloseNoShow, EnRoute, false},
+		{NoShow, Reopen, NoShow, false},
+		{NoShow, Cancel, NoShow, false},
+		{PendingConfirmation, Expire, Cancelled, true},
+		{Searching, Expire, Searching, false},
+		{OnSite, Reschedule, Scheduled, true},
+		{EnRoute, Reschedule, EnRoute, false},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.from)+"/"+string(tt.act), func(t *testing.T) {
@@ -53,7 +65,7 @@ func TestNext(t *testing.T) {
 // leaves a final state.
 func FuzzNext(f *testing.F) {
 	f.Add([]byte{0, 1, 2, 3, 4})
-	actions := []Action{StartSearch, Assign, Depart, Arrive, Complete, Drop, Unassign, Cancel, GiveUp, Reopen}
+	actions := []Action{StartSearch, Assign, Depart, Arrive, Complete, Drop, Unassign, Cancel, GiveUp, Reopen, HandBack, CloseNoShow, Expire, Reschedule}
 	f.Fuzz(func(t *testing.T, seq []byte) {
 		s := Searching
 		for _, b := range seq {
@@ -64,7 +76,7 @@ func FuzzNext(f *testing.F) {
 				}
 				continue
 			}
-			if s == Completed || s == Cancelled {
+			if s == Completed || s == Cancelled || s == NoShow {
 				t.Fatalf("left final state %s", s)
 			}
 			s = next
@@ -75,7 +87,7 @@ func FuzzNext(f *testing.F) {
 // TestRefusalsSpeakPlainly: the 409 of an illegal transition names the
 // action in words, never an internal action name such as confirm_asap.
 func TestRefusalsSpeakPlainly(t *testing.T) {
-	actions := []Action{StartSearch, Assign, Depart, Arrive, Complete, Drop, Unassign, Cancel, GiveUp, Reopen, ConfirmASAP, ConfirmSlot}
+	actions := []Action{StartSearch, Assign, Depart, Arrive, Complete, Drop, Unassign, Cancel, GiveUp, Reopen, ConfirmASAP, ConfirmSlot, HandBack, CloseNoShow, Expire, Reschedule}
 	for _, a := range actions {
 		for _, s := range States {
 			_, err := Next(s, a)

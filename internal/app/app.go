@@ -144,6 +144,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, op
 		SLA: cfg.SLA, GiveUp: cfg.GiveUp, LateAfter: cfg.LateAfter, WindowLead: cfg.WindowLead, OfferStrategy: cfg.OfferStrategy, BatchWindow: cfg.BatchWindow,
 		BatchUrgency: cfg.BatchUrgency,
 		OfferTimeout: cfg.OfferTimeout, WaveSize: cfg.WaveSize, MaxSearchKm: cfg.MaxSearchKm,
+		ArrivalRadiusM: cfg.ArrivalRadiusM, NoShowWait: cfg.NoShowWait, ConfirmTTL: cfg.ConfirmTTL,
 		Log: log, RegionResolution: cfg.RegionRes, SMSCountries: cfg.SMSCountries,
 	}, now)
 	a.DB.OnListenError(func(channel string, err error) {
@@ -186,7 +187,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, op
 		waker = jobs.NewHookWaker(a.Redis, cfg.QueuePrefix, log)
 	}
 	a.Webhooks.WithWaker(waker)
-	opsAPI := api.New(a.Technicians, a.Dispatch, a.Hub)
+	opsAPI := api.New(a.Technicians, a.Dispatch, a.Hub).WithTrackLinks(secret, cfg.PublicURL)
 	signIn := signin.NewService(a.DB, a.Issuer, a.Notifier, ratelimit.NewWindow(a.Redis, cfg.QueuePrefix, 10*time.Minute), secret, cfg.SMSCountries, now)
 	a.Pings = technicians.NewPingBuffer(a.DB, cfg.PingFlush, a.techniciansMoved, log)
 	a.Routes = append(opsAPI.Routes(), mobileapi.New(a.Technicians, a.Dispatch, a.Hub, signIn, a.Pings, secret, cfg.PublicURL).Routes()...)

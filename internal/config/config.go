@@ -41,6 +41,10 @@ type Config struct {
 	WaveSize      int           // ONSITE_WAVE_SIZE: offers sent at once by the wave strategy
 	MaxSearchKm   float64       // ONSITE_MAX_SEARCH_KM: the widest candidate search
 
+	ArrivalRadiusM float64       // ONSITE_ARRIVAL_RADIUS: metres from the site within which a technician counts as there
+	NoShowWait     time.Duration // ONSITE_NO_SHOW_WAIT: how long a technician at an empty door waits before the request closes as a no-show
+	ConfirmTTL     time.Duration // ONSITE_CONFIRM_TTL: a device's request not confirmed by its owner within this is cancelled
+
 	StaleAfter time.Duration // ONSITE_STALE_AFTER: no position for this long takes a technician off duty
 	PingFlush  time.Duration // ONSITE_PING_FLUSH: position reports are written in batches this often
 
@@ -207,6 +211,30 @@ var settings = []setting{
 			return fmt.Errorf("want a duration from 1ms to 5s")
 		}
 		c.PingFlush = d
+		return nil
+	}},
+	{"ONSITE_ARRIVAL_RADIUS", "metres from the site within which a technician counts as there (10 to 5000)", func(c *Config, v string) error {
+		f, err := strconv.ParseFloat(strings.TrimSuffix(v, "m"), 64)
+		if err != nil || !(f >= 10 && f <= 5000) {
+			return fmt.Errorf("want a number of metres from 10 to 5000")
+		}
+		c.ArrivalRadiusM = f
+		return nil
+	}},
+	{"ONSITE_NO_SHOW_WAIT", "how long a technician at an empty door waits before the request closes as a no-show (5s to 2h)", func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 5*time.Second || d > 2*time.Hour {
+			return fmt.Errorf("want a duration from 5s to 2h")
+		}
+		c.NoShowWait = d
+		return nil
+	}},
+	{"ONSITE_CONFIRM_TTL", "a device's request its owner has not confirmed within this is cancelled (5s to 30 days)", func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 5*time.Second || d > 30*24*time.Hour {
+			return fmt.Errorf("want a duration from 5s to 720h")
+		}
+		c.ConfirmTTL = d
 		return nil
 	}},
 	{"ONSITE_STALE_AFTER", "no position report for this long takes a technician off duty", durationSetting(func(c *Config) *time.Duration { return &c.StaleAfter })},
@@ -385,6 +413,9 @@ func Default() Config {
 		OfferTimeout:       5 * time.Minute,
 		WaveSize:           3,
 		MaxSearchKm:        40,
+		ArrivalRadiusM:     250,
+		NoShowWait:         10 * time.Minute,
+		ConfirmTTL:         24 * time.Hour,
 		Workers:            true,
 		StaleAfter:         15 * time.Minute,
 		PingFlush:          100 * time.Millisecond,

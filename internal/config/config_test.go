@@ -40,6 +40,20 @@ func TestLoad(t *testing.T) {
 				t.Errorf("time zone = %v", c.TimeZone)
 			}
 		}},
+		{name: "field exceptions defaults", check: func(t *testing.T, c Config) {
+			if c.ArrivalRadiusM != 250 || c.NoShowWait != 10*time.Minute || c.ConfirmTTL != 24*time.Hour {
+				t.Errorf("radius %v, no-show wait %v, confirm ttl %v", c.ArrivalRadiusM, c.NoShowWait, c.ConfirmTTL)
+			}
+		}},
+		{name: "field exceptions", env: []string{"ONSITE_ARRIVAL_RADIUS=400", "ONSITE_NO_SHOW_WAIT=15m", "ONSITE_CONFIRM_TTL=2h"}, check: func(t *testing.T, c Config) {
+			if c.ArrivalRadiusM != 400 || c.NoShowWait != 15*time.Minute || c.ConfirmTTL != 2*time.Hour {
+				t.Errorf("radius %v, no-show wait %v, confirm ttl %v", c.ArrivalRadiusM, c.NoShowWait, c.ConfirmTTL)
+			}
+		}},
+		{name: "bad arrival radius", env: []string{"ONSITE_ARRIVAL_RADIUS=2km"}, wantErr: "ONSITE_ARRIVAL_RADIUS"},
+		{name: "arrival radius too small", env: []string{"ONSITE_ARRIVAL_RADIUS=0"}, wantErr: "ONSITE_ARRIVAL_RADIUS"},
+		{name: "bad no-show wait", env: []string{"ONSITE_NO_SHOW_WAIT=1s"}, wantErr: "ONSITE_NO_SHOW_WAIT"},
+		{name: "bad confirm ttl", env: []string{"ONSITE_CONFIRM_TTL=forever"}, wantErr: "ONSITE_CONFIRM_TTL"},
 		{name: "bad time zone", env: []string{"ONSITE_TIME_ZONE=Europe/Zurch"}, wantErr: "ONSITE_TIME_ZONE"},
 		{name: "local time zone", env: []string{"ONSITE_TIME_ZONE=Local"}, wantErr: "ONSITE_TIME_ZONE"},
 		{name: "unknown setting", env: []string{"ONSITE_ADRR=x"}, wantErr: "ONSITE_ADRR"},
