@@ -102,6 +102,18 @@ func (h *Handler) getTechnician(c echo.Context) error {
 	return c.JSON(http.StatusOK, t)
 }
 
+func (h *Handler) updateTechnician(c echo.Context) error {
+	var in technicians.Changes
+	if err := httpx.Bind(c, &in); err != nil {
+		return err
+	}
+	t, err := h.techs.Update(c.Request().Context(), c.Param("id"), in)
+	if err != nil {
+		return err
+	}
+	return h.technicianChanged(c, http.StatusOK, t.ID)
+}
+
 type certifyBody struct {
 	CertifiedAt *time.Time `json:"certified_at"`
 	ExpiresAt   *time.Time `json:"expires_at"`

@@ -16,6 +16,7 @@ func (h *Handler) Routes() []httpx.Route {
 		{Method: http.MethodPost, Path: "/v1/technicians", Roles: ops, Handler: h.createTechnician},
 		{Method: http.MethodGet, Path: "/v1/technicians", Roles: ops, Handler: h.listTechnicians},
 		{Method: http.MethodGet, Path: "/v1/technicians/:id", Roles: ops, Handler: h.getTechnician},
+		{Method: http.MethodPatch, Path: "/v1/technicians/:id", Roles: ops, Handler: h.updateTechnician},
 		{Method: http.MethodPut, Path: "/v1/technicians/:id/certifications/:skill", Roles: ops, Handler: h.certify},
 		{Method: http.MethodDelete, Path: "/v1/technicians/:id/certifications/:skill", Roles: ops, Handler: h.revoke},
 		{Method: http.MethodPut, Path: "/v1/technicians/:id/shifts", Roles: ops, Handler: h.setShifts},

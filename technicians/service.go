@@ -77,6 +77,46 @@ type NewTechnician struct {
 
 var locales = map[string]bool{"en": true, "de": true, "fr": true, "it": true}
 
+// modeSpeeds is the speed a travel mode assumes unless one is given.
+var modeSpeeds = map[string]float64{"car": 25, "bike": 15, "foot": 5}
+
+func validLocale(l string) error {
+	if !locales[l] {
+		return errs.InvalidField("locale", "locale must be en, de, fr or it")
+	}
+	return nil
+}
+
+// modeSpeed is the default speed of a travel mode, or why it is no mode.
+func modeSpeed(mode string) (float64, error) {
+	speed, ok := modeSpeeds[mode]
+	if !ok {
+		return 0, errs.InvalidField("travel_mode", "travel_mode must be car, bike or foot")
+	}
+	return speed, nil
+}
+
+func validSpeed(v float64) error {
+	if !(v > 0 && v <= 150) {
+		return errs.InvalidField("speed_kmh", "speed_kmh must be above 0 and at most 150")
+	}
+	return nil
+}
+
+func validRadius(v float64) error {
+	if !(v > 0 && v <= 500) {
+		return errs.InvalidField("radius_km", "radius_km must be above 0 and at most 500")
+	}
+	return nil
+}
+
+func validCapacity(v int) error {
+	if v < 1 || v > 10 {
+		return errs.InvalidField("capacity", "capacity must be from 1 to 10")
+	}
+	return nil
+}
+
 func (n NewTechnician) build(id string, now time.Time) (Technician, error) {
 	t := Technician{
 		ID: id, Name: strings.TrimSpace(n.Name), Phone: strings.TrimSpace(n.Phone), Locale: n.Locale,
@@ -92,36 +132,32 @@ func (n NewTechnician) build(id string, now time.Time) (Technician, error) {
 	if t.Locale == "" {
 		t.Locale = "en"
 	}
-	if !locales[t.Locale] {
-		return t, errs.InvalidField("locale", "locale must be en, de, fr or it")
+	if err := validLocale(t.Locale); err != nil {
+		return t, err
 	}
 	if t.TravelMode == "" {
 		t.TravelMode = "car"
 	}
-	switch t.TravelMode {
-	case "car":
-	case "bike":
-		t.SpeedKmh = 15
-	case "foot":
-		t.SpeedKmh = 5
-	default:
-		return t, errs.InvalidField("travel_mode", "travel_mode must be car, bike or foot")
+	speed, err := modeSpeed(t.TravelMode)
+	if err != nil {
+		return t, err
 	}
+	t.SpeedKmh = speed
 	if n.SpeedKmh != nil {
-		if !(*n.SpeedKmh > 0 && *n.SpeedKmh <= 150) {
-			return t, errs.InvalidField("speed_kmh", "speed_kmh must be above 0 and at most 150")
+		if err := validSpeed(*n.SpeedKmh); err != nil {
+			return t, err
 		}
 		t.SpeedKmh = *n.SpeedKmh
 	}
 	if n.RadiusKm != nil {
-		if !(*n.RadiusKm > 0 && *n.RadiusKm <= 500) {
-			return t, errs.InvalidField("radius_km", "radius_km must be above 0 and at most 500")
+		if err := validRadius(*n.RadiusKm); err != nil {
+			return t, err
 		}
 		t.RadiusKm = *n.RadiusKm
 	}
 	if n.Capacity != nil {
-		if *n.Capacity < 1 || *n.Capacity > 10 {
-			return t, errs.InvalidField("capacity", "capacity must be from 1 to 10")
+		if err := validCapacity(*n.Capacity); err != nil {
+			return t, err
 		}
 		t.Capacity = *n.Capacity
 	}
@@ -149,6 +185,96 @@ func (s *Service) Create(ctx context.Context, n NewTechnician) (Technician, erro
 	t.Certifications = []Certification{}
 	t.Shifts = []Shift{}
 	return t, nil
+}
+
+// Changes is what may change of a technician after onboarding; a nil field
+// stays as it is. A new travel_mode without a speed_kmh takes that mode's
+// speed (car 25, bike 15, foot 5 km/h).
+type Changes struct {
+	Capacity   *int     `json:"capacity"`
+	RadiusKm   *float64 `json:"radius_km"`
+	TravelMode *string  `json:"travel_mode"`
+	SpeedKmh   *float64 `json:"speed_kmh"`
+	Locale     *string  `json:"locale"`
+}
+
+// columns validates the changes and returns the columns they write.
+func (ch Changes) columns() (map[string]any, error) {
+	set := map[string]any{}
+	if ch.Capacity != nil {
+		if err := validCapacity(*ch.Capacity); err != nil {
+			return nil, err
+		}
+		set["capacity"] = *ch.Capacity
+	}
+	if ch.RadiusKm != nil {
+		if err := validRadius(*ch.RadiusKm); err != nil {
+			return nil, err
+		}
+		set["radius_km"] = *ch.RadiusKm
+	}
+	if ch.TravelMode != nil {
+		speed, err := modeSpeed(*ch.TravelMode)
+		if err != nil {
+			return nil, err
+		}
+		set["travel_mode"], set["speed_kmh"] = *ch.TravelMode, speed
+	}
+	if ch.SpeedKmh != nil {
+		if err := validSpeed(*ch.SpeedKmh); err != nil {
+			return nil, err
+		}
+		set["speed_kmh"] = *ch.SpeedKmh
+	}
+	if ch.Locale != nil {
+		if err := validLocale(*ch.Locale); err != nil {
+			return nil, err
+		}
+		set["locale"] = *ch.Locale
+	}
+	if len(set) == 0 {
+		return nil, errs.InvalidField("", "nothing to change: give capacity, radius_km, travel_mode, speed_kmh or locale")
+	}
+	return set, nil
+}
+
+// Update changes a technician's settings in one conditional update, said on
+// the change feed so every live index follows. Capacity may not go below the
+// jobs the technician holds now (409); an on-duty technician's duty status
+// follows the new capacity (busy when their jobs fill it, available when
+// not).
+func (s *Service) Update(ctx context.Context, techID string, ch Changes) (Technician, error) {
+	set, err := ch.columns()
+	if err != nil {
+		return Technician{}, err
+	}
+	set["updated_at"] = s.now()
+	err = s.db.Tx(ctx, func(tx *gorm.DB) error {
+		q := tx.Model(&Technician{}).Where("id = ?", techID)
+		if ch.Capacity != nil {
+			// Decided by the row as it is when written, so a job taken at the
+			// same moment is counted.
+			q = q.Where("active_jobs <= ?", *ch.Capacity)
+			set["duty_status"] = gorm.Expr("CASE WHEN duty_status = ? THEN ? WHEN active_jobs >= ? THEN ? ELSE ? END",
+				Offline, Offline, *ch.Capacity, Busy, Available)
+		}
+		res := q.Updates(set)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			t, err := get(tx, techID)
+			if err != nil {
+				return err
+			}
+			return errs.ConflictReason("capacity_below_jobs", "technician %s holds %d jobs: capacity cannot go below that", techID, t.ActiveJobs)
+		}
+		return Changed(tx, techID)
+	})
+	if err != nil {
+		return Technician{}, fmt.Errorf("update technician %s: %w", techID, err)
+	}
+	return s.Get(ctx, techID)
 }
 
 // Filter narrows List.
