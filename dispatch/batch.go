@@ -89,7 +89,7 @@ func (s *Service) BatchRound(ctx context.Context, region string, limit int, fenc
 	rankings := s.rankAll(pool, waiting, excluded, now)
 	for i, r := range waiting {
 		ranked := rankings[i]
-		job := jobOf(r)
+		job := s.jobOf(r)
 		if atRisk := match.AtRisk(job, ranked); atRisk != r.AtRisk {
 			flips = append(flips, atRiskFlip{r, atRisk, ranked})
 		}

@@ -22,9 +22,13 @@ import (
 
 // Config holds the dispatch settings.
 type Config struct {
-	SLA           time.Duration // promise for ASAP requests
-	GiveUp        time.Duration // searching longer than this after creation → unfulfilled
-	WindowLead    time.Duration // windowed requests start searching this long before the window
+	SLA        time.Duration // promise for ASAP requests
+	GiveUp     time.Duration // searching longer than this after creation → unfulfilled
+	WindowLead time.Duration // windowed requests start searching this long before the window
+	// JobLength is how long a technician is planned to stay on site; a job
+	// taken before a booked window must leave time for it and the drive on
+	// (zero: an hour).
+	JobLength     time.Duration
 	OfferStrategy string        // batch, sequential or wave
 	BatchWindow   time.Duration // how often the batch strategy runs
 	BatchUrgency  float64       // match.BatchPolicy.Urgency (the cap is the SLA)
@@ -64,6 +68,9 @@ func NewService(d *db.DB, cfg Config, now func() time.Time) *Service {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	if cfg.JobLength <= 0 {
+		cfg.JobLength = time.Hour
 	}
 	if cfg.SMSCountries.IsZero() {
 		cfg.SMSCountries = phones.MustParseCountries(phones.DefaultCountries)

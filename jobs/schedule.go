@@ -82,7 +82,7 @@ func (w *Worker) batchRound(ctx context.Context, region string, fence lease.Fenc
 func (w *Worker) sweep(ctx context.Context, _ string, _ lease.Fence) error {
 	res, err := w.dispatch.Sweep(ctx)
 	if res != (dispatch.SweepResult{}) {
-		w.log.Info("sweep repaired work", "matched", res.Matched, "expired", res.Expired, "given_up", res.GivenUp, "started", res.Started)
+		w.log.Info("sweep repaired work", "matched", res.Matched, "expired", res.Expired, "given_up", res.GivenUp, "started", res.Started, "held", res.Held)
 	}
 	if w.messages == nil {
 		return err

@@ -611,6 +611,27 @@ func Reserve(tx *gorm.DB, techID string, now time.Time, force bool) error {
 	return Changed(tx, techID)
 }
 
+// Book takes a windowed job ahead of its hold inside the caller's
+// transaction: no capacity is taken (the job counts once its hold begins),
+// but the technician must be on duty (unless force) and not suspended. The
+// update holds the technician's row to the end of the transaction, so the
+// caller's check of their other bookings sees every booking committed
+// before it, and none can be added meanwhile.
+func Book(tx *gorm.DB, techID string, now time.Time, force bool) error {
+	q := tx.Model(&Technician{}).Where("id = ? AND suspended = ?", techID, false)
+	if !force {
+		q = q.Where("duty_status IN ?", []string{Available, Busy})
+	}
+	res := q.Update("updated_at", now)
+	if res.Error != nil {
+		return fmt.Errorf("book %s: %w", techID, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return ErrNoCapacity
+	}
+	return Changed(tx, techID)
+}
+
 // Release gives back one unit of capacity inside the caller's transaction; a
 // busy technician becomes available again and starts idling.
 func Release(tx *gorm.DB, techID string, now time.Time) error {

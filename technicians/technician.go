@@ -47,6 +47,7 @@ type Technician struct {
 	OffersSent     int             `json:"offers_sent"`
 	OffersAccepted int             `json:"offers_accepted"`
 	IdleSince      *time.Time      `json:"idle_since"`
+	OnDutyFrom     *time.Time      `json:"on_duty_from"` // went on duty before their shift: on duty from then
 	CreatedAt      time.Time       `json:"created_at"`
 	UpdatedAt      time.Time       `json:"updated_at"`
 	Certifications []Certification `json:"certifications" gorm:"foreignKey:TechnicianID"`

@@ -458,6 +458,9 @@ func (s *search) visit(m *member) {
 		return
 	}
 	in := arrivalIn(s.j, c, s.eta, s.now)
+	if !fitsBookings(s.j, c, in, s.eta, s.now) {
+		return
+	}
 	b := in / etaBucket
 	n := len(s.buckets)
 	if n == s.want && b > s.buckets[n-1] {

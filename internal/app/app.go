@@ -141,7 +141,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, op
 	a.secret = secret
 	a.Technicians = technicians.NewService(a.DB, now)
 	a.Dispatch = dispatch.NewService(a.DB, dispatch.Config{
-		SLA: cfg.SLA, GiveUp: cfg.GiveUp, WindowLead: cfg.WindowLead, OfferStrategy: cfg.OfferStrategy, BatchWindow: cfg.BatchWindow,
+		SLA: cfg.SLA, GiveUp: cfg.GiveUp, WindowLead: cfg.WindowLead, JobLength: cfg.JobLength, OfferStrategy: cfg.OfferStrategy, BatchWindow: cfg.BatchWindow,
 		BatchUrgency: cfg.BatchUrgency,
 		OfferTimeout: cfg.OfferTimeout, WaveSize: cfg.WaveSize, MaxSearchKm: cfg.MaxSearchKm,
 		Log: log, RegionResolution: cfg.RegionRes, SMSCountries: cfg.SMSCountries,
