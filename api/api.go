@@ -163,6 +163,25 @@ func (h *Handler) setShifts(c echo.Context) error {
 	return h.technicianChanged(c, http.StatusOK, t.ID)
 }
 
+type weeklyBody struct {
+	Weekly *[]technicians.WeeklyInput `json:"weekly"`
+}
+
+func (h *Handler) setWeekly(c echo.Context) error {
+	var in weeklyBody
+	if err := httpx.Bind(c, &in); err != nil {
+		return err
+	}
+	if in.Weekly == nil {
+		return errs.InvalidField("weekly", "weekly is required (an empty list removes every weekly shift and break)")
+	}
+	t, err := h.techs.SetWeekly(c.Request().Context(), c.Param("id"), *in.Weekly)
+	if err != nil {
+		return err
+	}
+	return h.technicianChanged(c, http.StatusOK, t.ID)
+}
+
 type suspendBody struct {
 	Suspended *bool `json:"suspended"`
 }

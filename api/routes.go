@@ -20,6 +20,7 @@ func (h *Handler) Routes() []httpx.Route {
 		{Method: http.MethodPut, Path: "/v1/technicians/:id/certifications/:skill", Roles: ops, Handler: h.certify},
 		{Method: http.MethodDelete, Path: "/v1/technicians/:id/certifications/:skill", Roles: ops, Handler: h.revoke},
 		{Method: http.MethodPut, Path: "/v1/technicians/:id/shifts", Roles: ops, Handler: h.setShifts},
+		{Method: http.MethodPut, Path: "/v1/technicians/:id/weekly-shifts", Roles: ops, Handler: h.setWeekly},
 		{Method: http.MethodPut, Path: "/v1/technicians/:id/suspension", Roles: ops, Handler: h.suspend},
 		{Method: http.MethodGet, Path: "/v1/requests", Roles: ops, Handler: h.listRequests},
 		{Method: http.MethodGet, Path: "/v1/requests/:id/events", Roles: ops, Handler: h.requestEvents},

@@ -175,3 +175,36 @@ func TestBookingsRace(t *testing.T) {
 	}
 	w.holds(tess, 0, 1, technicians.Available)
 }
+
+// TestWeeklyShiftsInTheIndex: weekly shifts and breaks take a technician in
+// and out of matching, in the live index as at the doors.
+func TestWeeklyShiftsInTheIndex(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		w := newWorld(t, d, match.Batch, 1)
+		wendy := w.tech("Wendy", 800)
+		today := []string{"sun", "mon", "tue", "wed", "thu", "fri", "sat"}[w.clock.Now().Weekday()]
+		tomorrow := []string{"sun", "mon", "tue", "wed", "thu", "fri", "sat"}[(w.clock.Now().Weekday()+1)%7]
+		r := w.request()
+		tests := []struct {
+			name   string
+			weekly []technicians.WeeklyInput
+			want   bool
+		}{
+			{"a shift all of today", []technicians.WeeklyInput{{Day: today, Start: "00:00", End: "24:00"}}, true},
+			{"and a break all of today", []technicians.WeeklyInput{{Day: today, Start: "00:00", End: "24:00"}, {Kind: "break", Day: today, Start: "00:00", End: "24:00"}}, false},
+			{"a shift tomorrow only", []technicians.WeeklyInput{{Day: tomorrow, Start: "00:00", End: "24:00"}}, false},
+			{"none", []technicians.WeeklyInput{}, true},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				if _, err := w.techs.SetWeekly(w.ctx, wendy, tt.weekly); err != nil {
+					t.Fatal(err)
+				}
+				if got := slices.Contains(candidateIDs(t, w, r.ID), wendy); got != tt.want {
+					t.Fatalf("a candidate: %v, want %v", got, tt.want)
+				}
+			})
+		}
+	})
+}

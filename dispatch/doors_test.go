@@ -63,6 +63,17 @@ var doorCases = []doorCase{
 		overridable: true,
 	},
 	{
+		name: "on a break",
+		breaks: func(w *world, id string) {
+			now := w.clock.Now()
+			if _, err := w.techs.SetShifts(w.ctx, id, []technicians.ShiftInput{{Kind: technicians.KindBreak, Start: now.Add(-time.Minute), End: now.Add(30 * time.Minute)}}); err != nil {
+				w.t.Fatal(err)
+			}
+		},
+		why:         match.ReasonOnBreak,
+		overridable: true,
+	},
+	{
 		name: "over capacity",
 		breaks: func(w *world, id string) {
 			other := w.request()

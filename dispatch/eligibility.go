@@ -28,7 +28,7 @@ const ReasonNotEligible = "not_eligible"
 // their own offer or is named by ops, so holding an offer (this one or
 // another) and past answers to this request do not refuse them.
 func (s *Service) eligibleAtDoor(tx *gorm.DB, r Request, techID string, now time.Time) (string, error) {
-	cands, err := readCandidates(tx, now, []string{techID})
+	cands, err := readCandidates(tx, now, []string{techID}, s.cfg.TimeZone)
 	if err != nil {
 		return "", fmt.Errorf("eligibility of %s for %s: %w", techID, r.ID, err)
 	}

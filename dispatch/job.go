@@ -100,7 +100,7 @@ func (s *Service) mustKeepBookings(tx *gorm.DB, r Request, techID string, reserv
 	if n == 0 {
 		return nil
 	}
-	cands, err := readCandidates(tx, now, []string{techID})
+	cands, err := readCandidates(tx, now, []string{techID}, s.cfg.TimeZone)
 	if err != nil {
 		return err
 	}

@@ -41,6 +41,8 @@ type Config struct {
 	// this resolution) whose batch rounds may run on different processes;
 	// 0 keeps one region.
 	RegionResolution int
+	// TimeZone is where weekly shifts' clock times are read (nil: UTC).
+	TimeZone *time.Location
 	// SMSCountries are the countries whose phones a request may give for
 	// texts (zero: Switzerland and its neighbours).
 	SMSCountries phones.Countries
@@ -72,10 +74,13 @@ func NewService(d *db.DB, cfg Config, now func() time.Time) *Service {
 	if cfg.JobLength <= 0 {
 		cfg.JobLength = time.Hour
 	}
+	if cfg.TimeZone == nil {
+		cfg.TimeZone = time.UTC
+	}
 	if cfg.SMSCountries.IsZero() {
 		cfg.SMSCountries = phones.MustParseCountries(phones.DefaultCountries)
 	}
-	return &Service{db: d, cfg: cfg, now: func() time.Time { return db.UTC(now()) }, fleet: NewFleet(d, now, cfg.Log),
+	return &Service{db: d, cfg: cfg, now: func() time.Time { return db.UTC(now()) }, fleet: NewFleet(d, now, cfg.Log, cfg.TimeZone),
 		customers: knownIDs{max: 100_000}}
 }
 

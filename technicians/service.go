@@ -17,13 +17,24 @@ import (
 
 // Service holds the technician rules over the database.
 type Service struct {
-	db  *db.DB
-	now func() time.Time
+	db   *db.DB
+	now  func() time.Time
+	zone *time.Location // of weekly shifts' clock times
 }
 
 // NewService returns a Service; now is the clock (time.Now in production).
+// Weekly shifts are read in UTC until WithTimeZone says otherwise.
 func NewService(d *db.DB, now func() time.Time) *Service {
-	return &Service{db: d, now: func() time.Time { return db.UTC(now()) }}
+	return &Service{db: d, now: func() time.Time { return db.UTC(now()) }, zone: time.UTC}
+}
+
+// WithTimeZone sets the time zone of weekly shifts' clock times
+// (ONSITE_TIME_ZONE) and returns s.
+func (s *Service) WithTimeZone(loc *time.Location) *Service {
+	if loc != nil {
+		s.zone = loc
+	}
+	return s
 }
 
 // CreateSkill adds a skill to the catalog.
@@ -184,6 +195,7 @@ func (s *Service) Create(ctx context.Context, n NewTechnician) (Technician, erro
 	}
 	t.Certifications = []Certification{}
 	t.Shifts = []Shift{}
+	t.WeeklyShifts = []WeeklyShift{}
 	return t, nil
 }
 
@@ -288,7 +300,7 @@ type Filter struct {
 
 // List returns technicians matching f, newest first.
 func (s *Service) List(ctx context.Context, f Filter) ([]Technician, error) {
-	q := s.db.WithContext(ctx).Model(&Technician{}).Preload("Certifications").Preload("Shifts")
+	q := s.db.WithContext(ctx).Model(&Technician{}).Preload("Certifications").Preload("Shifts").Preload("WeeklyShifts")
 	if f.DutyStatus != "" {
 		if f.DutyStatus != Offline && f.DutyStatus != Available && f.DutyStatus != Busy {
 			return nil, errs.InvalidField("status", "status must be offline, available or busy")
@@ -322,6 +334,7 @@ func get(tx *gorm.DB, id string) (Technician, error) {
 	var t Technician
 	err := tx.Preload("Certifications", func(q *gorm.DB) *gorm.DB { return q.Order("skill_code") }).
 		Preload("Shifts", func(q *gorm.DB) *gorm.DB { return q.Order("starts_at") }).
+		Preload("WeeklyShifts", func(q *gorm.DB) *gorm.DB { return q.Order("weekday, start_minute") }).
 		Where("id = ?", id).First(&t).Error
 	if db.IsNotFound(err) {
 		return Technician{}, errs.NotFoundf("technician %s not found", id)
@@ -404,7 +417,11 @@ func mustExist(tx *gorm.DB, model any, column, value, what string) error {
 }
 
 // SetDuty puts a technician on duty (available, or busy while at capacity)
-// or off duty.
+// or off duty. Going on duty outside every shift keeps the wish for the
+// next shift: the technician is on duty from its start (OnDutyFrom says
+// when; the shift clock leaves them be until then), and refused with a
+// conflict when no shift lies ahead in the next week. A break does not
+// change duty: matching leaves them out for its span.
 func (s *Service) SetDuty(ctx context.Context, techID, status string) (Technician, error) {
 	now := s.now()
 	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
@@ -412,12 +429,19 @@ func (s *Service) SetDuty(ctx context.Context, techID, status string) (Technicia
 		if err != nil {
 			return err
 		}
-		updates := map[string]any{"duty_status": Offline, "updated_at": now}
+		updates := map[string]any{"duty_status": Offline, "on_duty_from": nil, "updated_at": now}
 		switch status {
 		case Offline:
 		case Available:
 			if t.Suspended {
 				return errs.ConflictReason("suspended", "technician %s is suspended and cannot go on duty", techID)
+			}
+			if sched := t.Schedule(now, now.Add(ScheduleHorizon), s.zone); !sched.InShift(now) {
+				next, ok := sched.NextShift(now)
+				if !ok {
+					return errs.ConflictReason("no_shift_ahead", "technician %s has no shift now or in the next week: ask ops for one", techID)
+				}
+				updates["on_duty_from"] = next
 			}
 			// Decided by the row as it is when written, so a job taken at the
 			// same moment keeps the technician busy.
@@ -444,7 +468,7 @@ func (s *Service) SetDuty(ctx context.Context, techID, status string) (Technicia
 func (s *Service) Suspend(ctx context.Context, techID string, suspended bool) (Technician, error) {
 	updates := map[string]any{"suspended": suspended, "updated_at": s.now()}
 	if suspended {
-		updates["duty_status"] = Offline
+		updates["duty_status"], updates["on_duty_from"] = Offline, nil
 	}
 	var affected int64
 	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
@@ -542,17 +566,38 @@ func (s *Service) apply(ctx context.Context, techID string, p Ping, now time.Tim
 // maxBatch is the most pings one batch may carry.
 const maxBatch = 500
 
-// ShiftInput is a shift as ops enters it.
+// ShiftInput is a shift or a break as ops enters it.
 type ShiftInput struct {
+	Kind  string    `json:"kind"` // shift (the default) or break
 	Start time.Time `json:"start"`
 	End   time.Time `json:"end"`
 }
 
-// SetShifts replaces a technician's shifts.
+// maxEntries bounds the shifts and breaks one call may set.
+const maxEntries = 200
+
+func validKind(kind, field string) (string, error) {
+	switch kind {
+	case "", KindShift:
+		return KindShift, nil
+	case KindBreak:
+		return KindBreak, nil
+	}
+	return "", errs.InvalidField(field, "kind must be shift or break")
+}
+
+// SetShifts replaces a technician's one-off shifts and breaks.
 func (s *Service) SetShifts(ctx context.Context, techID string, in []ShiftInput) (Technician, error) {
+	if len(in) > maxEntries {
+		return Technician{}, errs.InvalidField("shifts", "at most %d shifts and breaks", maxEntries)
+	}
 	shifts := make([]Shift, 0, len(in))
 	for i, x := range in {
 		field := fmt.Sprintf("shifts[%d]", i)
+		kind, err := validKind(x.Kind, field+".kind")
+		if err != nil {
+			return Technician{}, err
+		}
 		if x.Start.IsZero() || x.End.IsZero() {
 			return Technician{}, errs.InvalidField(field, "start and end are required")
 		}
@@ -562,7 +607,7 @@ func (s *Service) SetShifts(ctx context.Context, techID string, in []ShiftInput)
 		if x.End.Sub(x.Start) > 24*time.Hour {
 			return Technician{}, errs.InvalidField(field+".end", "a shift lasts at most 24 hours")
 		}
-		shifts = append(shifts, Shift{ID: db.NewID(), TechnicianID: techID, StartsAt: db.UTC(x.Start), EndsAt: db.UTC(x.End)})
+		shifts = append(shifts, Shift{ID: db.NewID(), TechnicianID: techID, Kind: kind, StartsAt: db.UTC(x.Start), EndsAt: db.UTC(x.End)})
 	}
 	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
 		if err := mustExist(tx, &Technician{}, "id", techID, "technician"); err != nil {
@@ -580,6 +625,90 @@ func (s *Service) SetShifts(ctx context.Context, techID string, in []ShiftInput)
 	})
 	if err != nil {
 		return Technician{}, fmt.Errorf("set shifts of %s: %w", techID, err)
+	}
+	return s.Get(ctx, techID)
+}
+
+// WeeklyInput is a shift or break that recurs every week, as ops enters
+// it: a day (mon … sun) and clock times HH:MM in the deployment's time
+// zone; an end before the start runs past midnight.
+type WeeklyInput struct {
+	Kind  string `json:"kind"` // shift (the default) or break
+	Day   string `json:"day"`
+	Start string `json:"start"`
+	End   string `json:"end"`
+}
+
+// minuteOf reads HH:MM (00:00 to 24:00 when end) as minutes after midnight.
+func minuteOf(v string, end bool) (int, bool) {
+	t, err := time.Parse("15:04", v)
+	if err == nil && len(v) == 5 {
+		return t.Hour()*60 + t.Minute(), true
+	}
+	return 24 * 60, end && v == "24:00"
+}
+
+func (x WeeklyInput) build(techID, field string) (WeeklyShift, error) {
+	kind, err := validKind(x.Kind, field+".kind")
+	if err != nil {
+		return WeeklyShift{}, err
+	}
+	day := -1
+	for i, name := range weekdays {
+		if name == x.Day {
+			day = i
+		}
+	}
+	if day < 0 {
+		return WeeklyShift{}, errs.InvalidField(field+".day", "day must be mon, tue, wed, thu, fri, sat or sun")
+	}
+	start, ok := minuteOf(x.Start, false)
+	if !ok {
+		return WeeklyShift{}, errs.InvalidField(field+".start", "start must be a clock time HH:MM, such as 08:00")
+	}
+	end, ok := minuteOf(x.End, true)
+	if !ok {
+		return WeeklyShift{}, errs.InvalidField(field+".end", "end must be a clock time HH:MM, such as 17:30")
+	}
+	minutes := end - start
+	if minutes == 0 {
+		return WeeklyShift{}, errs.InvalidField(field+".end", "end must differ from start")
+	}
+	if minutes < 0 {
+		minutes += 24 * 60 // past midnight
+	}
+	return WeeklyShift{ID: db.NewID(), TechnicianID: techID, Kind: kind, Weekday: time.Weekday(day), StartMinute: start, Minutes: minutes}, nil
+}
+
+// SetWeekly replaces a technician's weekly shifts and breaks.
+func (s *Service) SetWeekly(ctx context.Context, techID string, in []WeeklyInput) (Technician, error) {
+	if len(in) > maxEntries {
+		return Technician{}, errs.InvalidField("weekly", "at most %d weekly shifts and breaks", maxEntries)
+	}
+	weekly := make([]WeeklyShift, 0, len(in))
+	for i, x := range in {
+		w, err := x.build(techID, fmt.Sprintf("weekly[%d]", i))
+		if err != nil {
+			return Technician{}, err
+		}
+		weekly = append(weekly, w)
+	}
+	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
+		if err := mustExist(tx, &Technician{}, "id", techID, "technician"); err != nil {
+			return err
+		}
+		if err := tx.Where("technician_id = ?", techID).Delete(&WeeklyShift{}).Error; err != nil {
+			return err
+		}
+		if len(weekly) > 0 {
+			if err := tx.Create(&weekly).Error; err != nil {
+				return err
+			}
+		}
+		return Changed(tx, techID)
+	})
+	if err != nil {
+		return Technician{}, fmt.Errorf("set weekly shifts of %s: %w", techID, err)
 	}
 	return s.Get(ctx, techID)
 }
@@ -661,16 +790,44 @@ func (s *Service) ByPhone(ctx context.Context, phone string) (Technician, error)
 }
 
 // EndShifts takes off duty every available technician whose shifts are all
-// elsewhere in time right now, unless they hold a live job (busy). It
-// returns how many went off duty.
+// elsewhere in time right now, unless they hold a live job (busy) or went on
+// duty early for a shift still to come (OnDutyFrom ahead). It returns how
+// many went off duty, and clears OnDutyFrom once it has passed.
 func (s *Service) EndShifts(ctx context.Context) (int64, error) {
 	now := s.now()
-	n, err := s.offDuty(ctx, `duty_status = ? AND active_jobs = 0
-		AND EXISTS (SELECT 1 FROM shifts sh WHERE sh.technician_id = technicians.id)
-		AND NOT EXISTS (SELECT 1 FROM shifts sh WHERE sh.technician_id = technicians.id AND sh.starts_at <= ? AND sh.ends_at > ?)`,
-		now, Available, now, now)
+	var techs []Technician
+	err := s.db.WithContext(ctx).
+		Preload("Shifts", "ends_at > ? AND starts_at <= ?", now.Add(-24*time.Hour), now.Add(24*time.Hour)).Preload("WeeklyShifts").
+		Where(`duty_status = ? AND active_jobs = 0 AND (on_duty_from IS NULL OR on_duty_from <= ?)
+			AND (EXISTS (SELECT 1 FROM shifts sh WHERE sh.technician_id = technicians.id AND sh.kind = ?)
+			  OR EXISTS (SELECT 1 FROM weekly_shifts ws WHERE ws.technician_id = technicians.id AND ws.kind = ?))`,
+			Available, now, KindShift, KindShift).
+		Select("id").Find(&techs).Error
 	if err != nil {
 		return 0, fmt.Errorf("end shifts: %w", err)
+	}
+	var over []string
+	for _, t := range techs {
+		// Restricted even when no shift falls in the day loaded: the
+		// query found one.
+		sched := t.Schedule(now, now.Add(time.Minute), s.zone)
+		sched.Restricted = true
+		if !sched.InShift(now) {
+			over = append(over, t.ID)
+		}
+	}
+	var n int64
+	if len(over) > 0 {
+		// Conditional on the row as it is now: a job taken or duty changed
+		// since the read keeps them on.
+		n, err = s.offDuty(ctx, "id IN ? AND duty_status = ? AND active_jobs = 0 AND (on_duty_from IS NULL OR on_duty_from <= ?)",
+			now, over, Available, now)
+		if err != nil {
+			return 0, fmt.Errorf("end shifts: %w", err)
+		}
+	}
+	if err := s.db.WithContext(ctx).Model(&Technician{}).Where("on_duty_from <= ?", now).Update("on_duty_from", nil).Error; err != nil {
+		return n, fmt.Errorf("end shifts: early duty taking effect: %w", err)
 	}
 	return n, nil
 }
@@ -691,11 +848,11 @@ func (s *Service) offDuty(ctx context.Context, where string, now time.Time, args
 
 // OfflineStale takes off duty every available technician without a position
 // report for longer than after: an app that stopped pinging is not someone
-// to send a job to.
+// to send a job to. One on duty early for a shift still to come is left be.
 func (s *Service) OfflineStale(ctx context.Context, after time.Duration) (int64, error) {
 	now := s.now()
-	n, err := s.offDuty(ctx, "duty_status = ? AND active_jobs = 0 AND (position_at IS NULL OR position_at < ?)",
-		now, Available, now.Add(-after))
+	n, err := s.offDuty(ctx, "duty_status = ? AND active_jobs = 0 AND (position_at IS NULL OR position_at < ?) AND (on_duty_from IS NULL OR on_duty_from <= ?)",
+		now, Available, now.Add(-after), now)
 	if err != nil {
 		return 0, fmt.Errorf("offline stale technicians: %w", err)
 	}

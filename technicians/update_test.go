@@ -13,7 +13,6 @@ import (
 	"github.com/onsite/onsite/technicians"
 )
 
-
 // TestUpdate changes settings after onboarding; bad input answers an
 // invalid or conflict error and leaves the row exactly as it was.
 func TestUpdate(t *testing.T) {
