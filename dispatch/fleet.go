@@ -350,8 +350,8 @@ func readCandidates(q *gorm.DB, now time.Time, ids []string, zone *time.Location
 	}
 	if err := q.Raw(`SELECT a.technician_id, r.lat, r.lng, r.window_start, r.window_end
 		FROM assignments a JOIN requests r ON r.id = a.request_id
-		WHERE a.ended_at IS NULL AND a.counted = ? AND r.window_start IS NOT NULL`+where,
-		append([]any{false}, args...)...).Scan(&booked).Error; err != nil {
+		WHERE a.ended_at IS NULL AND a.counted = FALSE AND r.window_start IS NOT NULL`+where,
+		args...).Scan(&booked).Error; err != nil {
 		return nil, fmt.Errorf("load bookings: %w", err)
 	}
 	byID := make(map[string]*match.Candidate, len(rows))

@@ -93,7 +93,7 @@ func (s *Service) holdOf(tx *gorm.DB, r Request, techID string, now time.Time) (
 // reserved says the update took one of their capacity for r.
 func (s *Service) mustKeepBookings(tx *gorm.DB, r Request, techID string, reserved bool, now time.Time) error {
 	var n int64
-	if err := tx.Model(&Assignment{}).Where("technician_id = ? AND ended_at IS NULL AND counted = ?", techID, false).
+	if err := tx.Model(&Assignment{}).Where("technician_id = ? AND ended_at IS NULL AND counted = FALSE", techID).
 		Count(&n).Error; err != nil {
 		return fmt.Errorf("bookings of %s: %w", techID, err)
 	}
@@ -155,7 +155,7 @@ func countHold(tx *gorm.DB, requestID string, now time.Time) error {
 func (s *Service) CountHolds(ctx context.Context) (int, error) {
 	now := s.now()
 	var due []string
-	if err := s.db.WithContext(ctx).Model(&Assignment{}).Where("counted = ? AND ended_at IS NULL AND holds_from <= ?", false, now).
+	if err := s.db.WithContext(ctx).Model(&Assignment{}).Where("counted = FALSE AND ended_at IS NULL AND holds_from <= ?", now).
 		Order("holds_from").Limit(500).Pluck("request_id", &due).Error; err != nil {
 		return 0, fmt.Errorf("due holds: %w", err)
 	}
