@@ -76,3 +76,26 @@ func TestEligibleWithBookingsAndBreaks(t *testing.T) {
 		})
 	}
 }
+
+// TestAroundLeavesOutBreaks: a technician on a break is not counted free for
+// the expected wait.
+func TestAroundLeavesOutBreaks(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		breaks []Interval
+		free   int
+	}{
+		{"working", nil, 1},
+		{"on a break", []Interval{{now.Add(-time.Minute), now.Add(time.Minute)}}, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := cand("t1", 500, 0)
+			c.Breaks = tt.breaks
+			p := NewPool(geo.CityResolution)
+			p.Put(c)
+			if got := p.Around(zurich, "wifi_setup", 5, now); got.Free != tt.free {
+				t.Fatalf("free %d, want %d", got.Free, tt.free)
+			}
+		})
+	}
+}
