@@ -187,6 +187,14 @@ func TestEarlyDuty(t *testing.T) {
 		if got, _ := s.SetDuty(ctx, later.ID, technicians.Available); got.OnDutyFrom == nil {
 			t.Fatal("no OnDutyFrom")
 		}
+		// The shift moved: so does the early duty.
+		moved := start.Add(30 * time.Minute)
+		if got, err := s.SetShifts(ctx, later.ID, []technicians.ShiftInput{{Start: moved, End: moved.Add(30 * time.Minute)}}); err != nil || got.OnDutyFrom == nil || !got.OnDutyFrom.Equal(moved) {
+			t.Fatalf("shift moved to %s: on duty from %v, %v", moved, got.OnDutyFrom, err)
+		}
+		if _, err := s.SetShifts(ctx, later.ID, []technicians.ShiftInput{{Start: start, End: start.Add(time.Hour)}}); err != nil {
+			t.Fatal(err)
+		}
 		if got, _ := s.SetDuty(ctx, later.ID, technicians.Offline); got.OnDutyFrom != nil {
 			t.Fatalf("off duty still on duty from %v", got.OnDutyFrom)
 		}

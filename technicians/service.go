@@ -621,6 +621,9 @@ func (s *Service) SetShifts(ctx context.Context, techID string, in []ShiftInput)
 				return err
 			}
 		}
+		if err := s.replanEarly(tx, techID, s.now()); err != nil {
+			return err
+		}
 		return Changed(tx, techID)
 	})
 	if err != nil {
@@ -705,12 +708,32 @@ func (s *Service) SetWeekly(ctx context.Context, techID string, in []WeeklyInput
 				return err
 			}
 		}
+		if err := s.replanEarly(tx, techID, s.now()); err != nil {
+			return err
+		}
 		return Changed(tx, techID)
 	})
 	if err != nil {
 		return Technician{}, fmt.Errorf("set weekly shifts of %s: %w", techID, err)
 	}
 	return s.Get(ctx, techID)
+}
+
+// replanEarly moves a technician's pending early duty to the first shift
+// of their new schedule inside tx (or clears it when they are in shift now,
+// or no shift lies ahead: the shift clock then takes them off duty).
+func (s *Service) replanEarly(tx *gorm.DB, techID string, now time.Time) error {
+	t, err := get(tx, techID)
+	if err != nil || t.OnDutyFrom == nil {
+		return err
+	}
+	var from any
+	if sched := t.Schedule(now, now.Add(ScheduleHorizon), s.zone); !sched.InShift(now) {
+		if next, ok := sched.NextShift(now); ok {
+			from = next
+		}
+	}
+	return tx.Model(&Technician{}).Where("id = ?", techID).Update("on_duty_from", from).Error
 }
 
 // ErrNoCapacity is returned by Reserve when the technician is at capacity,
