@@ -124,29 +124,33 @@ func (s *Service) mustKeepBookings(tx *gorm.DB, r Request, techID string, reserv
 
 // countHold makes a booking count against its technician's capacity, once:
 // at its hold (the sweep) or when the technician sets off or arrives
-// earlier. It fails with technicians.ErrNoCapacity while the technician's
-// jobs fill their capacity (the booking stays one, and matching keeps
-// refusing anything that would make them later).
-func countHold(tx *gorm.DB, requestID string, now time.Time) error {
+// earlier; it reports whether it counted one now. It fails with
+// technicians.ErrNoCapacity while the technician's jobs fill their capacity
+// (the booking stays one, and matching keeps refusing anything that would
+// make them later).
+func countHold(tx *gorm.DB, requestID string, now time.Time) (bool, error) {
 	var a Assignment
 	if err := tx.Where("request_id = ? AND ended_at IS NULL", requestID).Take(&a).Error; err != nil {
 		if db.IsNotFound(err) {
-			return nil
+			return false, nil
 		}
-		return fmt.Errorf("assignment of %s: %w", requestID, err)
+		return false, fmt.Errorf("assignment of %s: %w", requestID, err)
 	}
 	if a.Counted {
-		return nil
+		return false, nil
 	}
-	res := tx.Model(&Assignment{}).Where("id = ? AND counted = ? AND ended_at IS NULL", a.ID, false).Update("counted", true)
+	res := tx.Model(&Assignment{}).Where("id = ? AND counted = FALSE AND ended_at IS NULL", a.ID).Update("counted", true)
 	if res.Error != nil {
-		return fmt.Errorf("count hold of %s: %w", requestID, res.Error)
+		return false, fmt.Errorf("count hold of %s: %w", requestID, res.Error)
 	}
 	if res.RowsAffected == 0 {
-		return nil // counted or ended meanwhile
+		return false, nil // counted or ended meanwhile
 	}
 	// force: a technician who went off duty still holds the job they took.
-	return technicians.Reserve(tx, a.TechnicianID, now, true)
+	if err := technicians.Reserve(tx, a.TechnicianID, now, true); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // CountHolds counts every booking whose hold has begun against its
@@ -161,14 +165,19 @@ func (s *Service) CountHolds(ctx context.Context) (int, error) {
 	}
 	n := 0
 	for _, id := range due {
-		err := s.db.Tx(ctx, func(tx *gorm.DB) error { return countHold(tx, id, now) })
+		var counted bool
+		err := s.db.Tx(ctx, func(tx *gorm.DB) (err error) {
+			counted, err = countHold(tx, id, now)
+			return err
+		})
 		switch {
 		case errors.Is(err, technicians.ErrNoCapacity):
 			continue
 		case err != nil:
 			return n, fmt.Errorf("count hold of %s: %w", id, err)
+		case counted:
+			n++
 		}
-		n++
 	}
 	return n, nil
 }
@@ -249,7 +258,7 @@ func (s *Service) jobStep(ctx context.Context, techID, requestID string, a Actio
 		if a == Depart || a == Arrive {
 			// Setting off to a booked window (or arriving) makes it count
 			// now; with every unit of capacity on other jobs it waits.
-			if err := countHold(tx, r.ID, now); errors.Is(err, technicians.ErrNoCapacity) {
+			if _, err := countHold(tx, r.ID, now); errors.Is(err, technicians.ErrNoCapacity) {
 				return errs.ConflictReason("finish_current_job", "finish your current job before you %s this one", actionWords[a])
 			} else if err != nil {
 				return err
