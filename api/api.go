@@ -124,6 +124,18 @@ func (h *Handler) getTechnician(c echo.Context) error {
 	return c.JSON(http.StatusOK, t)
 }
 
+func (h *Handler) updateTechnician(c echo.Context) error {
+	var in technicians.Changes
+	if err := httpx.Bind(c, &in); err != nil {
+		return err
+	}
+	t, err := h.techs.Update(c.Request().Context(), c.Param("id"), in)
+	if err != nil {
+		return err
+	}
+	return h.technicianChanged(c, http.StatusOK, t.ID)
+}
+
 type certifyBody struct {
 	CertifiedAt *time.Time `json:"certified_at"`
 	ExpiresAt   *time.Time `json:"expires_at"`
@@ -167,6 +179,25 @@ func (h *Handler) setShifts(c echo.Context) error {
 		return errs.InvalidField("shifts", "shifts is required (an empty list removes every shift)")
 	}
 	t, err := h.techs.SetShifts(c.Request().Context(), c.Param("id"), *in.Shifts)
+	if err != nil {
+		return err
+	}
+	return h.technicianChanged(c, http.StatusOK, t.ID)
+}
+
+type weeklyBody struct {
+	Weekly *[]technicians.WeeklyInput `json:"weekly"`
+}
+
+func (h *Handler) setWeekly(c echo.Context) error {
+	var in weeklyBody
+	if err := httpx.Bind(c, &in); err != nil {
+		return err
+	}
+	if in.Weekly == nil {
+		return errs.InvalidField("weekly", "weekly is required (an empty list removes every weekly shift and break)")
+	}
+	t, err := h.techs.SetWeekly(c.Request().Context(), c.Param("id"), *in.Weekly)
 	if err != nil {
 		return err
 	}

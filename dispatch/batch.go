@@ -90,7 +90,7 @@ func (s *Service) BatchRound(ctx context.Context, region string, limit int, fenc
 	rankings := s.rankAll(pool, waiting, excluded, now)
 	for i, r := range waiting {
 		ranked := rankings[i]
-		job := jobOf(r)
+		job := s.jobOf(r)
 		risk := s.assessRisk(r, ranked, now)
 		if risk.changed() {
 			risks = append(risks, risk)

@@ -207,7 +207,7 @@ func (f *Fleet) around(ctx context.Context, s *Service, r Request, now time.Time
 	}
 	place := r.Cell.Center()
 	c = cachedWait{at: now, around: pool.Around(place, r.SkillCode, waitRadiusKm, now)}
-	job := match.Job{Skill: r.SkillCode, Place: place}
+	job := match.Job{Skill: r.SkillCode, Place: place, Length: s.cfg.JobLength} // a booked technician counts if the job fits before their window
 	for _, sc := range pool.Search(job, maxWaitRanks, waitRadiusKm, nil, s.cfg.ETA, now) {
 		c.etas = append(c.etas, sc.ETA)
 	}

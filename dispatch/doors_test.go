@@ -63,6 +63,17 @@ var doorCases = []doorCase{
 		overridable: true,
 	},
 	{
+		name: "on a break",
+		breaks: func(w *world, id string) {
+			now := w.clock.Now()
+			if _, err := w.techs.SetShifts(w.ctx, id, []technicians.ShiftInput{{Kind: technicians.KindBreak, Start: now.Add(-time.Minute), End: now.Add(30 * time.Minute)}}); err != nil {
+				w.t.Fatal(err)
+			}
+		},
+		why:         match.ReasonOnBreak,
+		overridable: true,
+	},
+	{
 		name: "over capacity",
 		breaks: func(w *world, id string) {
 			other := w.request()
@@ -73,6 +84,21 @@ var doorCases = []doorCase{
 		// a technician at capacity is busy: the core's first refusal
 		why: match.ReasonUnavailable,
 		// capacity is an invariant (DESIGN.md 2), no override lifts it
+		overridable: false,
+	},
+	{
+		// A windowed job three hours ahead is a booking: she stays
+		// available for ASAP work that leaves time for it.
+		name:        "booked window three hours ahead (control)",
+		breaks:      func(w *world, id string) { w.book(id, 3*time.Hour) },
+		overridable: true,
+	},
+	{
+		// An hour's job 1 km away cannot be done before a window 50
+		// minutes ahead: as much a matter of capacity as a second job.
+		name:        "late for a booked window",
+		breaks:      func(w *world, id string) { w.book(id, 50*time.Minute) },
+		why:         match.ReasonLateForWindow,
 		overridable: false,
 	},
 	{
@@ -87,6 +113,30 @@ var doorCases = []doorCase{
 }
 
 var opsAlice = dispatch.Caller{Role: "ops", Subject: "alice"}
+
+// book gives the technician, by ops' hand, a windowed job at Zürich whose
+// hour-long window starts in: a booking, which takes none of her capacity.
+func (w *world) book(id string, in time.Duration) dispatch.Request {
+	w.t.Helper()
+	start := w.clock.Now().Add(in)
+	lat, lng := zurich.Lat, zurich.Lng
+	out, err := w.svc.Create(w.ctx, dispatch.Caller{Role: "customer", Subject: "wanda"}, "", dispatch.NewRequest{Skill: "wifi_setup", Lat: &lat, Lng: &lng,
+		Window: &dispatch.TimeWindow{Start: start, End: start.Add(time.Hour)}})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if _, err := w.svc.AssignByHand(w.ctx, opsAlice, out.Request.ID, dispatch.AssignInput{TechnicianID: id}); err != nil {
+		w.t.Fatal(err)
+	}
+	tech, err := w.techs.Get(w.ctx, id)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if tech.ActiveJobs != 0 || tech.DutyStatus != technicians.Available {
+		w.t.Fatalf("booked %s ahead: %d active jobs, %s; want a booking that takes no capacity", in, tech.ActiveJobs, tech.DutyStatus)
+	}
+	return out.Request
+}
 
 // door tries to give Tess a job through one door; it checks the refusal
 // (or, for the control case, the success) itself.

@@ -22,13 +22,13 @@ import (
 const ReasonNotEligible = "not_eligible"
 
 // eligibleAtDoor is why techID may not take r now (match.ReasonOK when they
-// may), judged on the technician's row, current certifications, shifts and
-// position as tx sees them, built into a candidate exactly as the live index
+// may), judged on the technician's row, current certifications, shifts,
+// breaks, bookings and position as tx sees them, built into a candidate exactly as the live index
 // builds it. The offer rules are left out: at a door the technician answers
 // their own offer or is named by ops, so holding an offer (this one or
 // another) and past answers to this request do not refuse them.
-func eligibleAtDoor(tx *gorm.DB, r Request, techID string, now time.Time) (string, error) {
-	cands, err := readCandidates(tx, now, []string{techID})
+func (s *Service) eligibleAtDoor(tx *gorm.DB, r Request, techID string, now time.Time) (string, error) {
+	cands, err := readCandidates(tx, now, []string{techID}, s.cfg.TimeZone)
 	if err != nil {
 		return "", fmt.Errorf("eligibility of %s for %s: %w", techID, r.ID, err)
 	}
@@ -37,7 +37,7 @@ func eligibleAtDoor(tx *gorm.DB, r Request, techID string, now time.Time) (strin
 	}
 	c := cands[0]
 	c.Excluded, c.Deciding, c.DecidingUntil = false, false, time.Time{}
-	return match.Eligible(jobOf(r), c, now), nil
+	return match.EligibleWith(s.jobOf(r), c, s.cfg.ETA, now), nil
 }
 
 // notEligible is a door's refusal in the shared error shape.
@@ -46,8 +46,8 @@ func notEligible(techID string, r Request, why string) error {
 }
 
 // mustBeEligible refuses techID for r unless the rules allow it.
-func mustBeEligible(tx *gorm.DB, r Request, techID string, now time.Time) error {
-	why, err := eligibleAtDoor(tx, r, techID, now)
+func (s *Service) mustBeEligible(tx *gorm.DB, r Request, techID string, now time.Time) error {
+	why, err := s.eligibleAtDoor(tx, r, techID, now)
 	if err != nil {
 		return err
 	}

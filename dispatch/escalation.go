@@ -38,7 +38,7 @@ func (s *Service) assessRisk(r Request, ranked []match.Scored, now time.Time) ri
 	if r.AtRiskSince != nil {
 		c.since = *r.AtRiskSince
 	}
-	c.atRisk = s.cfg.Risk.Next(r.AtRisk, c.since, jobOf(r), ranked, now)
+	c.atRisk = s.cfg.Risk.Next(r.AtRisk, c.since, s.jobOf(r), ranked, now)
 	c.flip = c.atRisk != r.AtRisk
 	if c.flip && c.atRisk {
 		c.since = now

@@ -33,6 +33,7 @@ type Fleet struct {
 	log        *slog.Logger
 	resolution int
 	resyncEach time.Duration
+	zone       *time.Location // of weekly shifts' clock times
 
 	pool   atomic.Pointer[match.Pool]
 	loaded atomic.Bool
@@ -57,8 +58,9 @@ type waitingRequest struct {
 }
 
 // NewFleet returns an empty fleet; Load fills it and Run keeps it current.
-func NewFleet(d *db.DB, now func() time.Time, log *slog.Logger) *Fleet {
-	f := &Fleet{db: d, now: func() time.Time { return db.UTC(now()) }, log: log, resolution: geo.CityResolution,
+// Weekly shifts are laid out at their clock times in zone.
+func NewFleet(d *db.DB, now func() time.Time, log *slog.Logger, zone *time.Location) *Fleet {
+	f := &Fleet{db: d, now: func() time.Time { return db.UTC(now()) }, log: log, resolution: geo.CityResolution, zone: zone,
 		resyncEach: 10 * time.Minute, dirty: map[string]struct{}{}, kick: make(chan struct{}, 1),
 		waiting: map[string]waitingRequest{}, waits: map[waitKey]cachedWait{}}
 	f.pool.Store(match.NewPool(f.resolution))
@@ -272,7 +274,7 @@ type fleetRow struct {
 }
 
 // read loads technicians as candidates: all of them (ids nil) or those
-// given, in four statements per thousand.
+// given, in six statements per thousand.
 func (f *Fleet) read(ctx context.Context, ids []string) ([]match.Candidate, error) {
 	if ids == nil {
 		return f.readChunk(ctx, nil)
@@ -289,7 +291,7 @@ func (f *Fleet) read(ctx context.Context, ids []string) ([]match.Candidate, erro
 }
 
 func (f *Fleet) readChunk(ctx context.Context, ids []string) ([]match.Candidate, error) {
-	cands, err := readCandidates(f.db.WithContext(ctx), f.now(), ids)
+	cands, err := readCandidates(f.db.WithContext(ctx), f.now(), ids, f.zone)
 	if err != nil {
 		return nil, fmt.Errorf("fleet: %w", err)
 	}
@@ -297,10 +299,10 @@ func (f *Fleet) readChunk(ctx context.Context, ids []string) ([]match.Candidate,
 }
 
 // readCandidates loads technicians from q as the matching core sees them
-// (all of them when ids is nil) in four statements: the index reads them so,
+// (all of them when ids is nil) in six statements: the index reads them so,
 // and so does every door that gives a technician a job (eligibleAtDoor),
 // inside its own transaction.
-func readCandidates(q *gorm.DB, now time.Time, ids []string) ([]match.Candidate, error) {
+func readCandidates(q *gorm.DB, now time.Time, ids []string, zone *time.Location) ([]match.Candidate, error) {
 	filter := func(col string) (string, []any) {
 		if ids == nil {
 			return "", nil
@@ -311,7 +313,8 @@ func readCandidates(q *gorm.DB, now time.Time, ids []string) ([]match.Candidate,
 	var rows []fleetRow
 	if err := q.Raw(`SELECT t.id, t.lat, t.lng, t.travel_mode, t.speed_kmh, t.radius_km, t.duty_status, t.suspended,
 			t.active_jobs, t.capacity, t.rating, t.idle_since, t.offers_sent, t.offers_accepted,
-			EXISTS (SELECT 1 FROM shifts sh WHERE sh.technician_id = t.id) AS has_shifts
+			(EXISTS (SELECT 1 FROM shifts sh WHERE sh.technician_id = t.id AND sh.kind = 'shift')
+			 OR EXISTS (SELECT 1 FROM weekly_shifts ws WHERE ws.technician_id = t.id AND ws.kind = 'shift')) AS has_shifts
 		FROM technicians t WHERE 1 = 1`+where, args...).Scan(&rows).Error; err != nil {
 		return nil, fmt.Errorf("load technicians: %w", err)
 	}
@@ -322,9 +325,14 @@ func readCandidates(q *gorm.DB, now time.Time, ids []string) ([]match.Candidate,
 		return nil, fmt.Errorf("load certifications: %w", err)
 	}
 	var shifts []technicians.Shift
-	if err := q.Raw(`SELECT technician_id, starts_at, ends_at FROM shifts WHERE ends_at > ?`+where,
+	if err := q.Raw(`SELECT technician_id, kind, starts_at, ends_at FROM shifts WHERE ends_at > ?`+where,
 		append([]any{now.Add(-time.Hour)}, args...)...).Scan(&shifts).Error; err != nil {
 		return nil, fmt.Errorf("load shifts: %w", err)
+	}
+	var weekly []technicians.WeeklyShift
+	if err := q.Raw(`SELECT technician_id, kind, weekday, start_minute, minutes FROM weekly_shifts WHERE 1 = 1`+where, args...).
+		Scan(&weekly).Error; err != nil {
+		return nil, fmt.Errorf("load weekly shifts: %w", err)
 	}
 	var deciding []struct {
 		TechnicianID string
@@ -333,6 +341,18 @@ func readCandidates(q *gorm.DB, now time.Time, ids []string) ([]match.Candidate,
 	if err := q.Raw(`SELECT technician_id, expires_at FROM offers WHERE state = ? AND expires_at > ?`+where,
 		append([]any{OfferPending, now}, args...)...).Scan(&deciding).Error; err != nil {
 		return nil, fmt.Errorf("load pending offers: %w", err)
+	}
+	where, args = filter("a.technician_id")
+	var booked []struct {
+		TechnicianID           string
+		Lat, Lng               float64
+		WindowStart, WindowEnd time.Time
+	}
+	if err := q.Raw(`SELECT a.technician_id, r.lat, r.lng, r.window_start, r.window_end
+		FROM assignments a JOIN requests r ON r.id = a.request_id
+		WHERE a.ended_at IS NULL AND a.counted = FALSE AND r.window_start IS NOT NULL`+where,
+		args...).Scan(&booked).Error; err != nil {
+		return nil, fmt.Errorf("load bookings: %w", err)
 	}
 	byID := make(map[string]*match.Candidate, len(rows))
 	out := make([]match.Candidate, len(rows))
@@ -362,9 +382,31 @@ func readCandidates(q *gorm.DB, now time.Time, ids []string) ([]match.Candidate,
 			c.Certs[ct.SkillCode] = match.Interval{Start: ct.CertifiedAt, End: ct.ExpiresAt}
 		}
 	}
+	// Shifts and breaks as spans from an hour ago to a week ahead (the
+	// index is reloaded whole every few minutes, so the horizon keeps up).
+	oneOff := map[string][]technicians.Shift{}
 	for _, sh := range shifts {
-		if c := byID[sh.TechnicianID]; c != nil {
-			c.Shifts = append(c.Shifts, match.Interval{Start: sh.StartsAt, End: sh.EndsAt})
+		oneOff[sh.TechnicianID] = append(oneOff[sh.TechnicianID], sh)
+	}
+	recurring := map[string][]technicians.WeeklyShift{}
+	for _, ws := range weekly {
+		recurring[ws.TechnicianID] = append(recurring[ws.TechnicianID], ws)
+	}
+	for id, c := range byID {
+		if len(oneOff[id]) == 0 && len(recurring[id]) == 0 {
+			continue
+		}
+		sched := technicians.ScheduleOf(oneOff[id], recurring[id], now.Add(-time.Hour), now.Add(technicians.ScheduleHorizon), zone)
+		for _, sp := range sched.Shifts {
+			c.Shifts = append(c.Shifts, match.Interval{Start: sp.Start, End: sp.End})
+		}
+		for _, sp := range sched.Breaks {
+			c.Breaks = append(c.Breaks, match.Interval{Start: sp.Start, End: sp.End})
+		}
+	}
+	for _, b := range booked {
+		if c := byID[b.TechnicianID]; c != nil {
+			c.Bookings = append(c.Bookings, match.Booking{Place: geo.Point{Lat: b.Lat, Lng: b.Lng}, Start: b.WindowStart, End: b.WindowEnd})
 		}
 	}
 	for _, d := range deciding {

@@ -20,15 +20,29 @@ import (
 // bind assigns r to a technician inside tx: the request moves to assigned
 // (conditional on its state), a live assignment row is created (unique per
 // request), the technician's capacity is reserved, and every other pending
-// offer is withdrawn.
+// offer is withdrawn. A windowed job whose hold has not begun is booked
+// instead: its assignment takes no capacity until its hold (countHold).
+// Either way the job must keep the technician's other bookings.
 func (s *Service) bind(tx *gorm.DB, r *Request, techID string, offerID *string, actor Actor, data map[string]any, force bool, now time.Time) error {
-	if err := technicians.Reserve(tx, techID, now, force); err != nil {
+	holdsFrom, booked := s.holdOf(tx, *r, techID, now)
+	take := technicians.Reserve
+	if booked {
+		take = technicians.Book
+	}
+	if err := take(tx, techID, now, force); err != nil {
 		if errors.Is(err, technicians.ErrNoCapacity) {
 			return errs.ConflictReason("technician_unavailable", "technician %s is off duty, suspended or at capacity", techID)
 		}
 		return err
 	}
-	a := Assignment{ID: db.NewID(), RequestID: r.ID, TechnicianID: techID, OfferID: offerID, StartedAt: now}
+	if err := s.mustKeepBookings(tx, *r, techID, !booked, now); err != nil {
+		return err
+	}
+	a := Assignment{ID: db.NewID(), RequestID: r.ID, TechnicianID: techID, OfferID: offerID, StartedAt: now, Counted: !booked}
+	if booked {
+		a.HoldsFrom = &holdsFrom
+		data["holds_from"] = holdsFrom
+	}
 	if err := tx.Create(&a).Error; err != nil {
 		if db.IsDuplicate(err) {
 			return errs.ConflictReason("offer_taken", "this job was just taken by someone else")
@@ -79,6 +93,119 @@ func previousTechnician(tx *gorm.DB, requestID string) (string, error) {
 	return ids[0], nil
 }
 
+// holdOf is when a windowed job given to techID begins to hold them: its
+// window's start less the drive there from their last position (less the
+// window lead when no position is known), and whether that lies ahead, so
+// the job is a booking until then. Other jobs hold from now.
+func (s *Service) holdOf(tx *gorm.DB, r Request, techID string, now time.Time) (time.Time, bool) {
+	if r.Mode != Window || r.WindowStart == nil {
+		return now, false
+	}
+	from := r.WindowStart.Add(-s.cfg.WindowLead)
+	if eta, ok := s.etaFor(tx, techID, r.Place(), now); ok {
+		from = r.WindowStart.Add(-eta.Sub(now))
+	}
+	from = db.UTC(from)
+	return from, from.After(now)
+}
+
+// mustKeepBookings refuses r for techID when taking it would make them late
+// for one of their bookings (match.FitsBookings, as matching decides it).
+// It runs after the technician's row was updated in tx (Reserve or Book), so
+// on PostgreSQL no other transaction can book or reserve them until this one
+// ends, and what it reads is all that is committed; SQLite has one writer.
+// reserved says the update took one of their capacity for r.
+func (s *Service) mustKeepBookings(tx *gorm.DB, r Request, techID string, reserved bool, now time.Time) error {
+	var n int64
+	if err := tx.Model(&Assignment{}).Where("technician_id = ? AND ended_at IS NULL AND counted = FALSE", techID).
+		Count(&n).Error; err != nil {
+		return fmt.Errorf("bookings of %s: %w", techID, err)
+	}
+	if n == 0 {
+		return nil
+	}
+	cands, err := readCandidates(tx, now, []string{techID}, s.cfg.TimeZone)
+	if err != nil {
+		return err
+	}
+	if len(cands) == 0 {
+		return errNotFound("technician", techID)
+	}
+	c := cands[0]
+	if reserved {
+		c.ActiveJobs-- // as they were before taking r
+	}
+	var d time.Duration
+	if c.HasPosition {
+		d = s.cfg.ETA.Estimate(c.Position, r.Place(), c.Traveller)
+	}
+	if !match.FitsBookings(s.jobOf(r), c, d, s.cfg.ETA, now) {
+		// Bookings are capacity (DESIGN.md invariant 2): no override lifts it.
+		return errs.ConflictReason("technician_unavailable", "technician %s %s", techID, match.ReasonLateForWindow)
+	}
+	return nil
+}
+
+// countHold makes a booking count against its technician's capacity, once:
+// at its hold (the sweep) or when the technician sets off or arrives
+// earlier; it reports whether it counted one now. It fails with
+// technicians.ErrNoCapacity while the technician's jobs fill their capacity
+// (the booking stays one, and matching keeps refusing anything that would
+// make them later).
+func countHold(tx *gorm.DB, requestID string, now time.Time) (bool, error) {
+	var a Assignment
+	if err := tx.Where("request_id = ? AND ended_at IS NULL", requestID).Take(&a).Error; err != nil {
+		if db.IsNotFound(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("assignment of %s: %w", requestID, err)
+	}
+	if a.Counted {
+		return false, nil
+	}
+	res := tx.Model(&Assignment{}).Where("id = ? AND counted = FALSE AND ended_at IS NULL", a.ID).Update("counted", true)
+	if res.Error != nil {
+		return false, fmt.Errorf("count hold of %s: %w", requestID, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return false, nil // counted or ended meanwhile
+	}
+	// force: a technician who went off duty still holds the job they took.
+	if err := technicians.Reserve(tx, a.TechnicianID, now, true); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// CountHolds counts every booking whose hold has begun against its
+// technician's capacity (the sweep's part); it returns how many it counted
+// and leaves those whose technician is still at capacity for the next run.
+func (s *Service) CountHolds(ctx context.Context) (int, error) {
+	now := s.now()
+	var due []string
+	if err := s.db.WithContext(ctx).Model(&Assignment{}).Where("counted = FALSE AND ended_at IS NULL AND holds_from <= ?", now).
+		Order("holds_from").Limit(500).Pluck("request_id", &due).Error; err != nil {
+		return 0, fmt.Errorf("due holds: %w", err)
+	}
+	n := 0
+	for _, id := range due {
+		var counted bool
+		err := s.db.Tx(ctx, func(tx *gorm.DB) (err error) {
+			counted, err = countHold(tx, id, now)
+			return err
+		})
+		switch {
+		case errors.Is(err, technicians.ErrNoCapacity):
+			continue
+		case err != nil:
+			return n, fmt.Errorf("count hold of %s: %w", id, err)
+		case counted:
+			n++
+		}
+	}
+	return n, nil
+}
+
 // etaFor predicts when a technician reaches place from their last position.
 func (s *Service) etaFor(tx *gorm.DB, techID string, place geo.Point, now time.Time) (time.Time, bool) {
 	var t technicians.Technician
@@ -91,6 +218,9 @@ func (s *Service) etaFor(tx *gorm.DB, techID string, place geo.Point, now time.T
 	}
 	return db.UTC(now.Add(s.cfg.ETA.Estimate(pos, place, geo.Traveller{Mode: t.TravelMode, SpeedKmh: t.SpeedKmh}))), true
 }
+
+// actionWords names a job step in a refusal.
+var actionWords = map[Action]string{Depart: "set off to", Arrive: "arrive at"}
 
 // Outcomes of a completed job.
 var outcomes = map[string]bool{"fixed": true, "not_fixed": true, "needs_parts": true}
@@ -145,6 +275,15 @@ func (s *Service) jobStep(ctx context.Context, techID, requestID string, a Actio
 			set["no_show_due_at"] = nil // someone opened after all
 			set["outcome"] = step.Outcome
 			data["outcome"] = step.Outcome
+		}
+		if a == Depart || a == Arrive {
+			// Setting off to a booked window (or arriving) makes it count
+			// now; with every unit of capacity on other jobs it waits.
+			if _, err := countHold(tx, r.ID, now); errors.Is(err, technicians.ErrNoCapacity) {
+				return errs.ConflictReason("finish_current_job", "finish your current job before you %s this one", actionWords[a])
+			} else if err != nil {
+				return err
+			}
 		}
 		if err := transition(tx, r, a, actor, set, data, now); err != nil {
 			return err
@@ -212,7 +351,7 @@ func (s *Service) AssignByHand(ctx context.Context, c Caller, requestID string, 
 		if r.TechnicianID != nil && *r.TechnicianID == in.TechnicianID {
 			return errs.ConflictReason("already_assigned", "request %s is already assigned to %s", r.ID, in.TechnicianID)
 		}
-		why, err := eligibleAtDoor(tx, *r, in.TechnicianID, now)
+		why, err := s.eligibleAtDoor(tx, *r, in.TechnicianID, now)
 		if err != nil {
 			return err
 		}
@@ -384,18 +523,31 @@ type Assignment struct {
 	StartedAt    time.Time
 	EndedAt      *time.Time
 	EndReason    *string
+	// Counted says the job takes one of the technician's capacity; a
+	// booking (a windowed job ahead of its hold) does not until HoldsFrom.
+	Counted   bool
+	HoldsFrom *time.Time
 }
 
 // endAssignment closes the live assignment and gives the technician's
-// capacity back.
+// capacity back if it was counted (a booking took none). Each of the two
+// updates is conditional on counted, so a hold counted at the same moment
+// is released exactly once.
 func endAssignment(tx *gorm.DB, requestID, techID, reason string, now time.Time) error {
-	res := tx.Model(&Assignment{}).Where("request_id = ? AND ended_at IS NULL", requestID).
-		Updates(map[string]any{"ended_at": now, "end_reason": reason})
+	end := map[string]any{"ended_at": now, "end_reason": reason}
+	res := tx.Model(&Assignment{}).Where("request_id = ? AND ended_at IS NULL AND counted = ?", requestID, true).Updates(end)
 	if res.Error != nil {
 		return fmt.Errorf("end assignment of %s: %w", requestID, res.Error)
+	}
+	if res.RowsAffected > 0 {
+		return technicians.Release(tx, techID, now)
+	}
+	res = tx.Model(&Assignment{}).Where("request_id = ? AND ended_at IS NULL AND counted = ?", requestID, false).Updates(end)
+	if res.Error != nil {
+		return fmt.Errorf("end booking of %s: %w", requestID, res.Error)
 	}
 	if res.RowsAffected == 0 {
 		return nil
 	}
-	return technicians.Release(tx, techID, now)
+	return technicians.Changed(tx, techID) // a booking fewer for the live index
 }

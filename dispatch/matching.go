@@ -208,13 +208,13 @@ func (s *Service) index(ctx context.Context) (*match.Pool, error) {
 // reachKm, from the live index: the same search and ranking the simulator
 // runs (match.Pool.Search, exact against match.Rank over every technician).
 func (s *Service) searchCandidates(pool *match.Pool, r Request, excluded map[string]bool, want int, reachKm float64, now time.Time) []match.Scored {
-	return pool.Search(jobOf(r), want, reachKm, func(id string) bool { return excluded[id] }, s.cfg.ETA, now)
+	return pool.Search(s.jobOf(r), want, reachKm, func(id string) bool { return excluded[id] }, s.cfg.ETA, now)
 }
 
 // rankFor is the search of a matching round: within reach of the deadline,
 // and when even the best misses it (at risk), as wide as allowed.
 func (s *Service) rankFor(pool *match.Pool, r Request, excluded map[string]bool, want int, now time.Time) []match.Scored {
-	job := jobOf(r)
+	job := s.jobOf(r)
 	reach := match.ReachKm(job, now, fastestKmh, detourOf(s.cfg.ETA), s.cfg.MaxSearchKm)
 	ranked := s.searchCandidates(pool, r, excluded, want, reach, now)
 	if match.AtRisk(job, ranked) && reach < s.cfg.MaxSearchKm {
@@ -223,8 +223,9 @@ func (s *Service) rankFor(pool *match.Pool, r Request, excluded map[string]bool,
 	return ranked
 }
 
-func jobOf(r Request) match.Job {
-	j := match.Job{ID: r.ID, Skill: r.SkillCode, Place: r.Place()}
+// jobOf is what matching knows of r.
+func (s *Service) jobOf(r Request) match.Job {
+	j := match.Job{ID: r.ID, Skill: r.SkillCode, Place: r.Place(), Length: s.cfg.JobLength}
 	if r.SLADeadline != nil {
 		j.Deadline = *r.SLADeadline
 	}

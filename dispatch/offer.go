@@ -178,7 +178,7 @@ func (s *Service) Accept(ctx context.Context, techID, offerID string) (Request, 
 		// The offer was made on what matching knew then; the technician
 		// must still be allowed the job now (a certification may have
 		// expired, a shift ended).
-		if err := mustBeEligible(tx, r, techID, now); err != nil {
+		if err := s.mustBeEligible(tx, r, techID, now); err != nil {
 			return err
 		}
 		if err := s.bind(tx, &r, techID, &o.ID, Actor{Role: "technician", ID: techID}, map[string]any{"offer_id": o.ID}, false, now); err != nil {

@@ -23,9 +23,13 @@ import (
 
 // Config holds the dispatch settings.
 type Config struct {
-	SLA           time.Duration // promise for ASAP requests
-	GiveUp        time.Duration // searching longer than this after creation → unfulfilled
-	WindowLead    time.Duration // windowed requests start searching this long before the window
+	SLA        time.Duration // promise for ASAP requests
+	GiveUp     time.Duration // searching longer than this after creation → unfulfilled
+	WindowLead time.Duration // windowed requests start searching this long before the window
+	// JobLength is how long a technician is planned to stay on site; a job
+	// taken before a booked window must leave time for it and the drive on
+	// (zero: an hour).
+	JobLength     time.Duration
 	OfferStrategy string        // batch, sequential or wave
 	BatchWindow   time.Duration // how often the batch strategy runs
 	BatchUrgency  float64       // match.BatchPolicy.Urgency (the cap is the SLA)
@@ -38,6 +42,8 @@ type Config struct {
 	// this resolution) whose batch rounds may run on different processes;
 	// 0 keeps one region.
 	RegionResolution int
+	// TimeZone is where weekly shifts' clock times are read (nil: UTC).
+	TimeZone *time.Location
 	// SMSCountries are the countries whose phones a request may give for
 	// texts (zero: Switzerland and its neighbours).
 	SMSCountries phones.Countries
@@ -102,10 +108,16 @@ func NewService(d *db.DB, cfg Config, now func() time.Time) *Service {
 	if cfg.ConfirmTTL <= 0 {
 		cfg.ConfirmTTL = 24 * time.Hour
 	}
+	if cfg.JobLength <= 0 {
+		cfg.JobLength = time.Hour
+	}
+	if cfg.TimeZone == nil {
+		cfg.TimeZone = time.UTC
+	}
 	if cfg.SMSCountries.IsZero() {
 		cfg.SMSCountries = phones.MustParseCountries(phones.DefaultCountries)
 	}
-	return &Service{db: d, cfg: cfg, now: func() time.Time { return db.UTC(now()) }, fleet: NewFleet(d, now, cfg.Log),
+	return &Service{db: d, cfg: cfg, now: func() time.Time { return db.UTC(now()) }, fleet: NewFleet(d, now, cfg.Log, cfg.TimeZone),
 		customers: knownIDs{max: 100_000}}
 }
 

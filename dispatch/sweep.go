@@ -7,10 +7,11 @@ import (
 	"time"
 )
 
-// SweepResult counts what a sweep repaired.
+// SweepResult counts what a sweep repaired, and the bookings whose hold it
+// counted (Held).
 type SweepResult struct {
-	Matched, Expired, GivenUp, Started int
-	NoShows, ConfirmationsExpired      int
+	Matched, Expired, GivenUp, Started, Held int
+	NoShows, ConfirmationsExpired            int
 }
 
 // Sweep is the safety net behind the task queue: it finds work whose task was
@@ -76,6 +77,12 @@ func (s *Service) Sweep(ctx context.Context) (SweepResult, error) {
 			return res, err
 		}
 		res.ConfirmationsExpired++
+	}
+
+	held, err := s.CountHolds(ctx)
+	res.Held = held
+	if err != nil {
+		return res, err
 	}
 
 	var idle []string

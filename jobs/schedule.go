@@ -83,7 +83,7 @@ func (w *Worker) sweep(ctx context.Context, _ string, _ lease.Fence) error {
 	res, err := w.dispatch.Sweep(ctx)
 	if res != (dispatch.SweepResult{}) {
 		w.log.Info("sweep repaired work", "matched", res.Matched, "expired", res.Expired, "given_up", res.GivenUp, "started", res.Started,
-			"no_shows", res.NoShows, "confirmations_expired", res.ConfirmationsExpired)
+			"held", res.Held, "no_shows", res.NoShows, "confirmations_expired", res.ConfirmationsExpired)
 	}
 	if w.messages == nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/onsite/onsite/dispatch"
+	"github.com/onsite/onsite/internal/errs"
 	"github.com/onsite/onsite/internal/httpx"
 	"github.com/onsite/onsite/live"
 	"github.com/onsite/onsite/signin"
@@ -71,6 +72,28 @@ func (h *Handler) setDuty(c echo.Context) error {
 		return err
 	}
 	t, err := h.techs.SetDuty(c.Request().Context(), httpx.Principal(c).Subject, in.Status)
+	if err != nil {
+		return err
+	}
+	h.technicianChanged(c, t)
+	return c.JSON(http.StatusOK, t)
+}
+
+// meBody is what a technician may change of their own profile: the
+// language of their texts and app. Capacity, radius and travel are ops'.
+type meBody struct {
+	Locale *string `json:"locale"`
+}
+
+func (h *Handler) updateMe(c echo.Context) error {
+	var in meBody
+	if err := httpx.Bind(c, &in); err != nil {
+		return err
+	}
+	if in.Locale == nil {
+		return errs.InvalidField("locale", "locale is required")
+	}
+	t, err := h.techs.Update(c.Request().Context(), httpx.Principal(c).Subject, technicians.Changes{Locale: in.Locale})
 	if err != nil {
 		return err
 	}

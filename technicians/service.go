@@ -17,13 +17,24 @@ import (
 
 // Service holds the technician rules over the database.
 type Service struct {
-	db  *db.DB
-	now func() time.Time
+	db   *db.DB
+	now  func() time.Time
+	zone *time.Location // of weekly shifts' clock times
 }
 
 // NewService returns a Service; now is the clock (time.Now in production).
+// Weekly shifts are read in UTC until WithTimeZone says otherwise.
 func NewService(d *db.DB, now func() time.Time) *Service {
-	return &Service{db: d, now: func() time.Time { return db.UTC(now()) }}
+	return &Service{db: d, now: func() time.Time { return db.UTC(now()) }, zone: time.UTC}
+}
+
+// WithTimeZone sets the time zone of weekly shifts' clock times
+// (ONSITE_TIME_ZONE) and returns s.
+func (s *Service) WithTimeZone(loc *time.Location) *Service {
+	if loc != nil {
+		s.zone = loc
+	}
+	return s
 }
 
 // CreateSkill adds a skill to the catalog.
@@ -143,6 +154,46 @@ type NewTechnician struct {
 
 var locales = map[string]bool{"en": true, "de": true, "fr": true, "it": true}
 
+// modeSpeeds is the speed a travel mode assumes unless one is given.
+var modeSpeeds = map[string]float64{"car": 25, "bike": 15, "foot": 5}
+
+func validLocale(l string) error {
+	if !locales[l] {
+		return errs.InvalidField("locale", "locale must be en, de, fr or it")
+	}
+	return nil
+}
+
+// modeSpeed is the default speed of a travel mode, or why it is no mode.
+func modeSpeed(mode string) (float64, error) {
+	speed, ok := modeSpeeds[mode]
+	if !ok {
+		return 0, errs.InvalidField("travel_mode", "travel_mode must be car, bike or foot")
+	}
+	return speed, nil
+}
+
+func validSpeed(v float64) error {
+	if !(v > 0 && v <= 150) {
+		return errs.InvalidField("speed_kmh", "speed_kmh must be above 0 and at most 150")
+	}
+	return nil
+}
+
+func validRadius(v float64) error {
+	if !(v > 0 && v <= 500) {
+		return errs.InvalidField("radius_km", "radius_km must be above 0 and at most 500")
+	}
+	return nil
+}
+
+func validCapacity(v int) error {
+	if v < 1 || v > 10 {
+		return errs.InvalidField("capacity", "capacity must be from 1 to 10")
+	}
+	return nil
+}
+
 func (n NewTechnician) build(id string, now time.Time) (Technician, error) {
 	t := Technician{
 		ID: id, Name: strings.TrimSpace(n.Name), Phone: strings.TrimSpace(n.Phone), Locale: n.Locale,
@@ -158,36 +209,32 @@ func (n NewTechnician) build(id string, now time.Time) (Technician, error) {
 	if t.Locale == "" {
 		t.Locale = "en"
 	}
-	if !locales[t.Locale] {
-		return t, errs.InvalidField("locale", "locale must be en, de, fr or it")
+	if err := validLocale(t.Locale); err != nil {
+		return t, err
 	}
 	if t.TravelMode == "" {
 		t.TravelMode = "car"
 	}
-	switch t.TravelMode {
-	case "car":
-	case "bike":
-		t.SpeedKmh = 15
-	case "foot":
-		t.SpeedKmh = 5
-	default:
-		return t, errs.InvalidField("travel_mode", "travel_mode must be car, bike or foot")
+	speed, err := modeSpeed(t.TravelMode)
+	if err != nil {
+		return t, err
 	}
+	t.SpeedKmh = speed
 	if n.SpeedKmh != nil {
-		if !(*n.SpeedKmh > 0 && *n.SpeedKmh <= 150) {
-			return t, errs.InvalidField("speed_kmh", "speed_kmh must be above 0 and at most 150")
+		if err := validSpeed(*n.SpeedKmh); err != nil {
+			return t, err
 		}
 		t.SpeedKmh = *n.SpeedKmh
 	}
 	if n.RadiusKm != nil {
-		if !(*n.RadiusKm > 0 && *n.RadiusKm <= 500) {
-			return t, errs.InvalidField("radius_km", "radius_km must be above 0 and at most 500")
+		if err := validRadius(*n.RadiusKm); err != nil {
+			return t, err
 		}
 		t.RadiusKm = *n.RadiusKm
 	}
 	if n.Capacity != nil {
-		if *n.Capacity < 1 || *n.Capacity > 10 {
-			return t, errs.InvalidField("capacity", "capacity must be from 1 to 10")
+		if err := validCapacity(*n.Capacity); err != nil {
+			return t, err
 		}
 		t.Capacity = *n.Capacity
 	}
@@ -214,7 +261,98 @@ func (s *Service) Create(ctx context.Context, n NewTechnician) (Technician, erro
 	}
 	t.Certifications = []Certification{}
 	t.Shifts = []Shift{}
+	t.WeeklyShifts = []WeeklyShift{}
 	return t, nil
+}
+
+// Changes is what may change of a technician after onboarding; a nil field
+// stays as it is. A new travel_mode without a speed_kmh takes that mode's
+// speed (car 25, bike 15, foot 5 km/h).
+type Changes struct {
+	Capacity   *int     `json:"capacity"`
+	RadiusKm   *float64 `json:"radius_km"`
+	TravelMode *string  `json:"travel_mode"`
+	SpeedKmh   *float64 `json:"speed_kmh"`
+	Locale     *string  `json:"locale"`
+}
+
+// columns validates the changes and returns the columns they write.
+func (ch Changes) columns() (map[string]any, error) {
+	set := map[string]any{}
+	if ch.Capacity != nil {
+		if err := validCapacity(*ch.Capacity); err != nil {
+			return nil, err
+		}
+		set["capacity"] = *ch.Capacity
+	}
+	if ch.RadiusKm != nil {
+		if err := validRadius(*ch.RadiusKm); err != nil {
+			return nil, err
+		}
+		set["radius_km"] = *ch.RadiusKm
+	}
+	if ch.TravelMode != nil {
+		speed, err := modeSpeed(*ch.TravelMode)
+		if err != nil {
+			return nil, err
+		}
+		set["travel_mode"], set["speed_kmh"] = *ch.TravelMode, speed
+	}
+	if ch.SpeedKmh != nil {
+		if err := validSpeed(*ch.SpeedKmh); err != nil {
+			return nil, err
+		}
+		set["speed_kmh"] = *ch.SpeedKmh
+	}
+	if ch.Locale != nil {
+		if err := validLocale(*ch.Locale); err != nil {
+			return nil, err
+		}
+		set["locale"] = *ch.Locale
+	}
+	if len(set) == 0 {
+		return nil, errs.InvalidField("", "nothing to change: give capacity, radius_km, travel_mode, speed_kmh or locale")
+	}
+	return set, nil
+}
+
+// Update changes a technician's settings in one conditional update, said on
+// the change feed so every live index follows. Capacity may not go below the
+// jobs the technician holds now (409); an on-duty technician's duty status
+// follows the new capacity (busy when their jobs fill it, available when
+// not).
+func (s *Service) Update(ctx context.Context, techID string, ch Changes) (Technician, error) {
+	set, err := ch.columns()
+	if err != nil {
+		return Technician{}, err
+	}
+	set["updated_at"] = s.now()
+	err = s.db.Tx(ctx, func(tx *gorm.DB) error {
+		q := tx.Model(&Technician{}).Where("id = ?", techID)
+		if ch.Capacity != nil {
+			// Decided by the row as it is when written, so a job taken at the
+			// same moment is counted.
+			q = q.Where("active_jobs <= ?", *ch.Capacity)
+			set["duty_status"] = gorm.Expr("CASE WHEN duty_status = ? THEN ? WHEN active_jobs >= ? THEN ? ELSE ? END",
+				Offline, Offline, *ch.Capacity, Busy, Available)
+		}
+		res := q.Updates(set)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			t, err := get(tx, techID)
+			if err != nil {
+				return err
+			}
+			return errs.ConflictReason("capacity_below_jobs", "technician %s holds %d jobs: capacity cannot go below that", techID, t.ActiveJobs)
+		}
+		return Changed(tx, techID)
+	})
+	if err != nil {
+		return Technician{}, fmt.Errorf("update technician %s: %w", techID, err)
+	}
+	return s.Get(ctx, techID)
 }
 
 // Filter narrows List.
@@ -228,7 +366,7 @@ type Filter struct {
 
 // List returns technicians matching f, newest first.
 func (s *Service) List(ctx context.Context, f Filter) ([]Technician, error) {
-	q := s.db.WithContext(ctx).Model(&Technician{}).Preload("Certifications").Preload("Shifts")
+	q := s.db.WithContext(ctx).Model(&Technician{}).Preload("Certifications").Preload("Shifts").Preload("WeeklyShifts")
 	if f.DutyStatus != "" {
 		if f.DutyStatus != Offline && f.DutyStatus != Available && f.DutyStatus != Busy {
 			return nil, errs.InvalidField("status", "status must be offline, available or busy")
@@ -262,6 +400,7 @@ func get(tx *gorm.DB, id string) (Technician, error) {
 	var t Technician
 	err := tx.Preload("Certifications", func(q *gorm.DB) *gorm.DB { return q.Order("skill_code") }).
 		Preload("Shifts", func(q *gorm.DB) *gorm.DB { return q.Order("starts_at") }).
+		Preload("WeeklyShifts", func(q *gorm.DB) *gorm.DB { return q.Order("weekday, start_minute") }).
 		Where("id = ?", id).First(&t).Error
 	if db.IsNotFound(err) {
 		return Technician{}, errs.NotFoundf("technician %s not found", id)
@@ -344,7 +483,11 @@ func mustExist(tx *gorm.DB, model any, column, value, what string) error {
 }
 
 // SetDuty puts a technician on duty (available, or busy while at capacity)
-// or off duty.
+// or off duty. Going on duty outside every shift keeps the wish for the
+// next shift: the technician is on duty from its start (OnDutyFrom says
+// when; the shift clock leaves them be until then), and refused with a
+// conflict when no shift lies ahead in the next week. A break does not
+// change duty: matching leaves them out for its span.
 func (s *Service) SetDuty(ctx context.Context, techID, status string) (Technician, error) {
 	now := s.now()
 	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
@@ -354,12 +497,19 @@ func (s *Service) SetDuty(ctx context.Context, techID, status string) (Technicia
 		}
 		// The technician chose: no text about being taken off duty is owed
 		// any more, and no reason of Onsite's stands.
-		updates := map[string]any{"duty_status": Offline, "updated_at": now, "duty_reason": nil, "duty_notice_at": nil}
+		updates := map[string]any{"duty_status": Offline, "on_duty_from": nil, "updated_at": now, "duty_reason": nil, "duty_notice_at": nil}
 		switch status {
 		case Offline:
 		case Available:
 			if t.Suspended {
 				return errs.ConflictReason("suspended", "technician %s is suspended and cannot go on duty", techID)
+			}
+			if sched := t.Schedule(now, now.Add(ScheduleHorizon), s.zone); !sched.InShift(now) {
+				next, ok := sched.NextShift(now)
+				if !ok {
+					return errs.ConflictReason("no_shift_ahead", "technician %s has no shift now or in the next week: ask ops for one", techID)
+				}
+				updates["on_duty_from"] = next
 			}
 			// Decided by the row as it is when written, so a job taken at the
 			// same moment keeps the technician busy.
@@ -442,7 +592,7 @@ func (s *Service) Suspend(ctx context.Context, techID string, suspended bool) (T
 	now := s.now()
 	updates := map[string]any{"suspended": suspended, "updated_at": now}
 	if suspended {
-		updates["duty_status"] = Offline
+		updates["duty_status"], updates["on_duty_from"] = Offline, nil
 		updates["duty_reason"], updates["duty_notice_at"] = DutySuspended, now
 	}
 	var affected int64
@@ -541,17 +691,38 @@ func (s *Service) apply(ctx context.Context, techID string, p Ping, now time.Tim
 // maxBatch is the most pings one batch may carry.
 const maxBatch = 500
 
-// ShiftInput is a shift as ops enters it.
+// ShiftInput is a shift or a break as ops enters it.
 type ShiftInput struct {
+	Kind  string    `json:"kind"` // shift (the default) or break
 	Start time.Time `json:"start"`
 	End   time.Time `json:"end"`
 }
 
-// SetShifts replaces a technician's shifts.
+// maxEntries bounds the shifts and breaks one call may set.
+const maxEntries = 200
+
+func validKind(kind, field string) (string, error) {
+	switch kind {
+	case "", KindShift:
+		return KindShift, nil
+	case KindBreak:
+		return KindBreak, nil
+	}
+	return "", errs.InvalidField(field, "kind must be shift or break")
+}
+
+// SetShifts replaces a technician's one-off shifts and breaks.
 func (s *Service) SetShifts(ctx context.Context, techID string, in []ShiftInput) (Technician, error) {
+	if len(in) > maxEntries {
+		return Technician{}, errs.InvalidField("shifts", "at most %d shifts and breaks", maxEntries)
+	}
 	shifts := make([]Shift, 0, len(in))
 	for i, x := range in {
 		field := fmt.Sprintf("shifts[%d]", i)
+		kind, err := validKind(x.Kind, field+".kind")
+		if err != nil {
+			return Technician{}, err
+		}
 		if x.Start.IsZero() || x.End.IsZero() {
 			return Technician{}, errs.InvalidField(field, "start and end are required")
 		}
@@ -561,7 +732,7 @@ func (s *Service) SetShifts(ctx context.Context, techID string, in []ShiftInput)
 		if x.End.Sub(x.Start) > 24*time.Hour {
 			return Technician{}, errs.InvalidField(field+".end", "a shift lasts at most 24 hours")
 		}
-		shifts = append(shifts, Shift{ID: db.NewID(), TechnicianID: techID, StartsAt: db.UTC(x.Start), EndsAt: db.UTC(x.End)})
+		shifts = append(shifts, Shift{ID: db.NewID(), TechnicianID: techID, Kind: kind, StartsAt: db.UTC(x.Start), EndsAt: db.UTC(x.End)})
 	}
 	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
 		if err := mustExist(tx, &Technician{}, "id", techID, "technician"); err != nil {
@@ -575,12 +746,119 @@ func (s *Service) SetShifts(ctx context.Context, techID string, in []ShiftInput)
 				return err
 			}
 		}
+		if err := s.replanEarly(tx, techID, s.now()); err != nil {
+			return err
+		}
 		return Changed(tx, techID)
 	})
 	if err != nil {
 		return Technician{}, fmt.Errorf("set shifts of %s: %w", techID, err)
 	}
 	return s.Get(ctx, techID)
+}
+
+// WeeklyInput is a shift or break that recurs every week, as ops enters
+// it: a day (mon … sun) and clock times HH:MM in the deployment's time
+// zone; an end before the start runs past midnight.
+type WeeklyInput struct {
+	Kind  string `json:"kind"` // shift (the default) or break
+	Day   string `json:"day"`
+	Start string `json:"start"`
+	End   string `json:"end"`
+}
+
+// minuteOf reads HH:MM (00:00 to 24:00 when end) as minutes after midnight.
+func minuteOf(v string, end bool) (int, bool) {
+	t, err := time.Parse("15:04", v)
+	if err == nil && len(v) == 5 {
+		return t.Hour()*60 + t.Minute(), true
+	}
+	return 24 * 60, end && v == "24:00"
+}
+
+func (x WeeklyInput) build(techID, field string) (WeeklyShift, error) {
+	kind, err := validKind(x.Kind, field+".kind")
+	if err != nil {
+		return WeeklyShift{}, err
+	}
+	day := -1
+	for i, name := range weekdays {
+		if name == x.Day {
+			day = i
+		}
+	}
+	if day < 0 {
+		return WeeklyShift{}, errs.InvalidField(field+".day", "day must be mon, tue, wed, thu, fri, sat or sun")
+	}
+	start, ok := minuteOf(x.Start, false)
+	if !ok {
+		return WeeklyShift{}, errs.InvalidField(field+".start", "start must be a clock time HH:MM, such as 08:00")
+	}
+	end, ok := minuteOf(x.End, true)
+	if !ok {
+		return WeeklyShift{}, errs.InvalidField(field+".end", "end must be a clock time HH:MM, such as 17:30")
+	}
+	minutes := end - start
+	if minutes == 0 {
+		return WeeklyShift{}, errs.InvalidField(field+".end", "end must differ from start")
+	}
+	if minutes < 0 {
+		minutes += 24 * 60 // past midnight
+	}
+	return WeeklyShift{ID: db.NewID(), TechnicianID: techID, Kind: kind, Weekday: time.Weekday(day), StartMinute: start, Minutes: minutes}, nil
+}
+
+// SetWeekly replaces a technician's weekly shifts and breaks.
+func (s *Service) SetWeekly(ctx context.Context, techID string, in []WeeklyInput) (Technician, error) {
+	if len(in) > maxEntries {
+		return Technician{}, errs.InvalidField("weekly", "at most %d weekly shifts and breaks", maxEntries)
+	}
+	weekly := make([]WeeklyShift, 0, len(in))
+	for i, x := range in {
+		w, err := x.build(techID, fmt.Sprintf("weekly[%d]", i))
+		if err != nil {
+			return Technician{}, err
+		}
+		weekly = append(weekly, w)
+	}
+	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
+		if err := mustExist(tx, &Technician{}, "id", techID, "technician"); err != nil {
+			return err
+		}
+		if err := tx.Where("technician_id = ?", techID).Delete(&WeeklyShift{}).Error; err != nil {
+			return err
+		}
+		if len(weekly) > 0 {
+			if err := tx.Create(&weekly).Error; err != nil {
+				return err
+			}
+		}
+		if err := s.replanEarly(tx, techID, s.now()); err != nil {
+			return err
+		}
+		return Changed(tx, techID)
+	})
+	if err != nil {
+		return Technician{}, fmt.Errorf("set weekly shifts of %s: %w", techID, err)
+	}
+	return s.Get(ctx, techID)
+}
+
+// replanEarly moves a technician's pending early duty to the first shift
+// of their new schedule inside tx (or clears it when they are in shift now,
+// or no shift lies ahead: the shift clock then takes them off duty).
+func (s *Service) replanEarly(tx *gorm.DB, techID string, now time.Time) error {
+	t, err := get(tx, techID)
+	if err != nil || t.OnDutyFrom == nil {
+		return err
+	}
+	var from any
+	if sched := t.Schedule(now, now.Add(ScheduleHorizon), s.zone); !sched.InShift(now) {
+		if next, ok := sched.NextShift(now); ok {
+			from = next
+		}
+	}
+	return tx.Model(&Technician{}).Where("id = ?", techID).Update("on_duty_from", from).Error
 }
 
 // ErrNoCapacity is returned by Reserve when the technician is at capacity,
@@ -603,6 +881,27 @@ func Reserve(tx *gorm.DB, techID string, now time.Time, force bool) error {
 	})
 	if res.Error != nil {
 		return fmt.Errorf("reserve %s: %w", techID, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return ErrNoCapacity
+	}
+	return Changed(tx, techID)
+}
+
+// Book takes a windowed job ahead of its hold inside the caller's
+// transaction: no capacity is taken (the job counts once its hold begins),
+// but the technician must be on duty (unless force) and not suspended. The
+// update holds the technician's row to the end of the transaction, so the
+// caller's check of their other bookings sees every booking committed
+// before it, and none can be added meanwhile.
+func Book(tx *gorm.DB, techID string, now time.Time, force bool) error {
+	q := tx.Model(&Technician{}).Where("id = ? AND suspended = ?", techID, false)
+	if !force {
+		q = q.Where("duty_status IN ?", []string{Available, Busy})
+	}
+	res := q.Update("updated_at", now)
+	if res.Error != nil {
+		return fmt.Errorf("book %s: %w", techID, res.Error)
 	}
 	if res.RowsAffected == 0 {
 		return ErrNoCapacity
@@ -639,16 +938,44 @@ func (s *Service) ByPhone(ctx context.Context, phone string) (Technician, error)
 }
 
 // EndShifts takes off duty every available technician whose shifts are all
-// elsewhere in time right now, unless they hold a live job (busy). It
-// returns how many went off duty.
+// elsewhere in time right now, unless they hold a live job (busy) or went on
+// duty early for a shift still to come (OnDutyFrom ahead). It returns how
+// many went off duty, and clears OnDutyFrom once it has passed.
 func (s *Service) EndShifts(ctx context.Context) (int64, error) {
 	now := s.now()
-	n, err := s.offDuty(ctx, DutyShiftEnded, `duty_status = ? AND active_jobs = 0
-		AND EXISTS (SELECT 1 FROM shifts sh WHERE sh.technician_id = technicians.id)
-		AND NOT EXISTS (SELECT 1 FROM shifts sh WHERE sh.technician_id = technicians.id AND sh.starts_at <= ? AND sh.ends_at > ?)`,
-		now, Available, now, now)
+	var techs []Technician
+	err := s.db.WithContext(ctx).
+		Preload("Shifts", "ends_at > ? AND starts_at <= ?", now.Add(-24*time.Hour), now.Add(24*time.Hour)).Preload("WeeklyShifts").
+		Where(`duty_status = ? AND active_jobs = 0 AND (on_duty_from IS NULL OR on_duty_from <= ?)
+			AND (EXISTS (SELECT 1 FROM shifts sh WHERE sh.technician_id = technicians.id AND sh.kind = ?)
+			  OR EXISTS (SELECT 1 FROM weekly_shifts ws WHERE ws.technician_id = technicians.id AND ws.kind = ?))`,
+			Available, now, KindShift, KindShift).
+		Select("id").Find(&techs).Error
 	if err != nil {
 		return 0, fmt.Errorf("end shifts: %w", err)
+	}
+	var over []string
+	for _, t := range techs {
+		// Restricted even when no shift falls in the day loaded: the
+		// query found one.
+		sched := t.Schedule(now, now.Add(time.Minute), s.zone)
+		sched.Restricted = true
+		if !sched.InShift(now) {
+			over = append(over, t.ID)
+		}
+	}
+	var n int64
+	if len(over) > 0 {
+		// Conditional on the row as it is now: a job taken or duty changed
+		// since the read keeps them on.
+		n, err = s.offDuty(ctx, DutyShiftEnded, "id IN ? AND duty_status = ? AND active_jobs = 0 AND (on_duty_from IS NULL OR on_duty_from <= ?)",
+			now, over, Available, now)
+		if err != nil {
+			return 0, fmt.Errorf("end shifts: %w", err)
+		}
+	}
+	if err := s.db.WithContext(ctx).Model(&Technician{}).Where("on_duty_from <= ?", now).Update("on_duty_from", nil).Error; err != nil {
+		return n, fmt.Errorf("end shifts: early duty taking effect: %w", err)
 	}
 	return n, nil
 }
@@ -669,11 +996,11 @@ func (s *Service) offDuty(ctx context.Context, why, where string, now time.Time,
 
 // OfflineStale takes off duty every available technician without a position
 // report for longer than after: an app that stopped pinging is not someone
-// to send a job to.
+// to send a job to. One on duty early for a shift still to come is left be.
 func (s *Service) OfflineStale(ctx context.Context, after time.Duration) (int64, error) {
 	now := s.now()
-	n, err := s.offDuty(ctx, DutyNoPosition, "duty_status = ? AND active_jobs = 0 AND (position_at IS NULL OR position_at < ?)",
-		now, Available, now.Add(-after))
+	n, err := s.offDuty(ctx, DutyNoPosition, "duty_status = ? AND active_jobs = 0 AND (position_at IS NULL OR position_at < ?) AND (on_duty_from IS NULL OR on_duty_from <= ?)",
+		now, Available, now.Add(-after), now)
 	if err != nil {
 		return 0, fmt.Errorf("offline stale technicians: %w", err)
 	}

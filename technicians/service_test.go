@@ -201,9 +201,6 @@ func TestEndShiftsAndStalePositions(t *testing.T) {
 		noShifts := newTech(t, s, "+41790000012", 1)
 		stale := newTech(t, s, "+41790000013", 1)
 		now := time.Now()
-		if _, err := s.SetShifts(ctx, over.ID, []technicians.ShiftInput{{Start: now.Add(-9 * time.Hour), End: now.Add(-time.Hour)}}); err != nil {
-			t.Fatal(err)
-		}
 		if _, err := s.SetShifts(ctx, working.ID, []technicians.ShiftInput{{Start: now.Add(-time.Hour), End: now.Add(time.Hour)}}); err != nil {
 			t.Fatal(err)
 		}
@@ -218,6 +215,11 @@ func TestEndShiftsAndStalePositions(t *testing.T) {
 			if _, err := s.UpdateLocation(ctx, id, technicians.Ping{Lat: ptr(47.0), Lng: ptr(8.0), At: &at}); err != nil {
 				t.Fatal(err)
 			}
+		}
+		// Its shift set after going on duty: going on duty after the last
+		// shift ended is refused.
+		if _, err := s.SetShifts(ctx, over.ID, []technicians.ShiftInput{{Start: now.Add(-9 * time.Hour), End: now.Add(-time.Hour)}}); err != nil {
+			t.Fatal(err)
 		}
 		if n, err := s.EndShifts(ctx); err != nil || n != 1 {
 			t.Fatalf("end shifts: %d %v", n, err)

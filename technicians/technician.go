@@ -88,10 +88,17 @@ type Technician struct {
 	OffersSent     int             `json:"offers_sent"`
 	OffersAccepted int             `json:"offers_accepted"`
 	IdleSince      *time.Time      `json:"idle_since"`
+	OnDutyFrom     *time.Time      `json:"on_duty_from"` // went on duty before their shift: on duty from then
 	CreatedAt      time.Time       `json:"created_at"`
 	UpdatedAt      time.Time       `json:"updated_at"`
 	Certifications []Certification `json:"certifications" gorm:"foreignKey:TechnicianID"`
 	Shifts         []Shift         `json:"shifts" gorm:"foreignKey:TechnicianID"`
+	WeeklyShifts   []WeeklyShift   `json:"weekly_shifts" gorm:"foreignKey:TechnicianID"`
+}
+
+// Schedule lays out the technician's shifts and breaks from from to to.
+func (t Technician) Schedule(from, to time.Time, loc *time.Location) Schedule {
+	return ScheduleOf(t.Shifts, t.WeeklyShifts, from, to, loc)
 }
 
 // Position returns the last known position, if any.
@@ -116,27 +123,147 @@ func (c Certification) CurrentAt(t time.Time) bool {
 	return !t.Before(c.CertifiedAt) && t.Before(c.ExpiresAt)
 }
 
-// Shift is a period in which a technician works. A technician with no shifts
-// at all is not restricted by shifts.
+// Kinds of shift entries: a shift, or a break inside one.
+const (
+	KindShift = "shift"
+	KindBreak = "break"
+)
+
+// Shift is a period in which a technician works, or (Kind break) one in
+// which they take no work. A technician with no shifts at all is not
+// restricted by shifts.
 type Shift struct {
 	ID           string    `json:"id" gorm:"primaryKey"`
 	TechnicianID string    `json:"-"`
+	Kind         string    `json:"kind"`
 	StartsAt     time.Time `json:"start"`
 	EndsAt       time.Time `json:"end"`
 }
 
-// InShift reports whether t falls in one of the shifts, or there are none.
+// WeeklyShift is a shift or break that recurs every week at a clock time
+// in the deployment's time zone.
+type WeeklyShift struct {
+	ID           string       `json:"-" gorm:"primaryKey"`
+	TechnicianID string       `json:"-"`
+	Kind         string       `json:"kind"`
+	Weekday      time.Weekday `json:"-"`
+	StartMinute  int          `json:"-"` // after midnight
+	Minutes      int          `json:"-"` // its length by the clock (past midnight for a night shift)
+}
+
+// weekdays are the names of days in the API, Sunday first as Go counts.
+var weekdays = [7]string{"sun", "mon", "tue", "wed", "thu", "fri", "sat"}
+
+// clock is minutes after midnight as HH:MM.
+func clock(m int) string { return fmt.Sprintf("%02d:%02d", m/60%24, m%60) }
+
+// MarshalJSON writes a weekly entry as the API reads it: day, start, end.
+func (w WeeklyShift) MarshalJSON() ([]byte, error) {
+	return json.Marshal(WeeklyInput{Kind: w.Kind, Day: weekdays[w.Weekday], Start: clock(w.StartMinute), End: clock(w.StartMinute + w.Minutes)})
+}
+
+// Span is a stretch of time, Start included, End not.
+type Span struct {
+	Start, End time.Time
+}
+
+func (s Span) holds(t time.Time) bool { return !t.Before(s.Start) && t.Before(s.End) }
+
+// Schedule is a technician's shifts and breaks as spans of time.
+type Schedule struct {
+	Restricted bool // there are shifts: outside them the technician takes no work
+	Shifts     []Span
+	Breaks     []Span
+}
+
+// ScheduleOf lays out one-off and weekly entries (at their clock time in
+// loc) as the spans that end after from and start before to. Restricted
+// says there are shifts at all, whether or not one falls in [from, to).
+func ScheduleOf(oneOff []Shift, weekly []WeeklyShift, from, to time.Time, loc *time.Location) Schedule {
+	var out Schedule
+	add := func(kind string, sp Span) {
+		if kind == KindShift {
+			out.Restricted = true
+		}
+		if !sp.End.After(from) || !sp.Start.Before(to) {
+			return
+		}
+		if kind == KindBreak {
+			out.Breaks = append(out.Breaks, sp)
+		} else {
+			out.Shifts = append(out.Shifts, sp)
+		}
+	}
+	for _, s := range oneOff {
+		add(s.Kind, Span{s.StartsAt, s.EndsAt})
+	}
+	if len(weekly) == 0 {
+		return out
+	}
+	// From the day before (a night shift begun then may still run).
+	day := from.In(loc).AddDate(0, 0, -1)
+	for d := time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, loc); d.Before(to); d = d.AddDate(0, 0, 1) {
+		for _, w := range weekly {
+			if w.Weekday != d.Weekday() {
+				continue
+			}
+			// Clock times both: on the night clocks go forward, 01:00-05:00
+			// lasts three hours.
+			start := time.Date(d.Year(), d.Month(), d.Day(), 0, w.StartMinute, 0, 0, loc).UTC()
+			end := time.Date(d.Year(), d.Month(), d.Day(), 0, w.StartMinute+w.Minutes, 0, 0, loc).UTC()
+			add(w.Kind, Span{start, end})
+		}
+	}
+	return out
+}
+
+// InShift reports whether t falls in one of the one-off shifts, or there
+// are none.
 func InShift(shifts []Shift, t time.Time) bool {
-	if len(shifts) == 0 {
+	return ScheduleOf(shifts, nil, t, t.Add(time.Nanosecond), time.UTC).InShift(t)
+}
+
+// Works reports whether the schedule lets the technician work at t: inside
+// a shift (or with no shifts at all) and not on a break.
+func (s Schedule) Works(t time.Time) bool { return s.InShift(t) && !s.OnBreak(t) }
+
+// InShift reports whether t falls in one of the shifts, or there are none.
+func (s Schedule) InShift(t time.Time) bool {
+	if !s.Restricted {
 		return true
 	}
-	for _, s := range shifts {
-		if !t.Before(s.StartsAt) && t.Before(s.EndsAt) {
+	for _, sp := range s.Shifts {
+		if sp.holds(t) {
 			return true
 		}
 	}
 	return false
 }
+
+// OnBreak reports whether t falls in a break.
+func (s Schedule) OnBreak(t time.Time) bool {
+	for _, sp := range s.Breaks {
+		if sp.holds(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// NextShift is the start of the first shift after t, if the schedule has one.
+func (s Schedule) NextShift(t time.Time) (time.Time, bool) {
+	var next time.Time
+	for _, sp := range s.Shifts {
+		if sp.Start.After(t) && (next.IsZero() || sp.Start.Before(next)) {
+			next = sp.Start
+		}
+	}
+	return next, !next.IsZero()
+}
+
+// ScheduleHorizon is how far ahead schedules are laid out: a week and a day,
+// so every weekly entry is met.
+const ScheduleHorizon = 8 * 24 * time.Hour
 
 var (
 	phonePattern = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)

@@ -32,6 +32,7 @@ type Candidate struct {
 	Position    geo.Point
 	RadiusKm    float64
 	Shifts      []Interval // none means no shift restriction
+	Breaks      []Interval // spans inside shifts in which the technician takes no work
 	// DecidingUntil is when the technician's pending offer expires (the
 	// server's index keeps the expiry, so an offer that lapses frees them).
 	DecidingUntil time.Time
@@ -46,6 +47,17 @@ type Candidate struct {
 	IdleSince    time.Time
 	TechnicianID string
 	Certs        map[string]Interval // skill → certified from, until
+	// Bookings are the windowed jobs the technician holds whose hold has
+	// not begun: they take no capacity now, but no new job may make the
+	// technician late for one (see FitsBookings).
+	Bookings []Booking
+}
+
+// Booking is a windowed job a technician holds ahead of its hold: where, and
+// the window they must arrive in.
+type Booking struct {
+	Place      geo.Point
+	Start, End time.Time
 }
 
 // Job is what matching knows of a request.
@@ -56,6 +68,9 @@ type Job struct {
 	Deadline time.Time // the SLA deadline (or window end)
 	GiveUp   time.Time // when searching stops; the batch sends no one predicted to arrive later (zero: no limit)
 	Opens    time.Time // a window's start (zero for ASAP requests)
+	// Length is how long the technician is planned to stay on site: a job
+	// taken before a booking must leave time for it and the drive on.
+	Length time.Duration
 	// ChainWithin lets a technician at capacity who finishes within this
 	// time (and has no next job yet) be a candidate; 0 turns chaining off.
 	ChainWithin time.Duration
@@ -72,6 +87,8 @@ const (
 	ReasonExcluded      = "declined, dropped or already offered"
 	ReasonNoPosition    = "no known position"
 	ReasonDeciding      = "deciding on another offer"
+	ReasonOnBreak       = "on a break"
+	ReasonLateForWindow = "would be late for a booked window"
 )
 
 // Eligible applies the hard rules of DESIGN.md; it returns ReasonOK or why not.
@@ -94,12 +111,59 @@ func eligible(j *Job, c *Candidate, checkCert bool, now time.Time) string {
 		return ReasonNoCert
 	case !inShift(c.Shifts, now):
 		return ReasonOutsideShift
+	case inBreak(c.Breaks, now):
+		return ReasonOnBreak
 	case !c.HasPosition:
 		return ReasonNoPosition
 	case !geo.WithinM(c.Position, j.Place, c.RadiusKm*1000):
 		return ReasonOutsideRadius
 	}
 	return ReasonOK
+}
+
+// EligibleWith is Eligible, then whether c, reaching j by the travel model,
+// keeps every booking (ReasonLateForWindow if not): the whole rule set of a
+// door that gives a technician a job.
+func EligibleWith(j Job, c Candidate, eta geo.ETA, now time.Time) string {
+	if why := eligible(&j, &c, true, now); why != ReasonOK {
+		return why
+	}
+	if len(c.Bookings) > 0 && !fitsBookings(&j, &c, arrivalIn(&j, &c, eta, now), eta, now) {
+		return ReasonLateForWindow
+	}
+	return ReasonOK
+}
+
+// FitsBookings reports whether c, arriving at j in d, keeps their bookings:
+// every booking j would make them late for counts as a job held at once
+// with it, and those with the jobs held now must stay under capacity. A job
+// is done Length after the arrival (not before a window's start), and keeps
+// a booking when the technician can drive on from it and arrive by the
+// booking's window start, or (for a windowed j) when they can come from the
+// booking's window end plus Length and arrive by j's deadline.
+func FitsBookings(j Job, c Candidate, d time.Duration, eta geo.ETA, now time.Time) bool {
+	return fitsBookings(&j, &c, d, eta, now)
+}
+
+func fitsBookings(j *Job, c *Candidate, d time.Duration, eta geo.ETA, now time.Time) bool {
+	if len(c.Bookings) == 0 {
+		return true
+	}
+	arrive := now.Add(d)
+	if arrive.Before(j.Opens) {
+		arrive = j.Opens
+	}
+	done := arrive.Add(j.Length)
+	late := 0
+	for _, b := range c.Bookings {
+		before := !done.Add(eta.Estimate(j.Place, b.Place, c.Traveller)).After(b.Start)
+		after := !j.Opens.IsZero() && !j.Deadline.IsZero() &&
+			!b.End.Add(j.Length).Add(eta.Estimate(b.Place, j.Place, c.Traveller)).After(j.Deadline)
+		if !before && !after {
+			late++
+		}
+	}
+	return late == 0 || c.ActiveJobs+late < c.Capacity
 }
 
 func chainable(j *Job, c *Candidate, now time.Time) bool {
@@ -113,6 +177,15 @@ func startFrom(c *Candidate, now time.Time) time.Time {
 		return c.FreeAt
 	}
 	return now
+}
+
+func inBreak(breaks []Interval, t time.Time) bool {
+	for _, b := range breaks {
+		if !t.Before(b.Start) && t.Before(b.End) {
+			return true
+		}
+	}
+	return false
 }
 
 func certified(certs map[string]Interval, skill string, t time.Time) bool {
@@ -164,13 +237,13 @@ func onTimeChance(rate float64, arrival, deadline time.Time) float64 {
 	return rate / (1 + math.Exp(-slack/5))
 }
 
-// Rank keeps the eligible candidates and orders them: predicted arrival first
+// Rank keeps the eligible candidates (EligibleWith) and orders them: predicted arrival first
 // (within 2-minute buckets), then chance of meeting the deadline (within 5-point
 // buckets), rating, and longest idle first. It does not modify cands.
 func Rank(j Job, cands []Candidate, eta geo.ETA, now time.Time) []Scored {
 	eligible := make([]Candidate, 0, len(cands))
 	for _, c := range cands {
-		if Eligible(j, c, now) == ReasonOK {
+		if EligibleWith(j, c, eta, now) == ReasonOK {
 			eligible = append(eligible, c)
 		}
 	}

@@ -458,6 +458,9 @@ func (s *search) visit(m *member) {
 		return
 	}
 	in := arrivalIn(s.j, c, s.eta, s.now)
+	if !fitsBookings(s.j, c, in, s.eta, s.now) {
+		return
+	}
 	b := in / etaBucket
 	n := len(s.buckets)
 	if n == s.want && b > s.buckets[n-1] {
@@ -580,9 +583,9 @@ func (p *Pool) walk(buckets map[geo.Cell][]member, origin geo.Cell, now time.Tim
 }
 
 // Around counts the technicians certified now for skill within radiusKm of
-// place: Free are on duty with room for a job and inside a shift (one
-// deciding on an offer counts: they may well say yes), Busy are on a job
-// and at capacity. It is what a customer's expected wait is made of.
+// place: Free are on duty with room for a job, inside a shift and not on a
+// break (one deciding on an offer counts: they may well say yes), Busy are
+// on a job and at capacity. It is what a customer's expected wait is made of.
 func (p *Pool) Around(place geo.Point, skill string, radiusKm float64, now time.Time) Around {
 	var out Around
 	origin := geo.CellOf(place, p.resolution)
@@ -601,7 +604,7 @@ func (p *Pool) Around(place geo.Point, skill string, radiusKm float64, now time.
 		switch {
 		case c.ActiveJobs >= c.Capacity:
 			out.Busy++
-		case c.Available && inShift(c.Shifts, now):
+		case c.Available && inShift(c.Shifts, now) && !inBreak(c.Breaks, now):
 			out.Free++
 		}
 	}, nil)

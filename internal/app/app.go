@@ -139,13 +139,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, op
 	}
 	a.Issuer = auth.NewIssuer(secret)
 	a.secret = secret
-	a.Technicians = technicians.NewService(a.DB, now)
+	a.Technicians = technicians.NewService(a.DB, now).WithTimeZone(cfg.TimeZone)
 	a.Dispatch = dispatch.NewService(a.DB, dispatch.Config{
-		SLA: cfg.SLA, GiveUp: cfg.GiveUp, LateAfter: cfg.LateAfter, WindowLead: cfg.WindowLead, OfferStrategy: cfg.OfferStrategy, BatchWindow: cfg.BatchWindow,
+		SLA: cfg.SLA, GiveUp: cfg.GiveUp, LateAfter: cfg.LateAfter, WindowLead: cfg.WindowLead, JobLength: cfg.JobLength, OfferStrategy: cfg.OfferStrategy, BatchWindow: cfg.BatchWindow,
 		BatchUrgency: cfg.BatchUrgency,
 		OfferTimeout: cfg.OfferTimeout, WaveSize: cfg.WaveSize, MaxSearchKm: cfg.MaxSearchKm,
 		ArrivalRadiusM: cfg.ArrivalRadiusM, NoShowWait: cfg.NoShowWait, ConfirmTTL: cfg.ConfirmTTL,
-		Log: log, RegionResolution: cfg.RegionRes, SMSCountries: cfg.SMSCountries,
+		Log: log, RegionResolution: cfg.RegionRes, SMSCountries: cfg.SMSCountries, TimeZone: cfg.TimeZone,
 	}, now)
 	a.DB.OnListenError(func(channel string, err error) {
 		log.Warn("change feed: listening lost, reconnecting", "channel", channel, "err", err)

@@ -33,6 +33,7 @@ type Config struct {
 	GiveUp        time.Duration // ONSITE_GIVE_UP: after creation, a still-searching request becomes unfulfilled (default = SLA)
 	LateAfter     time.Duration // ONSITE_LATE_AFTER: a predicted arrival this far past what the customer was told texts them a new ETA (default 10m)
 	WindowLead    time.Duration // ONSITE_WINDOW_LEAD: a windowed request starts searching this long before its window
+	JobLength     time.Duration // ONSITE_JOB_LENGTH: planned time on site; work taken before a booked window must leave it
 	OfferStrategy string        // ONSITE_OFFER_STRATEGY: batch, sequential or wave
 	BatchWindow   time.Duration // ONSITE_BATCH_WINDOW: how often the batch strategy assigns
 	BatchUrgency  float64       // ONSITE_BATCH_URGENCY: batch cost minutes per minute left to the deadline (0: off)
@@ -165,6 +166,7 @@ var settings = []setting{
 	{"ONSITE_GIVE_UP", "searching longer than this after creation makes a request unfulfilled", durationSetting(func(c *Config) *time.Duration { return &c.GiveUp })},
 	{"ONSITE_LATE_AFTER", "how far a predicted arrival may slip past what the customer was told before they are texted a new ETA (running late)", durationSetting(func(c *Config) *time.Duration { return &c.LateAfter })},
 	{"ONSITE_WINDOW_LEAD", "a windowed request starts searching this long before its window", durationSetting(func(c *Config) *time.Duration { return &c.WindowLead })},
+	{"ONSITE_JOB_LENGTH", "planned time on site of a job, so work taken before a booked window leaves time for it", durationSetting(func(c *Config) *time.Duration { return &c.JobLength })},
 	{"ONSITE_OFFER_TIMEOUT", "how long an offer stays open", durationSetting(func(c *Config) *time.Duration { return &c.OfferTimeout })},
 	{"ONSITE_OFFER_STRATEGY", "batch, sequential or wave", func(c *Config, v string) error {
 		if v != "sequential" && v != "wave" && v != "batch" {
@@ -407,6 +409,7 @@ func Default() Config {
 		BodyLimit:          1 << 20,
 		SLA:                60 * time.Minute,
 		WindowLead:         45 * time.Minute,
+		JobLength:          time.Hour,
 		OfferStrategy:      "batch",
 		BatchWindow:        5 * time.Second,
 		BatchUrgency:       1,

@@ -66,7 +66,7 @@ export function createTechnicians(panel, { onFocus }) {
   }
 
   function version(t) {
-    return JSON.stringify([t.name, t.phone, t.duty_status, t.suspended, t.active_jobs, t.capacity, t.travel_mode,
+    return JSON.stringify([t.name, t.phone, t.duty_status, t.on_duty_from, t.suspended, t.active_jobs, t.capacity, t.travel_mode,
       t.certifications, typeof t.lat === 'number', Math.floor((ms(t.position_at) ?? 0) / 60_000), Math.floor(Date.now() / 60_000)]);
   }
 
@@ -82,6 +82,7 @@ export function createTechnicians(panel, { onFocus }) {
       h('div', { class: 'tech-sub' },
         `${t.phone} · ${t.travel_mode} · ${t.active_jobs}/${t.capacity} job${t.capacity === 1 ? '' : 's'}`,
         t.rating_count ? ` · ★ ${Number(t.rating).toFixed(1)}` : '',
+        (ms(t.on_duty_from) ?? 0) > now ? ` · on duty from ${clock(t.on_duty_from)}` : '',
         t.position_at ? ` · seen ${ago(t.position_at, now)}` : ' · no position yet'),
       h('div', { class: 'chips', dataset: { testid: 'tech-certs' } },
         certs.length ? certs.map((c) => {
