@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -115,6 +116,9 @@ func (s *Service) jobStep(ctx context.Context, techID, requestID string, a Actio
 		switch a {
 		case Arrive:
 			set["visits"] = gorm.Expr("visits + 1")
+			if err := s.checkArrival(tx, r, techID, set, data); err != nil {
+				return err
+			}
 		case Complete:
 			set["outcome"] = step.Outcome
 			data["outcome"] = step.Outcome
@@ -139,6 +143,32 @@ func (s *Service) jobStep(ctx context.Context, techID, requestID string, a Actio
 		}
 		return nil
 	})
+}
+
+// checkArrival measures the technician's latest position against the site.
+// An arrival farther than the arrival radius, or with no position, is still
+// recorded (the technician may be right and the position stale), but it is
+// flagged in the request and its on_site event for ops to look at, and the
+// KPIs never count it on time.
+func (s *Service) checkArrival(tx *gorm.DB, r *Request, techID string, set, data map[string]any) error {
+	var t technicians.Technician
+	if err := tx.Select("id", "lat", "lng").Where("id = ?", techID).First(&t).Error; err != nil {
+		return fmt.Errorf("position of %s: %w", techID, err)
+	}
+	pos, ok := t.Position()
+	if !ok {
+		set["arrival_flagged"], set["arrival_distance_m"] = true, nil
+		data["arrival_flagged"], data["arrival_why"] = true, "no known position"
+		return nil
+	}
+	d := int(math.Round(geo.DistanceM(pos, r.Place())))
+	set["arrival_distance_m"], data["distance_m"] = d, d
+	if float64(d) > s.cfg.ArrivalRadiusM {
+		set["arrival_flagged"] = true
+		data["arrival_flagged"] = true
+		data["arrival_why"] = fmt.Sprintf("%d m from the site (more than %.0f m)", d, s.cfg.ArrivalRadiusM)
+	}
+	return nil
 }
 
 // fairChance gives a request taken back from its technician at least a

@@ -101,15 +101,26 @@ type Request struct {
 	ConfirmedAt    *time.Time `json:"confirmed_at"`
 	ContactPhone   *string    `json:"contact_phone"`
 	ContactLocale  *string    `json:"contact_locale"`
-	CreatedAt      time.Time  `json:"created_at"`
-	UpdatedAt      time.Time  `json:"updated_at"`
-	SearchingAt    *time.Time `json:"searching_at"`
-	AssignedAt     *time.Time `json:"assigned_at"`
-	EnRouteAt      *time.Time `json:"en_route_at"`
-	OnSiteAt       *time.Time `json:"on_site_at"`
-	CompletedAt    *time.Time `json:"completed_at"`
-	CancelledAt    *time.Time `json:"cancelled_at"`
-	UnfulfilledAt  *time.Time `json:"unfulfilled_at"`
+	// FollowUpOf is the request whose visit closed not_fixed or needs_parts
+	// and opened this one; PreferredTechnicianID who came then, offered
+	// this one first when they suit.
+	FollowUpOf            *string `json:"follow_up_of"`
+	PreferredTechnicianID *string `json:"preferred_technician_id"`
+	// ArrivalDistanceM is how far from the site the technician's latest
+	// position was when they said they had arrived (nil: no position);
+	// ArrivalFlagged marks an arrival farther than the arrival radius (or
+	// with no position), shown to ops and never counted on time.
+	ArrivalDistanceM *int       `json:"arrival_distance_m"`
+	ArrivalFlagged   bool       `json:"arrival_flagged"`
+	CreatedAt        time.Time  `json:"created_at"`
+	UpdatedAt        time.Time  `json:"updated_at"`
+	SearchingAt      *time.Time `json:"searching_at"`
+	AssignedAt       *time.Time `json:"assigned_at"`
+	EnRouteAt        *time.Time `json:"en_route_at"`
+	OnSiteAt         *time.Time `json:"on_site_at"`
+	CompletedAt      *time.Time `json:"completed_at"`
+	CancelledAt      *time.Time `json:"cancelled_at"`
+	UnfulfilledAt    *time.Time `json:"unfulfilled_at"`
 }
 
 // Photos are links to pictures the customer attached, stored as JSON text.

@@ -40,7 +40,17 @@ type Config struct {
 	// SMSCountries are the countries whose phones a request may give for
 	// texts (zero: Switzerland and its neighbours).
 	SMSCountries phones.Countries
+	// ArrivalRadiusM is how near the site (by the technician's latest
+	// position) an arrival must be to count (0: 250 m).
+	ArrivalRadiusM float64
+	// Areas are the named service areas the KPIs are reported by.
+	Areas []geo.Area
+	// Zone is the time zone of the KPIs' hours of the day (nil: UTC).
+	Zone *time.Location
 }
+
+// DefaultArrivalRadiusM is Config.ArrivalRadiusM when unset.
+const DefaultArrivalRadiusM = 250
 
 // Service applies the dispatch rules, one transaction per method.
 type Service struct {
@@ -64,6 +74,12 @@ func NewService(d *db.DB, cfg Config, now func() time.Time) *Service {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	if cfg.ArrivalRadiusM <= 0 {
+		cfg.ArrivalRadiusM = DefaultArrivalRadiusM
+	}
+	if cfg.Zone == nil {
+		cfg.Zone = time.UTC
 	}
 	if cfg.SMSCountries.IsZero() {
 		cfg.SMSCountries = phones.MustParseCountries(phones.DefaultCountries)

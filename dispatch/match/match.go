@@ -56,6 +56,9 @@ type Job struct {
 	Deadline time.Time // the SLA deadline (or window end)
 	GiveUp   time.Time // when searching stops; the batch sends no one predicted to arrive later (zero: no limit)
 	Opens    time.Time // a window's start (zero for ASAP requests)
+	// Prefer is a technician to ask first when they suit (the one who made
+	// the first visit of a follow-up); "" for none.
+	Prefer string
 	// ChainWithin lets a technician at capacity who finishes within this
 	// time (and has no next job yet) be a candidate; 0 turns chaining off.
 	ChainWithin time.Duration
@@ -268,6 +271,34 @@ func compareKeys(a, b rankKey) int {
 		return c
 	}
 	return cmp.Compare(a.id, b.id)
+}
+
+// Suits reports whether a ranked candidate is predicted to arrive by the
+// job's deadline (always, for a job without one).
+func Suits(j Job, sc Scored) bool {
+	return j.Deadline.IsZero() || !sc.Arrival.After(j.Deadline)
+}
+
+// Prefer moves the job's preferred technician to the front of ranked when
+// they are in it (so eligible) and suit it; otherwise ranked is unchanged. It
+// does not modify ranked.
+func Prefer(j Job, ranked []Scored) []Scored {
+	if j.Prefer == "" {
+		return ranked
+	}
+	for i, sc := range ranked {
+		if sc.TechnicianID != j.Prefer {
+			continue
+		}
+		if i == 0 || !Suits(j, sc) {
+			return ranked
+		}
+		out := make([]Scored, 0, len(ranked))
+		out = append(out, sc)
+		out = append(out, ranked[:i]...)
+		return append(out, ranked[i+1:]...)
+	}
+	return ranked
 }
 
 // AtRisk reports whether even the best candidate misses the deadline (or

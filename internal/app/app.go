@@ -145,6 +145,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, op
 		BatchUrgency: cfg.BatchUrgency,
 		OfferTimeout: cfg.OfferTimeout, WaveSize: cfg.WaveSize, MaxSearchKm: cfg.MaxSearchKm,
 		Log: log, RegionResolution: cfg.RegionRes, SMSCountries: cfg.SMSCountries,
+		ArrivalRadiusM: cfg.ArrivalRadiusM, Areas: cfg.ServiceAreas, Zone: cfg.TimeZone,
 	}, now)
 	a.DB.OnListenError(func(channel string, err error) {
 		log.Warn("change feed: listening lost, reconnecting", "channel", channel, "err", err)

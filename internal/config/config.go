@@ -14,6 +14,7 @@ import (
 	"time"
 	_ "time/tzdata" // ONSITE_TIME_ZONE works on hosts without a zoneinfo database
 
+	"github.com/onsite/onsite/geo"
 	"github.com/onsite/onsite/internal/phones"
 )
 
@@ -39,6 +40,9 @@ type Config struct {
 	OfferTimeout  time.Duration // ONSITE_OFFER_TIMEOUT: how long an offer stays open
 	WaveSize      int           // ONSITE_WAVE_SIZE: offers sent at once by the wave strategy
 	MaxSearchKm   float64       // ONSITE_MAX_SEARCH_KM: the widest candidate search
+
+	ArrivalRadiusM float64    // ONSITE_ARRIVAL_RADIUS: metres from the site within which an arrival counts (250)
+	ServiceAreas   []geo.Area // ONSITE_SERVICE_AREAS: named areas the KPIs are reported by
 
 	StaleAfter time.Duration // ONSITE_STALE_AFTER: no position for this long takes a technician off duty
 	PingFlush  time.Duration // ONSITE_PING_FLUSH: position reports are written in batches this often
@@ -205,6 +209,22 @@ var settings = []setting{
 			return fmt.Errorf("want a duration from 1ms to 5s")
 		}
 		c.PingFlush = d
+		return nil
+	}},
+	{"ONSITE_ARRIVAL_RADIUS", "metres from the site (by the technician's latest position) within which an arrival counts, 10 to 5000", func(c *Config, v string) error {
+		n, err := strconv.Atoi(strings.TrimSuffix(v, "m"))
+		if err != nil || n < 10 || n > 5000 {
+			return fmt.Errorf("want a whole number of metres from 10 to 5000")
+		}
+		c.ArrivalRadiusM = float64(n)
+		return nil
+	}},
+	{"ONSITE_SERVICE_AREAS", "named service areas the KPIs are reported by: name=cell,cell;name=cell (H3 cells, resolution 0 to 8)", func(c *Config, v string) error {
+		areas, err := geo.ParseAreas(v)
+		if err != nil {
+			return err
+		}
+		c.ServiceAreas = areas
 		return nil
 	}},
 	{"ONSITE_STALE_AFTER", "no position report for this long takes a technician off duty", durationSetting(func(c *Config) *time.Duration { return &c.StaleAfter })},
@@ -383,6 +403,7 @@ func Default() Config {
 		OfferTimeout:       5 * time.Minute,
 		WaveSize:           3,
 		MaxSearchKm:        40,
+		ArrivalRadiusM:     250,
 		Workers:            true,
 		StaleAfter:         15 * time.Minute,
 		PingFlush:          100 * time.Millisecond,
