@@ -93,6 +93,10 @@ func (s *Service) Complete(ctx context.Context, techID, requestID string, step J
 	if !outcomes[step.Outcome] {
 		return Request{}, errs.InvalidField("outcome", "outcome must be fixed, not_fixed or needs_parts")
 	}
+	step.Reason = strings.TrimSpace(step.Reason)
+	if len(step.Reason) > 500 {
+		return Request{}, errs.InvalidField("reason", "reason is longer than 500 characters")
+	}
 	return s.jobStep(ctx, techID, requestID, Complete, step)
 }
 
@@ -122,6 +126,9 @@ func (s *Service) jobStep(ctx context.Context, techID, requestID string, a Actio
 		case Complete:
 			set["outcome"] = step.Outcome
 			data["outcome"] = step.Outcome
+			if step.Reason != "" {
+				data["reason"] = step.Reason
+			}
 		case Drop:
 			set["technician_id"] = nil
 			set["eta_at"] = nil
@@ -134,7 +141,13 @@ func (s *Service) jobStep(ctx context.Context, techID, requestID string, a Actio
 		}
 		switch a {
 		case Complete:
-			return endAssignment(tx, r.ID, techID, "completed", now)
+			if err := endAssignment(tx, r.ID, techID, "completed", now); err != nil {
+				return err
+			}
+			if step.Outcome == "not_fixed" || step.Outcome == "needs_parts" {
+				return s.openFollowUp(tx, r, techID, step, now)
+			}
+			return nil
 		case Drop:
 			if err := endAssignment(tx, r.ID, techID, "dropped", now); err != nil {
 				return err
