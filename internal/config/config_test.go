@@ -111,7 +111,7 @@ func TestLoad(t *testing.T) {
 			}
 		}},
 		{name: "bad arrival radius", env: []string{"ONSITE_ARRIVAL_RADIUS=2km"}, wantErr: "ONSITE_ARRIVAL_RADIUS"},
-		{name: "service areas", env: []string{"ONSITE_SERVICE_AREAS=zurich=871f8d7a5ffffff;winterthur=871f8c04cffffff,871f8c04effffff"}, check: func(t *testing.T, c Config) {
+		{name: "service areas", env: []string{"ONSITE_SERVICE_AREAS=zurich=871f8ed95ffffff;winterthur=871f8ed1dffffff,871f8ed1cffffff"}, check: func(t *testing.T, c Config) {
 			if len(c.ServiceAreas) != 2 || c.ServiceAreas[1].Name != "winterthur" || len(c.ServiceAreas[1].Cells) != 2 {
 				t.Fatalf("service areas %+v", c.ServiceAreas)
 			}
