@@ -197,6 +197,12 @@ func (h *Handler) enRoute(c echo.Context) error {
 }
 
 func (h *Handler) arrived(c echo.Context) error {
+	// The arrival is measured against the latest stored position: write a
+	// ping this process still holds first (the app often reports its
+	// position just before saying it has arrived).
+	if err := h.pings.Flush(c.Request().Context()); err != nil {
+		return err
+	}
 	r, err := h.dispatch.Arrive(c.Request().Context(), httpx.Principal(c).Subject, c.Param("id"))
 	if err != nil {
 		return err
