@@ -246,7 +246,10 @@ export function eventSummary(e, techName = (id) => shortId(id)) {
     if (d.skill) bits.push(d.skill);
     if (d.mode) bits.push(d.mode === 'asap' ? 'ASAP' : 'time window');
   }
-  if (d.rank) bits.push(`rank ${d.rank}`);
+  if (d.arrival_flagged) bits.push(`arrival flagged: ${d.arrival_why || 'far from the site'}`);
+  if (d.follow_up_id) bits.push(`follow-up ${shortId(d.follow_up_id)}`);
+  if (d.follow_up_of) bits.push(`follow-up of ${shortId(d.follow_up_of)}`);
+    if (d.rank) bits.push(`rank ${d.rank}`);
   if (typeof d.eta_s === 'number') bits.push(`ETA ${duration(d.eta_s)}`);
   return bits.join(' · ');
 }
