@@ -212,6 +212,7 @@ func (h *Handler) arrived(c echo.Context) error {
 
 type completeBody struct {
 	Outcome string `json:"outcome"`
+	Reason  string `json:"reason"`
 }
 
 func (h *Handler) complete(c echo.Context) error {
@@ -219,7 +220,7 @@ func (h *Handler) complete(c echo.Context) error {
 	if err := httpx.Bind(c, &in); err != nil {
 		return err
 	}
-	r, err := h.dispatch.Complete(c.Request().Context(), httpx.Principal(c).Subject, c.Param("id"), dispatch.JobStep{Outcome: in.Outcome})
+	r, err := h.dispatch.Complete(c.Request().Context(), httpx.Principal(c).Subject, c.Param("id"), dispatch.JobStep{Outcome: in.Outcome, Reason: in.Reason})
 	if err != nil {
 		return err
 	}

@@ -120,18 +120,19 @@ export function createKpis(el) {
   return { load, reload, paintLive };
 }
 
-// The columns of the breakdown tables: today's figures per group.
+// The columns of the breakdown tables: today's figures per group, short
+// enough for the sidebar; the title of each cell says more.
 const COLUMNS = [
-  { label: 'Requests', title: 'Requests created today', value: (k) => String(k.requests) },
+  { label: 'Req', title: 'Requests created today', value: (k) => String(k.requests) },
   {
-    label: 'On site ≤ SLA', title: 'On time / judged ASAP requests (deadline passed)',
-    value: (k) => (k.on_site_within_sla_share === null ? '–' : `${pct(k.on_site_within_sla_share)} (${k.asap_on_time}/${k.asap_judged})`),
+    label: 'SLA', title: 'On site within the SLA: on time / judged ASAP requests (deadline passed)',
+    value: (k) => pct(k.on_site_within_sla_share), more: (k) => `${k.asap_on_time} of ${k.asap_judged} judged, ${k.asap_pending} pending, ${k.cancelled_in_time} cancelled in time`,
   },
-  { label: 'To site', title: 'Median time to site (ASAP)', value: (k) => duration(k.time_to_site_p50_s) },
-  { label: 'FCR', title: 'First-time fix rate', value: (k) => pct(k.first_time_fix_rate) },
-  { label: 'Accept', title: 'Acceptance rate of offers', value: (k) => pct(k.acceptance_rate) },
-  { label: 'At risk', title: 'Requests at risk at least once, and their time at risk', value: (k) => (k.at_risk_requests ? `${k.at_risk_requests} · ${duration(k.time_at_risk_s)}` : '0') },
-  { label: 'Flagged', title: 'Arrivals farther than the arrival radius from the site', value: (k) => String(k.flagged_arrivals) },
+  { label: 'Site', title: 'Median time to site (ASAP)', value: (k) => duration(k.time_to_site_p50_s) },
+  { label: 'FCR', title: 'First-time fix rate', value: (k) => pct(k.first_time_fix_rate), more: (k) => `${k.first_time_fixes} of ${k.first_visits} first visits, ${k.follow_ups} follow-ups` },
+  { label: 'Acc', title: 'Acceptance rate of offers', value: (k) => pct(k.acceptance_rate), more: (k) => `${k.offers} offers` },
+  { label: 'Risk', title: 'Requests at risk at least once', value: (k) => String(k.at_risk_requests), more: (k) => `${duration(k.time_at_risk_s)} at risk in all` },
+  { label: 'Flag', title: 'Arrivals farther than the arrival radius from the site', value: (k) => String(k.flagged_arrivals) },
 ];
 
 /**
@@ -146,7 +147,7 @@ export function createBreakdown(el) {
       ...COLUMNS.map((c) => h('th', { class: 'num', title: c.title }, c.label)));
     const rows = groups.map((g) => h('tr', { dataset: { testid: `kpi-row-${kind}-${g.key || 'none'}` } },
       h('th', { scope: 'row', title: g.key }, label(g.key)),
-      ...COLUMNS.map((c) => h('td', { class: 'num' }, c.value(g.kpis)))));
+      ...COLUMNS.map((c) => h('td', { class: 'num', title: c.more ? c.more(g.kpis) : c.title }, c.value(g.kpis)))));
     if (!rows.length) rows.push(h('tr', {}, h('td', { colspan: String(COLUMNS.length + 1), class: 'muted' }, 'No requests today yet.')));
     return h('table', { class: 'table kpi-table', dataset: { testid: `kpi-table-${kind}` } }, h('thead', {}, head), h('tbody', {}, ...rows));
   }
