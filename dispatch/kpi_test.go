@@ -122,7 +122,7 @@ func TestKPIsScriptedDay(t *testing.T) {
 			}
 			tech[name] = x.ID
 		}
-		for _, c := range []string{"c1", "c2", "c3", "c4", "c5", "c6", "c7"} {
+		for _, c := range []string{"c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8"} {
 			if err := d.Exec("INSERT INTO customers (id, name, locale, created_at) VALUES (?, '', 'en', ?)", c, day).Error; err != nil {
 				t.Fatal(err)
 			}
@@ -137,6 +137,10 @@ func TestKPIsScriptedDay(t *testing.T) {
 			{id: "r02f", customer: "c2", skill: wifi, place: zurich, mode: asap, state: done, created: "09:40", confirmed: "10:00", onSite: "10:30", done: "11:10", outcome: "fixed", tech: "t2", followUpOf: "r02"},
 			{id: "r03", customer: "c5", skill: router, place: zurich, mode: asap, state: cancelled, created: "09:00", cancelled: "10:15"},
 			{id: "r04", customer: "c5", skill: router, place: zurich, mode: asap, state: cancelled, created: "11:00", cancelled: "11:20"},
+			// A late job closed needs_parts after midnight: its follow-up is
+			// created the next day, outside the period, and fixes it on the 3rd.
+			{id: "r15", customer: "c8", skill: wifi, place: zurich, mode: asap, state: done, created: "21:00", onSite: "21:30", done: "2 00:10", outcome: "needs_parts", tech: "t1"},
+			{id: "r15f", customer: "c8", skill: wifi, place: zurich, mode: asap, state: done, created: "2 00:10", confirmed: "3 09:00", onSite: "3 09:30", done: "3 10:00", outcome: "fixed", tech: "t1", followUpOf: "r15"},
 			{id: "r11", customer: "c7", skill: wifi, place: zurich, mode: window, state: cancelled, created: "13:00", window: [2]string{"20:00", "22:00"}, cancelled: "19:00"},
 			// Winterthur.
 			{id: "r05", customer: "c3", skill: wifi, place: winterthur, mode: asap, state: done, created: "12:00", confirmed: "12:01:40", onSite: "13:01", done: "13:30", outcome: "fixed", tech: "t3", device: "dev-1"},
@@ -204,39 +208,43 @@ func TestKPIsScriptedDay(t *testing.T) {
 
 		f := func(v float64) *float64 { return &v }
 		s := func(v int) *int { return &v }
-		// The whole day: r01 r02 r02f r03 r04 r05 r06 r08 r09 r10 r11.
+		// The whole day: r01 r02 r02f r03 r04 r05 r06 r08 r09 r10 r11 r15
+		// (r15f is created on the 2nd).
 		whole := dispatch.KPIs{
-			Requests: 11, Completed: 7, Cancelled: 3, Unfulfilled: 1, // completed r01 r02 r02f r05 r06 r09 r10; cancelled r03 r04 r11; unfulfilled r08
-			// ASAP with a promise: r01 r02 r02f r03 r04 r05 r06 r08 = 8.
-			// r04 was cancelled before its deadline (apart); judged the other 7.
+			Requests: 12, Completed: 8, Cancelled: 3, Unfulfilled: 1, // completed r01 r02 r02f r05 r06 r09 r10 r15; cancelled r03 r04 r11; unfulfilled r08
+			// ASAP with a promise: r01 r02 r02f r03 r04 r05 r06 r08 r15 = 9.
+			// r04 was cancelled before its deadline (apart); judged the other 8.
 			// On time: r01 (08:30 ≤ 09:00), r02f (10:30 ≤ 11:00, its clock from the
 			// 10:00 confirmation), r05 (13:01 ≤ 13:01:40 from the owner's
-			// confirmation; 61 min from creation). Misses: r02 (09:20 > 09:10),
-			// r03 (cancelled 10:15, after its 10:00 deadline), r06 (arrived
-			// flagged), r08 (unfulfilled). 3 of 7 = 0.429.
-			ASAPRequests: 8, ASAPJudged: 7, ASAPOnTime: 3, OnSiteWithinSLA: f(0.429), CancelledInTime: 1,
+			// confirmation; 61 min from creation), r15 (21:30 ≤ 22:00). Misses:
+			// r02 (09:20 > 09:10), r03 (cancelled 10:15, after its 10:00
+			// deadline), r06 (arrived flagged), r08 (unfulfilled). 4 of 8 = 0.5.
+			ASAPRequests: 9, ASAPJudged: 8, ASAPOnTime: 4, OnSiteWithinSLA: f(0.5), CancelledInTime: 1,
 			// Times to site, flagged r06 left out: r01 30m, r02 70m, r02f 30m,
-			// r05 59m20s → 1800 1800 3560 4200; p50 = 2nd = 1800, p90 = 4th = 4200.
+			// r05 59m20s, r15 30m → 1800 1800 1800 3560 4200; p50 = 3rd = 1800,
+			// p90 = 5th = 4200.
 			TimeToSiteP50Seconds: s(1800), TimeToSiteP90Seconds: s(4200),
 			// Windows r09 r10 r11: r11 cancelled before its window ended; r09
 			// 18:30 in 18:00–20:00 kept, r10 18:40 before 19:00 missed: 1 of 2.
 			WindowRequests: 3, WindowJudged: 2, WindowKept: 1, WindowKeptShare: f(0.5), WindowCancelledInTime: 1,
 			FlaggedArrivals: 1, // r06
 			// First visits (not follow-ups, closed with an outcome): r01 r02 r05
-			// r06 r10 (r09's no-show is no outcome) = 5. Fixed first time: r01
-			// (c1's next wifi visit is 8 days later), r05 (c3's visits of 2 and 4
-			// December are another device, another skill), r10; not r02
-			// (not_fixed), r06 (c4's wifi visit on 5 December) = 3 of 5.
-			FirstVisits: 5, FirstTimeFixes: 3, FirstTimeFixRate: f(0.6), FollowUps: 1,
+			// r06 r10 r15 (r09's no-show is no outcome) = 6. Fixed first time:
+			// r01 (c1's next wifi visit is 8 days later), r05 (c3's visits of 2
+			// and 4 December are another device, another skill), r10; not r02
+			// (not_fixed), r06 (c4's wifi visit on 5 December), r15
+			// (needs_parts) = 3 of 6. Follow-ups created that day: r02f.
+			FirstVisits: 6, FirstTimeFixes: 3, FirstTimeFixRate: f(0.5), FollowUps: 1,
 			// Resolved chains: r01 1h, r02→r02f 08:10 to 11:10 = 3h (2 visits),
-			// r05 1h30, r06 1h, r10 7h30 → 3600 3600 5400 10800 27000: p50 = 3rd
-			// = 5400, p90 = 5th = 27000; visits 6 / 5 = 1.2.
-			Resolved: 5, ResolutionP50Seconds: s(5400), ResolutionP90Seconds: s(27000), VisitsPerResolution: f(1.2),
-			// 12 offers of the day's requests (r07's is another day's): 12 / 11
-			// requests = 1.091 per request; accepted 7 (r01, r02 t2, r02f, r05,
+			// r05 1h30, r06 1h, r10 7h30, r15→r15f 1 Dec 21:00 to 3 Dec 10:00 =
+			// 37h (2 visits) → 3600 3600 5400 10800 27000 133200: p50 = 3rd =
+			// 5400, p90 = 6th = 133200; visits 8 / 6 = 1.333.
+			Resolved: 6, ResolutionP50Seconds: s(5400), ResolutionP90Seconds: s(133200), VisitsPerResolution: f(1.333),
+			// 12 offers of the day's requests (r07's is another day's): 12 / 12
+			// requests = 1 per request; accepted 7 (r01, r02 t2, r02f, r05,
 			// r09 ×2, r10) of 11 answered or expired (the withdrawn one is
 			// neither) = 0.636.
-			Offers: 12, OffersPerRequest: f(1.091), AcceptanceRate: f(0.636),
+			Offers: 12, OffersPerRequest: f(1), AcceptanceRate: f(0.636),
 			Drops: 1, NoShows: 1, // r09 both
 			// At risk: r03 09:30–10:15 (45 min), r08 16:20–16:30 and 16:40–17:00
 			// (30 min) = 75 min.
@@ -244,16 +252,17 @@ func TestKPIsScriptedDay(t *testing.T) {
 			Overrides: 1, // r06's assignment
 		}
 		zurichKPIs := dispatch.KPIs{
-			// r01 r02 r02f r03 r04 r11
-			Requests: 6, Completed: 3, Cancelled: 3,
-			// judged r01 r02 r02f r03, on time r01 r02f; r04 cancelled in time
-			ASAPRequests: 5, ASAPJudged: 4, ASAPOnTime: 2, OnSiteWithinSLA: f(0.5), CancelledInTime: 1,
-			TimeToSiteP50Seconds: s(1800), TimeToSiteP90Seconds: s(4200), // 1800 1800 4200
+			// r01 r02 r02f r03 r04 r11 r15
+			Requests: 7, Completed: 4, Cancelled: 3,
+			// judged r01 r02 r02f r03 r15, on time r01 r02f r15; r04 cancelled in time
+			ASAPRequests: 6, ASAPJudged: 5, ASAPOnTime: 3, OnSiteWithinSLA: f(0.6), CancelledInTime: 1,
+			TimeToSiteP50Seconds: s(1800), TimeToSiteP90Seconds: s(4200), // 1800 1800 1800 4200
 			WindowRequests: 1, WindowCancelledInTime: 1, // r11
-			FirstVisits: 2, FirstTimeFixes: 1, FirstTimeFixRate: f(0.5), FollowUps: 1, // r01 yes, r02 no
-			Resolved: 2, ResolutionP50Seconds: s(3600), ResolutionP90Seconds: s(10800), VisitsPerResolution: f(1.5), // r01 1h/1, r02 3h/2
-			// r01 1, r02 2, r02f 1, r03 1; accepted r01 r02 r02f of 5 answered
-			Offers: 5, OffersPerRequest: f(0.833), AcceptanceRate: f(0.6),
+			FirstVisits: 3, FirstTimeFixes: 1, FirstTimeFixRate: f(0.333), FollowUps: 1, // r01 yes, r02 r15 no
+			// r01 1h/1 visit, r02 3h/2, r15 37h/2 → p50 2nd 10800, p90 3rd 133200; 5 visits / 3
+			Resolved: 3, ResolutionP50Seconds: s(10800), ResolutionP90Seconds: s(133200), VisitsPerResolution: f(1.667),
+			// r01 1, r02 2, r02f 1, r03 1 = 5 / 7; accepted r01 r02 r02f of 5 answered
+			Offers: 5, OffersPerRequest: f(0.714), AcceptanceRate: f(0.6),
 			AtRiskRequests: 1, TimeAtRiskSeconds: 45 * 60, // r03
 		}
 		winterthurKPIs := dispatch.KPIs{
@@ -279,17 +288,18 @@ func TestKPIsScriptedDay(t *testing.T) {
 			Drops: 1, NoShows: 1, AtRiskRequests: 1, TimeAtRiskSeconds: 30 * 60,
 		}
 		wifiKPIs := dispatch.KPIs{
-			// r01 r02 r02f r05 r06 r08 r11
-			Requests: 7, Completed: 5, Cancelled: 1, Unfulfilled: 1,
-			// judged r01 r02 r02f r05 r06 r08; on time r01 r02f r05
-			ASAPRequests: 6, ASAPJudged: 6, ASAPOnTime: 3, OnSiteWithinSLA: f(0.5),
-			TimeToSiteP50Seconds: s(1800), TimeToSiteP90Seconds: s(4200), // 1800 1800 3560 4200
+			// r01 r02 r02f r05 r06 r08 r11 r15
+			Requests: 8, Completed: 6, Cancelled: 1, Unfulfilled: 1,
+			// judged r01 r02 r02f r05 r06 r08 r15; on time r01 r02f r05 r15
+			ASAPRequests: 7, ASAPJudged: 7, ASAPOnTime: 4, OnSiteWithinSLA: f(0.571),
+			TimeToSiteP50Seconds: s(1800), TimeToSiteP90Seconds: s(4200), // 1800 1800 1800 3560 4200
 			WindowRequests: 1, WindowCancelledInTime: 1, FlaggedArrivals: 1,
-			FirstVisits: 4, FirstTimeFixes: 2, FirstTimeFixRate: f(0.5), FollowUps: 1, // r01 r05 of r01 r02 r05 r06
-			// r01 3600, r02 10800 (2 visits), r05 5400, r06 3600 → p50 2nd 3600, p90 4th 10800; 5 visits / 4
-			Resolved: 4, ResolutionP50Seconds: s(3600), ResolutionP90Seconds: s(10800), VisitsPerResolution: f(1.25),
-			// r01 1, r02 2, r02f 1, r05 1, r08 3 = 8 / 7; accepted 4 of 7 answered
-			Offers: 8, OffersPerRequest: f(1.143), AcceptanceRate: f(0.571),
+			FirstVisits: 5, FirstTimeFixes: 2, FirstTimeFixRate: f(0.4), FollowUps: 1, // r01 r05 of r01 r02 r05 r06 r15
+			// r01 3600, r02 10800 (2 visits), r05 5400, r06 3600, r15 133200 (2
+			// visits) → 3600 3600 5400 10800 133200: p50 3rd 5400, p90 5th 133200; 7 visits / 5
+			Resolved: 5, ResolutionP50Seconds: s(5400), ResolutionP90Seconds: s(133200), VisitsPerResolution: f(1.4),
+			// r01 1, r02 2, r02f 1, r05 1, r08 3 = 8 / 8; accepted 4 of 7 answered
+			Offers: 8, OffersPerRequest: f(1), AcceptanceRate: f(0.571),
 			AtRiskRequests: 1, TimeAtRiskSeconds: 30 * 60, Overrides: 1,
 		}
 		routerKPIs := dispatch.KPIs{
