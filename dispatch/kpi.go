@@ -180,12 +180,6 @@ func (f *kpiFacts) index() {
 	}
 }
 
-// kpiRules are the settings the figures depend on.
-type kpiRules struct {
-	Now  time.Time
-	Zone *time.Location
-}
-
 // kpiSelection picks requests (in) and, when tech is set, only that
 // technician's requests, offers, drops and overrides.
 type kpiSelection struct {
@@ -205,8 +199,7 @@ func (s kpiSelection) inPeriod(byID map[string]*kpiRequest, id string) bool {
 }
 
 // computeKPIs is the pure calculation of docs/kpis.md.
-func computeKPIs(f *kpiFacts, sel kpiSelection, rules kpiRules) KPIs {
-	now := rules.Now
+func computeKPIs(f *kpiFacts, sel kpiSelection, now time.Time) KPIs {
 	var k KPIs
 	var toSite, toResolve []time.Duration
 	resolvedVisits := 0
@@ -429,10 +422,10 @@ func (s *Service) KPIs(ctx context.Context, f KPIFilter) (KPIReport, error) {
 	if err != nil {
 		return KPIReport{}, err
 	}
-	rules := kpiRules{Now: s.now(), Zone: s.cfg.Zone}
+	now := s.now()
 	base := s.kpiFilterFunc(f)
 	out := KPIReport{From: from, To: to}
-	out.KPIs = computeKPIs(facts, kpiSelection{in: base, tech: f.Technician}, rules)
+	out.KPIs = computeKPIs(facts, kpiSelection{in: base, tech: f.Technician}, now)
 	if f.GroupBy == "" {
 		return out, nil
 	}
@@ -468,7 +461,7 @@ func (s *Service) KPIs(ctx context.Context, f KPIFilter) (KPIReport, error) {
 		} else {
 			sel.in = func(r *kpiRequest) bool { return base(r) && slices.Contains(keysOf(r), key) }
 		}
-		out.Groups = append(out.Groups, KPIGroup{Key: key, KPIs: computeKPIs(facts, sel, rules)})
+		out.Groups = append(out.Groups, KPIGroup{Key: key, KPIs: computeKPIs(facts, sel, now)})
 	}
 	return out, nil
 }

@@ -14,6 +14,7 @@
 //	batch.go     the batch tick: every waiting request in one assignment
 //	offer.go     offers: made, accepted, declined, expired, withdrawn
 //	job.go       the job after assignment: steps, hand assignment, redispatch
+//	followup.go  the follow-up a not_fixed or needs_parts visit opens
 //	eligibility.go  the hard rules at the doors outside matching (accept, hand assignment)
 //	timers.go    what a timer fires: search start, give-up, the next match
 //	sweep.go     the safety net that re-runs overdue timers
@@ -21,7 +22,7 @@
 //	links.go     signed share and confirm links, the tracking page's read
 //	notify.go    the facts a message is written from (the text is in notify/)
 //	outbox.go    tasks written with the change that implies them
-//	kpi.go, heatmap.go  what ops measures
+//	kpi.go, heatmap.go  what ops measures (docs/kpis.md defines the KPIs)
 package dispatch
 
 import (
