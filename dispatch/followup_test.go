@@ -140,3 +140,43 @@ func deref[T any](p *T) any {
 	}
 	return *p
 }
+
+// TestFollowUpPreferredInBatch: under the batch strategy (the default) the
+// first technician wins the follow-up's pair, though another is nearer.
+func TestFollowUpPreferredInBatch(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		w := newWorld(t, d, match.Batch, 1)
+		first := w.tech("Fiona", 2500)
+		r := w.request()
+		ops := dispatch.Caller{Role: "ops", Subject: "alice"}
+		if _, err := w.svc.AssignByHand(w.ctx, ops, r.ID, dispatch.AssignInput{TechnicianID: first}); err != nil {
+			t.Fatal(err)
+		}
+		w.clock.Advance(time.Second)
+		w.move(first, zurich)
+		if _, err := w.svc.Arrive(w.ctx, first, r.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.svc.Complete(w.ctx, first, r.ID, dispatch.JobStep{Outcome: "not_fixed"}); err != nil {
+			t.Fatal(err)
+		}
+		var fu dispatch.Request
+		if err := d.Where("follow_up_of = ?", r.ID).First(&fu).Error; err != nil {
+			t.Fatal(err)
+		}
+		w.clock.Advance(time.Hour)
+		w.move(first, geo.Offset(zurich, 2500, 0))
+		near := w.tech("Nick", 400)
+		if _, err := w.svc.Confirm(w.ctx, ops, fu.ID, dispatch.ConfirmInput{}); err != nil {
+			t.Fatal(err)
+		}
+		res, err := w.svc.BatchRound(w.ctx, "", 0, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Offered) != 1 || res.Offered[0].TechnicianID != first {
+			t.Fatalf("batch offered %+v, want the first technician %s before the nearer %s", res.Offered, first, near)
+		}
+	})
+}
