@@ -1,6 +1,7 @@
 package dispatch_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -177,6 +178,9 @@ func TestFollowUpPreferredInBatch(t *testing.T) {
 		}
 		if len(res.Offered) != 1 || res.Offered[0].TechnicianID != first {
 			t.Fatalf("batch offered %+v, want the first technician %s before the nearer %s", res.Offered, first, near)
+		}
+		if !strings.Contains(res.Offered[0].Reason, `"preferred":true`) {
+			t.Fatalf("the offer's reason %s does not say the technician was preferred", res.Offered[0].Reason)
 		}
 	})
 }

@@ -229,6 +229,7 @@ export function offerWhy(w) {
   if (w.rating) parts.push(`rated ${Number(w.rating).toFixed(1)}`);
   if (w.idle_s) parts.push(`idle ${duration(w.idle_s)}`);
   if (w.timeout_s) parts.push(`${duration(w.timeout_s)} to answer`);
+  if (w.preferred) parts.push('came for the first visit');
   return parts.join(' · ');
 }
 
