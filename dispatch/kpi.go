@@ -180,16 +180,20 @@ func (f *kpiFacts) index() {
 	}
 }
 
-// kpiSelection picks requests (in) and, when tech is set, only that
-// technician's requests, offers, drops and overrides.
+// kpiSelection picks requests (in) and, when byTech, only the requests,
+// offers, drops and overrides of technician tech ("": of nobody).
 type kpiSelection struct {
-	in   func(*kpiRequest) bool
-	tech string
+	in     func(*kpiRequest) bool
+	byTech bool
+	tech   string
 }
 
 func (s kpiSelection) request(r *kpiRequest) bool {
-	return (s.in == nil || s.in(r)) && (s.tech == "" || r.tech() == s.tech)
+	return (s.in == nil || s.in(r)) && s.technician(r.tech())
 }
+
+// technician reports whether the selection keeps what id did.
+func (s kpiSelection) technician(id string) bool { return !s.byTech || id == s.tech }
 
 // inPeriod reports whether id is one of the period's requests the selection
 // keeps, whoever its technician.
@@ -303,7 +307,7 @@ func computeKPIs(f *kpiFacts, sel kpiSelection, now time.Time) KPIs {
 
 	answered, accepted := 0, 0
 	for _, o := range f.Offers {
-		if !sel.inPeriod(period, o.RequestID) || (sel.tech != "" && o.TechnicianID != sel.tech) {
+		if !sel.inPeriod(period, o.RequestID) || !sel.technician(o.TechnicianID) {
 			continue
 		}
 		k.Offers++
@@ -318,7 +322,7 @@ func computeKPIs(f *kpiFacts, sel kpiSelection, now time.Time) KPIs {
 	k.OffersPerRequest = share(k.Offers, k.Requests)
 	k.AcceptanceRate = share(accepted, answered)
 	for _, d := range f.Drops {
-		if sel.inPeriod(period, d.RequestID) && (sel.tech == "" || d.TechnicianID == sel.tech) {
+		if sel.inPeriod(period, d.RequestID) && sel.technician(d.TechnicianID) {
 			k.Drops++
 		}
 	}
@@ -332,7 +336,7 @@ func computeKPIs(f *kpiFacts, sel kpiSelection, now time.Time) KPIs {
 		if r == nil || !sel.inPeriod(period, e.RequestID) {
 			continue
 		}
-		if e.Override && (sel.tech == "" || e.Tech == sel.tech) {
+		if e.Override && sel.technician(e.Tech) {
 			k.Overrides++
 		}
 		if !sel.request(r) {
@@ -425,7 +429,8 @@ func (s *Service) KPIs(ctx context.Context, f KPIFilter) (KPIReport, error) {
 	now := s.now()
 	base := s.kpiFilterFunc(f)
 	out := KPIReport{From: from, To: to}
-	out.KPIs = computeKPIs(facts, kpiSelection{in: base, tech: f.Technician}, now)
+	whole := kpiSelection{in: base, byTech: f.Technician != "", tech: f.Technician}
+	out.KPIs = computeKPIs(facts, whole, now)
 	if f.GroupBy == "" {
 		return out, nil
 	}
@@ -439,7 +444,7 @@ func (s *Service) KPIs(ctx context.Context, f KPIFilter) (KPIReport, error) {
 		}
 	}
 	for _, r := range facts.Period {
-		if base(r) && (f.Technician == "" || r.tech() == f.Technician) {
+		if whole.request(r) {
 			for _, k := range keysOf(r) {
 				add(k)
 			}
@@ -448,16 +453,16 @@ func (s *Service) KPIs(ctx context.Context, f KPIFilter) (KPIReport, error) {
 	if f.GroupBy == "technician" {
 		// A technician who was only offered requests still has figures.
 		for _, o := range facts.Offers {
-			if r := facts.All[o.RequestID]; r != nil && base(r) && (f.Technician == "" || o.TechnicianID == f.Technician) {
+			if r := facts.All[o.RequestID]; r != nil && base(r) && whole.technician(o.TechnicianID) {
 				add(o.TechnicianID)
 			}
 		}
 	}
 	sortKeys(f.GroupBy, keys)
 	for _, key := range keys {
-		sel := kpiSelection{in: base, tech: f.Technician}
+		sel := whole
 		if f.GroupBy == "technician" {
-			sel.tech = key
+			sel.byTech, sel.tech = true, key
 		} else {
 			sel.in = func(r *kpiRequest) bool { return base(r) && slices.Contains(keysOf(r), key) }
 		}

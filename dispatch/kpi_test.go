@@ -409,9 +409,19 @@ func TestKPIsScriptedDay(t *testing.T) {
 		byTech.GroupBy = "technician"
 		rep, _ = svc.KPIs(ctx, byTech)
 		for _, g := range rep.Groups {
-			if g.Key == tech["t2"] {
+			switch g.Key {
+			case tech["t2"]:
 				check("technician group t2", g.KPIs, t2KPIs)
+			case "":
+				// Served by nobody: r03 r04 r08 r11, whose offers were all
+				// someone's (so none here).
+				if g.Requests != 4 || g.Offers != 0 || g.AtRiskRequests != 2 {
+					t.Errorf("served by nobody: %+v", g.KPIs)
+				}
 			}
+		}
+		if len(rep.Groups) != 4 || rep.Groups[0].Key != "" {
+			t.Fatalf("%d technician groups, want nobody, t1, t2 and t3", len(rep.Groups))
 		}
 		byHour := period
 		byHour.GroupBy = "hour"
