@@ -3,11 +3,14 @@ package api
 
 import (
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/onsite/onsite/dispatch"
+	"github.com/onsite/onsite/geo"
 	"github.com/onsite/onsite/internal/errs"
 	"github.com/onsite/onsite/internal/httpx"
 	"github.com/onsite/onsite/live"
@@ -292,7 +295,16 @@ func (h *Handler) candidates(c echo.Context) error {
 	return c.JSON(http.StatusOK, httpx.List(list))
 }
 
+// kpiParams are the query parameters GET /v1/kpis understands; any other
+// is refused rather than ignored.
+var kpiParams = []string{"from", "to", "cell", "area", "skill", "technician", "hour", "group_by"}
+
 func (h *Handler) kpis(c echo.Context) error {
+	for name := range c.QueryParams() {
+		if !slices.Contains(kpiParams, name) {
+			return errs.InvalidField(name, "unknown parameter %q (known: %s)", name, strings.Join(kpiParams, ", "))
+		}
+	}
 	now := time.Now().UTC()
 	to, err := httpx.QueryTime(c, "to", now)
 	if err != nil {
@@ -302,7 +314,23 @@ func (h *Handler) kpis(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	k, err := h.dispatch.KPIs(c.Request().Context(), from, to)
+	f := dispatch.KPIFilter{From: from, To: to, Area: c.QueryParam("area"), Skill: c.QueryParam("skill"),
+		Technician: c.QueryParam("technician"), GroupBy: c.QueryParam("group_by")}
+	if s := c.QueryParam("cell"); s != "" {
+		cell, ok := geo.ParseCell(s)
+		if !ok {
+			return errs.InvalidField("cell", "cell must be an H3 cell such as 871f8d7a5ffffff")
+		}
+		f.Cell = &cell
+	}
+	if c.QueryParam("hour") != "" {
+		hour, err := httpx.QueryInt(c, "hour", 0, 0, 23)
+		if err != nil {
+			return err
+		}
+		f.Hour = &hour
+	}
+	k, err := h.dispatch.KPIs(c.Request().Context(), f)
 	if err != nil {
 		return err
 	}

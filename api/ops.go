@@ -96,7 +96,11 @@ func (o *Ops) heatmap(c echo.Context) error {
 }
 
 func (o *Ops) config(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]string{"tile_url": o.tileURL})
+	areas := []string{}
+	for _, a := range o.h.dispatch.ServiceAreas() {
+		areas = append(areas, a.Name)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"tile_url": o.tileURL, "service_areas": areas})
 }
 
 type tokenBody struct {

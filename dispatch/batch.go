@@ -20,7 +20,8 @@ const batchCandidates = 5
 
 // batchColumns are what a round reads of a waiting request: the job, the
 // at-risk flag it may flip and the give-up time its offers must end by.
-var batchColumns = []string{"id", "skill_code", "lat", "lng", "sla_deadline", "give_up_at", "window_start", "at_risk", "at_risk_since", "escalation"}
+var batchColumns = []string{"id", "skill_code", "lat", "lng", "sla_deadline", "give_up_at", "window_start", "at_risk", "at_risk_since", "escalation",
+	"preferred_technician_id"}
 
 // BatchResult says what one batch round did.
 type BatchResult struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -246,6 +247,10 @@ func (s *Service) Complete(ctx context.Context, techID, requestID string, step J
 	if !outcomes[step.Outcome] {
 		return Request{}, errs.InvalidField("outcome", "outcome must be fixed, not_fixed or needs_parts")
 	}
+	step.Reason = strings.TrimSpace(step.Reason)
+	if len(step.Reason) > 500 {
+		return Request{}, errs.InvalidField("reason", "reason is longer than 500 characters")
+	}
 	return s.jobStep(ctx, techID, requestID, Complete, step)
 }
 
@@ -271,10 +276,16 @@ func (s *Service) jobStep(ctx context.Context, techID, requestID string, a Actio
 		switch a {
 		case Arrive:
 			set["visits"] = gorm.Expr("visits + 1")
+			if err := s.checkArrival(tx, r, techID, set, data); err != nil {
+				return err
+			}
 		case Complete:
 			set["no_show_due_at"] = nil // someone opened after all
 			set["outcome"] = step.Outcome
 			data["outcome"] = step.Outcome
+			if step.Reason != "" {
+				data["reason"] = step.Reason
+			}
 		}
 		if a == Depart || a == Arrive {
 			// Setting off to a booked window (or arriving) makes it count
@@ -289,10 +300,42 @@ func (s *Service) jobStep(ctx context.Context, techID, requestID string, a Actio
 			return err
 		}
 		if a == Complete {
-			return endAssignment(tx, r.ID, techID, "completed", now)
+			if err := endAssignment(tx, r.ID, techID, "completed", now); err != nil {
+				return err
+			}
+			if step.Outcome == "not_fixed" || step.Outcome == "needs_parts" {
+				return s.openFollowUp(tx, r, techID, step, now)
+			}
+			return nil
 		}
 		return nil
 	})
+}
+
+// checkArrival measures the technician's latest position against the site.
+// An arrival farther than the arrival radius, or with no position, is still
+// recorded (the technician may be right and the position stale), but it is
+// flagged in the request and its on_site event for ops to look at, and the
+// KPIs never count it on time.
+func (s *Service) checkArrival(tx *gorm.DB, r *Request, techID string, set, data map[string]any) error {
+	var t technicians.Technician
+	if err := tx.Select("id", "lat", "lng").Where("id = ?", techID).First(&t).Error; err != nil {
+		return fmt.Errorf("position of %s: %w", techID, err)
+	}
+	pos, ok := t.Position()
+	if !ok {
+		set["arrival_flagged"], set["arrival_distance_m"] = true, nil
+		data["arrival_flagged"], data["arrival_why"] = true, "no known position"
+		return nil
+	}
+	d := int(math.Round(geo.DistanceM(pos, r.Place())))
+	set["arrival_distance_m"], data["distance_m"] = d, d
+	if float64(d) > s.cfg.ArrivalRadiusM {
+		set["arrival_flagged"] = true
+		data["arrival_flagged"] = true
+		data["arrival_why"] = fmt.Sprintf("%d m from the site (more than %.0f m)", d, s.cfg.ArrivalRadiusM)
+	}
+	return nil
 }
 
 // fairChance gives a request taken back from its technician at least a

@@ -208,7 +208,8 @@ func (s *Service) index(ctx context.Context) (*match.Pool, error) {
 // reachKm, from the live index: the same search and ranking the simulator
 // runs (match.Pool.Search, exact against match.Rank over every technician).
 func (s *Service) searchCandidates(pool *match.Pool, r Request, excluded map[string]bool, want int, reachKm float64, now time.Time) []match.Scored {
-	return pool.Search(s.jobOf(r), want, reachKm, func(id string) bool { return excluded[id] }, s.cfg.ETA, now)
+	job := s.jobOf(r)
+	return match.Prefer(job, pool.Search(job, want, reachKm, func(id string) bool { return excluded[id] }, s.cfg.ETA, now))
 }
 
 // rankFor is the search of a matching round: within reach of the deadline,
@@ -234,6 +235,9 @@ func (s *Service) jobOf(r Request) match.Job {
 	}
 	if r.WindowStart != nil {
 		j.Opens = *r.WindowStart
+	}
+	if r.PreferredTechnicianID != nil {
+		j.Prefer = *r.PreferredTechnicianID
 	}
 	return j
 }
@@ -261,10 +265,11 @@ func loadWithExclusions(tx *gorm.DB, id string, now time.Time) (Request, map[str
 		ID, SkillCode                      string
 		Lat, Lng                           float64
 		SLADeadline, GiveUpAt, WindowStart *time.Time
+		PreferredTechnicianID              *string
 		ExcludedID                         *string
 	}
 	ids := []string{id}
-	err := tx.Raw(`SELECT r.id, r.skill_code, r.lat, r.lng, r.sla_deadline, r.give_up_at, r.window_start,
+	err := tx.Raw(`SELECT r.id, r.skill_code, r.lat, r.lng, r.sla_deadline, r.give_up_at, r.window_start, r.preferred_technician_id,
 		x.technician_id AS excluded_id FROM requests r
 		LEFT JOIN (`+exclusionSQL+`) x ON x.request_id = r.id
 		WHERE r.id = ?`, ids, now.Add(-10*time.Minute), ids, id).Scan(&rows).Error
@@ -284,7 +289,8 @@ func loadWithExclusions(tx *gorm.DB, id string, now time.Time) (Request, map[str
 		}
 	}
 	x := rows[0]
-	return Request{ID: x.ID, SkillCode: x.SkillCode, Lat: x.Lat, Lng: x.Lng, SLADeadline: x.SLADeadline, GiveUpAt: x.GiveUpAt, WindowStart: x.WindowStart},
+	return Request{ID: x.ID, SkillCode: x.SkillCode, Lat: x.Lat, Lng: x.Lng, SLADeadline: x.SLADeadline, GiveUpAt: x.GiveUpAt, WindowStart: x.WindowStart,
+			PreferredTechnicianID: x.PreferredTechnicianID},
 		excluded, nil
 }
 

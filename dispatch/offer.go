@@ -83,6 +83,8 @@ type OfferReason struct {
 	Rating       float64 `json:"rating"`
 	IdleSeconds  int     `json:"idle_s"`
 	TimeoutS     int     `json:"timeout_s"`
+	// Preferred marks the technician of the visit a follow-up came from.
+	Preferred bool `json:"preferred,omitempty"`
 }
 
 func (s *Service) offer(tx *gorm.DB, r Request, sc match.Scored, rank, round int, plan match.OfferPlan, now time.Time) (Offer, error) {
@@ -123,6 +125,7 @@ func (s *Service) newOffer(w *writes, r Request, sc match.Scored, rank, round in
 		Strategy: strategy, Round: round, Rank: rank, EtaSeconds: int(sc.ETA.Seconds()), DistanceM: int(sc.DistanceM),
 		OnTimeChance: round3(sc.OnTimeChance), AcceptRate: round3(sc.AcceptRate), Rating: sc.Rating,
 		IdleSeconds: int(sc.IdleFor.Seconds()), TimeoutS: int(plan.Timeout.Seconds()),
+		Preferred: r.PreferredTechnicianID != nil && *r.PreferredTechnicianID == sc.TechnicianID,
 	}
 	body, err := json.Marshal(reason)
 	if err != nil {

@@ -16,6 +16,7 @@
 //	job.go       the job after assignment: steps, hand assignment, redispatch
 //	field.go     exceptions in the field: nobody at the door (no-show), hand-back, unconfirmed device requests expiring
 //	intake.go    a request ops take on a caller's behalf (call-centre intake)
+//	followup.go  the follow-up a not_fixed or needs_parts visit opens
 //	eligibility.go  the hard rules at the doors outside matching (accept, hand assignment)
 //	timers.go    what a timer fires: search start, give-up, the next match
 //	sweep.go     the safety net that re-runs overdue timers
@@ -23,7 +24,7 @@
 //	links.go     signed share and confirm links, the tracking page's read
 //	notify.go    the facts a message is written from (the text is in notify/)
 //	outbox.go    tasks written with the change that implies them
-//	kpi.go, heatmap.go  what ops measures
+//	kpi.go, heatmap.go  what ops measures (docs/kpis.md defines the KPIs)
 package dispatch
 
 import (
@@ -109,15 +110,26 @@ type Request struct {
 	ContactPhone   *string    `json:"contact_phone"`
 	ContactLocale  *string    `json:"contact_locale"`
 	NoShowDueAt    *time.Time `json:"no_show_due_at"` // the technician at the door waits until then, then it closes as a no-show
-	CreatedAt      time.Time  `json:"created_at"`
-	UpdatedAt      time.Time  `json:"updated_at"`
-	SearchingAt    *time.Time `json:"searching_at"`
-	AssignedAt     *time.Time `json:"assigned_at"`
-	EnRouteAt      *time.Time `json:"en_route_at"`
-	OnSiteAt       *time.Time `json:"on_site_at"`
-	CompletedAt    *time.Time `json:"completed_at"`
-	CancelledAt    *time.Time `json:"cancelled_at"`
-	UnfulfilledAt  *time.Time `json:"unfulfilled_at"`
+	// FollowUpOf is the request whose visit closed not_fixed or needs_parts
+	// and opened this one; PreferredTechnicianID who came then, offered
+	// this one first when they suit.
+	FollowUpOf            *string `json:"follow_up_of"`
+	PreferredTechnicianID *string `json:"preferred_technician_id"`
+	// ArrivalDistanceM is how far from the site the technician's latest
+	// position was when they said they had arrived (nil: no position);
+	// ArrivalFlagged marks an arrival farther than the arrival radius (or
+	// with no position), shown to ops and never counted on time.
+	ArrivalDistanceM *int       `json:"arrival_distance_m"`
+	ArrivalFlagged   bool       `json:"arrival_flagged"`
+	CreatedAt        time.Time  `json:"created_at"`
+	UpdatedAt        time.Time  `json:"updated_at"`
+	SearchingAt      *time.Time `json:"searching_at"`
+	AssignedAt       *time.Time `json:"assigned_at"`
+	EnRouteAt        *time.Time `json:"en_route_at"`
+	OnSiteAt         *time.Time `json:"on_site_at"`
+	CompletedAt      *time.Time `json:"completed_at"`
+	CancelledAt      *time.Time `json:"cancelled_at"`
+	UnfulfilledAt    *time.Time `json:"unfulfilled_at"`
 }
 
 // Photos are links to pictures the customer attached, stored as JSON text.

@@ -65,7 +65,12 @@ type Config struct {
 	// ConfirmTTL is how long a device's request waits for its owner's
 	// confirmation before it is cancelled (zero: 24 hours).
 	ConfirmTTL time.Duration
+	// Areas are the named service areas the KPIs are reported by.
+	Areas []geo.Area
 }
+
+// DefaultArrivalRadiusM is Config.ArrivalRadiusM when unset.
+const DefaultArrivalRadiusM = 250
 
 // Service applies the dispatch rules, one transaction per method.
 type Service struct {
@@ -100,7 +105,7 @@ func NewService(d *db.DB, cfg Config, now func() time.Time) *Service {
 		cfg.Log = slog.Default()
 	}
 	if cfg.ArrivalRadiusM <= 0 {
-		cfg.ArrivalRadiusM = 250
+		cfg.ArrivalRadiusM = DefaultArrivalRadiusM
 	}
 	if cfg.NoShowWait <= 0 {
 		cfg.NoShowWait = 10 * time.Minute

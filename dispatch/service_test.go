@@ -190,8 +190,8 @@ func TestWholePath(t *testing.T) {
 			t.Fatal(err)
 		}
 		// a position on the way updates the ETA
-		w.move(near, geo.Offset(zurich, 300, 0))
-		if err := w.svc.TechnicianMoved(w.ctx, near, geo.Offset(zurich, 300, 0)); err != nil {
+		w.move(near, geo.Offset(zurich, 200, 0))
+		if err := w.svc.TechnicianMoved(w.ctx, near, geo.Offset(zurich, 200, 0)); err != nil {
 			t.Fatal(err)
 		}
 		moved, _ := w.svc.Get(w.ctx, dispatch.Caller{Role: "ops"}, r.ID)
@@ -221,13 +221,20 @@ func TestWholePath(t *testing.T) {
 		if got := w.eventTypes(r.ID); !equal(got, want) {
 			t.Fatalf("events %v, want %v", got, want)
 		}
-		k, err := w.svc.KPIs(w.ctx, w.clock.Now().Add(-2*time.Hour), w.clock.Now().Add(time.Minute))
+		k, err := w.svc.KPIs(w.ctx, dispatch.KPIFilter{From: w.clock.Now().Add(-2 * time.Hour), To: w.clock.Now().Add(time.Minute)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if k.OnSiteWithin60 != 1 || *k.TimeToSiteP50Seconds != 6*60+10 ||
-			k.OffersPerRequest != 1 || k.AcceptanceRate != 1 || k.FirstTimeFixRate != 1 || k.Completed != 1 {
+		// On site 6 min 10 s after creation, 200 m from the site; the
+		// deadline has not passed, so the promise is not judged yet.
+		if k.ASAPPending != 1 || k.ASAPJudged != 0 || k.OnSiteWithinSLA != nil || *k.TimeToSiteP50Seconds != 6*60+10 ||
+			*k.OffersPerRequest != 1 || *k.AcceptanceRate != 1 || *k.FirstTimeFixRate != 1 || k.FirstTimeFixProvisional != 1 || k.Completed != 1 {
 			t.Fatalf("kpis: %+v", k)
+		}
+		w.clock.Advance(time.Hour)
+		k, _ = w.svc.KPIs(w.ctx, dispatch.KPIFilter{From: w.clock.Now().Add(-3 * time.Hour), To: w.clock.Now()})
+		if k.ASAPJudged != 1 || *k.OnSiteWithinSLA != 1 {
+			t.Fatalf("kpis after the deadline: %+v", k)
 		}
 		// the finished job can no longer move
 		if _, err := w.svc.Drop(w.ctx, near, r.ID, dispatch.JobStep{Reason: "late"}); errs.CodeOf(err) != errs.NotFound {

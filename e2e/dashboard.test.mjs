@@ -260,6 +260,79 @@ test('phone: the panels stack and the request opens full screen', async () => {
   assert.deepEqual(await page.evaluate(() => window.__cspViolations), [], 'the page broke its own Content-Security-Policy');
 });
 
+// ------------------------------------------------------------------ figures
+
+// The Figures tab shows today's KPIs by area and by skill, as GET /v1/kpis
+// counts them. The flow's technician says they have arrived from where they
+// are (about 1 km away: farther than the arrival radius, so the arrival is
+// flagged) and closes the job needs_parts, which opens a follow-up.
+test('figures: the KPIs by area and skill, a flagged arrival and a follow-up', async () => {
+  assert.ok(request && assignedTo, 'the desktop flow assigned no request');
+  const arrived = await call('POST', `/v1/jobs/${request.id}/arrived`, assignedTo.token);
+  assert.equal(arrived.arrival_flagged, true);
+  assert.ok(arrived.arrival_distance_m > 250, `arrival ${arrived.arrival_distance_m} m from the site`);
+  await call('POST', `/v1/jobs/${request.id}/complete`, assignedTo.token, { outcome: 'needs_parts', reason: 'a new modem' });
+  const pending = await call('GET', '/v1/requests?state=pending_confirmation', world.ops);
+  const followUp = pending.items.find((r) => r.follow_up_of === request.id);
+  assert.ok(followUp, 'no follow-up opened');
+  assert.equal(followUp.preferred_technician_id, assignedTo.id);
+
+  const page = await browser({ width: 1280, height: 800 });
+  await signIn(page);
+  await page.click(tid('tab-figures'));
+  const skillRow = page.locator(tid(`kpi-row-skill-${world.skill}`));
+  await skillRow.waitFor({ timeout: LIVE_TIMEOUT });
+  await page.locator(tid('kpi-table-area')).waitFor();
+
+  const midnight = new Date();
+  midnight.setHours(0, 0, 0, 0);
+  const period = `from=${encodeURIComponent(midnight.toISOString())}&to=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`;
+  const bySkill = await call('GET', `/v1/kpis?${period}&group_by=skill`, world.ops);
+  const ours = bySkill.groups.find((g) => g.key === world.skill).kpis;
+  // The request and its follow-up; its first visit not fixed; one flagged arrival.
+  assert.equal(ours.requests, 2);
+  assert.equal(ours.first_visits, 1);
+  assert.equal(ours.first_time_fix_rate, 0);
+  assert.equal(ours.follow_ups, 1);
+  assert.equal(ours.flagged_arrivals, 1);
+  const cells = await skillRow.locator('td').allTextContents();
+  assert.equal(cells[0], '2', `requests in ${cells}`);
+  assert.equal(cells[3], '0%', `FCR in ${cells}`);
+  assert.equal(cells[6], '1', `flagged in ${cells}`);
+
+  // By area: no service areas are configured, so by H3 cell; the request's
+  // cell agrees with the API.
+  const inCell = await call('GET', `/v1/kpis?${period}&group_by=cell&skill=${world.skill}`, world.ops);
+  assert.equal(inCell.groups.length, 1);
+  const cell = inCell.groups[0].key;
+  const byCell = await call('GET', `/v1/kpis?${period}&group_by=cell`, world.ops);
+  const all = byCell.groups.find((g) => g.key === cell).kpis;
+  const areaCells = await page.locator(tid(`kpi-row-area-${cell}`)).locator('td').allTextContents();
+  assert.equal(areaCells[0], String(all.requests));
+  assert.equal(areaCells[6], String(all.flagged_arrivals));
+
+  // A filter the API does not know is refused, never ignored.
+  const bad = await fetch(`${BASE}/v1/kpis?region=${cell}`, { headers: { Authorization: `Bearer ${world.ops}` } });
+  assert.equal(bad.status, 422);
+  assert.equal((await bad.json()).error.field, 'region');
+
+  // The request panel shows the flagged arrival and the follow-up's link.
+  await page.click(tid('tab-queues'));
+  await page.evaluate((id) => {
+    location.hash = `#request/${encodeURIComponent(id)}`;
+  }, followUp.id);
+  const panel = page.locator(`${tid('request-detail')}[data-request-id="${followUp.id}"]`);
+  await panel.locator(tid('detail-follow-up-of')).waitFor({ timeout: LIVE_TIMEOUT });
+  await panel.locator(tid('detail-follow-up-of')).click();
+  const first = page.locator(`${tid('request-detail')}[data-request-id="${request.id}"]`);
+  await first.locator(tid('detail-arrival-flagged')).waitFor({ timeout: LIVE_TIMEOUT });
+  await first.locator(`${tid('timeline-event')}[data-type="follow_up_opened"]`).waitFor({ timeout: LIVE_TIMEOUT });
+  await page.click(tid('tab-figures'));
+  await skillRow.waitFor();
+  await page.screenshot({ path: join(SHOTS, 'desktop-figures.png') });
+  assert.deepEqual(await page.evaluate(() => window.__cspViolations), [], 'the page broke its own Content-Security-Policy');
+});
+
 // ------------------------------------------------------------------ untrusted text
 
 // What customers, technicians and the API say is shown as text, never run as

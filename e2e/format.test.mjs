@@ -93,6 +93,10 @@ test('an offer says why it went where it went', () => {
   assert.match(why, /^wave offer, round 2, rank 1 · 7 min away \(2\.3 km\) · 91% chance on time · accepts 80% of offers · rated 4\.7 · 30 s to answer$/);
   const ev = { type: 'assigned', data: { from: 'searching', to: 'assigned', technician_id: 't1', by_hand: true } };
   assert.equal(eventSummary(ev, () => 'Ada'), 'Searching → Assigned · Ada · by hand');
+  const far = { type: 'on_site', data: { from: 'en_route', to: 'on_site', distance_m: 2000, arrival_flagged: true, arrival_why: '2000 m from the site (more than 250 m)' } };
+  assert.equal(eventSummary(far), 'En route → On site · arrival flagged: 2000 m from the site (more than 250 m)');
+  const opened = { type: 'follow_up_opened', data: { follow_up_id: '0193abcdef123456', outcome: 'needs_parts', reason: 'modem' } };
+  assert.equal(eventSummary(opened), '“modem” · Needs parts · follow-up …123456');
 });
 
 test('escapeHtml leaves no markup and no way out of a quoted attribute', () => {

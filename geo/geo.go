@@ -3,7 +3,9 @@
 package geo
 
 import (
+	"fmt"
 	"math"
+	"strings"
 	"sync"
 
 	"github.com/uber/h3-go/v4"
@@ -277,4 +279,69 @@ func GridDistance(a, b Cell) (int, bool) {
 		return 0, false
 	}
 	return d, true
+}
+
+// Resolution is the H3 resolution of the cell.
+func (c Cell) Resolution() int { return h3.Cell(c).Resolution() }
+
+// Area is a named service area: the H3 cells (of any resolution) it covers.
+type Area struct {
+	Name  string `json:"name"`
+	Cells []Cell `json:"cells"`
+}
+
+// Contains reports whether cell c, of a resolution no coarser than the
+// area's cells, lies inside the area.
+func (a Area) Contains(c Cell) bool {
+	for _, ac := range a.Cells {
+		res := ac.Resolution()
+		if c.Resolution() >= res && c.Parent(res) == ac {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseAreas reads service areas written name=cell,cell;name=cell (cells in
+// their hexadecimal form, resolution 0 to CityResolution).
+func ParseAreas(s string) ([]Area, error) {
+	var out []Area
+	seen := map[string]bool{}
+	for _, part := range strings.Split(s, ";") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		name, cells, ok := strings.Cut(part, "=")
+		name = strings.TrimSpace(name)
+		if !ok || !validAreaName(name) {
+			return nil, fmt.Errorf("want name=cell,cell;… with names of 1-40 letters, digits, - or _, not %q", part)
+		}
+		if seen[name] {
+			return nil, fmt.Errorf("area %q is named twice", name)
+		}
+		seen[name] = true
+		a := Area{Name: name}
+		for _, cs := range strings.Split(cells, ",") {
+			c, ok := ParseCell(strings.TrimSpace(cs))
+			if !ok || c.Resolution() > CityResolution {
+				return nil, fmt.Errorf("area %q: %q is not an H3 cell of resolution 0 to %d", name, cs, CityResolution)
+			}
+			a.Cells = append(a.Cells, c)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+func validAreaName(s string) bool {
+	if s == "" || len(s) > 40 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
 }

@@ -168,3 +168,41 @@ func TestLatSpan(t *testing.T) {
 		}
 	}
 }
+
+func TestParseAreas(t *testing.T) {
+	t.Parallel()
+	city := CellOf(zurich, CityResolution)
+	r7 := city.Parent(RuralResolution)
+	far := CellOf(Point{Lat: 46.2, Lng: 6.15}, RuralResolution) // Geneva
+	tests := []struct {
+		name    string
+		in      string
+		want    int // areas
+		wantErr bool
+	}{
+		{"empty", "", 0, false},
+		{"one", "zurich=" + r7.String(), 1, false},
+		{"two with spaces", " zurich = " + r7.String() + " ; geneva=" + far.String() + "," + far.String(), 2, false},
+		{"no cells", "zurich=", 0, true},
+		{"bad cell", "zurich=zz", 0, true},
+		{"finer than the city grid", "zurich=" + CellOf(zurich, 10).String(), 0, true},
+		{"bad name", "zür ich=" + r7.String(), 0, true},
+		{"twice", "a=" + r7.String() + ";a=" + far.String(), 0, true},
+		{"no equals", r7.String(), 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseAreas(tt.in)
+			if (err != nil) != tt.wantErr || len(got) != tt.want {
+				t.Fatalf("ParseAreas(%q) = %v, %v", tt.in, got, err)
+			}
+		})
+	}
+	areas, _ := ParseAreas("zurich=" + r7.String())
+	if !areas[0].Contains(city) || areas[0].Contains(CellOf(Point{Lat: 46.2, Lng: 6.15}, CityResolution)) {
+		t.Fatal("Contains: Zürich's city cell is in the Zürich area, Geneva's is not")
+	}
+	if areas[0].Contains(city.Parent(5)) {
+		t.Fatal("a coarser cell than the area's is not inside it")
+	}
+}

@@ -220,6 +220,12 @@ func (h *Handler) enRoute(c echo.Context) error {
 }
 
 func (h *Handler) arrived(c echo.Context) error {
+	// The arrival is measured against the latest stored position: write a
+	// ping this process still holds first (the app often reports its
+	// position just before saying it has arrived).
+	if err := h.pings.Flush(c.Request().Context()); err != nil {
+		return err
+	}
 	r, err := h.dispatch.Arrive(c.Request().Context(), httpx.Principal(c).Subject, c.Param("id"))
 	if err != nil {
 		return err
@@ -229,6 +235,7 @@ func (h *Handler) arrived(c echo.Context) error {
 
 type completeBody struct {
 	Outcome string `json:"outcome"`
+	Reason  string `json:"reason"`
 }
 
 func (h *Handler) complete(c echo.Context) error {
@@ -236,7 +243,7 @@ func (h *Handler) complete(c echo.Context) error {
 	if err := httpx.Bind(c, &in); err != nil {
 		return err
 	}
-	r, err := h.dispatch.Complete(c.Request().Context(), httpx.Principal(c).Subject, c.Param("id"), dispatch.JobStep{Outcome: in.Outcome})
+	r, err := h.dispatch.Complete(c.Request().Context(), httpx.Principal(c).Subject, c.Param("id"), dispatch.JobStep{Outcome: in.Outcome, Reason: in.Reason})
 	if err != nil {
 		return err
 	}

@@ -252,10 +252,10 @@ var texts = map[Kind]map[string]string{
 		"it": "{{.Technician}} è sul posto.",
 	},
 	KindCompleted: {
-		"en": "{{if .Unresolved}}{{.Technician}} could not finish your {{.Skill}} job this visit; we will be in touch about what comes next.{{else}}Your {{.Skill}} job is done.{{end}} How did it go? Rate the visit{{if .Link}}: {{.Link}}{{else}} in the app.{{end}}",
-		"de": "{{if .Unresolved}}{{.Technician}} konnte Ihren Auftrag {{.Skill}} bei diesem Besuch nicht abschließen; wir melden uns zum weiteren Vorgehen.{{else}}Ihr Auftrag {{.Skill}} ist erledigt.{{end}} Wie war es? Bewerten Sie den Besuch{{if .Link}}: {{.Link}}{{else}} in der App.{{end}}",
-		"fr": "{{if .Unresolved}}{{.Technician}} n'a pas pu terminer votre demande {{.Skill}} lors de cette visite ; nous vous recontacterons pour la suite.{{else}}Votre demande {{.Skill}} est terminée.{{end}} Comment cela s'est-il passé ? Notez la visite{{if .Link}} : {{.Link}}{{else}} dans l'app.{{end}}",
-		"it": "{{if .Unresolved}}Non è stato possibile completare la tua richiesta {{.Skill}} in questa visita; ti ricontatteremo per i prossimi passi.{{else}}La tua richiesta {{.Skill}} è completata.{{end}} Com'è andata? Valuta la visita{{if .Link}}: {{.Link}}{{else}} nell'app.{{end}}",
+		"en": "{{if .Unresolved}}{{.Technician}} could not finish your {{.Skill}} job this visit. A follow-up visit is open: choose in the app when it suits you, as soon as possible or a time window.{{else}}Your {{.Skill}} job is done.{{end}} How did it go? Rate the visit{{if .Link}}: {{.Link}}{{else}} in the app.{{end}}",
+		"de": "{{if .Unresolved}}{{.Technician}} konnte Ihren Auftrag {{.Skill}} bei diesem Besuch nicht abschließen. Ein Folgebesuch ist eröffnet: Wählen Sie in der App, wann er Ihnen passt, so bald wie möglich oder ein Zeitfenster.{{else}}Ihr Auftrag {{.Skill}} ist erledigt.{{end}} Wie war es? Bewerten Sie den Besuch{{if .Link}}: {{.Link}}{{else}} in der App.{{end}}",
+		"fr": "{{if .Unresolved}}{{.Technician}} n'a pas pu terminer votre demande {{.Skill}} lors de cette visite. Une visite de suivi est ouverte : choisissez dans l'app quand elle vous convient, dès que possible ou un créneau.{{else}}Votre demande {{.Skill}} est terminée.{{end}} Comment cela s'est-il passé ? Notez la visite{{if .Link}} : {{.Link}}{{else}} dans l'app.{{end}}",
+		"it": "{{if .Unresolved}}Non è stato possibile completare la tua richiesta {{.Skill}} in questa visita. È aperta una visita di follow-up: scegli nell'app quando ti va bene, il prima possibile o una fascia oraria.{{else}}La tua richiesta {{.Skill}} è completata.{{end}} Com'è andata? Valuta la visita{{if .Link}}: {{.Link}}{{else}} nell'app.{{end}}",
 	},
 	KindCancelled: {
 		"en": "Your {{.Skill}} request was cancelled{{if .Because}} ({{.Because}}){{end}}.",

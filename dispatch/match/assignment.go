@@ -294,6 +294,11 @@ func pairCost(j Job, sc Scored, now time.Time, policy BatchPolicy) float64 {
 		c += LatePenaltyMinutes
 	}
 	c /= math.Max(sc.AcceptRate, 0.05)
+	if j.Prefer != "" && sc.TechnicianID == j.Prefer && Suits(j, sc) {
+		// The technician who knows the job wins it whenever they make the
+		// deadline; the solver still serves as many requests as it can first.
+		c = 0
+	}
 	if policy.Urgency > 0 && !j.Deadline.IsZero() {
 		// The same for every technician of the request, so it only decides
 		// which requests are served when not all can be.

@@ -71,6 +71,9 @@ type Job struct {
 	// Length is how long the technician is planned to stay on site: a job
 	// taken before a booking must leave time for it and the drive on.
 	Length time.Duration
+	// Prefer is a technician to ask first when they suit (the one who made
+	// the first visit of a follow-up); "" for none.
+	Prefer string
 	// ChainWithin lets a technician at capacity who finishes within this
 	// time (and has no next job yet) be a candidate; 0 turns chaining off.
 	ChainWithin time.Duration
@@ -341,6 +344,34 @@ func compareKeys(a, b rankKey) int {
 		return c
 	}
 	return cmp.Compare(a.id, b.id)
+}
+
+// Suits reports whether a ranked candidate is predicted to arrive by the
+// job's deadline (always, for a job without one).
+func Suits(j Job, sc Scored) bool {
+	return j.Deadline.IsZero() || !sc.Arrival.After(j.Deadline)
+}
+
+// Prefer moves the job's preferred technician to the front of ranked when
+// they are in it (so eligible) and suit it; otherwise ranked is unchanged. It
+// does not modify ranked.
+func Prefer(j Job, ranked []Scored) []Scored {
+	if j.Prefer == "" {
+		return ranked
+	}
+	for i, sc := range ranked {
+		if sc.TechnicianID != j.Prefer {
+			continue
+		}
+		if i == 0 || !Suits(j, sc) {
+			return ranked
+		}
+		out := make([]Scored, 0, len(ranked))
+		out = append(out, sc)
+		out = append(out, ranked[:i]...)
+		return append(out, ranked[i+1:]...)
+	}
+	return ranked
 }
 
 // AtRisk reports whether even the best candidate misses the deadline (or

@@ -361,3 +361,56 @@ func TestPoolUpdateTravel(t *testing.T) {
 		t.Fatalf("best %v, want [fast]", got)
 	}
 }
+
+// TestPrefer: a follow-up's first technician is asked first when they are
+// eligible and make the deadline, and not otherwise.
+func TestPrefer(t *testing.T) {
+	t.Parallel()
+	eta := StraightLineETAForTest()
+	near, mid := cand("near", 500, 0), cand("mid", 3000, 0)
+	far := cand("far", 27000, 0) // inside the radius, over an hour away at 25 km/h
+	unqualified := cand("nocert", 1000, 0)
+	unqualified.Certs = nil
+	all := []Candidate{near, mid, far, unqualified}
+	tests := []struct {
+		name   string
+		prefer string
+		first  string
+	}{
+		{"none", "", "near"},
+		{"eligible and in time", "mid", "mid"},
+		{"already first", "near", "near"},
+		{"too far for the deadline", "far", "near"},
+		{"not eligible", "nocert", "near"},
+		{"unknown", "ghost", "near"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			j := job()
+			j.Prefer = tt.prefer
+			ranked := Rank(j, all, eta, now)
+			if len(ranked) != 3 {
+				t.Fatalf("%d eligible, want near, mid and far", len(ranked))
+			}
+			got := Prefer(j, ranked)
+			if got[0].TechnicianID != tt.first || len(got) != len(ranked) {
+				t.Fatalf("first %s of %d, want %s", got[0].TechnicianID, len(got), tt.first)
+			}
+			if ranked[0].TechnicianID != "near" {
+				t.Fatal("Prefer changed its input")
+			}
+		})
+	}
+	// In the batch, the preferred technician wins the pair when in time.
+	j := job()
+	j.Prefer = "mid"
+	pairs := AssignBatch([]Job{j}, [][]Scored{Rank(j, all, eta, now)}, now, BatchPolicy{})
+	if len(pairs) != 1 || pairs[0].TechnicianID != "mid" {
+		t.Fatalf("batch pairs %+v", pairs)
+	}
+	j.Prefer = "far"
+	pairs = AssignBatch([]Job{j}, [][]Scored{Rank(j, all, eta, now)}, now, BatchPolicy{})
+	if len(pairs) != 1 || pairs[0].TechnicianID != "near" {
+		t.Fatalf("batch pairs %+v (far misses the deadline)", pairs)
+	}
+}

@@ -144,7 +144,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, op
 		SLA: cfg.SLA, GiveUp: cfg.GiveUp, LateAfter: cfg.LateAfter, WindowLead: cfg.WindowLead, JobLength: cfg.JobLength, OfferStrategy: cfg.OfferStrategy, BatchWindow: cfg.BatchWindow,
 		BatchUrgency: cfg.BatchUrgency,
 		OfferTimeout: cfg.OfferTimeout, WaveSize: cfg.WaveSize, MaxSearchKm: cfg.MaxSearchKm,
-		ArrivalRadiusM: cfg.ArrivalRadiusM, NoShowWait: cfg.NoShowWait, ConfirmTTL: cfg.ConfirmTTL,
+		ArrivalRadiusM: cfg.ArrivalRadiusM, NoShowWait: cfg.NoShowWait, ConfirmTTL: cfg.ConfirmTTL, Areas: cfg.ServiceAreas,
 		Log: log, RegionResolution: cfg.RegionRes, SMSCountries: cfg.SMSCountries, TimeZone: cfg.TimeZone,
 	}, now)
 	a.DB.OnListenError(func(channel string, err error) {

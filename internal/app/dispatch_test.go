@@ -130,14 +130,22 @@ func TestDispatchOverHTTP(t *testing.T) {
 					t.Fatalf("events %v, want %v", types, want)
 				}
 			}
+			// The deadline is an hour away: the arrival (23 m from the site)
+			// is measured, the promise not judged yet.
 			var k struct {
-				Share      float64 `json:"on_site_within_60_share"`
-				P50        *int    `json:"time_to_site_p50_s"`
-				Acceptance float64 `json:"acceptance_rate"`
-				FTF        float64 `json:"first_time_fix_rate"`
+				Share      *float64 `json:"on_site_within_sla_share"`
+				Pending    int      `json:"asap_pending"`
+				P50        *int     `json:"time_to_site_p50_s"`
+				Acceptance float64  `json:"acceptance_rate"`
+				FTF        float64  `json:"first_time_fix_rate"`
+				Flagged    int      `json:"flagged_arrivals"`
+				Groups     []struct {
+					Key string `json:"key"`
+				} `json:"groups"`
 			}
-			s.Must(http.StatusOK, "GET", "/v1/kpis", ops, nil, &k)
-			if k.Share != 1 || k.P50 == nil || k.Acceptance != 1 || k.FTF != 1 {
+			s.Must(http.StatusOK, "GET", "/v1/kpis?group_by=skill&cell=871f8ed95ffffff", ops, nil, &k)
+			if k.Share != nil || k.Pending != 1 || k.P50 == nil || k.Acceptance != 1 || k.FTF != 1 || k.Flagged != 0 ||
+				len(k.Groups) != 1 || k.Groups[0].Key != "router_replace" {
 				t.Fatalf("kpis %+v", k)
 			}
 			s.Must(http.StatusUnprocessableEntity, "GET", "/v1/kpis?from=yesterday", ops, nil, nil)

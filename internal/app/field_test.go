@@ -290,7 +290,7 @@ func TestIntakeOverHTTP(t *testing.T) {
 	s.Must(http.StatusOK, "GET", "/v1/requests/"+in.Request.ID, s.Token(auth.Customer, in.Customer.ID), nil, nil)
 
 	acceptOffer(t, s, techs[0], in.Request.ID)
-	waitSMS(t, tw, phone, "is on the way for your Replace a router request")
+	waitSMS(t, tw, phone, "will take care of your Replace a router request")
 	s.Must(http.StatusOK, "POST", "/v1/jobs/"+in.Request.ID+"/arrived", s.Token(auth.Technician, techs[0]), nil, nil)
 	s.Must(http.StatusOK, "POST", "/v1/jobs/"+in.Request.ID+"/complete", s.Token(auth.Technician, techs[0]), map[string]any{"outcome": "fixed"}, nil)
 

@@ -14,6 +14,7 @@ import (
 	"time"
 	_ "time/tzdata" // ONSITE_TIME_ZONE works on hosts without a zoneinfo database
 
+	"github.com/onsite/onsite/geo"
 	"github.com/onsite/onsite/internal/phones"
 )
 
@@ -45,6 +46,7 @@ type Config struct {
 	ArrivalRadiusM float64       // ONSITE_ARRIVAL_RADIUS: metres from the site within which a technician counts as there
 	NoShowWait     time.Duration // ONSITE_NO_SHOW_WAIT: how long a technician at an empty door waits before the request closes as a no-show
 	ConfirmTTL     time.Duration // ONSITE_CONFIRM_TTL: a device's request not confirmed by its owner within this is cancelled
+	ServiceAreas   []geo.Area    // ONSITE_SERVICE_AREAS: named areas the KPIs are reported by
 
 	StaleAfter time.Duration // ONSITE_STALE_AFTER: no position for this long takes a technician off duty
 	PingFlush  time.Duration // ONSITE_PING_FLUSH: position reports are written in batches this often
@@ -237,6 +239,14 @@ var settings = []setting{
 			return fmt.Errorf("want a duration from 5s to 720h")
 		}
 		c.ConfirmTTL = d
+		return nil
+	}},
+	{"ONSITE_SERVICE_AREAS", "named service areas the KPIs are reported by: name=cell,cell;name=cell (H3 cells, resolution 0 to 8)", func(c *Config, v string) error {
+		areas, err := geo.ParseAreas(v)
+		if err != nil {
+			return err
+		}
+		c.ServiceAreas = areas
 		return nil
 	}},
 	{"ONSITE_STALE_AFTER", "no position report for this long takes a technician off duty", durationSetting(func(c *Config) *time.Duration { return &c.StaleAfter })},

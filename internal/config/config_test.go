@@ -119,6 +119,18 @@ func TestLoad(t *testing.T) {
 		{name: "bad sms cap", env: []string{"ONSITE_SMS_PER_PHONE_DAY=-1"}, wantErr: "ONSITE_SMS_PER_PHONE_DAY"},
 		{name: "twilio api url not a url", env: []string{"TWILIO_API_URL=api.twilio.test"}, wantErr: "TWILIO_API_URL"},
 		{name: "twilio api url with a query", env: []string{"TWILIO_API_URL=https://proxy.test/?x=1"}, wantErr: "TWILIO_API_URL"},
+		{name: "arrival radius", env: []string{"ONSITE_ARRIVAL_RADIUS=400m"}, check: func(t *testing.T, c Config) {
+			if c.ArrivalRadiusM != 400 || Default().ArrivalRadiusM != 250 {
+				t.Fatalf("arrival radius %v, default %v", c.ArrivalRadiusM, Default().ArrivalRadiusM)
+			}
+		}},
+		{name: "bad arrival radius", env: []string{"ONSITE_ARRIVAL_RADIUS=2km"}, wantErr: "ONSITE_ARRIVAL_RADIUS"},
+		{name: "service areas", env: []string{"ONSITE_SERVICE_AREAS=zurich=871f8ed95ffffff;winterthur=871f8ed1dffffff,871f8ed1cffffff"}, check: func(t *testing.T, c Config) {
+			if len(c.ServiceAreas) != 2 || c.ServiceAreas[1].Name != "winterthur" || len(c.ServiceAreas[1].Cells) != 2 {
+				t.Fatalf("service areas %+v", c.ServiceAreas)
+			}
+		}},
+		{name: "bad service area", env: []string{"ONSITE_SERVICE_AREAS=zurich=nowhere"}, wantErr: "ONSITE_SERVICE_AREAS"},
 		{name: "bad batch window", env: []string{"ONSITE_BATCH_WINDOW=1ms"}, wantErr: "ONSITE_BATCH_WINDOW"},
 		{name: "batch urgency", env: []string{"ONSITE_BATCH_URGENCY=0"}, check: func(t *testing.T, c Config) {
 			if c.BatchUrgency != 0 {

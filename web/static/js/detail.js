@@ -108,6 +108,8 @@ export function createDetail(panel, { onClose, onFocus }) {
     replace(parts.badges,
       h('span', { class: `badge st-${r.state}`, dataset: { testid: 'detail-state', state: r.state } }, stateLabel(r.state)),
       risk ? h('span', { class: 'badge risk', dataset: { testid: 'detail-risk' } }, `At risk: ${risk}`) : null,
+      r.arrival_flagged ? h('span', { class: 'badge risk', dataset: { testid: 'detail-arrival-flagged' } },
+        typeof r.arrival_distance_m === 'number' ? `Arrived ${distance(r.arrival_distance_m)} from the site` : 'Arrived with no known position') : null,
       h('span', { class: 'badge plain' }, r.mode === 'window' ? 'Time window' : 'ASAP'),
     );
     const deadline = deadlineOf(r);
@@ -126,6 +128,8 @@ export function createDetail(panel, { onClose, onFocus }) {
         h('dt', null, 'Deadline'), h('dd', null, r.sla_deadline ? clock(r.sla_deadline) : '—'),
         r.visits ? [h('dt', null, 'Visits'), h('dd', null, String(r.visits))] : null,
         r.outcome ? [h('dt', null, 'Outcome'), h('dd', null, humanize(r.outcome))] : null,
+        r.follow_up_of ? [h('dt', null, 'Follow-up of'), h('dd', null,
+          h('a', { href: `#request/${encodeURIComponent(r.follow_up_of)}`, class: 'mono', dataset: { testid: 'detail-follow-up-of' } }, shortId(r.follow_up_of)))] : null,
         r.cancel_reason ? [h('dt', null, 'Cancelled'), h('dd', null, r.cancel_reason)] : null,
       ),
       open && deadline ? h('div', { class: 'deadline-box' }, countdownEl(deadline, r.state === 'scheduled' ? 'window' : 'sla'),

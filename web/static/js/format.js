@@ -233,6 +233,7 @@ export function offerWhy(w) {
   if (w.rating) parts.push(`rated ${Number(w.rating).toFixed(1)}`);
   if (w.idle_s) parts.push(`idle ${duration(w.idle_s)}`);
   if (w.timeout_s) parts.push(`${duration(w.timeout_s)} to answer`);
+  if (w.preferred) parts.push('came for the first visit');
   return parts.join(' · ');
 }
 
@@ -251,7 +252,10 @@ export function eventSummary(e, techName = (id) => shortId(id)) {
     if (d.skill) bits.push(d.skill);
     if (d.mode) bits.push(d.mode === 'asap' ? 'ASAP' : 'time window');
   }
-  if (d.rank) bits.push(`rank ${d.rank}`);
+  if (d.arrival_flagged) bits.push(`arrival flagged: ${d.arrival_why || 'far from the site'}`);
+  if (d.follow_up_id) bits.push(`follow-up ${shortId(d.follow_up_id)}`);
+  if (d.follow_up_of) bits.push(`follow-up of ${shortId(d.follow_up_of)}`);
+    if (d.rank) bits.push(`rank ${d.rank}`);
   if (typeof d.eta_s === 'number') bits.push(`ETA ${duration(d.eta_s)}`);
   return bits.join(' · ');
 }

@@ -6,7 +6,7 @@ import { createMap, renderLegend } from './map.js';
 import { createQueues, tickCountdowns } from './queues.js';
 import { createDetail } from './detail.js';
 import { createTechnicians } from './technicians.js';
-import { createKpis } from './kpis.js';
+import { createKpis, createBreakdown } from './kpis.js';
 import { connect } from './stream.js';
 import { toast, debounce } from './dom.js';
 import { isActive, isSafeId } from './format.js';
@@ -107,6 +107,7 @@ function start(session) {
   const queues = createQueues($('panel-queues'), { onSelect: openRequest });
   const techs = createTechnicians($('panel-technicians'), { onFocus: focusMap });
   const kpis = createKpis($('kpis'));
+  const figures = createBreakdown($('panel-figures'));
   const detail = createDetail($('detail'), { onClose: closeRequest, onFocus: focusMap });
 
   function focusMap(lat, lng) {
@@ -118,7 +119,7 @@ function start(session) {
   }
 
   // Tabs.
-  const tabs = [['tab-queues', 'panel-queues'], ['tab-technicians', 'panel-technicians']];
+  const tabs = [['tab-queues', 'panel-queues'], ['tab-technicians', 'panel-technicians'], ['tab-figures', 'panel-figures']];
   for (const [tab, panel] of tabs) {
     $(tab).addEventListener('click', () => {
       for (const [t, p] of tabs) {
@@ -126,9 +127,11 @@ function start(session) {
         $(p).hidden = t !== tab;
       }
       if (tab === 'tab-technicians') techs.render();
+      else if (tab === 'tab-figures') figures.load();
       else queues.render();
     });
   }
+  const figuresVisible = () => !$('panel-figures').hidden;
   const techsVisible = () => !$('panel-technicians').hidden;
 
   // Selection follows the URL (#request/<id>), so a request can be linked.
@@ -195,6 +198,7 @@ function start(session) {
     if (!bulk) techsOfChange(prev, r);
     mapApi.updateRequest(r);
     kpis.reload();
+    if (figuresVisible()) figures.reload();
     reloadHeat();
     if (!fitted) fitted = mapApi.fitOnce();
   });
