@@ -30,11 +30,11 @@ package dispatch
 import (
 	"database/sql/driver"
 	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/onsite/onsite/dispatch/lifecycle"
 	"github.com/onsite/onsite/geo"
+	"github.com/onsite/onsite/internal/db"
 )
 
 // The request lifecycle is dispatch/lifecycle's (pure, shared with the
@@ -155,21 +155,13 @@ func (p Photos) MarshalJSON() ([]byte, error) {
 
 // Scan implements sql.Scanner.
 func (p *Photos) Scan(v any) error {
-	var raw []byte
-	switch x := v.(type) {
-	case string:
-		raw = []byte(x)
-	case []byte:
-		raw = x
-	case nil:
-		*p = Photos{}
-		return nil
-	default:
-		return fmt.Errorf("photos: cannot scan %T", v)
-	}
 	var out []string
-	if err := json.Unmarshal(raw, &out); err != nil {
-		return fmt.Errorf("photos: %w", err)
+	ok, err := db.ScanJSON(v, &out, "photos")
+	if err != nil {
+		return err
+	}
+	if !ok {
+		out = []string{}
 	}
 	*p = out
 	return nil

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/onsite/onsite/geo"
+	"github.com/onsite/onsite/internal/db"
 )
 
 // Duty states.
@@ -45,21 +46,9 @@ func (n Names) Value() (driver.Value, error) {
 
 // Scan implements sql.Scanner.
 func (n *Names) Scan(v any) error {
-	var raw []byte
-	switch x := v.(type) {
-	case string:
-		raw = []byte(x)
-	case []byte:
-		raw = x
-	case nil:
-		*n = Names{}
-		return nil
-	default:
-		return fmt.Errorf("names: cannot scan %T", v)
-	}
 	out := Names{}
-	if err := json.Unmarshal(raw, &out); err != nil {
-		return fmt.Errorf("names: %w", err)
+	if _, err := db.ScanJSON(v, &out, "names"); err != nil {
+		return err
 	}
 	*n = out
 	return nil

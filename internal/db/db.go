@@ -5,6 +5,7 @@ package db
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -231,4 +232,25 @@ func (d *DB) Tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 		time.Sleep(time.Duration(try+1) * 5 * time.Millisecond)
 	}
 	return err
+}
+
+// ScanJSON reads a JSON text column (string or bytes) into dst, for the
+// sql.Scanner of a JSON-valued field; it reports false for NULL, leaving
+// dst as it is. what names the field in errors.
+func ScanJSON(v any, dst any, what string) (bool, error) {
+	var raw []byte
+	switch x := v.(type) {
+	case string:
+		raw = []byte(x)
+	case []byte:
+		raw = x
+	case nil:
+		return false, nil
+	default:
+		return false, fmt.Errorf("%s: cannot scan %T", what, v)
+	}
+	if err := json.Unmarshal(raw, dst); err != nil {
+		return false, fmt.Errorf("%s: %w", what, err)
+	}
+	return true, nil
 }
