@@ -100,12 +100,12 @@ func (s *Service) SendContactCode(ctx context.Context, customerID, phone string)
 		key string
 		max int
 	}{{"contact:phone:" + phone, ContactSendsPerPhone}, {"contact:customer:" + customerID, ContactSendsPerCustomer}} {
-		ok, _, err := s.limit.Allow(ctx, l.key, l.max)
+		ok, retry, err := s.limit.Allow(ctx, l.key, l.max)
 		if err != nil {
 			return Contact{}, errs.E(errs.Unavailable, "codes cannot be sent for a moment; try again")
 		}
 		if !ok {
-			return Contact{}, errs.E(errs.RateLimited, "too many codes requested for this phone; wait a few minutes")
+			return Contact{}, errs.Limited(retry, "too many codes requested for this phone; try again in %s", minutes(retry))
 		}
 	}
 	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))

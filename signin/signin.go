@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"math/big"
 	"time"
 
@@ -79,6 +80,21 @@ func (s *Service) checkPhone(phone string) error {
 	return nil
 }
 
+// untilTomorrow is the time from now to the next UTC midnight.
+func untilTomorrow(now time.Time) time.Duration {
+	y, m, d := now.UTC().Date()
+	return time.Date(y, m, d+1, 0, 0, 0, 0, time.UTC).Sub(now)
+}
+
+// minutes says a wait in whole minutes ("4 minutes", at least one).
+func minutes(d time.Duration) string {
+	n := max(1, int(math.Ceil(d.Minutes())))
+	if n == 1 {
+		return "1 minute"
+	}
+	return fmt.Sprintf("%d minutes", n)
+}
+
 // deliverCode sends a code now and turns what stopped it into an answer.
 func (s *Service) deliverCode(ctx context.Context, o notify.Outgoing) error {
 	err := s.sender.DeliverNow(ctx, o)
@@ -89,7 +105,8 @@ func (s *Service) deliverCode(ctx context.Context, o notify.Outgoing) error {
 	case errors.As(err, &held) && held.Reason == notify.WithheldCountry:
 		return errs.InvalidField("phone", "Onsite texts only numbers of %s", s.countries)
 	case errors.As(err, &held):
-		return errs.E(errs.RateLimited, "too many texts to this phone or account today; try again tomorrow")
+		// The daily caps are counted per UTC day.
+		return errs.Limited(untilTomorrow(s.now()), "too many texts to this phone or account today; try again tomorrow")
 	}
 	return errs.E(errs.Unavailable, "the code could not be sent; try again")
 }
@@ -171,12 +188,12 @@ func (s *Service) SendCode(ctx context.Context, phone, role, ip string) (CodeSen
 		key string
 		max int
 	}{{"otp:phone:" + phone, SendsPerPhone}, {"otp:ip:" + ip, SendsPerAddress}} {
-		ok, _, err := s.limit.Allow(ctx, l.key, l.max)
+		ok, retry, err := s.limit.Allow(ctx, l.key, l.max)
 		if err != nil {
 			return CodeSent{}, errs.E(errs.Unavailable, "sign-in is unavailable for a moment; try again")
 		}
 		if !ok {
-			return CodeSent{}, errs.E(errs.RateLimited, "too many codes requested; wait a few minutes")
+			return CodeSent{}, errs.Limited(retry, "too many codes requested; try again in %s", minutes(retry))
 		}
 	}
 	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))

@@ -3,6 +3,7 @@ package app_test
 import (
 	"net/http"
 	"regexp"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -85,8 +86,12 @@ func TestPhoneSignIn(t *testing.T) {
 		t.Fatalf("after 5 wrong codes: %d %s", r.Status, r.Body)
 	}
 	// sending is limited per phone (3 per 10 minutes: already 3 sent)
+	// and says when a code may be asked again: past the 10-minute window
+	// (not "1" second), within two windows
 	if r := s.Call("POST", "/v1/auth/otp", "", map[string]string{"phone": phone}); r.Status != http.StatusTooManyRequests {
 		t.Fatalf("4th code: %d", r.Status)
+	} else if after, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || after < 60 || after > 1200 {
+		t.Fatalf("4th code: Retry-After %q, want the time until the 10-minute window allows one", r.Header.Get("Retry-After"))
 	}
 
 	// technicians: only once onboarded

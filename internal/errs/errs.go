@@ -6,6 +6,7 @@ package errs
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Code is one of the closed list of error kinds.
@@ -34,6 +35,9 @@ type Error struct {
 	Message string
 	Field   string
 	Reason  string
+	// RetryAfter is, for a rate limit, how long until a call is allowed
+	// again (the Retry-After header); zero when unknown.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -41,6 +45,11 @@ func (e *Error) Error() string {
 		return fmt.Sprintf("%s: %s (field %s)", e.Code, e.Message, e.Field)
 	}
 	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+// Limited is a rate limit's error: a call is allowed again after retry.
+func Limited(retry time.Duration, format string, args ...any) *Error {
+	return &Error{Code: RateLimited, Message: fmt.Sprintf(format, args...), RetryAfter: retry}
 }
 
 // E builds an error with a code and a formatted message.

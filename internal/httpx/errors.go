@@ -5,7 +5,9 @@ package httpx
 import (
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 
 	"github.com/labstack/echo/v4"
 
@@ -70,10 +72,9 @@ func ErrorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			log.ErrorContext(c.Request().Context(), "internal error", "err", err,
 				"request_id", c.Response().Header().Get(echo.HeaderXRequestID), "path", c.Path())
 		}
-		if e, ok := errs.As(err); ok && e.Code == errs.RateLimited {
-			if c.Response().Header().Get("Retry-After") == "" {
-				c.Response().Header().Set("Retry-After", "1")
-			}
+		if e, ok := errs.As(err); ok && e.Code == errs.RateLimited && c.Response().Header().Get("Retry-After") == "" {
+			// The time until the limit allows a call, when the limit knows it.
+			c.Response().Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(e.RetryAfter.Seconds())))))
 		}
 		if c.Request().Method == http.MethodHead {
 			_ = c.NoContent(status)

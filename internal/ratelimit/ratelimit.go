@@ -178,15 +178,28 @@ func (l *Limiter) AllowAll(ctx context.Context, keys []string, limits []int) (ok
 		}
 		return true, 0, err
 	}
+	retry := time.Duration(0)
 	for i := range ask {
 		if est[i] > float64(askLimits[i]) {
-			return false, start.Add(l.window).Sub(now), nil
+			retry = max(retry, l.retryAfter(est[i], askLimits[i], now, start))
 		}
+	}
+	if retry > 0 {
+		return false, retry, nil
 	}
 	if l.local != nil {
 		l.local.grant(ask, askLimits, est, start)
 	}
 	return true, 0, nil
+}
+
+// retryAfter is how long until a key counted est against limit allows a
+// call (if no more come meanwhile): past this window's end, while the
+// window's count still weighs in the next one (the sliding window lets it
+// fade linearly over a window), it must fade until one more call fits.
+func (l *Limiter) retryAfter(est float64, limit int, now, start time.Time) time.Duration {
+	fade := max(0, 1-float64(limit-1)/est) // the share of the next window it takes to fade
+	return start.Add(l.window).Sub(now) + time.Duration(fade*float64(l.window))
 }
 
 // count adds this call (and add[i] earlier ones) to each key's window in

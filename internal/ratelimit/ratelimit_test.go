@@ -23,8 +23,11 @@ func TestSlidingWindow(t *testing.T) {
 			t.Fatalf("call %d refused: %v", i, err)
 		}
 	}
-	if ok, retry, _ := l.Allow(ctx, "k", 3); ok || retry != 10*time.Second {
-		t.Fatalf("4th call: ok %v retry %v", ok, retry)
+	// Refused 10 s before the window ends; the 4 calls then weigh in the
+	// next window, fading over it: one more fits once 4×(1−e/60 s)+1 ≤ 3,
+	// 30 s into it.
+	if ok, retry, _ := l.Allow(ctx, "k", 3); ok || retry != 40*time.Second {
+		t.Fatalf("4th call: ok %v retry %v, want 40s", ok, retry)
 	}
 	// just after the window turns, the last window still counts
 	at = at.Add(15 * time.Second)
