@@ -103,15 +103,43 @@ var streamID = regexp.MustCompile(`^[0-9]+-[0-9]+$`)
 // SSE message with its stream id, a comment line as heartbeat. It resumes
 // after Last-Event-ID (header, or the last_event_id query parameter).
 func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, topic string) error {
-	return h.ServeRedacted(w, r, topic, false, time.Time{})
+	return h.ServeStream(w, r, topic, StreamOptions{})
 }
 
-// ServeRedacted is Serve; with redact, events carry only their name and id
-// (for readers who may know that something changed but not what, such as a
-// tracking link, which then reads what it may see). The stream ends at until
-// (if set) or after the hub's longest stream life, whichever comes first: a
-// client that may still read reconnects and is checked again.
+// StreamOptions shape one stream.
+type StreamOptions struct {
+	// Redact sends events with only their name and id (for readers who may
+	// know that something changed but not what, such as a tracking link,
+	// which then reads what it may see).
+	Redact bool
+	// Until ends the stream with a final "end" event (reason
+	// "link_expired") when set.
+	Until time.Time
+	// Ends, when set, is asked of every event (with its full data): a
+	// reason ends the stream after the event with a final "end" event
+	// carrying it (the subject is done: the job completed, cancelled).
+	Ends func(event, data string) (reason string)
+}
+
+// Final writes the "end" event a stream closes with: nothing more will come
+// for its subject, and the client should not reconnect.
+func Final(w http.ResponseWriter, reason string) {
+	b, _ := json.Marshal(map[string]string{"reason": reason})
+	fmt.Fprintf(w, "event: end\ndata: %s\n\n", b)
+	_ = http.NewResponseController(w).Flush()
+}
+
+// ServeRedacted is ServeStream with Redact and Until.
 func (h *Hub) ServeRedacted(w http.ResponseWriter, r *http.Request, topic string, redact bool, until time.Time) error {
+	return h.ServeStream(w, r, topic, StreamOptions{Redact: redact, Until: until})
+}
+
+// ServeStream is Serve with options. The stream ends with an "end" event
+// when its subject ends (Ends) or at Until; after the hub's longest stream
+// life it just closes: a client that may still read reconnects and is
+// checked again.
+func (h *Hub) ServeStream(w http.ResponseWriter, r *http.Request, topic string, o StreamOptions) error {
+	redact, until := o.Redact, o.Until
 	end := time.Now().Add(h.maxLife)
 	if !until.IsZero() && until.Before(end) {
 		end = until
@@ -154,6 +182,11 @@ func (h *Hub) ServeRedacted(w http.ResponseWriter, r *http.Request, topic string
 		}
 	}
 	lastWrite := time.Now()
+	defer func() {
+		if !until.IsZero() && !time.Now().Before(until) && ctx.Err() == nil {
+			Final(w, "link_expired")
+		}
+	}()
 	for time.Now().Before(end) {
 		// go-redis does not end a blocking read when ctx is cancelled, so
 		// block briefly and look at ctx between reads.
@@ -176,11 +209,19 @@ func (h *Hub) ServeRedacted(w http.ResponseWriter, r *http.Request, topic string
 				for _, m := range s.Messages {
 					event, _ := m.Values["event"].(string)
 					data, _ := m.Values["data"].(string)
+					reason := ""
+					if o.Ends != nil {
+						reason = o.Ends(event, data)
+					}
 					if redact {
 						data = "{}"
 					}
 					fmt.Fprintf(w, "id: %s\nevent: %s\ndata: %s\n\n", m.ID, event, data)
 					last = m.ID
+					if reason != "" {
+						Final(w, reason)
+						return nil
+					}
 				}
 			}
 		}

@@ -5,6 +5,7 @@ package mobileapi
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -54,7 +55,22 @@ func (h *Handler) requestStream(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return h.hub.Serve(c.Response(), c.Request(), live.RequestTopic(r.ID))
+	return h.hub.ServeStream(c.Response(), c.Request(), live.RequestTopic(r.ID), live.StreamOptions{Ends: requestEnded})
+}
+
+// requestEnded ends a request's stream once an update says it is closed
+// (completed, cancelled, unfulfilled, no-show): its state is the reason.
+func requestEnded(event, data string) string {
+	if event != "request" {
+		return ""
+	}
+	var r struct {
+		State dispatch.State `json:"state"`
+	}
+	if json.Unmarshal([]byte(data), &r) != nil || r.State == "" || r.State.Open() {
+		return ""
+	}
+	return string(r.State)
 }
 
 func caller(c echo.Context) dispatch.Caller {
@@ -421,7 +437,8 @@ func (h *Handler) trackedStream(c echo.Context) error {
 	}
 	// The link is checked again on every reconnect; an open stream ends when
 	// the link expires.
-	return h.hub.ServeRedacted(c.Response(), c.Request(), live.RequestTopic(v.ID), true, v.LinkExpires)
+	return h.hub.ServeStream(c.Response(), c.Request(), live.RequestTopic(v.ID),
+		live.StreamOptions{Redact: true, Until: v.LinkExpires, Ends: requestEnded})
 }
 
 // trackPage is the status page a tracking link opens: it reads the request
@@ -447,7 +464,7 @@ async function load() {
   document.getElementById('detail').textContent = parts.join(' · ');
   return true;
 }
-load().then(ok => { if (ok) { const es = new EventSource('/v1/track/' + token + '/stream'); es.addEventListener('request', load); } });
+load().then(ok => { if (ok) { const es = new EventSource('/v1/track/' + token + '/stream'); es.addEventListener('request', load); es.addEventListener('end', () => { es.close(); load(); }); } });
 </script></body></html>`
 
 func (h *Handler) trackedPage(c echo.Context) error {
