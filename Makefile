@@ -2,8 +2,9 @@
 GO ?= go
 BIN := bin/onsite
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
+FUZZTIME ?= 20s
 
-.PHONY: run build test test-short bench lint sim sim-regional e2e demo clean
+.PHONY: run build test test-short bench lint fuzz sim sim-regional e2e demo clean
 
 run: ## start Onsite (embedded mode unless DATABASE_URL / REDIS_URL are set)
 	$(GO) run ./cmd/onsite serve
@@ -13,6 +14,9 @@ build:
 
 test: ## every test, on PostgreSQL and SQLite, against real Redis
 	$(GO) test -count=1 -timeout 20m ./...
+
+fuzz: ## the input fuzz targets, for a bounded time each (CI runs it)
+	$(GO) test ./internal/httpx -run '^$$' -fuzz FuzzDecodeJSON -fuzztime $(FUZZTIME)
 
 test-short:
 	$(GO) test -count=1 -short ./...

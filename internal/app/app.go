@@ -422,6 +422,7 @@ func (a *App) buildEcho() *echo.Echo {
 		},
 	}))
 	e.Use(middleware.BodyLimit(fmt.Sprintf("%dB", a.Config.BodyLimit)))
+	e.Pre(httpx.CleanInput) // before routing: a path with a NUL is malformed, not "not found"
 
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", a.ready)

@@ -50,3 +50,35 @@ func TestStreamsEndWithTheirSubject(t *testing.T) {
 		}
 	}
 }
+
+// TestBadBytesAreBadInput: NUL and bytes that are not UTF-8 in a path, a
+// query, a header or a JSON body are 400 malformed in the shared error shape
+// and write nothing (each of these answered 500 once).
+func TestBadBytesAreBadInput(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, "sqlite", dbtest.RedisDBApp, apitest.Env("ONSITE_WORKERS", "false"))
+	cust := s.Token(auth.Customer, "carla")
+	ops := s.Token(auth.Ops, "alice")
+	s.Must(http.StatusCreated, "POST", "/v1/skills", ops, map[string]string{"code": "wifi_setup", "name": "Wi-Fi"}, nil)
+	before := s.Rows("requests") + s.Rows("idempotency_keys")
+	for _, tt := range []struct {
+		name, method, path string
+		body               any
+		header             []string
+	}{
+		{"NUL in the path", "GET", "/v1/requests/r%00x", nil, nil},
+		{"NUL in the query", "GET", "/v1/requests?state=%00", nil, nil},
+		{"not UTF-8 in the query", "GET", "/v1/requests?state=%ff", nil, nil},
+		{"not UTF-8 in Idempotency-Key", "POST", "/v1/requests", `{"skill":"wifi_setup","lat":47.37,"lng":8.54}`, []string{"Idempotency-Key", "key-\xff"}},
+		{"not UTF-8 in the body", "POST", "/v1/requests", "{\"skill\":\"wifi_setup\",\"lat\":47.37,\"lng\":8.54,\"address\":\"Bahnhof\xffstrasse\"}", nil},
+		{"a raw NUL in the body", "POST", "/v1/requests", "{\"skill\":\"wifi_setup\",\"lat\":47.37,\"lng\":8.54,\"notes\":\"a\x00b\"}", nil},
+	} {
+		r := s.Call(tt.method, tt.path, cust, tt.body, tt.header...)
+		if r.Status != http.StatusBadRequest || r.Err(t).Error.Code != "malformed" {
+			t.Errorf("%s: %d %s, want 400 malformed", tt.name, r.Status, r.Body)
+		}
+	}
+	if after := s.Rows("requests") + s.Rows("idempotency_keys"); after != before {
+		t.Fatalf("bad bytes wrote %d rows", after-before)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -38,8 +39,12 @@ func DecodeJSON(body []byte, v any) error {
 		return errs.E(errs.Malformed, "request body is empty; a JSON object is expected")
 	}
 	// PostgreSQL text cannot hold NUL; refuse it here rather than fail late.
-	if bytes.Contains(body, []byte(`\u0000`)) {
+	if bytes.Contains(body, []byte(`\u0000`)) || bytes.IndexByte(body, 0) >= 0 {
 		return errs.E(errs.Malformed, "text must not contain NUL characters")
+	}
+	// The decoder would quietly turn bytes that are not UTF-8 into U+FFFD.
+	if !utf8.Valid(body) {
+		return errs.E(errs.Malformed, "request body is not UTF-8")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
