@@ -148,3 +148,45 @@ func TestSequentialEscalationWidensTheWave(t *testing.T) {
 		}
 	})
 }
+
+// TestOneRetryChainPerRequest: a request nobody can take is matched again
+// by one chain of retries, however many rounds run meanwhile (its task, the
+// sweep, answers): before, each sweep started another chain.
+func TestOneRetryChainPerRequest(t *testing.T) {
+	t.Parallel()
+	for _, strategy := range []string{match.Sequential, match.Wave} {
+		t.Run(strategy, func(t *testing.T) {
+			dbtest.Each(t, func(t *testing.T, d *db.DB) {
+				w := newWorld(t, d, strategy, 3)
+				r := w.request() // no technician at all
+				retries := func() int64 {
+					t.Helper()
+					var n int64
+					if err := d.Table("outbox").Where("kind = ? AND payload LIKE ? AND process_at > created_at", dispatch.TaskMatch, "%"+r.ID+"%").
+						Count(&n).Error; err != nil {
+						t.Fatal(err)
+					}
+					return n
+				}
+				for range 3 {
+					if res := w.match(r.ID); len(res.Offered) != 0 {
+						t.Fatalf("%s: offered %+v", strategy, res.Offered)
+					}
+					w.clock.Advance(10 * time.Second)
+				}
+				if _, err := w.svc.Sweep(w.ctx); err != nil {
+					t.Fatal(err)
+				}
+				if n := retries(); n != 1 {
+					t.Fatalf("%s: %d retry chains within one retry period, want 1", strategy, n)
+				}
+				w.clock.Advance(time.Second) // the retry is due: its round schedules the next
+				w.match(r.ID)
+				w.match(r.ID)
+				if n := retries(); n != 2 {
+					t.Fatalf("%s: %d retries after the first came due, want 2", strategy, n)
+				}
+			})
+		})
+	}
+}

@@ -76,7 +76,7 @@ func (s *Service) Match(ctx context.Context, requestID string) (MatchResult, err
 		if len(ranked) == 0 {
 			res.Skipped = "no eligible technician"
 			if r.GiveUpAt == nil || now.Add(retryEvery).Before(*r.GiveUpAt) {
-				return enqueue(tx, TaskMatch, QueueCritical, TaskPayload{RequestID: r.ID}, now.Add(retryEvery), now)
+				return retryMatch(tx, r.ID, now)
 			}
 			return nil
 		}
@@ -106,6 +106,21 @@ func (s *Service) Match(ctx context.Context, requestID string) (MatchResult, err
 		return MatchResult{}, wrap("match request "+requestID, err)
 	}
 	return res, nil
+}
+
+// retryMatch schedules the next matching round of a request that found no
+// candidate, unless one is already due: a request has one retry chain,
+// whoever ran this round (its task, the sweep, an answer).
+func retryMatch(tx *gorm.DB, requestID string, now time.Time) error {
+	res := tx.Model(&Request{}).Where("id = ? AND (match_retry_at IS NULL OR match_retry_at <= ?)", requestID, now).
+		Update("match_retry_at", now.Add(retryEvery))
+	if res.Error != nil {
+		return fmt.Errorf("schedule the next round of %s: %w", requestID, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return nil // a retry is due already
+	}
+	return enqueue(tx, TaskMatch, QueueCritical, TaskPayload{RequestID: requestID}, now.Add(retryEvery), now)
 }
 
 // setRisk writes one request's risk change with its events.

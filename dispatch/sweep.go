@@ -87,8 +87,11 @@ func (s *Service) Sweep(ctx context.Context) (SweepResult, error) {
 
 	var idle []string
 	if err := q.Model(&Request{}).
-		Where("state = ? AND updated_at < ? AND NOT EXISTS (SELECT 1 FROM offers o WHERE o.request_id = requests.id AND o.state = ?)",
-			Searching, now.Add(-retryEvery), OfferPending).
+		// A request whose retry is still due has its chain: only one whose
+		// retry is overdue by a whole period (its task lost) is matched here.
+		Where(`state = ? AND updated_at < ? AND NOT EXISTS (SELECT 1 FROM offers o WHERE o.request_id = requests.id AND o.state = ?)
+			AND (match_retry_at IS NULL OR match_retry_at < ?)`,
+			Searching, now.Add(-retryEvery), OfferPending, now.Add(-retryEvery)).
 		Limit(500).Pluck("id", &idle).Error; err != nil {
 		return res, fmt.Errorf("sweep searching: %w", err)
 	}
