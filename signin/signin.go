@@ -172,17 +172,6 @@ func (s *Service) SendCode(ctx context.Context, phone, role, ip string) (CodeSen
 	}
 	now := s.now()
 	locale := "en"
-	if role == "technician" {
-		var t technicians.Technician
-		err := s.db.WithContext(ctx).Select("id", "locale").Where("phone = ?", phone).First(&t).Error
-		if db.IsNotFound(err) {
-			return CodeSent{}, errs.E(errs.Forbidden, "this phone is not an onboarded technician; ask your dispatcher")
-		}
-		if err != nil {
-			return CodeSent{}, fmt.Errorf("find technician: %w", err)
-		}
-		locale = t.Locale
-	}
 	// Atomic counters, so parallel requests cannot slip past the limits.
 	for _, l := range []struct {
 		key string
@@ -195,6 +184,21 @@ func (s *Service) SendCode(ctx context.Context, phone, role, ip string) (CodeSen
 		if !ok {
 			return CodeSent{}, errs.Limited(retry, "too many codes requested; try again in %s", minutes(retry))
 		}
+	}
+	sent := CodeSent{ExpiresIn: int(CodeTTL.Seconds())}
+	if role == "technician" {
+		// Known or not, the answer is the same (after the limits): the
+		// phones of technicians cannot be told from others. Only an
+		// onboarded technician is texted a code.
+		var t technicians.Technician
+		err := s.db.WithContext(ctx).Select("id", "locale").Where("phone = ?", phone).First(&t).Error
+		if db.IsNotFound(err) {
+			return sent, nil
+		}
+		if err != nil {
+			return CodeSent{}, fmt.Errorf("find technician: %w", err)
+		}
+		locale = t.Locale
 	}
 	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
 	if err != nil {
@@ -209,7 +213,7 @@ func (s *Service) SendCode(ctx context.Context, phone, role, ip string) (CodeSen
 	if err := s.deliverCode(ctx, out); err != nil {
 		return CodeSent{}, err
 	}
-	return CodeSent{ExpiresIn: int(CodeTTL.Seconds())}, nil
+	return sent, nil
 }
 
 // Tokens is a signed-in session.

@@ -94,13 +94,20 @@ func TestPhoneSignIn(t *testing.T) {
 		t.Fatalf("4th code: Retry-After %q, want the time until the 10-minute window allows one", r.Header.Get("Retry-After"))
 	}
 
-	// technicians: only once onboarded
+	// technicians: only once onboarded, and a phone that is not one's gets
+	// the same answer (no enumeration) but no text
 	const techPhone = "+41795550000"
-	if r := s.Call("POST", "/v1/auth/otp", "", map[string]string{"phone": techPhone, "role": "technician"}); r.Status != http.StatusForbidden {
-		t.Fatalf("not onboarded: %d %s", r.Status, r.Body)
+	unknown := s.Must(http.StatusAccepted, "POST", "/v1/auth/otp", "", map[string]string{"phone": techPhone, "role": "technician"}, nil)
+	if len(tw.To(techPhone)) != 0 {
+		t.Fatal("a phone that is no technician's was texted a code")
+	}
+	if r := s.Call("POST", "/v1/auth/token", "", map[string]string{"phone": techPhone, "role": "technician", "code": "000000"}); r.Status != http.StatusUnauthorized {
+		t.Fatalf("a code for no technician: %d %s", r.Status, r.Body)
 	}
 	techs := onboard(t, s, 500)
-	s.Must(http.StatusAccepted, "POST", "/v1/auth/otp", "", map[string]string{"phone": techPhone, "role": "technician"}, nil)
+	if known := s.Must(http.StatusAccepted, "POST", "/v1/auth/otp", "", map[string]string{"phone": techPhone, "role": "technician"}, nil); string(known.Body) != string(unknown.Body) {
+		t.Fatalf("known and unknown technician phones answer apart: %s vs %s", known.Body, unknown.Body)
+	}
 	var tt tokens
 	s.Must(http.StatusOK, "POST", "/v1/auth/token", "", map[string]string{"phone": techPhone, "role": "technician", "code": lastCode(t, tw, techPhone)}, &tt)
 	if tt.Role != "technician" || tt.Subject != techs[0] {
