@@ -288,6 +288,7 @@ type SignIn interface {
 	SendCode(ctx context.Context, phone, role, ip string) (signin.CodeSent, error)
 	Verify(ctx context.Context, phone, role, code string) (signin.Tokens, error)
 	Refresh(ctx context.Context, token string) (signin.Tokens, error)
+	SignOut(ctx context.Context, token string) error
 	SendContactCode(ctx context.Context, customerID, phone string) (signin.Contact, error)
 	ConfirmContact(ctx context.Context, customerID, phone, code string) (signin.Contact, error)
 	Contacts(ctx context.Context, customerID string) ([]signin.Contact, error)
@@ -376,6 +377,17 @@ func (h *Handler) verifyCode(c echo.Context) error {
 
 type refreshBody struct {
 	RefreshToken string `json:"refresh_token"`
+}
+
+func (h *Handler) signOut(c echo.Context) error {
+	var in refreshBody
+	if err := httpx.Bind(c, &in); err != nil {
+		return err
+	}
+	if err := h.signin.SignOut(c.Request().Context(), in.RefreshToken); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
 }
 
 func (h *Handler) refresh(c echo.Context) error {

@@ -14,6 +14,7 @@ func (h *Handler) Routes() []httpx.Route {
 		{Method: http.MethodPost, Path: "/v1/auth/otp", Public: true, Handler: h.sendCode},
 		{Method: http.MethodPost, Path: "/v1/auth/token", Public: true, Handler: h.verifyCode},
 		{Method: http.MethodPost, Path: "/v1/auth/refresh", Public: true, Handler: h.refresh},
+		{Method: http.MethodPost, Path: "/v1/auth/logout", Public: true, Handler: h.signOut},
 		{Method: http.MethodGet, Path: "/v1/me", Roles: tech, Handler: h.me},
 		{Method: http.MethodPatch, Path: "/v1/me", Roles: tech, Idempotent: true, Handler: h.updateMe},
 		{Method: http.MethodPut, Path: "/v1/me/duty", Roles: tech, Idempotent: true, Handler: h.setDuty},

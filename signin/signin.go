@@ -127,6 +127,7 @@ func (otpCode) TableName() string { return "otp_codes" }
 
 type refreshToken struct {
 	ID        string `gorm:"primaryKey"`
+	FamilyID  string // the sign-in it was rotated from
 	TokenHash string
 	Role      string
 	Subject   string
@@ -309,7 +310,13 @@ func subjectFor(tx *gorm.DB, phone, role string, now time.Time) (string, error) 
 	return id, nil
 }
 
+// issue signs in anew: a new family of refresh tokens.
 func (s *Service) issue(tx *gorm.DB, role auth.Role, subject string, now time.Time) (Tokens, error) {
+	return s.issueIn(tx, db.NewID(), role, subject, now)
+}
+
+// issueIn issues an access token and a refresh token of family.
+func (s *Service) issueIn(tx *gorm.DB, family string, role auth.Role, subject string, now time.Time) (Tokens, error) {
 	access, err := s.issuer.Issue(auth.Principal{Role: role, Subject: subject}, AccessTTL)
 	if err != nil {
 		return Tokens{}, err
@@ -319,20 +326,23 @@ func (s *Service) issue(tx *gorm.DB, role auth.Role, subject string, now time.Ti
 		return Tokens{}, fmt.Errorf("generate refresh token: %w", err)
 	}
 	refresh := base64.RawURLEncoding.EncodeToString(raw)
-	rt := refreshToken{ID: db.NewID(), TokenHash: s.hash("refresh", refresh), Role: string(role), Subject: subject, ExpiresAt: now.Add(RefreshTTL), CreatedAt: now}
+	rt := refreshToken{ID: db.NewID(), FamilyID: family, TokenHash: s.hash("refresh", refresh), Role: string(role), Subject: subject, ExpiresAt: now.Add(RefreshTTL), CreatedAt: now}
 	if err := tx.Create(&rt).Error; err != nil {
 		return Tokens{}, fmt.Errorf("store refresh token: %w", err)
 	}
 	return Tokens{AccessToken: access, RefreshToken: refresh, ExpiresIn: int(AccessTTL.Seconds()), Role: string(role), Subject: subject}, nil
 }
 
-// Refresh trades a refresh token for a new pair; the old one stops working.
+// Refresh trades a refresh token for a new pair of the same family; the old
+// one stops working. A rotated token used again means it was copied: the
+// whole family is revoked, so the copy and the original both stop.
 func (s *Service) Refresh(ctx context.Context, token string) (Tokens, error) {
 	if token == "" {
 		return Tokens{}, errs.InvalidField("refresh_token", "refresh_token is required")
 	}
 	now := s.now()
 	var out Tokens
+	reused := false
 	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
 		var rt refreshToken
 		err := tx.Where("token_hash = ?", s.hash("refresh", token)).First(&rt).Error
@@ -347,11 +357,20 @@ func (s *Service) Refresh(ctx context.Context, token string) (Tokens, error) {
 			return fmt.Errorf("rotate refresh token: %w", res.Error)
 		}
 		if res.RowsAffected == 0 {
+			if rt.RevokedAt != nil && rt.ExpiresAt.After(now) {
+				// Used again after it was rotated (or signed out): revoke the
+				// family, and commit that before answering.
+				reused = true
+				return revokeFamily(tx, rt.FamilyID, now)
+			}
 			return errs.E(errs.Unauthenticated, "refresh token expired or already used")
 		}
-		out, err = s.issue(tx, auth.Role(rt.Role), rt.Subject, now)
+		out, err = s.issueIn(tx, rt.FamilyID, auth.Role(rt.Role), rt.Subject, now)
 		return err
 	})
+	if reused && err == nil {
+		return Tokens{}, errs.E(errs.Unauthenticated, "refresh token already used; every session of this sign-in is ended, sign in again")
+	}
 	if err != nil {
 		if _, ok := errs.As(err); ok {
 			return Tokens{}, err
@@ -359,4 +378,29 @@ func (s *Service) Refresh(ctx context.Context, token string) (Tokens, error) {
 		return Tokens{}, fmt.Errorf("refresh: %w", err)
 	}
 	return out, nil
+}
+
+func revokeFamily(tx *gorm.DB, family string, now time.Time) error {
+	if err := tx.Model(&refreshToken{}).Where("family_id = ? AND revoked_at IS NULL", family).Update("revoked_at", now).Error; err != nil {
+		return fmt.Errorf("revoke refresh tokens: %w", err)
+	}
+	return nil
+}
+
+// SignOut ends the sign-in a refresh token belongs to: every refresh token
+// of its family stops working. An unknown token is no error (signing out
+// twice is fine).
+func (s *Service) SignOut(ctx context.Context, token string) error {
+	if token == "" {
+		return errs.InvalidField("refresh_token", "refresh_token is required")
+	}
+	var rt refreshToken
+	err := s.db.WithContext(ctx).Where("token_hash = ?", s.hash("refresh", token)).First(&rt).Error
+	if db.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("find refresh token: %w", err)
+	}
+	return revokeFamily(s.db.WithContext(ctx), rt.FamilyID, s.now())
 }

@@ -67,6 +67,15 @@ func TestPhoneSignIn(t *testing.T) {
 		t.Fatalf("refresh %+v", fresh)
 	}
 	s.Must(http.StatusUnauthorized, "POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": tok.RefreshToken}, nil)
+	// ... and using the old one again (a copy) ends the whole sign-in: the
+	// newer token of the family stops working too
+	s.Must(http.StatusUnauthorized, "POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": fresh.RefreshToken}, nil)
+	// another sign-in is another family, untouched; signing out ends it
+	s.Must(http.StatusOK, "POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": again.RefreshToken}, &fresh)
+	s.Must(http.StatusNoContent, "POST", "/v1/auth/logout", "", map[string]string{"refresh_token": fresh.RefreshToken}, nil)
+	s.Must(http.StatusNoContent, "POST", "/v1/auth/logout", "", map[string]string{"refresh_token": fresh.RefreshToken}, nil)
+	s.Must(http.StatusUnauthorized, "POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": fresh.RefreshToken}, nil)
+	s.Must(http.StatusUnprocessableEntity, "POST", "/v1/auth/logout", "", map[string]string{"refresh_token": ""}, nil)
 
 	// brute force stops at 5 attempts, even with the right code after
 	s.Must(http.StatusAccepted, "POST", "/v1/auth/otp", "", map[string]string{"phone": phone}, nil)
