@@ -73,6 +73,9 @@ func TestFormatErrors(t *testing.T) {
 		{"by hour share", "{default: 60}\n", "{default: 60}\n  by_hour: [{from: \"18:00\", to: \"20:00\", no_response_share: 2}]\n", "behaviour.by_hour[0].no_response_share"},
 		{"off duty without hours", "count: 2000\n", "count: 2000\n  off_duty: {count: 5, come_online: 0.5, delay: 10m}\n", "technicians.off_duty.hours"},
 		{"off duty probability", "count: 2000\n", "count: 2000\n  off_duty: {count: 5, come_online: 5, delay: 10m, hours: 3}\n", "technicians.off_duty.come_online"},
+		{"surge outside the day", "skills: {a: 1}\n", "skills: {a: 1}\n  surges: [{from: \"10:00\", to: \"11:00\", center: {lat: 47.3, lng: 8.5}, radius_km: 2, per_hour: 100}]\n", "demand.surges[0]"},
+		{"surge without rate", "skills: {a: 1}\n", "skills: {a: 1}\n  surges: [{from: \"08:00\", to: \"09:00\", center: {lat: 47.3, lng: 8.5}, radius_km: 2}]\n", "demand.surges[0].per_hour"},
+		{"surge skill", "skills: {a: 1}\n", "skills: {a: 1}\n  surges: [{from: \"08:00\", to: \"09:00\", center: {lat: 47.3, lng: 8.5}, radius_km: 2, per_hour: 9, skills: {z: 1}}]\n", "demand.surges[0].skills.z"},
 		{"two-line description", "name: crowd\n", "name: crowd\ndescription: \"one\\ntwo\"\n", "description"},
 	}
 	for _, tt := range tests {
@@ -302,5 +305,32 @@ func TestOffDuty(t *testing.T) {
 			t.Fatalf("come_online %s: called %d, came %d, on time %d; want %d, %d, %d",
 				tt.come, call.CalledOut, call.CameOnline, call.OnSiteInTime, tt.calls, tt.online, tt.onTime)
 		}
+	}
+}
+
+func TestSurge(t *testing.T) {
+	t.Parallel()
+	center := geo.Point{Lat: 47.39, Lng: 8.52}
+	sc := crowd(t, replace("skills: {a: 1}\n", "skills: {a: 1}\n  asap_share: 0\n  surges: [{from: \"08:20\", to: \"08:50\", center: {lat: 47.39, lng: 8.52}, radius_km: 1.5, per_hour: 1000, skills: {b: 1}}]\n"))
+	d := newDay(sc, 5)
+	n := 0
+	for i, q := range d.requests {
+		if i > 0 && q.created.Before(d.requests[i-1].created) || q.idx != i {
+			t.Fatalf("requests out of order or misnumbered at %d", i)
+		}
+		if q.skill != "b" {
+			continue
+		}
+		n++
+		since := q.created.Sub(dayStart)
+		if !q.asap || since < 8*time.Hour+20*time.Minute || since >= 8*time.Hour+50*time.Minute || geo.DistanceM(q.place, center) > 1500 {
+			t.Fatalf("surge request %+v outside its window or area", q)
+		}
+	}
+	if n < 440 || n > 560 { // Poisson, mean 500, σ 22
+		t.Fatalf("%d surge requests, want about 500", n)
+	}
+	if rest := len(d.requests) - n; rest < 150 || rest > 250 {
+		t.Fatalf("%d other requests, want about 200", rest)
 	}
 }

@@ -116,6 +116,19 @@ type Demand struct {
 	ASAPShare     float64            `yaml:"asap_share"`
 	WindowHours   float64            `yaml:"window_hours"`    // length of a time window
 	WindowAheadHr [2]float64         `yaml:"window_ahead_hr"` // window starts this many hours after creation (range)
+	Surges        []Surge            `yaml:"surges"`          // extra requests in an area for a while (an outage)
+}
+
+// Surge is extra ASAP requests, PerHour of them (Poisson), uniform in the
+// disc around Center, from From until To: an outage that brings many
+// customers of one area at once. Skills is their mix (default: the day's).
+type Surge struct {
+	From     ClockTime          `yaml:"from"`
+	To       ClockTime          `yaml:"to"`
+	Center   geo.Point          `yaml:"center"`
+	RadiusKm float64            `yaml:"radius_km"`
+	PerHour  float64            `yaml:"per_hour"`
+	Skills   map[string]float64 `yaml:"skills"`
 }
 
 // FixedRequest is one request placed by hand (tests, replays).
@@ -412,6 +425,30 @@ func (sc *Scenario) Validate() error {
 		}
 		if !(h.RadiusKm > 0) || !(h.Weight > 0) {
 			bad(key, "radius_km and weight must be above 0")
+		}
+	}
+	for i, u := range d.Surges {
+		key := fmt.Sprintf("demand.surges[%d]", i)
+		first, last := time.Duration(sc.StartHour)*time.Hour, time.Duration(sc.StartHour+sc.Hours)*time.Hour
+		if !u.From.Set || !u.To.Set || u.To.Since <= u.From.Since || u.From.Since < first || u.To.Since > last {
+			bad(key, "needs from and to (\"13:00\") within the simulated hours, from before to")
+		}
+		if err := geo.Validate(u.Center, key+".center.lat", key+".center.lng"); err != nil {
+			bad(key+".center", "%v", err)
+		}
+		if !(u.RadiusKm > 0 && u.RadiusKm <= 100) {
+			bad(key+".radius_km", "must be above 0 and at most 100")
+		}
+		if !(u.PerHour > 0 && u.PerHour <= 10_000) {
+			bad(key+".per_hour", "must be above 0 and at most 10000")
+		}
+		for k, v := range u.Skills {
+			if _, ok := t.Skills[k]; !ok {
+				bad(key+".skills."+k, "no technician can hold it (not in technicians.skills)")
+			}
+			if !(v > 0) {
+				bad(key+".skills."+k, "weight must be above 0")
+			}
 		}
 	}
 	if !(d.WindowHours > 0 && d.WindowHours <= 24) {

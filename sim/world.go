@@ -75,6 +75,10 @@ func newDay(sc Scenario, seed uint64) *day {
 	d.end = d.start.Add(time.Duration(sc.Hours) * time.Hour)
 	d.techs = drawTechnicians(sc, rng)
 	d.requests = drawRequests(sc, rng, d.start)
+	// Surges, like off-duty technicians, draw from streams of their own.
+	for i, u := range sc.Demand.Surges {
+		d.requests = append(d.requests, drawSurge(sc, u, rand.New(rand.NewPCG(seed, 0x5e+uint64(i)<<8)), len(d.requests))...)
+	}
 	// Off-duty technicians come from a stream of their own, so adding them
 	// changes nothing else of the day.
 	off := rand.New(rand.NewPCG(seed, 0x0ff))
@@ -214,6 +218,30 @@ func drawRequests(sc Scenario, rng *rand.Rand, start time.Time) []*simRequest {
 			service(r)
 			out = append(out, r)
 		}
+	}
+	return out
+}
+
+// drawSurge draws a surge's ASAP requests (indexes from next on; newDay
+// numbers them again in order of creation).
+func drawSurge(sc Scenario, u Surge, rng *rand.Rand, next int) []*simRequest {
+	mix := u.Skills
+	if len(mix) == 0 {
+		mix = sc.Demand.Skills
+	}
+	skills := sortedKeys(mix)
+	hours := (u.To.Since - u.From.Since).Hours()
+	var out []*simRequest
+	for t := rng.ExpFloat64() / u.PerHour; t < hours; t += rng.ExpFloat64() / u.PerHour {
+		r := &simRequest{idx: next + len(out), created: dayStart.Add(u.From.Since + time.Duration(t*float64(time.Hour))).Truncate(time.Second), asap: true}
+		r.skill = weighted(rng, mix, skills)
+		r.place = randomIn(rng, u.Center, u.RadiusKm)
+		mean, ok := sc.Behaviour.ServiceMinutes[r.skill]
+		if !ok {
+			mean = sc.Behaviour.ServiceMinutes["default"]
+		}
+		r.service = lognormal(rng, mean, sc.Behaviour.ServiceSigma, time.Minute)
+		out = append(out, r)
 	}
 	return out
 }
