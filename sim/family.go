@@ -120,7 +120,7 @@ func (f FamilyReport) Markdown() string {
 	for _, row := range f.Rows {
 		p := row.Scenario.Dispatch
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", mdCell(row.Scenario.Name), mdCell(row.Scenario.Description),
-			p.SLA.Duration, p.GiveUp.Duration, row.Wall.Round(100*time.Millisecond))
+			fmtNum(p.SLA.Minutes(), 0)+" min", fmtNum(p.GiveUp.Minutes(), 0)+" min", row.Wall.Round(100*time.Millisecond))
 	}
 	if len(f.Notes) > 0 {
 		b.WriteString("\n## Notes\n\n")
