@@ -4,7 +4,7 @@ BIN := bin/onsite
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
 FUZZTIME ?= 20s
 
-.PHONY: run build test test-short bench lint fuzz sim sim-regional e2e demo clean
+.PHONY: run build test test-short bench lint fuzz sim sim-regional sim-all e2e demo clean
 
 run: ## start Onsite (embedded mode unless DATABASE_URL / REDIS_URL are set)
 	$(GO) run ./cmd/onsite serve
@@ -40,6 +40,10 @@ sim: ## compare every dispatch strategy on the city scenario (report in sim-out/
 
 sim-regional:
 	$(GO) run ./cmd/onsite simulate --scenario sim/scenarios/regional.yaml --strategy all --out sim-out/regional
+
+SEEDS ?= 20
+sim-all: ## every scenario of sim/scenarios with every strategy over SEEDS seeds (20): one table in sim-out/family/index.md
+	$(GO) run ./cmd/onsite simulate --family sim/scenarios --strategy all --seeds $(SEEDS) --out sim-out/family
 
 clean:
 	rm -rf bin data

@@ -30,6 +30,8 @@ type Result struct {
 	Declined      int `json:"declined"`
 	Expired       int `json:"expired"` // no answer before the timeout
 	Dropped       int `json:"dropped"`
+	CalledOut     int `json:"called_out"`  // off-duty technicians asked to come online
+	CameOnline    int `json:"came_online"` // of them, those who did
 	BusySeconds   float64
 	OnDutySeconds float64
 }

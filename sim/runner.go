@@ -15,6 +15,7 @@ type Variant struct {
 	Chain    time.Duration // chaining horizon: a busy technician finishing within it may take a next job (0: off)
 	Overlap  time.Duration // batch: a second offer when the first is unanswered this long (0: off)
 	Urgency  float64       // batch: match.BatchPolicy.Urgency
+	CallOut  bool          // ask off-duty technicians near a request at risk to come online
 	Trace    *Trace        // when set, filled with the day and every decision (for replays)
 }
 
@@ -55,6 +56,9 @@ func Variants(sc Scenario, strategy string) ([]Variant, error) {
 			}
 			if c := sc.Dispatch.ChainWithin.Duration; c > 0 {
 				out = append(out, Variant{Name: name + "+chain", Strategy: "batch", Batch: w, Chain: c, Urgency: u})
+			}
+			if sc.Technicians.OffDuty.Count > 0 {
+				out = append(out, Variant{Name: name + "+call", Strategy: "batch", Batch: w, Urgency: u, CallOut: true})
 			}
 		}
 	}

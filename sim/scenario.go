@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"sort"
 	"strings"
@@ -22,9 +23,10 @@ import (
 // docs/simulator.md; unknown keys are rejected.
 type Scenario struct {
 	Name        string      `yaml:"name"`
-	Seeds       int         `yaml:"seeds"`      // how many seeds to run (default 20)
-	StartHour   int         `yaml:"start_hour"` // hour of day the simulation starts
-	Hours       int         `yaml:"hours"`      // length of the day
+	Description string      `yaml:"description"` // one line: what kind of day or place it stands for
+	Seeds       int         `yaml:"seeds"`       // how many seeds to run (default 20)
+	StartHour   int         `yaml:"start_hour"`  // hour of day the simulation starts
+	Hours       int         `yaml:"hours"`       // length of the day
 	City        City        `yaml:"city"`
 	Technicians Technicians `yaml:"technicians"`
 	Demand      Demand      `yaml:"demand"`
@@ -32,11 +34,20 @@ type Scenario struct {
 	Dispatch    Dispatch    `yaml:"dispatch"`
 }
 
-// City is the area served: a centre and a radius.
+// City is the area served: a disc (a centre and a radius), a rectangle or a
+// polygon.
 type City struct {
-	Center     geo.Point `yaml:"center"`
-	RadiusKm   float64   `yaml:"radius_km"`
-	Resolution int       `yaml:"resolution"` // H3 resolution of the index: 8 for cities (default), 7 for wide rural areas
+	Center     geo.Point   `yaml:"center"`
+	RadiusKm   float64     `yaml:"radius_km"`
+	Rectangle  *Rectangle  `yaml:"rectangle"`  // instead of the disc
+	Polygon    []geo.Point `yaml:"polygon"`    // instead of the disc: vertices in order, not closed
+	Resolution int         `yaml:"resolution"` // H3 resolution of the index: 8 for cities (default), 7 for wide rural areas
+}
+
+// Rectangle is an area between two corners.
+type Rectangle struct {
+	SouthWest geo.Point `yaml:"south_west"`
+	NorthEast geo.Point `yaml:"north_east"`
 }
 
 // Technicians is the supply.
@@ -44,16 +55,49 @@ type Technicians struct {
 	Count     int                `yaml:"count"`
 	Skills    map[string]float64 `yaml:"skills"`     // share of technicians certified for each skill
 	MinSkills int                `yaml:"min_skills"` // every technician holds at least this many
-	Shifts    []ShiftPattern     `yaml:"shifts"`     // when they work; shares add up to 1
-	Travel    map[string]Mode    `yaml:"travel"`     // car, bike, foot: share and speed
-	Capacity  int                `yaml:"capacity"`   // simultaneous jobs
+	MaxSkills int                `yaml:"max_skills"` // and at most this many (0: no maximum)
+	// ExpiredShare is the share of certifications that have expired: still on
+	// the profile, no longer qualifying.
+	ExpiredShare float64 `yaml:"expired_share"`
+	// Towns are where technicians live (weights, spread); HomeUniformShare
+	// of them live anywhere in the region instead. No towns: uniform.
+	Towns            []Hotspot       `yaml:"towns"`
+	HomeUniformShare float64         `yaml:"home_uniform_share"`
+	OffDuty          OffDuty         `yaml:"off_duty"`
+	Shifts           []ShiftPattern  `yaml:"shifts"`   // when they work; shares add up to 1
+	Travel           map[string]Mode `yaml:"travel"`   // car, bike, foot: share and speed
+	Capacity         int             `yaml:"capacity"` // simultaneous jobs
 }
 
-// ShiftPattern is a share of technicians working from StartHour to EndHour.
+// ShiftPattern is a share of technicians working from StartHour to EndHour,
+// or from Start to End when they are given (any minute, "07:30").
 type ShiftPattern struct {
-	StartHour int     `yaml:"start_hour"`
-	EndHour   int     `yaml:"end_hour"`
-	Share     float64 `yaml:"share"`
+	StartHour int       `yaml:"start_hour"`
+	EndHour   int       `yaml:"end_hour"`
+	Start     ClockTime `yaml:"start"`
+	End       ClockTime `yaml:"end"`
+	Share     float64   `yaml:"share"`
+}
+
+// Span is the shift's start and end after midnight of the first day.
+func (s ShiftPattern) Span() (start, end time.Duration) {
+	start, end = time.Duration(s.StartHour)*time.Hour, time.Duration(s.EndHour)*time.Hour
+	if s.Start.Set {
+		start = s.Start.Since
+	}
+	if s.End.Set {
+		end = s.End.Since
+	}
+	return start, end
+}
+
+// OffDuty is technicians who are not on shift today but would come online
+// when asked: with probability ComeOnline, Delay after the asking, for Hours.
+type OffDuty struct {
+	Count      int      `yaml:"count"`
+	ComeOnline float64  `yaml:"come_online"`
+	Delay      Duration `yaml:"delay"`
+	Hours      float64  `yaml:"hours"`
 }
 
 // Mode is a travel mode's share and speed.
@@ -72,6 +116,19 @@ type Demand struct {
 	ASAPShare     float64            `yaml:"asap_share"`
 	WindowHours   float64            `yaml:"window_hours"`    // length of a time window
 	WindowAheadHr [2]float64         `yaml:"window_ahead_hr"` // window starts this many hours after creation (range)
+	Surges        []Surge            `yaml:"surges"`          // extra requests in an area for a while (an outage)
+}
+
+// Surge is extra ASAP requests, PerHour of them (Poisson), uniform in the
+// disc around Center, from From until To: an outage that brings many
+// customers of one area at once. Skills is their mix (default: the day's).
+type Surge struct {
+	From     ClockTime          `yaml:"from"`
+	To       ClockTime          `yaml:"to"`
+	Center   geo.Point          `yaml:"center"`
+	RadiusKm float64            `yaml:"radius_km"`
+	PerHour  float64            `yaml:"per_hour"`
+	Skills   map[string]float64 `yaml:"skills"`
 }
 
 // FixedRequest is one request placed by hand (tests, replays).
@@ -100,6 +157,40 @@ type Behaviour struct {
 	ServiceSigma      float64            `yaml:"service_sigma"`
 	DropShare         float64            `yaml:"drop_share"` // accepted jobs dropped before arrival
 	Detour            float64            `yaml:"detour"`     // road ÷ straight line
+	ByHour            []AnswerHours      `yaml:"by_hour"`    // answer behaviour that differs at some hours of the day
+}
+
+// AnswerHours overrides how technicians answer the requests that start
+// searching from From until To (after midnight of the first day). A value
+// left out keeps the day's.
+type AnswerHours struct {
+	From              ClockTime `yaml:"from"`
+	To                ClockTime `yaml:"to"`
+	AcceptProbability *float64  `yaml:"accept_probability"`
+	NoResponseShare   *float64  `yaml:"no_response_share"`
+	ResponseMedian    *Duration `yaml:"response_median"`
+}
+
+// ClockTime reads a time of day "HH:MM", from 00:00 to 48:00 (past 24:00
+// is the next day).
+type ClockTime struct {
+	Since time.Duration // after midnight
+	Set   bool
+}
+
+// UnmarshalYAML parses "HH:MM".
+func (c *ClockTime) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return fmt.Errorf("line %d: want a time of day such as \"07:30\"", n.Line)
+	}
+	var h, m int
+	if _, err := fmt.Sscanf(s, "%d:%d", &h, &m); err != nil || len(s) < 4 || s[len(s)-3] != ':' ||
+		h < 0 || m < 0 || m > 59 || h*60+m > 48*60 {
+		return fmt.Errorf("line %d: %q is not a time of day from 00:00 to 48:00", n.Line, s)
+	}
+	c.Since, c.Set = time.Duration(h)*time.Hour+time.Duration(m)*time.Minute, true
+	return nil
 }
 
 // Dispatch is the configuration the strategies run with.
@@ -200,17 +291,15 @@ func (sc *Scenario) Validate() error {
 	if sc.Hours < 1 || sc.Hours > 48 {
 		bad("hours", "must be from 1 to 48")
 	}
-	if err := geo.Validate(sc.City.Center, "city.center.lat", "city.center.lng"); err != nil {
-		bad("city.center", "%v", err)
+	if strings.ContainsAny(sc.Description, "\r\n") {
+		bad("description", "must be one line")
 	}
+	sc.validateRegion(bad)
 	if sc.City.Resolution == 0 {
 		sc.City.Resolution = geo.CityResolution
 	}
 	if sc.City.Resolution != geo.CityResolution && sc.City.Resolution != geo.RuralResolution {
 		bad("city.resolution", "must be 7 or 8")
-	}
-	if !(sc.City.RadiusKm > 0 && sc.City.RadiusKm <= 300) {
-		bad("city.radius_km", "must be above 0 and at most 300")
 	}
 	t := sc.Technicians
 	if t.Count < 1 || t.Count > 100_000 {
@@ -225,6 +314,35 @@ func (sc *Scenario) Validate() error {
 	if t.MinSkills < 1 || t.MinSkills > max(1, len(t.Skills)) {
 		bad("technicians.min_skills", "must be from 1 to the number of skills")
 	}
+	if t.MaxSkills != 0 && (t.MaxSkills < t.MinSkills || t.MaxSkills > len(t.Skills)) {
+		bad("technicians.max_skills", "must be from min_skills to the number of skills (or 0: no maximum)")
+	}
+	share("technicians.expired_share", t.ExpiredShare)
+	share("technicians.home_uniform_share", t.HomeUniformShare)
+	if t.HomeUniformShare > 0 && len(t.Towns) == 0 {
+		bad("technicians.home_uniform_share", "only with technicians.towns")
+	}
+	for i, h := range t.Towns {
+		key := fmt.Sprintf("technicians.towns[%d]", i)
+		if err := geo.Validate(h.Center, key+".center.lat", key+".center.lng"); err != nil {
+			bad(key+".center", "%v", err)
+		}
+		if !(h.RadiusKm > 0) || !(h.Weight > 0) {
+			bad(key, "radius_km and weight must be above 0")
+		}
+	}
+	if o := t.OffDuty; o.Count != 0 || o.ComeOnline != 0 || o.Delay.Duration != 0 || o.Hours != 0 {
+		if o.Count < 1 || o.Count > 100_000 {
+			bad("technicians.off_duty.count", "must be from 1 to 100000")
+		}
+		share("technicians.off_duty.come_online", o.ComeOnline)
+		if o.Delay.Duration < 0 || o.Delay.Duration > 4*time.Hour {
+			bad("technicians.off_duty.delay", "must be from 0s to 4h")
+		}
+		if !(o.Hours > 0 && o.Hours <= 24) {
+			bad("technicians.off_duty.hours", "must be above 0 and at most 24 (how long one stays online)")
+		}
+	}
 	if t.Capacity < 1 || t.Capacity > 10 {
 		bad("technicians.capacity", "must be from 1 to 10")
 	}
@@ -234,8 +352,11 @@ func (sc *Scenario) Validate() error {
 	total := 0.0
 	for i, s := range t.Shifts {
 		key := fmt.Sprintf("technicians.shifts[%d]", i)
-		if s.StartHour < 0 || s.StartHour > 47 || s.EndHour <= s.StartHour || s.EndHour > 48 {
-			bad(key, "needs 0 <= start_hour < end_hour <= 48")
+		if (s.Start.Set && s.StartHour != 0) || (s.End.Set && s.EndHour != 0) {
+			bad(key, "give start and end, or start_hour and end_hour, not both")
+		}
+		if from, to := s.Span(); from < 0 || to <= from || to > 48*time.Hour {
+			bad(key, "needs 00:00 <= start < end <= 48:00 (start_hour < end_hour <= 48)")
 		}
 		share(key+".share", s.Share)
 		total += s.Share
@@ -306,6 +427,30 @@ func (sc *Scenario) Validate() error {
 			bad(key, "radius_km and weight must be above 0")
 		}
 	}
+	for i, u := range d.Surges {
+		key := fmt.Sprintf("demand.surges[%d]", i)
+		first, last := time.Duration(sc.StartHour)*time.Hour, time.Duration(sc.StartHour+sc.Hours)*time.Hour
+		if !u.From.Set || !u.To.Set || u.To.Since <= u.From.Since || u.From.Since < first || u.To.Since > last {
+			bad(key, "needs from and to (\"13:00\") within the simulated hours, from before to")
+		}
+		if err := geo.Validate(u.Center, key+".center.lat", key+".center.lng"); err != nil {
+			bad(key+".center", "%v", err)
+		}
+		if !(u.RadiusKm > 0 && u.RadiusKm <= 100) {
+			bad(key+".radius_km", "must be above 0 and at most 100")
+		}
+		if !(u.PerHour > 0 && u.PerHour <= 10_000) {
+			bad(key+".per_hour", "must be above 0 and at most 10000")
+		}
+		for k, v := range u.Skills {
+			if _, ok := t.Skills[k]; !ok {
+				bad(key+".skills."+k, "no technician can hold it (not in technicians.skills)")
+			}
+			if !(v > 0) {
+				bad(key+".skills."+k, "weight must be above 0")
+			}
+		}
+	}
 	if !(d.WindowHours > 0 && d.WindowHours <= 24) {
 		bad("demand.window_hours", "must be above 0 and at most 24")
 	}
@@ -334,6 +479,29 @@ func (sc *Scenario) Validate() error {
 	for k, v := range b.ServiceMinutes {
 		if !(v > 0 && v <= 24*60) {
 			bad("behaviour.service_minutes."+k, "must be above 0 and at most 1440")
+		}
+	}
+	for i, h := range b.ByHour {
+		key := fmt.Sprintf("behaviour.by_hour[%d]", i)
+		if !h.From.Set || !h.To.Set || h.To.Since <= h.From.Since {
+			bad(key, "needs from and to (\"18:00\"), from before to")
+		}
+		for j, o := range b.ByHour[:i] {
+			if h.From.Since < o.To.Since && o.From.Since < h.To.Since {
+				bad(key, "overlaps behaviour.by_hour[%d]", j)
+			}
+		}
+		if h.AcceptProbability != nil {
+			share(key+".accept_probability", *h.AcceptProbability)
+			if *h.AcceptProbability-b.AcceptSpread < 0 || *h.AcceptProbability+b.AcceptSpread > 1 {
+				bad(key+".accept_probability", "± behaviour.accept_spread must stay within 0 and 1")
+			}
+		}
+		if h.NoResponseShare != nil {
+			share(key+".no_response_share", *h.NoResponseShare)
+		}
+		if h.ResponseMedian != nil && h.ResponseMedian.Duration <= 0 {
+			bad(key+".response_median", "must be positive")
 		}
 	}
 	if !(b.Detour >= 1 && b.Detour <= 3) {
@@ -378,6 +546,121 @@ func (sc *Scenario) Validate() error {
 		return errors.New("invalid scenario:\n  " + strings.Join(problems, "\n  "))
 	}
 	return nil
+}
+
+// validateRegion checks the served area and, for a rectangle or a polygon,
+// sets the centre and radius of the disc around it.
+func (sc *Scenario) validateRegion(bad func(key, format string, args ...any)) {
+	c := &sc.City
+	shapes := 0
+	if c.RadiusKm != 0 {
+		shapes++
+	}
+	if c.Rectangle != nil {
+		shapes++
+	}
+	if len(c.Polygon) > 0 {
+		shapes++
+	}
+	if shapes != 1 {
+		bad("city", "needs exactly one of radius_km (a disc around center), rectangle or polygon")
+		return
+	}
+	if c.RadiusKm != 0 {
+		if err := geo.Validate(c.Center, "city.center.lat", "city.center.lng"); err != nil {
+			bad("city.center", "%v", err)
+		}
+		if !(c.RadiusKm > 0 && c.RadiusKm <= 300) {
+			bad("city.radius_km", "must be above 0 and at most 300")
+		}
+		return
+	}
+	if c.Center != (geo.Point{}) {
+		bad("city.center", "only with radius_km (a rectangle or a polygon has its own)")
+	}
+	var vertices []geo.Point
+	key := "city.polygon"
+	if r := c.Rectangle; r != nil {
+		key = "city.rectangle"
+		ok := true
+		for name, p := range map[string]geo.Point{"south_west": r.SouthWest, "north_east": r.NorthEast} {
+			if err := geo.Validate(p, key+"."+name+".lat", key+"."+name+".lng"); err != nil {
+				bad(key+"."+name, "%v", err)
+				ok = false
+			}
+		}
+		if !ok {
+			return
+		}
+		if !(r.SouthWest.Lat < r.NorthEast.Lat && r.SouthWest.Lng < r.NorthEast.Lng) {
+			bad(key, "south_west must lie south and west of north_east")
+			return
+		}
+		vertices = r.vertices()
+	} else {
+		if len(c.Polygon) < 3 {
+			bad(key, "needs at least 3 vertices")
+			return
+		}
+		for i, p := range c.Polygon {
+			k := fmt.Sprintf("%s[%d]", key, i)
+			if err := geo.Validate(p, k+".lat", k+".lng"); err != nil {
+				bad(k, "%v", err)
+				return
+			}
+		}
+		if polygonArea(c.Polygon) == 0 {
+			bad(key, "encloses no area")
+			return
+		}
+		vertices = c.Polygon
+	}
+	lo, hi := bounds(vertices)
+	c.Center = geo.Point{Lat: (lo.Lat + hi.Lat) / 2, Lng: (lo.Lng + hi.Lng) / 2}
+	for _, v := range vertices {
+		c.RadiusKm = max(c.RadiusKm, geo.DistanceM(c.Center, v)/1000)
+	}
+	if c.RadiusKm > 300 {
+		bad(key, "must lie within 300 km of its centre")
+	}
+}
+
+func (r Rectangle) vertices() []geo.Point {
+	sw, ne := r.SouthWest, r.NorthEast
+	return []geo.Point{sw, {Lat: sw.Lat, Lng: ne.Lng}, ne, {Lat: ne.Lat, Lng: sw.Lng}}
+}
+
+// bounds is the bounding box of points.
+func bounds(ps []geo.Point) (lo, hi geo.Point) {
+	lo, hi = ps[0], ps[0]
+	for _, p := range ps[1:] {
+		lo.Lat, lo.Lng = min(lo.Lat, p.Lat), min(lo.Lng, p.Lng)
+		hi.Lat, hi.Lng = max(hi.Lat, p.Lat), max(hi.Lng, p.Lng)
+	}
+	return lo, hi
+}
+
+// polygonArea is the absolute shoelace area in degrees² (0: degenerate).
+func polygonArea(ps []geo.Point) float64 {
+	a := 0.0
+	for i, p := range ps {
+		q := ps[(i+1)%len(ps)]
+		a += p.Lng*q.Lat - q.Lng*p.Lat
+	}
+	return math.Abs(a) / 2
+}
+
+// inPolygon says whether p lies inside the polygon (ray casting in the
+// latitude–longitude plane).
+func inPolygon(p geo.Point, ps []geo.Point) bool {
+	in := false
+	for i, j := 0, len(ps)-1; i < len(ps); j, i = i, i+1 {
+		a, b := ps[i], ps[j]
+		if (a.Lat > p.Lat) != (b.Lat > p.Lat) && p.Lng < (b.Lng-a.Lng)*(p.Lat-a.Lat)/(b.Lat-a.Lat)+a.Lng {
+			in = !in
+		}
+	}
+	return in
 }
 
 func contains(list []string, s string) bool {

@@ -41,6 +41,7 @@ const (
 	evShift                       // a shift starts or ends
 	evBatch                       // the batch strategy's tick
 	evChainCheck                  // a chained job whose technician overran is released
+	evOnline                      // an off-duty technician who was asked comes online
 )
 
 type event struct {
@@ -72,16 +73,22 @@ func (q *eventQueue) Pop() any {
 
 type techState struct {
 	*simTech
-	pos      geo.Point
-	active   int
-	freeAt   time.Time // predicted end of the current job (the dispatcher's estimate)
-	next     *reqState // a chained job taken while busy
-	deciding *offerState
-	sent     int
-	accepted int
-	idleFrom time.Time
-	cand     match.Candidate // what the pool holds for it
-	cell     geo.Cell        // of pos
+	// shiftStart and shiftEnd shadow the drawn shift: an off-duty
+	// technician who comes online gets one in this run only.
+	shiftStart time.Time
+	shiftEnd   time.Time
+	offDuty    bool // one of the day's off-duty technicians (call-out runs)
+	asked      bool // an off-duty technician already asked to come online
+	pos        geo.Point
+	active     int
+	freeAt     time.Time // predicted end of the current job (the dispatcher's estimate)
+	next       *reqState // a chained job taken while busy
+	deciding   *offerState
+	sent       int
+	accepted   int
+	idleFrom   time.Time
+	cand       match.Candidate // what the pool holds for it
+	cell       geo.Cell        // of pos
 	// blockedUntil: since its last change in the pool, t is ineligible for
 	// every request until then (zero: not known to be).
 	blockedUntil time.Time
@@ -100,6 +107,7 @@ type reqState struct {
 	atRisk    bool       // debounced as in the server (match.RiskPolicy)
 	riskSince time.Time  // when atRisk was raised
 	level     match.Step // furthest escalation step taken (match.Escalation)
+	calledOut bool       // off-duty technicians were asked to come online for it
 	onTime    bool       // an ASAP request reached within the SLA
 	w         reqWatch   // who may be eligible for it (see watch.go)
 	idx       int        // in run.reqs
@@ -122,6 +130,8 @@ type run struct {
 	batch    time.Duration
 	chain    time.Duration
 	overlap  time.Duration
+	callOut  bool // ask off-duty technicians near a request at risk to come online
+	offDuty  []*techState
 	policy   match.BatchPolicy
 	answers  []time.Duration // the latest answer delays
 	sla      time.Duration
@@ -177,7 +187,7 @@ func simulate(d *day, v Variant, progress func(float64)) *run {
 // before it starts.
 func simulateWith(d *day, v Variant, progress func(float64), setup func(*run)) *run {
 	strategy := v.Strategy
-	r := &run{d: d, strategy: strategy, batch: v.Batch, chain: v.Chain, overlap: v.Overlap, sla: d.sc.Dispatch.SLA.Duration, progress: progress,
+	r := &run{d: d, strategy: strategy, batch: v.Batch, chain: v.Chain, overlap: v.Overlap, callOut: v.CallOut, sla: d.sc.Dispatch.SLA.Duration, progress: progress,
 		eta: geo.StraightLine{Detour: d.sc.Behaviour.Detour}, pool: match.NewPool(d.sc.City.Resolution),
 		policy: match.BatchPolicy{Urgency: v.Urgency, UrgencyCap: d.sc.Dispatch.SLA.Duration, MaxWait: match.DefaultMaxWait}}
 	r.res = Result{Strategy: v.Name, Seed: d.seed}
@@ -192,16 +202,19 @@ func simulateWith(d *day, v Variant, progress func(float64), setup func(*run)) *
 	}
 	r.traceDay()
 	for _, t := range d.techs {
-		ts := &techState{simTech: t, pos: t.home, idleFrom: t.shiftStart}
-		r.techs = append(r.techs, ts)
-		for _, s := range t.skills {
-			r.bySkill[s] = append(r.bySkill[s], ts)
-		}
-		ts.cand, ts.cell = r.candidate(ts), geo.CellOf(ts.pos, d.sc.City.Resolution)
-		r.pool.Put(ts.cand)
+		ts := r.addTech(t)
 		r.schedule(t.shiftStart, evShift, nil, ts, nil)
 		r.schedule(t.shiftEnd, evShift, nil, ts, nil)
 		r.res.OnDutySeconds += t.shiftEnd.Sub(t.shiftStart).Seconds()
+	}
+	if r.callOut {
+		// Off shift, they are in the pool but never eligible until they
+		// come online; runs without call-outs leave them out altogether.
+		for _, t := range d.offDuty {
+			ts := r.addTech(t)
+			ts.offDuty = true
+			r.offDuty = append(r.offDuty, ts)
+		}
 	}
 	for _, q := range d.requests {
 		rs := &reqState{simRequest: q, state: dispatch.Scheduled, declined: map[string]bool{}, expiredAt: map[string]time.Time{}, cell: geo.CellOf(q.place, d.sc.City.Resolution)}
@@ -222,6 +235,19 @@ func simulateWith(d *day, v Variant, progress func(float64), setup func(*run)) *
 	r.loop()
 	r.collect()
 	return r
+}
+
+// addTech puts a drawn technician into the run and the pool (its index in
+// r.techs is its idx).
+func (r *run) addTech(t *simTech) *techState {
+	ts := &techState{simTech: t, shiftStart: t.shiftStart, shiftEnd: t.shiftEnd, pos: t.home, idleFrom: t.shiftStart}
+	r.techs = append(r.techs, ts)
+	for _, s := range t.skills {
+		r.bySkill[s] = append(r.bySkill[s], ts)
+	}
+	ts.cand, ts.cell = r.candidate(ts), geo.CellOf(ts.pos, r.d.sc.City.Resolution)
+	r.pool.Put(ts.cand)
+	return ts
 }
 
 func (r *run) schedule(at time.Time, kind eventKind, req *reqState, tech *techState, o *offerState) {
@@ -272,6 +298,8 @@ func (r *run) loop() {
 			r.batchTick()
 		case evChainCheck:
 			r.chainCheck(e.req, e.tech)
+		case evOnline:
+			r.comeOnline(e.tech)
 		}
 	}
 	if r.progress != nil {
@@ -288,6 +316,9 @@ func (r *run) candidate(t *techState) match.Candidate {
 	certs := map[string]match.Interval{}
 	for _, s := range t.skills {
 		certs[s] = match.Interval{Start: dayStart.Add(-24 * time.Hour), End: dayStart.Add(30 * 24 * time.Hour)}
+	}
+	for _, s := range t.expired {
+		certs[s] = match.Interval{Start: dayStart.Add(-400 * 24 * time.Hour), End: dayStart.Add(-24 * time.Hour)}
 	}
 	return match.Candidate{
 		TechnicianID: t.id, Position: t.pos, HasPosition: true, Traveller: geo.Traveller{Mode: t.mode, SpeedKmh: t.speed},
@@ -662,6 +693,55 @@ func (r *run) escalate(q *reqState, list []match.Scored) {
 	if q.atRisk {
 		q.level = max(q.level, match.DefaultEscalation.Due(r.now.Sub(q.riskSince)))
 	}
+	if r.callOut && q.atRisk && q.level >= match.StepPaged && !q.calledOut {
+		q.calledOut = true
+		r.askOffDuty(q)
+	}
+}
+
+// callOutAsk is how many off-duty technicians are asked for one request.
+const callOutAsk = 3
+
+// askOffDuty asks the nearest off-duty technicians certified for q, who
+// could still reach it by its give-up time once online, to come online.
+// Each says yes with the scenario's probability (fixed per seed,
+// technician and request) and is on duty after its delay, for its hours:
+// then they take any request, as every technician on duty does.
+func (r *run) askOffDuty(q *reqState) {
+	o := r.d.sc.Technicians.OffDuty
+	type near struct {
+		t   *techState
+		eta time.Duration
+	}
+	var list []near
+	for _, t := range r.offDuty {
+		if t.asked || !contains(t.skills, q.skill) {
+			continue
+		}
+		eta := r.eta.Estimate(t.pos, q.place, geo.Traveller{Mode: t.mode, SpeedKmh: t.speed})
+		if r.now.Add(o.Delay.Duration + eta).After(q.giveUpAt) {
+			continue
+		}
+		list = append(list, near{t, eta})
+	}
+	slices.SortFunc(list, func(a, b near) int { return cmp.Or(cmp.Compare(a.eta, b.eta), cmp.Compare(a.t.idx, b.t.idx)) })
+	for _, n := range list[:min(len(list), callOutAsk)] {
+		n.t.asked = true
+		r.res.CalledOut++
+		if pairUniform(r.d.seed, uint64(n.t.idx), uint64(q.idx), 21) < o.ComeOnline {
+			r.schedule(r.now.Add(o.Delay.Duration), evOnline, nil, n.t, nil)
+		}
+	}
+}
+
+// comeOnline starts the shift of an off-duty technician who said yes.
+func (r *run) comeOnline(t *techState) {
+	hours := time.Duration(r.d.sc.Technicians.OffDuty.Hours * float64(time.Hour))
+	t.shiftStart, t.shiftEnd, t.idleFrom = r.now, r.now.Add(hours), r.now
+	r.res.CameOnline++
+	r.res.OnDutySeconds += hours.Seconds()
+	r.refresh(t)
+	r.schedule(t.shiftEnd, evShift, nil, t, nil)
 }
 
 // mayOfferMore: a waiting request gets a batch offer when it has none

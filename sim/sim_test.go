@@ -3,6 +3,7 @@ package sim
 import (
 	"fmt"
 	"math"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -139,9 +140,16 @@ func TestDeterministic(t *testing.T) {
 
 func TestShippedScenariosAreValid(t *testing.T) {
 	t.Parallel()
-	for _, f := range []string{"scenarios/city.yaml", "scenarios/regional.yaml"} {
-		if _, err := Load(f); err != nil {
+	files, err := filepath.Glob("scenarios/*.yaml")
+	if err != nil || len(files) < 7 {
+		t.Fatalf("scenario family: %v, %v", files, err)
+	}
+	for _, f := range files {
+		sc, err := Load(f)
+		if err != nil {
 			t.Errorf("%s: %v", f, err)
+		} else if sc.Description == "" {
+			t.Errorf("%s: no description (what the scenario stands for)", f)
 		}
 	}
 }
