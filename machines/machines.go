@@ -113,15 +113,19 @@ func (s *Service) Revoke(ctx context.Context, id string) error {
 	return nil
 }
 
-// Resolve turns a presented secret into the machine principal of its owner.
-func (s *Service) Resolve(ctx context.Context, secret string) (auth.Principal, bool) {
+// Resolve turns a presented secret into the machine principal of its owner;
+// an error means the keys could not be read, not that the secret is wrong.
+func (s *Service) Resolve(ctx context.Context, secret string) (auth.Principal, bool, error) {
 	if !strings.HasPrefix(secret, SecretPrefix) {
-		return auth.Principal{}, false
+		return auth.Principal{}, false, nil
 	}
 	var k Key
 	err := s.db.WithContext(ctx).Where("secret_hash = ? AND revoked_at IS NULL", hash(secret)).First(&k).Error
-	if err != nil {
-		return auth.Principal{}, false
+	if db.IsNotFound(err) {
+		return auth.Principal{}, false, nil
 	}
-	return auth.Principal{Role: auth.Machine, Subject: k.OwnerID, KeyID: k.ID, AutoConfirm: k.AutoConfirm}, true
+	if err != nil {
+		return auth.Principal{}, false, fmt.Errorf("look up machine key: %w", err)
+	}
+	return auth.Principal{Role: auth.Machine, Subject: k.OwnerID, KeyID: k.ID, AutoConfirm: k.AutoConfirm}, true, nil
 }

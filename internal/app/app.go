@@ -410,7 +410,7 @@ func (a *App) buildEcho() *echo.Echo {
 		trust = append(trust, echo.TrustLoopback(false), echo.TrustPrivateNet(false), echo.TrustLinkLocal(false))
 		e.IPExtractor = echo.ExtractIPFromXFFHeader(trust...)
 	}
-	e.HTTPErrorHandler = httpx.ErrorHandler(a.Log)
+	e.HTTPErrorHandler = httpx.ErrorHandlerWithOutages(a.Log, db.Unavailable)
 	m := newHTTPMetrics(a.registry)
 	e.Use(middleware.RequestID())
 	e.Use(a.logRequests)
@@ -449,16 +449,21 @@ func (a *App) ready(c echo.Context) error {
 	} else if err := a.sms.get(); err != nil {
 		checks["sms"], ok = err.Error(), false
 	}
+	// What is down, never how it is reached (hosts, users, names): the
+	// error goes to the log.
 	if err := a.DB.Ping(ctx); err != nil {
-		checks["database"], ok = err.Error(), false
+		a.Log.Warn("ready: database", "err", err)
+		checks["database"], ok = "unavailable", false
 	}
 	// Ready means tasks can be queued: a write routed like each asynq
 	// queue's keys (on a cluster, to the node owning that queue's slot),
 	// not a PING of whichever node answers first.
 	if err := jobs.QueuesWritable(ctx, a.Redis, a.Config.QueuePrefix); err != nil {
-		checks["redis"], ok = err.Error(), false
+		a.Log.Warn("ready: redis", "err", err)
+		checks["redis"], ok = "unavailable", false
 	}
 	if !ok {
+		c.Response().Header().Set("Retry-After", "5")
 		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "checks": checks})
 	}
 	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "checks": checks})

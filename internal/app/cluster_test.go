@@ -116,7 +116,7 @@ func TestOnRedisCluster(t *testing.T) {
 	cluster.Stop()
 	apitest.Eventually(t, 15*time.Second, "/readyz to answer 503 with the cluster down", func() bool {
 		r := s.Call("GET", "/readyz", "", nil)
-		return r.Status == http.StatusServiceUnavailable && strings.Contains(string(r.Body), "not writable")
+		return r.Status == http.StatusServiceUnavailable && strings.Contains(string(r.Body), `"redis":"unavailable"`)
 	})
 }
 
@@ -130,6 +130,20 @@ func TestReadyzWithoutRedis(t *testing.T) {
 	r.Stop()
 	apitest.Eventually(t, 10*time.Second, "/readyz to answer 503 with Redis down", func() bool {
 		res := s.Call("GET", "/readyz", "", nil)
-		return res.Status == http.StatusServiceUnavailable && strings.Contains(string(res.Body), "not writable")
+		// which dependency is down, with Retry-After, and nothing of how
+		// it is reached
+		return res.Status == http.StatusServiceUnavailable && strings.Contains(string(res.Body), `"redis":"unavailable"`) &&
+			res.Header.Get("Retry-After") != "" && !strings.Contains(string(res.Body), "127.0.0.1")
+	})
+	// Requests still go in (PostgreSQL owns them; Redis only wakes work),
+	// and nothing answers a bare 500.
+	ops := s.Token(auth.Ops, "alice")
+	if res := s.Call("POST", "/v1/skills", ops, map[string]string{"code": "wifi_setup", "name": "Wi-Fi"}); res.Status >= 500 && res.Status != http.StatusServiceUnavailable {
+		t.Fatalf("with Redis down: %d %s", res.Status, res.Body)
+	}
+	// Back without anyone's help.
+	r.Restart()
+	apitest.Eventually(t, 15*time.Second, "/readyz to answer 200 once Redis is back", func() bool {
+		return s.Call("GET", "/readyz", "", nil).Status == http.StatusOK
 	})
 }

@@ -5,14 +5,17 @@ package db
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -253,4 +256,27 @@ func ScanJSON(v any, dst any, what string) (bool, error) {
 		return false, fmt.Errorf("%s: %w", what, err)
 	}
 	return true, nil
+}
+
+// Unavailable reports whether err says a dependency is away (the database
+// or Redis cannot be reached, the server is shutting down or restarting)
+// rather than that the call was wrong: the caller may try again shortly.
+func Unavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var op *net.OpError
+	var ce *pgconn.ConnectError
+	var pg *pgconn.PgError
+	switch {
+	case errors.As(err, &ce), errors.As(err, &op), errors.Is(err, driver.ErrBadConn), errors.Is(err, context.DeadlineExceeded):
+		return true
+	case errors.As(err, &pg):
+		// admin_shutdown, crash_shutdown, cannot_connect_now, and the
+		// connection exceptions (08…)
+		return pg.Code == "57P01" || pg.Code == "57P02" || pg.Code == "57P03" || strings.HasPrefix(pg.Code, "08")
+	}
+	msg := err.Error()
+	return pgconn.Timeout(err) || strings.Contains(msg, "conn closed") || strings.Contains(msg, "connection refused") ||
+		strings.Contains(msg, "redis: client is closed") || strings.Contains(msg, "broken pipe")
 }

@@ -60,11 +60,26 @@ type ErrorDetail struct {
 // Internal errors are logged with the request id; the client sees only
 // "internal error".
 func ErrorHandler(log *slog.Logger) echo.HTTPErrorHandler {
+	return ErrorHandlerWithOutages(log, nil)
+}
+
+// ErrorHandlerWithOutages is ErrorHandler that answers an error outage
+// recognises (the database or Redis away) 503 unavailable with Retry-After,
+// never a bare 500 or a 401.
+func ErrorHandlerWithOutages(log *slog.Logger, outage func(error) bool) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
 			return
 		}
+		if _, domain := errs.As(err); !domain && outage != nil && outage(err) {
+			log.WarnContext(c.Request().Context(), "dependency unavailable", "err", err,
+				"request_id", c.Response().Header().Get(echo.HeaderXRequestID), "path", c.Path())
+			err = errs.E(errs.Unavailable, "a service Onsite depends on is unavailable; try again shortly")
+		}
 		detail, status := toDetail(err)
+		if detail.Code == errs.Unavailable && c.Response().Header().Get("Retry-After") == "" {
+			c.Response().Header().Set("Retry-After", "5")
+		}
 		if status == http.StatusMethodNotAllowed {
 			detail.Message = "method not allowed"
 		}

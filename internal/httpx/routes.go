@@ -60,9 +60,10 @@ type Limits struct {
 	PerPrincipal int // authenticated routes, by role and subject
 }
 
-// KeyResolver turns an API key (not a JWT) into a principal.
+// KeyResolver turns an API key (not a JWT) into a principal; err says the
+// key could not be looked up (the database is away), not that it is wrong.
 type KeyResolver interface {
-	Resolve(ctx context.Context, secret string) (auth.Principal, bool)
+	Resolve(ctx context.Context, secret string) (p auth.Principal, ok bool, err error)
 }
 
 // Auth is how callers are recognised: signed tokens, and API keys.
@@ -144,7 +145,13 @@ func requireRoles(a Auth, r Route, lim Limiter, limits Limits) echo.MiddlewareFu
 			if err != nil {
 				kp, ok := auth.Principal{}, false
 				if a.Keys != nil {
-					kp, ok = a.Keys.Resolve(c.Request().Context(), token)
+					var kerr error
+					kp, ok, kerr = a.Keys.Resolve(c.Request().Context(), token)
+					if kerr != nil {
+						// A valid key is never told it is invalid because the
+						// database is away.
+						return refuse(errs.E(errs.Unavailable, "keys cannot be checked right now; try again shortly"))
+					}
 				}
 				if !ok {
 					return refuse(err)
