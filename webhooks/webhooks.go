@@ -23,11 +23,11 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"syscall"
 	"time"
 
 	"gorm.io/gorm"
 
+	"github.com/onsite/onsite/internal/addrpolicy"
 	"github.com/onsite/onsite/internal/db"
 	"github.com/onsite/onsite/internal/errs"
 )
@@ -58,6 +58,8 @@ type Service struct {
 	now    func() time.Time
 	jitter func() float64 // in [0, 1), spreads retries (Backoff)
 	waker  Waker
+	// allowPrivate skips the address policy at registration (tests, labs).
+	allowPrivate bool
 }
 
 // NewService returns the webhook service. client sends the deliveries; nil
@@ -70,35 +72,34 @@ func NewService(d *db.DB, client *http.Client, now func() time.Time) *Service {
 }
 
 // SafeClient returns the HTTP client for deliveries: it follows no redirects
-// and, unless allowPrivate, refuses to connect to loopback, private,
-// link-local or unspecified addresses (checked on the address it actually
-// dials, so DNS cannot point it inside), so an owner's URL cannot reach
-// services inside Onsite's network.
+// and, unless allowPrivate, connects only to globally reachable unicast
+// addresses (addrpolicy, checked on the address it actually dials, so DNS
+// cannot point it inside), so an owner's URL cannot reach services inside
+// Onsite's network.
 func SafeClient(allowPrivate bool) *http.Client {
-	dialer := &net.Dialer{Timeout: 5 * time.Second, Control: func(network, address string, _ syscall.RawConn) error {
-		if allowPrivate {
-			return nil
-		}
-		host, _, err := net.SplitHostPort(address)
-		if err != nil {
-			return err
-		}
-		ip := net.ParseIP(host)
-		if ip == nil || ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsUnspecified() || ip.IsMulticast() {
-			return fmt.Errorf("webhook: refusing to connect to %s", host)
-		}
-		return nil
-	}}
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	if !allowPrivate {
+		dialer.Control = addrpolicy.Control
+	}
 	transport := &http.Transport{DialContext: dialer.DialContext, TLSHandshakeTimeout: 5 * time.Second, MaxIdleConnsPerHost: 4}
 	return &http.Client{Timeout: 10 * time.Second, Transport: transport,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
+
+// AllowPrivate lets owners register URLs of any address (tests, labs; with
+// SafeClient(true)); call it before use.
+func (s *Service) AllowPrivate() { s.allowPrivate = true }
 
 // Register adds an endpoint for an owner.
 func (s *Service) Register(ctx context.Context, owner, rawURL string) (Registered, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(rawURL) > 2000 {
 		return Registered{}, errs.InvalidField("url", "url must be an http(s) URL")
+	}
+	if !s.allowPrivate {
+		if err := addrpolicy.CheckURL(ctx, net.DefaultResolver, u); err != nil {
+			return Registered{}, errs.InvalidField("url", "Onsite calls only public internet addresses: %v", err)
+		}
 	}
 	var n int64
 	if err := s.db.WithContext(ctx).Model(&Endpoint{}).Where("owner_id = ? AND revoked_at IS NULL", owner).Count(&n).Error; err != nil {

@@ -181,6 +181,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, now Clock, op
 		hookClient = webhooks.SafeClient(cfg.WebhookAllowPrivate)
 	}
 	a.Webhooks = webhooks.NewService(a.DB, hookClient, now)
+	if cfg.WebhookAllowPrivate {
+		a.Webhooks.AllowPrivate()
+	}
 	a.Idempotency = idempotency.NewStore(a.DB, now)
 	waker := o.webhookWaker
 	if waker == nil {
