@@ -41,7 +41,7 @@ func TestMessageFactsOverHTTP(t *testing.T) {
 				{"rename an unknown skill", "PATCH", "/v1/skills/nope", ops, map[string]any{"name": "x"}, 404, ""},
 				{"customers do not name skills", "PATCH", "/v1/skills/wifi_setup", cust, map[string]any{"name": "x"}, 403, ""},
 				{"a forged rating link", "POST", "/v1/rate/AAAA.bbbb", "", map[string]any{"stars": 5}, 404, ""},
-				{"a rating link that is no token", "POST", "/v1/rate/%00", "", map[string]any{"stars": 5}, 404, ""},
+				{"a rating link that is no token", "POST", "/v1/rate/%00", "", map[string]any{"stars": 5}, 400, "path"},
 			} {
 				if tt.name == "unknown zone" {
 					s.Must(http.StatusCreated, "POST", "/v1/skills", ops, map[string]any{"code": "wifi_setup", "name": "Wi-Fi setup"}, nil)

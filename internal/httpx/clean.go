@@ -16,15 +16,16 @@ import (
 // takes. (JSON bodies are checked by DecodeJSON.)
 func CleanInput(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if where := unclean(c); where != "" {
-			return errs.E(errs.Malformed, "the %s holds a NUL or bytes that are not UTF-8", where)
+		if where, field := unclean(c); where != "" {
+			return errs.MalformedField(field, "the %s holds a NUL or bytes that are not UTF-8", where)
 		}
 		return next(c)
 	}
 }
 
-// unclean names the part of a request that is not clean text ("" if none).
-func unclean(c echo.Context) string {
+// unclean names the part of a request that is not clean text ("" if none),
+// and the field it is (a query parameter or header name; "path").
+func unclean(c echo.Context) (where, field string) {
 	r := c.Request()
 	path := r.URL.Path
 	if r.URL.RawPath != "" {
@@ -33,30 +34,30 @@ func unclean(c echo.Context) string {
 		}
 	}
 	if !cleanText(path) {
-		return "path"
+		return "path", "path"
 	}
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		return "query"
+		return "query", "query"
 	}
 	for k, vs := range q {
 		if !cleanText(k) {
-			return "query"
+			return "query", "query"
 		}
 		for _, v := range vs {
 			if !cleanText(v) {
-				return "query"
+				return "query parameter " + k, k
 			}
 		}
 	}
 	for k, vs := range r.Header {
 		for _, v := range vs {
 			if !cleanText(v) {
-				return "header " + k
+				return "header " + k, k
 			}
 		}
 	}
-	return ""
+	return "", ""
 }
 
 // cleanText reports whether s is UTF-8 without NUL.
