@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -18,8 +19,8 @@ import (
 // shape, drawn from the scenario's skill shares, homes and travel modes.
 
 // Staffing is a count of technicians on duty per hour, index 0 = StartHour.
-// It runs one hour past the scenario's day (the tail) so that the requests of
-// the last hour can be reached.
+// It runs past the scenario's day for as long as its requests may still need
+// a technician (the tail: the give-up time, the latest window).
 type Staffing struct {
 	StartHour int
 	OnDuty    []int
@@ -72,7 +73,18 @@ type PlanOptions struct {
 	Target      float64  // share of ASAP requests on site within the SLA to reach (0.95)
 	Seeds       []uint64 // the days every candidate staffing is simulated on
 	Utilisation float64  // of the first, demand-based estimate (default 0.8)
-	// MaxEvaluations caps the candidate staffings simulated (default 40).
+	// WindowTarget, when above 0, also requires this share of windowed
+	// requests reached within their window, so that a staffing cannot reach
+	// the target by leaving the windows behind.
+	WindowTarget float64
+	// HourSlack is how far below Target the requests opened in any one hour
+	// may be served (default 0.05; 1 lets an hour go unserved), so that a
+	// staffing cannot reach the day's target by giving up an hour.
+	HourSlack float64
+	// CheckSeeds, if any, are days the recommendation is simulated on after
+	// the search, which never saw them (an out-of-sample check).
+	CheckSeeds []uint64
+	// MaxEvaluations caps the candidate staffings simulated (default 100).
 	MaxEvaluations int
 	// Progress, if not nil, is told about every evaluation.
 	Progress func(Trial)
@@ -82,8 +94,9 @@ type PlanOptions struct {
 type Trial struct {
 	Step      string // which phase proposed it
 	TechHours int
-	Share     float64
-	Feasible  bool // reached the target
+	Share     float64 // ASAP requests on site within the SLA (mean over the seeds)
+	Windows   float64 // windowed requests reached within their window
+	Feasible  bool    // reached the target
 }
 
 // SkillHours is the technicians holding one skill on duty per hour in the
@@ -104,12 +117,20 @@ type PlanResult struct {
 	// count from its shift shares), for comparison.
 	ScenarioOnDuty []float64
 	Demand         []float64 // requests per hour (the scenario's rate; 0 in the tail)
-	Check          Summary   // the batch strategy on the recommended staffing
+	Check          Summary   // the batch strategy on the recommended staffing, on Seeds
+	Baseline       Summary   // the batch strategy on the scenario's own fleet, on Seeds
+	CheckSeeds     []uint64
+	Holdout        Summary // the same on CheckSeeds (empty without them)
+	WindowTarget   float64
 	Skills         []SkillHours
 	// LeastFeasible is the fewest technician-hours of any staffing the
 	// planner simulated that reached the target.
 	LeastFeasible int
 	Trials        []Trial
+	// Complete is true when the search ended with a trimming pass in which
+	// no single technician-hour could be removed (a local minimum), false
+	// when the evaluation budget stopped it first.
+	Complete bool
 }
 
 // Plan searches for the staffing with the fewest technician-hours whose
@@ -139,8 +160,17 @@ func Plan(ctx context.Context, sc Scenario, opts PlanOptions) (PlanResult, error
 	if !(opts.Utilisation > 0 && opts.Utilisation <= 1) {
 		return PlanResult{}, fmt.Errorf("plan: utilisation must be above 0 and at most 1, not %v", opts.Utilisation)
 	}
+	if !(opts.WindowTarget >= 0 && opts.WindowTarget < 1) {
+		return PlanResult{}, fmt.Errorf("plan: window target must be from 0 to below 1, not %v", opts.WindowTarget)
+	}
+	if opts.HourSlack == 0 {
+		opts.HourSlack = 0.05
+	}
+	if !(opts.HourSlack > 0 && opts.HourSlack <= 1) {
+		return PlanResult{}, fmt.Errorf("plan: hour slack must be above 0 and at most 1, not %v", opts.HourSlack)
+	}
 	if opts.MaxEvaluations == 0 {
-		opts.MaxEvaluations = 40
+		opts.MaxEvaluations = 100
 	}
 	p := &planner{sc: sc, opts: opts, seen: map[string]Summary{}}
 	best, err := p.search(ctx)
@@ -152,7 +182,19 @@ func Plan(ctx context.Context, sc Scenario, opts PlanOptions) (PlanResult, error
 		return PlanResult{}, err
 	}
 	res := PlanResult{Scenario: sc.Name, Target: opts.Target, SLA: sc.Dispatch.SLA.Duration, Seeds: opts.Seeds,
-		Recommended: best, ScenarioOnDuty: scenarioOnDuty(sc), Check: check, Skills: skills, Trials: p.trials}
+		Recommended: best, ScenarioOnDuty: scenarioOnDuty(sc), Check: check, Skills: skills, Trials: p.trials,
+		CheckSeeds: opts.CheckSeeds, WindowTarget: opts.WindowTarget, Complete: !p.spent}
+	_, res.Baseline, err = simulateDays(ctx, sc, opts.Seeds, func(seed uint64) *day { return newDay(sc, seed) })
+	if err != nil {
+		return PlanResult{}, err
+	}
+	if len(opts.CheckSeeds) > 0 {
+		held := &planner{sc: sc, opts: opts}
+		held.opts.Seeds = opts.CheckSeeds
+		if res.Holdout, _, err = held.evaluate(ctx, best, false); err != nil {
+			return PlanResult{}, err
+		}
+	}
 	res.LeastFeasible = best.TechHours()
 	for _, t := range p.trials {
 		if t.Feasible && t.TechHours < res.LeastFeasible {
@@ -174,10 +216,21 @@ type planner struct {
 	opts   PlanOptions
 	trials []Trial
 	seen   map[string]Summary // by staffing, so a staffing is simulated once
+	spent  bool               // the budget ended the search before the last trimming pass
+}
+
+// stopped ends the search: quietly when the budget is spent (the best so far
+// stands), with err otherwise.
+func (p *planner) stopped(err error) error {
+	if errors.Is(err, errBudget) {
+		p.spent = true
+		return nil
+	}
+	return err
 }
 
 // errBudget ends the search when MaxEvaluations staffings were simulated.
-var errBudget = fmt.Errorf("plan: evaluation budget spent")
+var errBudget = errors.New("plan: evaluation budget spent")
 
 func (p *planner) search(ctx context.Context) (Staffing, error) {
 	base := demandProfile(p.sc, p.opts.Utilisation)
@@ -195,9 +248,9 @@ func (p *planner) search(ctx context.Context) (Staffing, error) {
 		s := scaled(hi)
 		sum, err := p.try(ctx, "scale", s)
 		if err != nil {
-			return Staffing{}, fmt.Errorf("plan: no staffing up to %.1f× the demand estimate reaches the target: %w", hi, err)
+			return Staffing{}, fmt.Errorf("plan: no staffing up to %.1f× the demand estimate reached the target: %w", hi, err)
 		}
-		if sum.Share >= p.opts.Target {
+		if p.feasible(sum) {
 			best, bestSum = s, sum
 			break
 		}
@@ -212,9 +265,9 @@ func (p *planner) search(ctx context.Context) (Staffing, error) {
 		s := scaled(mid)
 		sum, err := p.try(ctx, "scale", s)
 		if err != nil {
-			return best, nil
+			return best, p.stopped(err)
 		}
-		if sum.Share >= p.opts.Target {
+		if p.feasible(sum) {
 			hi, best, bestSum = mid, s, sum
 		} else {
 			lo = mid
@@ -242,9 +295,9 @@ func (p *planner) search(ctx context.Context) (Staffing, error) {
 		}
 		sum, err := p.try(ctx, "rebalance", s)
 		if err != nil {
-			return best, nil
+			return best, p.stopped(err)
 		}
-		if sum.Share < p.opts.Target || s.TechHours() >= best.TechHours() {
+		if !p.feasible(sum) || s.TechHours() >= best.TechHours() {
 			break
 		}
 		best, bestSum = s, sum
@@ -265,15 +318,28 @@ func (p *planner) search(ctx context.Context) (Staffing, error) {
 				s.OnDuty[h] -= step
 				sum, err := p.try(ctx, fmt.Sprintf("trim %s −%d", fmtHour(p.sc.StartHour+h), step), s)
 				if err != nil {
-					return best, nil
+					return best, p.stopped(err)
 				}
-				if sum.Share >= p.opts.Target {
+				if p.feasible(sum) {
 					best, bestSum, improved = s, sum, true
 				}
 			}
 		}
 	}
 	return best, nil
+}
+
+// feasible tells whether a simulated staffing reaches the targets.
+func (p *planner) feasible(sum Summary) bool {
+	if sum.Share < p.opts.Target || sum.Windows < p.opts.WindowTarget {
+		return false
+	}
+	for _, h := range sum.ByHour {
+		if h.Requests > 0 && h.Share < p.opts.Target-p.opts.HourSlack {
+			return false
+		}
+	}
+	return true
 }
 
 // bySlack orders the hours of a staffing by how far above the target the
@@ -283,7 +349,7 @@ func (p *planner) bySlack(sum Summary, s Staffing) []int {
 	slack := make([]float64, len(s.OnDuty))
 	for h := range hours {
 		hours[h] = h
-		share, n := hourShare(sum, p.sc, min(h, p.sc.Hours-1))
+		share, n := hourShare(sum, p.sc, h)
 		if n == 0 {
 			share = 1
 		}
@@ -323,7 +389,7 @@ func (p *planner) try(ctx context.Context, step string, s Staffing) (Summary, er
 		return Summary{}, err
 	}
 	p.seen[key] = sum
-	t := Trial{Step: step, TechHours: s.TechHours(), Share: sum.Share, Feasible: sum.Share >= p.opts.Target}
+	t := Trial{Step: step, TechHours: s.TechHours(), Share: sum.Share, Windows: sum.Windows, Feasible: p.feasible(sum)}
 	p.trials = append(p.trials, t)
 	if p.opts.Progress != nil {
 		p.opts.Progress(t)
@@ -334,11 +400,20 @@ func (p *planner) try(ctx context.Context, step string, s Staffing) (Summary, er
 // evaluate runs the batch strategy on the staffing over every seed, on all
 // cores. With skills it also counts the holders of each skill on duty.
 func (p *planner) evaluate(ctx context.Context, s Staffing, skills bool) (Summary, []SkillHours, error) {
-	v, err := batchVariant(p.sc)
-	if err != nil {
-		return Summary{}, nil, err
+	days, sum, err := simulateDays(ctx, p.sc, p.opts.Seeds, func(seed uint64) *day { return staffedDay(p.sc, seed, s) })
+	if err != nil || !skills {
+		return sum, nil, err
 	}
-	seeds := p.opts.Seeds
+	return sum, skillHours(p.sc, s, days), nil
+}
+
+// simulateDays runs the batch strategy on the day dayOf draws for each seed,
+// on all cores, and returns the days and the summary.
+func simulateDays(ctx context.Context, sc Scenario, seeds []uint64, dayOf func(uint64) *day) ([]*day, Summary, error) {
+	v, err := batchVariant(sc)
+	if err != nil {
+		return nil, Summary{}, err
+	}
 	results := make([]Result, len(seeds))
 	days := make([]*day, len(seeds))
 	work := make(chan int)
@@ -348,7 +423,7 @@ func (p *planner) evaluate(ctx context.Context, s Staffing, skills bool) (Summar
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				days[i] = staffedDay(p.sc, seeds[i], s)
+				days[i] = dayOf(seeds[i])
 				results[i] = runDay(days[i], v, nil)
 			}
 		}()
@@ -362,16 +437,12 @@ func (p *planner) evaluate(ctx context.Context, s Staffing, skills bool) (Summar
 	close(work)
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return Summary{}, nil, fmt.Errorf("plan: %w", err)
+		return nil, Summary{}, fmt.Errorf("plan: %w", err)
 	}
 	for i := range results {
 		results[i].Strategy = v.Name
 	}
-	sum := Summarise(v.Name, results)
-	if !skills {
-		return sum, nil, nil
-	}
-	return sum, skillHours(p.sc, s, days), nil
+	return days, Summarise(v.Name, results), nil
 }
 
 // batchVariant is the scenario's default strategy: batch at its batch window.
@@ -424,11 +495,24 @@ func skillHours(sc Scenario, s Staffing, days []*day) []SkillHours {
 	return out
 }
 
-// demandProfile is the first estimate of technicians needed per hour (with
-// one tail hour): the hours of work arriving in each hour — requests × (mean
-// job length + a typical drive) — ÷ utilisation, half in the hour it arrives
-// and half in the next, as an hour-long job begun within an hour straddles
-// both.
+// planHours is how many hours a staffing covers: the scenario's day, then
+// as long as its requests may still need a technician (the give-up time of
+// the last ASAP requests, the latest window of the windowed ones), within
+// the simulator's 48 hours.
+func planHours(sc Scenario) int {
+	tail := max(sc.Dispatch.SLA.Duration, sc.Dispatch.GiveUp.Duration).Hours()
+	if sc.Demand.ASAPShare < 1 {
+		tail = math.Max(tail, sc.Demand.WindowAheadHr[1]+sc.Demand.WindowHours)
+	}
+	return min(sc.Hours+int(math.Ceil(tail)), 48-sc.StartHour)
+}
+
+// demandProfile is the first estimate of technicians needed per hour of
+// planHours: the hours of work — requests × (mean job length + a typical
+// drive and answer) — ÷ utilisation, where the work happens: an ASAP
+// request's half in the hour it is opened and half in the next (an
+// hour-long job begun within an hour straddles both), a windowed request's
+// spread evenly over the hours its window may fall in.
 func demandProfile(sc Scenario, utilisation float64) []float64 {
 	b := sc.Behaviour
 	total, job := 0.0, 0.0
@@ -447,19 +531,28 @@ func demandProfile(sc Scenario, utilisation float64) []float64 {
 		share += m.Share
 	}
 	speed /= share
-	// A drive of a quarter of the radius, and the typical answer time.
 	drive := 0.25*sc.City.RadiusKm*b.Detour/speed*60 + b.ResponseMedian.Minutes()
-	work := make([]float64, sc.Hours+1)
-	for h := range sc.Hours {
-		if h < len(sc.Demand.PerHour) {
-			work[h] = sc.Demand.PerHour[h] * (job + drive) / 60 / utilisation
+	d := sc.Demand
+	out := make([]float64, planHours(sc))
+	add := func(h int, x float64) {
+		if h >= 0 && h < len(out) {
+			out[h] += x
 		}
 	}
-	out := make([]float64, len(work))
-	for h := range out {
-		out[h] = work[h] / 2
-		if h > 0 {
-			out[h] += work[h-1] / 2
+	for h := range sc.Hours {
+		if h >= len(d.PerHour) {
+			break
+		}
+		work := d.PerHour[h] * (job + drive) / 60 / utilisation
+		asap := work * d.ASAPShare
+		add(h, asap/2)
+		add(h+1, asap/2)
+		// A window opens lo..hi hours after the request and lasts
+		// WindowHours; the job is done somewhere in it.
+		lo := h + int(math.Floor(d.WindowAheadHr[0]))
+		hi := h + int(math.Ceil(d.WindowAheadHr[1]+d.WindowHours))
+		for k := lo; k < hi; k++ {
+			add(k, work*(1-d.ASAPShare)/float64(hi-lo))
 		}
 	}
 	return out
@@ -468,7 +561,7 @@ func demandProfile(sc Scenario, utilisation float64) []float64 {
 // scenarioOnDuty is the expected count of the scenario's own technicians on
 // duty per hour of the staffing (day plus tail).
 func scenarioOnDuty(sc Scenario) []float64 {
-	out := make([]float64, sc.Hours+1)
+	out := make([]float64, planHours(sc))
 	for h := range out {
 		hour := sc.StartHour + h
 		for _, s := range sc.Technicians.Shifts {

@@ -43,8 +43,11 @@ func (r PlanResult) Markdown() string {
 	var b strings.Builder
 	sla := Report{SLA: r.SLA}.slaText()
 	fmt.Fprintf(&b, "# Staffing plan: %s\n\n", mdText(r.Scenario))
-	fmt.Fprintf(&b, "Target: %s %% of ASAP requests on site within %s, batch strategy. Seeds: %s.\n\n",
-		fmtPct(r.Target), sla, fmtSeeds(r.Seeds))
+	fmt.Fprintf(&b, "Target: %s %% of ASAP requests on site within %s", fmtPct(r.Target), sla)
+	if r.WindowTarget > 0 {
+		fmt.Fprintf(&b, " and %s %% of windowed requests within their window", fmtPct(r.WindowTarget))
+	}
+	fmt.Fprintf(&b, ", batch strategy. Seeds searched on: %s.\n\n", fmtSeeds(r.Seeds))
 	fmt.Fprintf(&b, "| hour | requests/h | scenario on duty | recommended on duty |")
 	for _, s := range r.Skills {
 		fmt.Fprintf(&b, " %s |", mdCell(s.Skill))
@@ -69,19 +72,42 @@ func (r PlanResult) Markdown() string {
 	b.WriteString("\nSkill columns: technicians holding the skill on duty (mean over the seeds' fleets, drawn from the scenario's skill shares); a technician may hold several.\n\n")
 	fmt.Fprintf(&b, "- Recommended: %d technician-hours (%d shifts); on site within %s: %s %% ± %s over %d seeds (target %s %%).\n",
 		r.Recommended.TechHours(), len(r.Recommended.shifts()), sla, fmtPct(r.Check.Share), fmtPct(r.Check.ShareCI95), len(r.Seeds), fmtPct(r.Target))
+	if len(r.CheckSeeds) > 0 {
+		fmt.Fprintf(&b, "- Out of sample (seeds %s, never seen by the search): %s %% ± %s; windows kept %s.\n",
+			fmtSeeds(r.CheckSeeds), fmtPct(r.Holdout.Share), fmtPct(r.Holdout.ShareCI95), windowsText(r.Holdout))
+	}
 	fmt.Fprintf(&b, "- Least technician-hours of any simulated staffing that reached the target: %d (the recommendation is %s %% of it).\n",
 		r.LeastFeasible, fmtNum(100*float64(r.Recommended.TechHours())/math.Max(1, float64(r.LeastFeasible)), 1))
-	fmt.Fprintf(&b, "- Scenario's own fleet over the same hours: %s technician-hours.\n", fmtNum(r.ScenarioTechHours(), 0))
-	fmt.Fprintf(&b, "- Windows kept: %s %%; unfulfilled per day: %s; utilisation: %s %%.\n",
-		fmtPct(r.Check.Windows), fmtNum(r.Check.Unfulfil, 1), fmtPct(r.Check.Utilised))
+	fmt.Fprintf(&b, "\n| fleet | technician-hours | on site within %s | windows kept | unfulfilled per day | utilisation |\n|---|---|---|---|---|---|\n", sla)
+	row := func(name string, hours float64, s Summary) {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s %% |\n", name, fmtNum(hours, 0), fmtShareCI(s), windowsText(s), fmtNum(s.Unfulfil, 1), fmtPct(s.Utilised))
+	}
+	row("recommended", float64(r.Recommended.TechHours()), r.Check)
+	row("scenario's own", r.ScenarioTechHours(), r.Baseline)
+	b.WriteString("\nSame seeds and requests for both; utilisation counts work after a shift's end, so it can pass 100 %.\n\n")
 	feasible := 0
 	for _, t := range r.Trials {
 		if t.Feasible {
 			feasible++
 		}
 	}
-	fmt.Fprintf(&b, "- Search: %d staffings simulated, %d of them reached the target.\n", len(r.Trials), feasible)
+	fmt.Fprintf(&b, "- Search: %d staffings simulated, %d of them reached the target", len(r.Trials), feasible)
+	if r.Complete {
+		b.WriteString("; it ended where removing any one hour's technician missed the target.\n")
+	} else {
+		b.WriteString("; the evaluation budget ended it before a last pass of single removals (raise --evaluations).\n")
+	}
 	return b.String()
+}
+
+// windowsText is the share of windowed requests kept, or a dash without any.
+func windowsText(s Summary) string {
+	for _, r := range s.Runs {
+		if r.Windowed > 0 {
+			return fmtPct(s.Windows) + " %"
+		}
+	}
+	return "—"
 }
 
 func at(xs []float64, i int) float64 {

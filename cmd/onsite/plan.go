@@ -20,7 +20,10 @@ func plan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	target := fs.Float64("target", 0.95, "share of ASAP requests on site within the SLA to reach (0.95 or 95)")
 	seed := fs.Uint64("seed", 1, "first seed; simulates seeds seed … seed+seeds-1")
 	seeds := fs.Int("seeds", 8, "how many seeds every candidate staffing is simulated on")
-	budget := fs.Int("evaluations", 60, "at most this many candidate staffings are simulated")
+	windows := fs.Float64("windows", 0, "also require this share of windowed requests reached within their window (0: not required)")
+	slack := fs.Float64("hour-slack", 0.05, "how far below the target the requests opened in any one hour may be served (1: no limit)")
+	check := fs.Int("check-seeds", 8, "then simulate the recommendation on this many further seeds the search never saw")
+	budget := fs.Int("evaluations", 100, "at most this many candidate staffings are simulated")
 	out := fs.String("out", "plan-out", "directory for plan.md and staffing.svg")
 	verbose := fs.Bool("v", false, "print every candidate staffing simulated")
 	if err := fs.Parse(args); err != nil {
@@ -38,6 +41,18 @@ func plan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *seeds < 1 || *seeds > 1000 {
 		return fmt.Errorf("plan: --seeds must be from 1 to 1000")
 	}
+	if *windows > 1 && *windows < 100 {
+		*windows /= 100
+	}
+	if !(*windows >= 0 && *windows < 1) {
+		return fmt.Errorf("plan: --windows must be a share from 0 to below 1 (or a percentage)")
+	}
+	if !(*slack > 0 && *slack <= 1) {
+		return fmt.Errorf("plan: --hour-slack must be above 0 and at most 1")
+	}
+	if *check < 0 || *check > 1000 {
+		return fmt.Errorf("plan: --check-seeds must be from 0 to 1000")
+	}
 	if *budget < 1 || *budget > 10_000 {
 		return fmt.Errorf("plan: --evaluations must be from 1 to 10000")
 	}
@@ -49,10 +64,14 @@ func plan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for i := range *seeds {
 		list = append(list, *seed+uint64(i))
 	}
-	opts := sim.PlanOptions{Target: *target, Seeds: list, MaxEvaluations: *budget}
+	var held []uint64
+	for i := range *check {
+		held = append(held, *seed+uint64(*seeds+i))
+	}
+	opts := sim.PlanOptions{Target: *target, WindowTarget: *windows, HourSlack: *slack, Seeds: list, CheckSeeds: held, MaxEvaluations: *budget}
 	if *verbose {
 		opts.Progress = func(t sim.Trial) {
-			fmt.Fprintf(stderr, "plan: %-14s %5d technician-hours  %5.1f %%\n", t.Step, t.TechHours, 100*t.Share)
+			fmt.Fprintf(stderr, "plan: %-14s %5d technician-hours  %5.1f %% on time, %5.1f %% windows kept\n", t.Step, t.TechHours, 100*t.Share, 100*t.Windows)
 		}
 	}
 	start := time.Now()
