@@ -77,6 +77,9 @@ type PlanOptions struct {
 	// requests reached within their window, so that a staffing cannot reach
 	// the target by leaving the windows behind.
 	WindowTarget float64
+	// KeepWindows also requires at least the share of windowed requests the
+	// scenario's own fleet keeps on the same seeds.
+	KeepWindows bool
 	// HourSlack is how far below Target the requests opened in any one hour
 	// may be served (default 0.05; 1 lets an hour go unserved), so that a
 	// staffing cannot reach the day's target by giving up an hour.
@@ -84,7 +87,7 @@ type PlanOptions struct {
 	// CheckSeeds, if any, are days the recommendation is simulated on after
 	// the search, which never saw them (an out-of-sample check).
 	CheckSeeds []uint64
-	// MaxEvaluations caps the candidate staffings simulated (default 100).
+	// MaxEvaluations caps the candidate staffings simulated (default 150).
 	MaxEvaluations int
 	// Progress, if not nil, is told about every evaluation.
 	Progress func(Trial)
@@ -122,6 +125,7 @@ type PlanResult struct {
 	CheckSeeds     []uint64
 	Holdout        Summary // the same on CheckSeeds (empty without them)
 	WindowTarget   float64
+	KeepWindows    bool // WindowTarget is at least what the scenario's own fleet keeps
 	Skills         []SkillHours
 	// LeastFeasible is the fewest technician-hours of any staffing the
 	// planner simulated that reached the target.
@@ -170,7 +174,14 @@ func Plan(ctx context.Context, sc Scenario, opts PlanOptions) (PlanResult, error
 		return PlanResult{}, fmt.Errorf("plan: hour slack must be above 0 and at most 1, not %v", opts.HourSlack)
 	}
 	if opts.MaxEvaluations == 0 {
-		opts.MaxEvaluations = 100
+		opts.MaxEvaluations = 150
+	}
+	_, baseline, err := simulateDays(ctx, sc, opts.Seeds, func(seed uint64) *day { return newDay(sc, seed) })
+	if err != nil {
+		return PlanResult{}, err
+	}
+	if opts.KeepWindows {
+		opts.WindowTarget = max(opts.WindowTarget, baseline.Windows)
 	}
 	p := &planner{sc: sc, opts: opts, seen: map[string]Summary{}}
 	best, err := p.search(ctx)
@@ -183,11 +194,7 @@ func Plan(ctx context.Context, sc Scenario, opts PlanOptions) (PlanResult, error
 	}
 	res := PlanResult{Scenario: sc.Name, Target: opts.Target, SLA: sc.Dispatch.SLA.Duration, Seeds: opts.Seeds,
 		Recommended: best, ScenarioOnDuty: scenarioOnDuty(sc), Check: check, Skills: skills, Trials: p.trials,
-		CheckSeeds: opts.CheckSeeds, WindowTarget: opts.WindowTarget, Complete: !p.spent}
-	_, res.Baseline, err = simulateDays(ctx, sc, opts.Seeds, func(seed uint64) *day { return newDay(sc, seed) })
-	if err != nil {
-		return PlanResult{}, err
-	}
+		CheckSeeds: opts.CheckSeeds, WindowTarget: opts.WindowTarget, Complete: !p.spent, Baseline: baseline, KeepWindows: opts.KeepWindows}
 	if len(opts.CheckSeeds) > 0 {
 		held := &planner{sc: sc, opts: opts}
 		held.opts.Seeds = opts.CheckSeeds
@@ -305,7 +312,7 @@ func (p *planner) search(ctx context.Context) (Staffing, error) {
 	// 4. Trim: hours with the most slack first, halving the step.
 	step := 1
 	for _, c := range best.OnDuty {
-		step = max(step, c/8)
+		step = max(step, c/16)
 	}
 	for ; step >= 1; step /= 2 {
 		for improved := true; improved; {

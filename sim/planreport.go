@@ -46,6 +46,9 @@ func (r PlanResult) Markdown() string {
 	fmt.Fprintf(&b, "Target: %s %% of ASAP requests on site within %s", fmtPct(r.Target), sla)
 	if r.WindowTarget > 0 {
 		fmt.Fprintf(&b, " and %s %% of windowed requests within their window", fmtPct(r.WindowTarget))
+		if r.KeepWindows {
+			b.WriteString(" (at least what the scenario's own fleet keeps)")
+		}
 	}
 	fmt.Fprintf(&b, ", batch strategy. Seeds searched on: %s.\n\n", fmtSeeds(r.Seeds))
 	fmt.Fprintf(&b, "| hour | requests/h | scenario on duty | recommended on duty |")

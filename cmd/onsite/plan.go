@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/onsite/onsite/sim"
@@ -20,10 +21,10 @@ func plan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	target := fs.Float64("target", 0.95, "share of ASAP requests on site within the SLA to reach (0.95 or 95)")
 	seed := fs.Uint64("seed", 1, "first seed; simulates seeds seed … seed+seeds-1")
 	seeds := fs.Int("seeds", 8, "how many seeds every candidate staffing is simulated on")
-	windows := fs.Float64("windows", 0, "also require this share of windowed requests reached within their window (0: not required)")
+	windows := fs.String("windows", "scenario", "also require this share of windowed requests reached within their window: a share, \"scenario\" (what the scenario's own fleet keeps) or 0")
 	slack := fs.Float64("hour-slack", 0.05, "how far below the target the requests opened in any one hour may be served (1: no limit)")
 	check := fs.Int("check-seeds", 8, "then simulate the recommendation on this many further seeds the search never saw")
-	budget := fs.Int("evaluations", 100, "at most this many candidate staffings are simulated")
+	budget := fs.Int("evaluations", 150, "at most this many candidate staffings are simulated")
 	out := fs.String("out", "plan-out", "directory for plan.md and staffing.svg")
 	verbose := fs.Bool("v", false, "print every candidate staffing simulated")
 	if err := fs.Parse(args); err != nil {
@@ -41,11 +42,16 @@ func plan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *seeds < 1 || *seeds > 1000 {
 		return fmt.Errorf("plan: --seeds must be from 1 to 1000")
 	}
-	if *windows > 1 && *windows < 100 {
-		*windows /= 100
-	}
-	if !(*windows >= 0 && *windows < 1) {
-		return fmt.Errorf("plan: --windows must be a share from 0 to below 1 (or a percentage)")
+	keep, windowTarget := *windows == "scenario", 0.0
+	if !keep {
+		v, err := strconv.ParseFloat(*windows, 64)
+		if err == nil && v > 1 && v < 100 {
+			v /= 100
+		}
+		if err != nil || !(v >= 0 && v < 1) {
+			return fmt.Errorf("plan: --windows must be \"scenario\" or a share from 0 to below 1 (or a percentage), not %q", *windows)
+		}
+		windowTarget = v
 	}
 	if !(*slack > 0 && *slack <= 1) {
 		return fmt.Errorf("plan: --hour-slack must be above 0 and at most 1")
@@ -68,7 +74,7 @@ func plan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for i := range *check {
 		held = append(held, *seed+uint64(*seeds+i))
 	}
-	opts := sim.PlanOptions{Target: *target, WindowTarget: *windows, HourSlack: *slack, Seeds: list, CheckSeeds: held, MaxEvaluations: *budget}
+	opts := sim.PlanOptions{Target: *target, WindowTarget: windowTarget, KeepWindows: keep, HourSlack: *slack, Seeds: list, CheckSeeds: held, MaxEvaluations: *budget}
 	if *verbose {
 		opts.Progress = func(t sim.Trial) {
 			fmt.Fprintf(stderr, "plan: %-14s %5d technician-hours  %5.1f %% on time, %5.1f %% windows kept\n", t.Step, t.TechHours, 100*t.Share, 100*t.Windows)
