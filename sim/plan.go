@@ -87,7 +87,7 @@ type PlanOptions struct {
 	// CheckSeeds, if any, are days the recommendation is simulated on after
 	// the search, which never saw them (an out-of-sample check).
 	CheckSeeds []uint64
-	// MaxEvaluations caps the candidate staffings simulated (default 150).
+	// MaxEvaluations caps the candidate staffings simulated (default 250).
 	MaxEvaluations int
 	// Progress, if not nil, is told about every evaluation.
 	Progress func(Trial)
@@ -174,7 +174,7 @@ func Plan(ctx context.Context, sc Scenario, opts PlanOptions) (PlanResult, error
 		return PlanResult{}, fmt.Errorf("plan: hour slack must be above 0 and at most 1, not %v", opts.HourSlack)
 	}
 	if opts.MaxEvaluations == 0 {
-		opts.MaxEvaluations = 150
+		opts.MaxEvaluations = 250
 	}
 	_, baseline, err := simulateDays(ctx, sc, opts.Seeds, func(seed uint64) *day { return newDay(sc, seed) })
 	if err != nil {

@@ -49,7 +49,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	case "simulate":
 		return simulate(args[1:], stdout, stderr)
 	case "plan":
-		return plan(ctx, args[1:], stdout, stderr)
+		return plan(ctx, args[1:], environ, stdout, stderr)
 	case "migrate":
 		return migrate(ctx, args[1:], environ, stderr)
 	case "token":

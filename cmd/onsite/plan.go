@@ -9,12 +9,15 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/onsite/onsite/dispatch"
+	"github.com/onsite/onsite/internal/app"
+	"github.com/onsite/onsite/internal/config"
 	"github.com/onsite/onsite/sim"
 )
 
 // plan recommends technicians on duty per hour for a scenario, checked by
 // simulating the recommendation (docs/simulator.md, "Staffing planner").
-func plan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func plan(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	scenario := fs.String("scenario", "", "scenario file (YAML, see docs/simulator.md)")
@@ -27,6 +30,7 @@ func plan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	budget := fs.Int("evaluations", 150, "at most this many candidate staffings are simulated")
 	out := fs.String("out", "plan-out", "directory for plan.md and staffing.svg")
 	verbose := fs.Bool("v", false, "print every candidate staffing simulated")
+	history := fs.Int("history-days", 0, "take the demand from the requests of the last N whole days in the database (0: the scenario's)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -62,9 +66,17 @@ func plan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *budget < 1 || *budget > 10_000 {
 		return fmt.Errorf("plan: --evaluations must be from 1 to 10000")
 	}
+	if *history < 0 || *history > 366 {
+		return fmt.Errorf("plan: --history-days must be from 0 to 366")
+	}
 	sc, err := sim.Load(*scenario)
 	if err != nil {
 		return err
+	}
+	if *history > 0 {
+		if sc, err = withHistory(ctx, sc, environ, *history, time.Now()); err != nil {
+			return err
+		}
 	}
 	var list []uint64
 	for i := range *seeds {
@@ -92,4 +104,34 @@ func plan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "planned in %s; written to %s and %s\n", time.Since(start).Round(time.Millisecond),
 		filepath.Join(*out, sim.PlanFile), filepath.Join(*out, sim.PlanChart))
 	return nil
+}
+
+// withHistory replaces the scenario's demand by that of the requests of the
+// last days whole days (UTC) before now in the configured database.
+func withHistory(ctx context.Context, sc sim.Scenario, environ []string, days int, now time.Time) (sim.Scenario, error) {
+	cfg, err := config.Load(environ)
+	if err != nil {
+		return sim.Scenario{}, err
+	}
+	d, err := app.OpenDB(ctx, cfg)
+	if err != nil {
+		return sim.Scenario{}, err
+	}
+	defer d.Close()
+	to := now.UTC().Truncate(24 * time.Hour)
+	from := to.AddDate(0, 0, -days)
+	rows, err := dispatch.History(ctx, d.DB, from, to)
+	if err != nil {
+		return sim.Scenario{}, fmt.Errorf("plan: %w", err)
+	}
+	past := make([]sim.PastRequest, len(rows))
+	for i, r := range rows {
+		past[i] = sim.PastRequest{Created: r.CreatedAt, Skill: r.SkillCode, ASAP: r.Mode == "asap"}
+	}
+	out, err := sim.WithHistory(sc, past, from, to)
+	if err != nil {
+		return sim.Scenario{}, fmt.Errorf("plan: %w", err)
+	}
+	out.Name = fmt.Sprintf("%s, demand of %d requests from %s to %s", sc.Name, len(rows), from.Format(time.DateOnly), to.AddDate(0, 0, -1).Format(time.DateOnly))
+	return out, nil
 }

@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const smallScenario = `
@@ -71,5 +73,60 @@ func TestPlanCommand(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPlanFromHistory plans from the requests of yesterday in an SQLite
+// database: the demand in the plan is theirs, not the scenario's.
+func TestPlanFromHistory(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	env := []string{"ONSITE_DATA_DIR=" + dir}
+	ctx := context.Background()
+	var stderr bytes.Buffer
+	if err := run(ctx, []string{"migrate"}, env, &bytes.Buffer{}, &stderr); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, stderr.String())
+	}
+	d, err := sqlOpen(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	yesterday := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)
+	stmts := []string{
+		`INSERT INTO skills (code, name, created_at) VALUES ('router_replace', 'Router', CURRENT_TIMESTAMP)`,
+		`INSERT INTO customers (id, created_at) VALUES ('c1', CURRENT_TIMESTAMP)`,
+	}
+	for _, st := range stmts {
+		if err := d.Exec(st).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 5 requests at 09:xx and 3 at 10:xx yesterday, one ASAP in 4 windowed.
+	for i := range 8 {
+		at := yesterday.Add(9*time.Hour + time.Duration(i)*12*time.Minute)
+		mode := "asap"
+		if i%4 == 3 {
+			mode = "window"
+		}
+		err := d.Exec(`INSERT INTO requests (id, customer_id, created_by, skill_code, lat, lng, cell, mode, state, created_at, updated_at)
+			VALUES (?, 'c1', 'customer', 'router_replace', 47.37, 8.54, 0, ?, 'completed', ?, ?)`, fmt.Sprintf("r%d", i), mode, at, at).Error
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.Close()
+	scenario := filepath.Join(dir, "small.yaml")
+	if err := os.WriteFile(scenario, []byte(smallScenario), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout bytes.Buffer
+	args := []string{"plan", "--scenario", scenario, "--history-days", "1", "--target", "0.9", "--seeds", "2", "--check-seeds", "0", "--out", filepath.Join(dir, "plan")}
+	if err := run(ctx, args, env, &stdout, &stderr); err != nil {
+		t.Fatalf("plan: %v\n%s", err, stderr.String())
+	}
+	for _, want := range []string{"demand of 8 requests", "| 09:00 | 5 |", "| 10:00 | 3 |"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("plan lacks %q:\n%s", want, stdout.String())
+		}
 	}
 }
