@@ -118,6 +118,11 @@ func TestPlanReachesTargetAndIsMinimal(t *testing.T) {
 			t.Errorf("plan.md lacks %q:\n%s", want, md)
 		}
 	}
+	doc := res.Doc()
+	if len(doc.Hours) != len(res.Recommended.OnDuty) || doc.Hours[0].Hour != 9 || doc.Hours[0].OnDuty != res.Recommended.OnDuty[0] ||
+		doc.Hours[0].OnTime == nil || doc.Hours[3].OnTime != nil || doc.TechHours != res.Recommended.TechHours() || doc.Holdout == nil {
+		t.Errorf("plan.json %+v does not match the plan %v", doc, res.Recommended.OnDuty)
+	}
 	svg := res.SVG()
 	if !strings.Contains(svg, `class="bar"`) || !strings.Contains(svg, `class="scenario"`) || !strings.HasSuffix(svg, "</svg>\n") {
 		t.Errorf("staffing.svg lacks the bars or the scenario line:\n%s", svg)

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -12,14 +13,64 @@ import (
 const (
 	PlanFile  = "plan.md"
 	PlanChart = "staffing.svg"
+	PlanJSON  = "plan.json"
 )
 
-// WritePlan writes dir/plan.md and dir/staffing.svg (creating dir).
+// PlanHour is one hour of a plan in plan.json.
+type PlanHour struct {
+	Hour     int                `json:"hour"` // of day; 24 and above are the next day
+	OnDuty   int                `json:"on_duty"`
+	Skills   map[string]float64 `json:"skills"`            // holders of each skill among them
+	Scenario float64            `json:"scenario_on_duty"`  // the scenario's own fleet
+	OnTime   *float64           `json:"on_time,omitempty"` // share of the hour's ASAP requests on site within the SLA
+}
+
+// PlanDoc is plan.json: what a dashboard or another tool reads of a plan.
+type PlanDoc struct {
+	Scenario      string     `json:"scenario"`
+	Target        float64    `json:"target"`
+	SLASeconds    float64    `json:"sla_seconds"`
+	Share         float64    `json:"share"`
+	Holdout       *float64   `json:"holdout_share,omitempty"`
+	TechHours     int        `json:"technician_hours"`
+	LeastFeasible int        `json:"least_feasible_technician_hours"`
+	Complete      bool       `json:"complete"`
+	Hours         []PlanHour `json:"hours"`
+}
+
+// Doc is the plan as plan.json holds it.
+func (r PlanResult) Doc() PlanDoc {
+	doc := PlanDoc{Scenario: r.Scenario, Target: r.Target, SLASeconds: r.SLA.Seconds(), Share: r.Check.Share,
+		TechHours: r.Recommended.TechHours(), LeastFeasible: r.LeastFeasible, Complete: r.Complete}
+	if len(r.CheckSeeds) > 0 {
+		h := r.Holdout.Share
+		doc.Holdout = &h
+	}
+	for h, c := range r.Recommended.OnDuty {
+		ph := PlanHour{Hour: r.Recommended.StartHour + h, OnDuty: c, Skills: map[string]float64{}, Scenario: at(r.ScenarioOnDuty, h)}
+		for _, s := range r.Skills {
+			ph.Skills[s.Skill] = at(s.OnDuty, h)
+		}
+		if x, ok := summaryHour(r.Check, ph.Hour); ok && x.Requests > 0 {
+			share := x.Share
+			ph.OnTime = &share
+		}
+		doc.Hours = append(doc.Hours, ph)
+	}
+	return doc
+}
+
+// WritePlan writes dir/plan.md, dir/staffing.svg and dir/plan.json
+// (creating dir).
 func WritePlan(dir string, r PlanResult) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("sim: plan dir: %w", err)
 	}
-	for name, text := range map[string]string{PlanFile: r.Markdown(), PlanChart: r.SVG()} {
+	doc, err := json.MarshalIndent(r.Doc(), "", "  ")
+	if err != nil {
+		return fmt.Errorf("sim: plan json: %w", err)
+	}
+	for name, text := range map[string]string{PlanFile: r.Markdown(), PlanChart: r.SVG(), PlanJSON: string(doc) + "\n"} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
 			return fmt.Errorf("sim: write %s: %w", name, err)
 		}

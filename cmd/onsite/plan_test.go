@@ -67,7 +67,7 @@ func TestPlanCommand(t *testing.T) {
 			if !strings.Contains(stdout.String(), "# Staffing plan: small-town") {
 				t.Fatalf("stdout lacks the plan:\n%s", stdout.String())
 			}
-			for _, f := range []string{"plan.md", "staffing.svg"} {
+			for _, f := range []string{"plan.md", "staffing.svg", "plan.json"} {
 				if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
 					t.Fatalf("%s not written: %v", f, err)
 				}
