@@ -138,11 +138,12 @@ type PlanResult struct {
 }
 
 // Plan searches for the staffing with the fewest technician-hours whose
-// simulation reaches opts.Target, deterministically for the seeds:
+// simulation reaches the targets (the day's ASAP share, every hour's within
+// HourSlack, the windows kept), deterministically for the seeds:
 //
 //  1. a demand-based profile: per hour, the work arriving (requests × mean
-//     job length plus a drive) ÷ utilisation, spread over the hour it arrives
-//     and the next;
+//     job length plus a drive) ÷ utilisation, where it happens (see
+//     demandProfile);
 //  2. a bisection on a factor of that profile, to the least factor that
 //     reaches the target;
 //  3. hour by hour, technicians removed where the requests opened in that
