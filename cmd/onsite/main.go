@@ -27,6 +27,7 @@ commands:
   worker    run only the task workers (outbox relay, asynq handlers, periodic sweep)
   demo      run embedded and feed it a simulated city through the API (for the dashboard)
   simulate  compare dispatch strategies on a simulated day: onsite simulate --scenario FILE
+  plan      recommend technicians on duty per hour for a target: onsite plan --scenario FILE
   migrate   apply database migrations and exit
   token     print a bearer token: onsite token --role ops --subject alice
 
@@ -47,6 +48,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return demo(ctx, args[1:], environ, stdout, stderr)
 	case "simulate":
 		return simulate(args[1:], stdout, stderr)
+	case "plan":
+		return plan(ctx, args[1:], environ, stdout, stderr)
 	case "migrate":
 		return migrate(ctx, args[1:], environ, stderr)
 	case "token":
