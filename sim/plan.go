@@ -251,7 +251,8 @@ func (p *planner) search(ctx context.Context) (Staffing, error) {
 	}
 	// 2. Bracket, then bisect the factor.
 	lo, hi := 0.0, 1.0
-	best, bestSum := Staffing{}, Summary{}
+	var best Staffing
+	var bestSum Summary
 	for {
 		s := scaled(hi)
 		sum, err := p.try(ctx, "scale", s)
