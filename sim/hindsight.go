@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"math"
 	"sort"
 	"time"
 
@@ -9,26 +10,30 @@ import (
 
 // Hindsight solves the day knowing everything in advance: every request's
 // time, place and length, and how every technician would answer every offer
-// (the same outcomes the strategies met). It reports two figures:
+// (the same outcomes the strategies met), under the offline model of
+// offline.go (no answer delays). It reports:
 //
 //   - UpperBound: no strategy, online or offline, can have more ASAP requests
-//     on site within the SLA. It is a maximum matching in a relaxation of the
-//     day: each request needs a predecessor that could bring a technician in
-//     time — a technician from their start (skill, shift, acceptance, travel)
-//     or another request, finished at the earliest it could possibly be
-//     (created + its service time, as if nobody had to travel there) and left
-//     at the fastest speed. Every real schedule is such a matching, so the
-//     matching's size bounds them all; the relaxation makes it loose when
-//     chains matter.
+//     on site within the SLA. It is the least of the Lagrangian bound over
+//     per-technician sequences (bound.go) and MatchingBound.
+//   - MatchingBound: the earlier bound, a maximum matching in a relaxation
+//     of the day: each request needs a predecessor that could bring a
+//     technician in time — a technician from their start (skill, shift,
+//     acceptance, travel) or another request, finished at the earliest it
+//     could possibly be (created + its service time, as if nobody had to
+//     travel there) and left at the fastest speed. The predecessor need not
+//     itself be served, so it saturates near 100 %.
 //   - Clairvoyant: a feasible plan with the same knowledge, taking requests in
 //     order and giving each to the technician who would accept and arrive
-//     first. Any strategy can be compared with it; the true optimum lies
-//     between Clairvoyant and UpperBound.
-//   - WithoutWindows: the same plan with every windowed request left out. The
-//     upper bound may leave windows out too (it only counts ASAP requests),
-//     so this is how close a feasible plan comes to the bound on the bound's
-//     own problem; the strategies keep windows, so they compare with
-//     Clairvoyant.
+//     first.
+//   - Offline: the clairvoyant plan improved by local search (offline.go):
+//     never worse, and keeping every window it kept. The true optimum lies
+//     between Offline and UpperBound.
+//   - WithoutWindows, OfflineWithoutWindows: the same two plans with every
+//     windowed request left out. The upper bound leaves windows out too (they
+//     count for nothing in the share), so OfflineWithoutWindows is how close
+//     a feasible plan comes to the bound on the bound's own problem; the
+//     strategies keep windows, so they compare with Offline and Clairvoyant.
 func Hindsight(sc Scenario, seed uint64) Bound {
 	d := newDay(sc, seed)
 	var asap []*simRequest
@@ -37,13 +42,27 @@ func Hindsight(sc Scenario, seed uint64) Bound {
 			asap = append(asap, q)
 		}
 	}
+	pl := newPlanner(d)
 	b := Bound{Seed: seed, ASAP: len(asap)}
-	b.UpperBound = upperBound(d, asap)
-	b.Clairvoyant = clairvoyant(d, d.requests)
-	b.WithoutWindows = clairvoyant(d, asap)
+	plan := clairvoyantPlan(pl, d.requests)
+	b.Clairvoyant, _ = plan.value()
+	pl.improve(plan, d.requests)
+	b.Offline, _ = plan.value()
+	plan = clairvoyantPlan(pl, asap)
+	b.WithoutWindows, _ = plan.value()
+	pl.improve(plan, asap)
+	b.OfflineWithoutWindows, _ = plan.value()
+	b.MatchingBound = upperBound(d, asap)
+	b.UpperBound = b.MatchingBound
+	if lg, ok := newLagrangian(pl, asap); ok {
+		b.UpperBound = min(b.UpperBound, int(math.Floor(lg.bound(b.OfflineWithoutWindows)+1e-6)))
+	}
 	b.UpperShare = frac(b.UpperBound, b.ASAP)
+	b.MatchingShare = frac(b.MatchingBound, b.ASAP)
 	b.ClairvoyShare = frac(b.Clairvoyant, b.ASAP)
+	b.OfflineShare = frac(b.Offline, b.ASAP)
 	b.WithoutWindowsShare = frac(b.WithoutWindows, b.ASAP)
+	b.OfflineWithoutWindowsShare = frac(b.OfflineWithoutWindows, b.ASAP)
 	return b
 }
 
@@ -166,55 +185,49 @@ func maxMatching(adj [][]int, nRight int) int {
 	return size
 }
 
-// clairvoyant plans the given requests of the day (all, or some) and counts
-// the ASAP ones on site in time.
-func clairvoyant(d *day, requests []*simRequest) int {
+// clairvoyantPlan is the greedy plan: requests in order, each to the slot
+// that would accept and arrive first. It serves only requests reached by
+// their deadline.
+func clairvoyantPlan(pl *planner, requests []*simRequest) *offlinePlan {
+	d := pl.d
 	sla := d.sc.Dispatch.SLA.Duration
 	lead := d.sc.Dispatch.WindowLead.Duration
 	reqs := append([]*simRequest(nil), requests...)
 	sort.SliceStable(reqs, func(i, j int) bool { return reqs[i].searchFrom(lead).Before(reqs[j].searchFrom(lead)) })
-	type slot struct {
-		t      *simTech
-		freeAt time.Time
-		pos    geo.Point
+	plan := newPlan(d)
+	freeAt := make([]time.Time, len(plan.slots))
+	pos := make([]geo.Point, len(plan.slots))
+	for i, s := range plan.slots {
+		freeAt[i], pos[i] = s.t.shiftStart, s.t.home
 	}
-	var slots []*slot
-	for _, t := range d.techs {
-		for range t.capacity {
-			slots = append(slots, &slot{t: t, freeAt: t.shiftStart, pos: t.home})
-		}
-	}
-	onTime := 0
 	for _, q := range reqs {
 		from := q.searchFrom(lead)
-		var best *slot
+		best := -1
 		var bestArrival time.Time
-		for _, s := range slots {
-			if !d.wouldTake(s.t, q) {
+		for i, s := range plan.slots {
+			if !pl.wouldTake(s.t, q) {
 				continue
 			}
-			start := maxTime(from, s.freeAt)
+			start := maxTime(from, freeAt[i])
 			if !start.Before(s.t.shiftEnd) {
 				continue
 			}
-			arrival := start.Add(d.travel(s.pos, q.place, s.t))
+			arrival := start.Add(d.travel(pos[i], q.place, s.t))
 			if !q.asap && arrival.Before(q.windowStart) {
 				arrival = q.windowStart
 			}
 			if arrival.After(q.deadline(sla)) {
 				continue
 			}
-			if best == nil || arrival.Before(bestArrival) {
-				best, bestArrival = s, arrival
+			if best < 0 || arrival.Before(bestArrival) {
+				best, bestArrival = i, arrival
 			}
 		}
-		if best == nil {
+		if best < 0 {
 			continue
 		}
-		best.freeAt, best.pos = bestArrival.Add(q.service), q.place
-		if q.asap {
-			onTime++
-		}
+		freeAt[best], pos[best] = bestArrival.Add(q.service), q.place
+		plan.slots[best].seq = append(plan.slots[best].seq, q)
 	}
-	return onTime
+	return plan
 }

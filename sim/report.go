@@ -82,28 +82,33 @@ func (r Report) Markdown() string {
 
 	// Hindsight.
 	if len(r.Bounds) > 0 {
-		upper, clair, noWindows := r.meanBounds()
+		m := r.meanBounds()
 		b.WriteString("## Hindsight\n\n")
-		fmt.Fprintf(&b, "Knowing the whole day in advance (mean over %d seed(s)):\n\n", len(r.Bounds))
+		fmt.Fprintf(&b, "Knowing the whole day in advance (mean over %d seed(s)), with no answer delays:\n\n", len(r.Bounds))
 		fmt.Fprintf(&b, "| | on site ≤ %s |\n|---|---:|\n", sla)
-		fmt.Fprintf(&b, "| upper bound (no strategy can do better) | %s %% |\n", fmtPct(upper))
-		fmt.Fprintf(&b, "| clairvoyant plan | %s %% |\n", fmtPct(clair))
-		fmt.Fprintf(&b, "| clairvoyant plan with every window left out (as the upper bound may) | %s %% |\n\n", fmtPct(noWindows))
+		fmt.Fprintf(&b, "| upper bound (no strategy can do better) | %s %% |\n", fmtPct(m.upper))
+		fmt.Fprintf(&b, "| matching bound (the earlier, looser bound) | %s %% |\n", fmtPct(m.matching))
+		fmt.Fprintf(&b, "| offline plan (local search from the clairvoyant plan) | %s %% |\n", fmtPct(m.offline))
+		fmt.Fprintf(&b, "| clairvoyant plan | %s %% |\n", fmtPct(m.clair))
+		fmt.Fprintf(&b, "| offline plan with every window left out (the bound's own problem) | %s %% |\n", fmtPct(m.offlineNoWindows))
+		fmt.Fprintf(&b, "| clairvoyant plan with every window left out (as the upper bound may) | %s %% |\n\n", fmtPct(m.noWindows))
 		if len(r.Summaries) > 0 {
-			b.WriteString("| strategy | on site | gap to upper bound | gap to clairvoyant plan |\n")
-			b.WriteString("|---|---:|---:|---:|\n")
+			b.WriteString("| strategy | on site | gap to upper bound | gap to clairvoyant plan | gap to offline plan |\n")
+			b.WriteString("|---|---:|---:|---:|---:|\n")
 			for _, s := range r.Summaries {
-				fmt.Fprintf(&b, "| %s | %s %% | %s pp | %s pp |\n",
-					mdCell(s.Strategy), fmtPct(s.Share), fmtNum(100*(upper-s.Share), 1), fmtNum(100*(clair-s.Share), 1))
+				fmt.Fprintf(&b, "| %s | %s %% | %s pp | %s pp | %s pp |\n",
+					mdCell(s.Strategy), fmtPct(s.Share), fmtNum(100*(m.upper-s.Share), 1), fmtNum(100*(m.clair-s.Share), 1),
+					fmtNum(100*(m.offline-s.Share), 1))
 			}
 			b.WriteString("\n")
 		}
-		b.WriteString("| seed | ASAP requests | upper bound | clairvoyant plan | without windows |\n")
-		b.WriteString("|---:|---:|---:|---:|---:|\n")
+		b.WriteString("| seed | ASAP requests | upper bound | clairvoyant plan | without windows | matching bound | offline plan | offline without windows |\n")
+		b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, x := range r.Bounds {
-			fmt.Fprintf(&b, "| %d | %d | %d (%s %%) | %d (%s %%) | %d (%s %%) |\n",
+			fmt.Fprintf(&b, "| %d | %d | %d (%s %%) | %d (%s %%) | %d (%s %%) | %d (%s %%) | %d (%s %%) | %d (%s %%) |\n",
 				x.Seed, x.ASAP, x.UpperBound, fmtPct(x.UpperShare), x.Clairvoyant, fmtPct(x.ClairvoyShare),
-				x.WithoutWindows, fmtPct(x.WithoutWindowsShare))
+				x.WithoutWindows, fmtPct(x.WithoutWindowsShare), x.MatchingBound, fmtPct(x.MatchingShare),
+				x.Offline, fmtPct(x.OfflineShare), x.OfflineWithoutWindows, fmtPct(x.OfflineWithoutWindowsShare))
 		}
 		b.WriteString("\n")
 	}
@@ -401,13 +406,23 @@ func (r Report) slaText() string {
 	return strconv.FormatFloat(r.SLA.Minutes(), 'f', -1, 64) + " min"
 }
 
-func (r Report) meanBounds() (upper, clair, noWindows float64) {
+// meanBounds is the mean share of every hindsight figure over the seeds.
+type meanBounds struct {
+	upper, matching, clair, offline, noWindows, offlineNoWindows float64
+}
+
+func (r Report) meanBounds() meanBounds {
+	var m meanBounds
+	n := float64(len(r.Bounds))
 	for _, x := range r.Bounds {
-		upper += x.UpperShare / float64(len(r.Bounds))
-		clair += x.ClairvoyShare / float64(len(r.Bounds))
-		noWindows += x.WithoutWindowsShare / float64(len(r.Bounds))
+		m.upper += x.UpperShare / n
+		m.matching += x.MatchingShare / n
+		m.clair += x.ClairvoyShare / n
+		m.offline += x.OfflineShare / n
+		m.noWindows += x.WithoutWindowsShare / n
+		m.offlineNoWindows += x.OfflineWithoutWindowsShare / n
 	}
-	return upper, clair, noWindows
+	return m
 }
 
 // hours present in any strategy's ByHour, ascending.

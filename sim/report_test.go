@@ -27,8 +27,10 @@ func durMins(ms ...float64) []time.Duration {
 //	         unfulfilled 0.5; by hour 08 → 5/6 = 83.3 %, 09 → 1/2 = 50.0 %.
 //	rank:    1/4 and 3/4 → 50.0 %, hours 08, 09, 10.
 //	bounds:  upper (100+75)/2 = 87.5 %, clairvoyant 75.0 %, without
-//	         windows (100+75)/2 = 87.5 % →
-//	         gaps 12.5 pp (nearest) and 37.5 pp (rank).
+//	         windows (100+75)/2 = 87.5 %, matching 100 %, offline
+//	         (100+75)/2 = 87.5 %, offline without windows 87.5 % →
+//	         gaps 12.5 pp (nearest) and 37.5 pp (rank) to the upper bound
+//	         and to the offline plan.
 func sampleReport() Report {
 	nearest := Summarise("nearest", []Result{
 		{Strategy: "nearest", Seed: 1, Requests: 5, ASAP: 4, OnSiteInTime: 3, Unfulfilled: 1,
@@ -56,8 +58,10 @@ func sampleReport() Report {
 		SLA:       60 * time.Minute,
 		Summaries: []Summary{nearest, rank},
 		Bounds: []Bound{
-			{Seed: 1, ASAP: 4, UpperBound: 4, Clairvoyant: 3, UpperShare: 1, ClairvoyShare: 0.75, WithoutWindows: 4, WithoutWindowsShare: 1},
-			{Seed: 2, ASAP: 4, UpperBound: 3, Clairvoyant: 3, UpperShare: 0.75, ClairvoyShare: 0.75, WithoutWindows: 3, WithoutWindowsShare: 0.75},
+			{Seed: 1, ASAP: 4, UpperBound: 4, Clairvoyant: 3, UpperShare: 1, ClairvoyShare: 0.75, WithoutWindows: 4, WithoutWindowsShare: 1,
+				MatchingBound: 4, MatchingShare: 1, Offline: 4, OfflineShare: 1, OfflineWithoutWindows: 4, OfflineWithoutWindowsShare: 1},
+			{Seed: 2, ASAP: 4, UpperBound: 3, Clairvoyant: 3, UpperShare: 0.75, ClairvoyShare: 0.75, WithoutWindows: 3, WithoutWindowsShare: 0.75,
+				MatchingBound: 4, MatchingShare: 1, Offline: 3, OfflineShare: 0.75, OfflineWithoutWindows: 3, OfflineWithoutWindowsShare: 0.75},
 		},
 		Notes: []string{"travel times from the haversine model", "offers time out after 90 s"},
 	}
@@ -124,9 +128,13 @@ func TestWriteReport(t *testing.T) {
 		"| upper bound (no strategy can do better) | 87.5 % |",
 		"| clairvoyant plan | 75.0 % |",
 		"| clairvoyant plan with every window left out (as the upper bound may) | 87.5 % |",
-		"| 1 | 4 | 4 (100.0 %) | 3 (75.0 %) | 4 (100.0 %) |",
-		"| nearest | 75.0 % | 12.5 pp | 0.0 pp |",
-		"| rank | 50.0 % | 37.5 pp | 25.0 pp |",
+		"| matching bound (the earlier, looser bound) | 100.0 % |",
+		"| offline plan (local search from the clairvoyant plan) | 87.5 % |",
+		"| offline plan with every window left out (the bound's own problem) | 87.5 % |",
+		"| 1 | 4 | 4 (100.0 %) | 3 (75.0 %) | 4 (100.0 %) | 4 (100.0 %) | 4 (100.0 %) | 4 (100.0 %) |",
+		"| 2 | 4 | 3 (75.0 %) | 3 (75.0 %) | 3 (75.0 %) | 4 (100.0 %) | 3 (75.0 %) | 3 (75.0 %) |",
+		"| nearest | 75.0 % | 12.5 pp | 0.0 pp | 12.5 pp |",
+		"| rank | 50.0 % | 37.5 pp | 25.0 pp | 37.5 pp |",
 		"## On site within 60 min by hour",
 		"| hour | nearest | rank |",
 		"| 08:00 | 83.3 % (5/6) | 50.0 % (1/2) |",

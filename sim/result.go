@@ -177,17 +177,23 @@ func tCritical(df int) float64 {
 }
 
 // Bound is the hindsight figures of one day: an upper bound on how many ASAP
-// requests any strategy could have had on site in time, and what a
-// clairvoyant offline planner reached.
+// requests any strategy could have had on site in time, and what offline
+// planners knowing the whole day reached (see Hindsight).
 type Bound struct {
 	Seed          uint64  `json:"seed"`
 	ASAP          int     `json:"asap"`
-	UpperBound    int     `json:"upper_bound"` // no strategy can do better
-	Clairvoyant   int     `json:"clairvoyant"` // a feasible plan knowing the whole day
+	UpperBound    int     `json:"upper_bound"`    // no strategy can do better
+	MatchingBound int     `json:"matching_bound"` // the earlier, looser bound
+	Clairvoyant   int     `json:"clairvoyant"`    // a feasible greedy plan knowing the whole day
+	Offline       int     `json:"offline"`        // the clairvoyant plan improved by local search
 	UpperShare    float64 `json:"upper_share"`
+	MatchingShare float64 `json:"matching_share"`
 	ClairvoyShare float64 `json:"clairvoyant_share"`
-	// WithoutWindows is the clairvoyant plan with every windowed request left
-	// out, as the upper bound may do.
-	WithoutWindows      int     `json:"clairvoyant_without_windows"`
-	WithoutWindowsShare float64 `json:"clairvoyant_without_windows_share"`
+	OfflineShare  float64 `json:"offline_share"`
+	// WithoutWindows and OfflineWithoutWindows are the two plans with every
+	// windowed request left out, as the upper bound does.
+	WithoutWindows             int     `json:"clairvoyant_without_windows"`
+	WithoutWindowsShare        float64 `json:"clairvoyant_without_windows_share"`
+	OfflineWithoutWindows      int     `json:"offline_without_windows"`
+	OfflineWithoutWindowsShare float64 `json:"offline_without_windows_share"`
 }
