@@ -84,7 +84,7 @@ type lagrangian struct {
 
 // newLagrangian builds the problems; ok is false when some technician has
 // capacity above one.
-func newLagrangian(pl *planner, asap []*simRequest) (*lagrangian, bool) {
+func newLagrangian(pl *offlinePlanner, asap []*simRequest) (*lagrangian, bool) {
 	d := pl.d
 	n := len(asap)
 	lg := &lagrangian{work: boundWork, n: n, distK: make([]float32, n*n), sla: d.sc.Dispatch.SLA.Seconds()}

@@ -94,7 +94,7 @@ func exhaustive(t *testing.T, d *day, minWindows int) (asapOnly, withWindows int
 }
 
 // anyOrder reports whether some order of set fits the slot after prefix.
-func anyOrder(pl *planner, slot *planSlot, set, prefix []*simRequest) bool {
+func anyOrder(pl *offlinePlanner, slot *planSlot, set, prefix []*simRequest) bool {
 	if len(set) == 0 {
 		_, ok := pl.feasible(slot.t, prefix)
 		return ok

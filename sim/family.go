@@ -112,7 +112,7 @@ func (f FamilyReport) Markdown() string {
 			b.WriteString(" – |\n")
 			continue
 		}
-		_, clair, _ := Report{Bounds: row.Bounds}.meanBounds()
+		clair := Report{Bounds: row.Bounds}.meanBounds().clair
 		fmt.Fprintf(&b, " %s %% |\n", fmtPct(clair))
 	}
 	b.WriteString("\n## What each scenario stands for\n\n")

@@ -188,7 +188,7 @@ func maxMatching(adj [][]int, nRight int) int {
 // clairvoyantPlan is the greedy plan: requests in order, each to the slot
 // that would accept and arrive first. It serves only requests reached by
 // their deadline.
-func clairvoyantPlan(pl *planner, requests []*simRequest) *offlinePlan {
+func clairvoyantPlan(pl *offlinePlanner, requests []*simRequest) *offlinePlan {
 	d := pl.d
 	sla := d.sc.Dispatch.SLA.Duration
 	lead := d.sc.Dispatch.WindowLead.Duration

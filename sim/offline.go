@@ -39,15 +39,15 @@ func newPlan(d *day) *offlinePlan {
 	return p
 }
 
-// planner plans in the offline model, with every technician's answer to
+// offlinePlanner plans in the offline model, with every technician's answer to
 // every request drawn once.
-type planner struct {
+type offlinePlanner struct {
 	d     *day
 	takes [][]bool // [technician][request]: would take it (wouldTake)
 }
 
-func newPlanner(d *day) *planner {
-	pl := &planner{d: d, takes: make([][]bool, len(d.techs))}
+func newPlanner(d *day) *offlinePlanner {
+	pl := &offlinePlanner{d: d, takes: make([][]bool, len(d.techs))}
 	for i, t := range d.techs {
 		pl.takes[i] = make([]bool, len(d.requests))
 		for j, q := range d.requests {
@@ -57,7 +57,7 @@ func newPlanner(d *day) *planner {
 	return pl
 }
 
-func (pl *planner) wouldTake(t *simTech, q *simRequest) bool { return pl.takes[t.idx][q.idx] }
+func (pl *offlinePlanner) wouldTake(t *simTech, q *simRequest) bool { return pl.takes[t.idx][q.idx] }
 
 // step is the technician's next arrival: serving q after being free at free
 // in pos. ok is false when q cannot be reached by its deadline.
@@ -76,7 +76,7 @@ func (d *day) step(t *simTech, pos geo.Point, free time.Time, q *simRequest) (ar
 
 // feasible reports whether t can serve seq in order, each by its deadline,
 // and when t is free after the last one.
-func (pl *planner) feasible(t *simTech, seq []*simRequest) (time.Time, bool) {
+func (pl *offlinePlanner) feasible(t *simTech, seq []*simRequest) (time.Time, bool) {
 	pos, free := t.home, t.shiftStart
 	for _, q := range seq {
 		if !pl.wouldTake(t, q) {
@@ -115,7 +115,7 @@ type insertion struct {
 
 // bestInsertion finds the position in seq where q fits and leaves t free
 // the earliest.
-func (pl *planner) bestInsertion(t *simTech, seq []*simRequest, q *simRequest) insertion {
+func (pl *offlinePlanner) bestInsertion(t *simTech, seq []*simRequest, q *simRequest) insertion {
 	var best insertion
 	buf := make([]*simRequest, len(seq)+1)
 	for at := 0; at <= len(seq); at++ {
@@ -154,7 +154,7 @@ const localSearchPasses = 4
 // serves one more ASAP request; no request p serves is ever left out, so the
 // windows it keeps stay kept and the plan never gets worse. It is
 // deterministic: requests and slots are tried in order.
-func (pl *planner) improve(p *offlinePlan, requests []*simRequest) {
+func (pl *offlinePlanner) improve(p *offlinePlan, requests []*simRequest) {
 	served := map[*simRequest]bool{}
 	for _, s := range p.slots {
 		for _, q := range s.seq {
@@ -189,7 +189,7 @@ func (pl *planner) improve(p *offlinePlan, requests []*simRequest) {
 
 // fit tries to serve q in one of the slots: directly, or by relocating one
 // request of a slot into another slot first.
-func (pl *planner) fit(p *offlinePlan, q *simRequest, slots []int) bool {
+func (pl *offlinePlanner) fit(p *offlinePlan, q *simRequest, slots []int) bool {
 	var best *planSlot
 	var bestIns insertion
 	for _, i := range slots {
