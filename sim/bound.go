@@ -70,7 +70,6 @@ type techPaths struct {
 	minIn   []float64 // the least travel from anywhere the technician could be
 	start   float64   // shift start
 	secKm   float64   // travel seconds per km (detour included)
-	pos     []int     // scratch: position of ASAP index in reqs, or -1
 }
 
 // lagrangian holds the day's ASAP requests and every technician's problem.
