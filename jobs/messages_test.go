@@ -160,7 +160,7 @@ func TestReminders(t *testing.T) {
 		if len(cust) != 2 || !strings.Contains(cust[0], "verrà") || !strings.Contains(cust[0], window) || strings.Contains(cust[0], "verso le") ||
 			!strings.Contains(cust[0], "Segui dal vivo: https://onsite.test/track/") ||
 			!strings.Contains(cust[1], "Promemoria") || !strings.Contains(cust[1], window) ||
-			len(tech) != 2 || !strings.Contains(tech[0], "Dispatch gave you a job: Wi-Fi between") ||
+			len(tech) != 2 || !strings.HasPrefix(tech[0], "Dispatch gave you a job: Wi-Fi ") || !strings.Contains(tech[0], " between ") ||
 			!strings.Contains(tech[1], "your Wi-Fi job") || strings.Contains(strings.Join(tech, " "), "Seestrasse") ||
 			strings.Contains(strings.Join(append(cust, tech...), " "), "wifi_setup") {
 			t.Fatalf("assignment and reminders: customer %q, technician %q", cust, tech)
