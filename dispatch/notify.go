@@ -124,8 +124,9 @@ func (s *Service) FactsForEvent(ctx context.Context, eventID string) (EventFacts
 		return f, err
 	}
 	f.Customer = withRequestContact(f.Customer, r)
-	// The technician the event names (it happened to them), else the
-	// request's: an event is told as it happened, not as things stand now.
+	// The technician the event names (it happened to them, even once the
+	// request let them go: handed back, rescheduled), else the request's:
+	// an event is told as it happened, not as things stand now.
 	techID, _ := f.Data["technician_id"].(string)
 	if techID == "" && r.TechnicianID != nil {
 		techID = *r.TechnicianID
@@ -144,11 +145,6 @@ func (s *Service) FactsForEvent(ctx context.Context, eventID string) (EventFacts
 			return f, err
 		}
 		f.Offer, techID = &o, o.TechnicianID
-	}
-	if id, ok := f.Data["technician_id"].(string); ok && techID == "" {
-		// The technician an event is about, once the request let them go
-		// (handed back, rescheduled).
-		techID = id
 	}
 	if techID != "" {
 		c, err := technicianContact(q, techID)
